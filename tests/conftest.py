@@ -1,0 +1,45 @@
+"""Shared fixtures: devices, dtypes, a seeded generator, and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+# Hypothesis: derandomised (reproducible) under CI=true, deadline off everywhere
+# because the first call of a torch op can be slow.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev"))
+
+# Keep tests deterministic and light on a 2-core machine.
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=_DEVICES)
+def device(request) -> torch.device:
+    """Every available device: CPU always, CUDA when present."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request) -> torch.dtype:
+    """The floating dtypes every numeric component must support."""
+    return request.param
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    """A CPU generator with a fixed seed."""
+    return torch.Generator().manual_seed(0)
