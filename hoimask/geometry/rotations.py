@@ -188,4 +188,5 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     Shape:
         matrix ``(..., 3, 3)`` -> ``(..., 3)``.
     """
+    check_shape(matrix, "... 3 3", name="matrix")
     return quaternion_to_axis_angle(matrix_to_quaternion(matrix))
