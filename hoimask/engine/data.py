@@ -1,0 +1,131 @@
+"""Resumable data order: a ``DistributedSampler`` that can start mid-epoch, and a step-indexed batch stream.
+
+The order of samples depends only on ``(seed, epoch)`` and the rank, as in
+``torch.utils.data.DistributedSampler``. Given the global step, the stream
+knows the epoch and the position inside it, so resuming at step ``k`` yields
+exactly the batches ``k, k + 1, ...`` of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from hoimask._checks import ValueRangeError
+
+__all__ = ["ResumableSampler", "steps_per_epoch", "iterate_batches"]
+
+
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` that skips the first ``start_index`` indices of its epoch.
+
+    Works without a process group when ``num_replicas`` and ``rank`` are given
+    (single-process runs use ``num_replicas=1, rank=0``).
+
+    Args:
+        dataset: the dataset.
+        num_replicas, rank, shuffle, seed, drop_last: as ``DistributedSampler``.
+
+    Shape:
+        Not applicable.
+    """
+
+    def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, shuffle: bool = True,
+                 seed: int = 0, drop_last: bool = True) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
+        self.start_index = 0
+
+    def set_start(self, start_index: int) -> None:
+        """Skip this many of the rank's indices in the current epoch."""
+        if not 0 <= start_index <= self.num_samples:
+            raise ValueRangeError(
+                f"ResumableSampler.set_start(): argument 'start_index' expected [0, {self.num_samples}], "
+                f"got {start_index}"
+            )
+        self.start_index = start_index
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        return iter(indices[self.start_index:])
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start_index
+
+
+def steps_per_epoch(dataset_len: int, batch_size: int, world_size: int) -> int:
+    """Full batches per rank per epoch (incomplete batches are dropped so batches stay dense).
+
+    Raises:
+        ValueRangeError: the dataset is too small for one batch per rank.
+    """
+    per_rank = dataset_len // world_size
+    steps = per_rank // batch_size
+    if steps < 1:
+        raise ValueRangeError(
+            f"steps_per_epoch(): a dataset of {dataset_len} samples cannot give one batch of {batch_size} to each of "
+            f"{world_size} processes; lower --batch-size or use more samples"
+        )
+    return steps
+
+
+def iterate_batches(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    start_step: int = 0,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    collate_fn: Callable[[list], Any] | None = None,
+    num_workers: int = 0,
+    shuffle: bool = True,
+    pin_memory: bool = False,
+) -> Iterator[tuple[int, Any]]:
+    """Endless ``(step, batch)`` stream starting at global step ``start_step``.
+
+    Epoch ``e`` shuffles with ``seed + e`` (``DistributedSampler`` semantics);
+    each rank gets its own shard. Workers are seeded from a generator derived
+    from ``(seed, epoch)``, never from the global RNG.
+
+    Args:
+        dataset: a map-style dataset.
+        batch_size: per-process batch size.
+        start_step: first global step to produce.
+        seed: shuffling seed.
+        rank, world_size: this process's place in the job.
+        collate_fn: batch collation (default: torch's).
+        num_workers: ``DataLoader`` workers.
+        shuffle: shuffle each epoch.
+        pin_memory: pin host memory (for CUDA).
+
+    Returns:
+        An iterator of ``(step, batch)``.
+
+    Shape:
+        Not applicable.
+    """
+    spe = steps_per_epoch(len(dataset), batch_size, world_size)
+    step = start_step
+    while True:
+        epoch, offset = divmod(step, spe)
+        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+        sampler.set_epoch(epoch)
+        sampler.set_start(offset * batch_size)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=True,
+            collate_fn=collate_fn,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
+            persistent_workers=False,
+        )
+        for batch in loader:
+            yield step, batch
+            step += 1
