@@ -1,0 +1,203 @@
+"""Prediction heads: 2D maps (segmentation, joint heatmaps) and parameters (object pose, MANO).
+
+MaskHOI §III-C: the 2D heads read the finest DPT map; the parameter heads read
+the decoded tokens directly ("direct parameter regression"): an MLP for the
+object's 6D rotation and translation, a transformer head whose query tokens
+cross-attend to the hand tokens for the 16 MANO rotations (6D) and the shape β.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hoimask._checks import check_shape
+from hoimask.nn.transformer import CrossAttentionBlock, Mlp
+
+__all__ = [
+    "SegmentationHead",
+    "HeatmapHead",
+    "ObjectPoseHead",
+    "ObjectPose",
+    "MANOTransformerHead",
+    "MANOParameters",
+    "IDENTITY_6D",
+]
+
+#: 6D representation (first two columns of R, concatenated) of the identity rotation.
+IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+class _ConvHead(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, hidden: int | None, device, dtype) -> None:
+        super().__init__()
+        hidden = hidden or in_channels
+        self.in_channels = in_channels
+        self.conv1 = nn.Conv2d(in_channels, hidden, 3, padding=1, device=device, dtype=dtype)
+        self.conv2 = nn.Conv2d(hidden, out_channels, 1, device=device, dtype=dtype)
+
+    def _predict(self, features: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+        check_shape(features, f"B {self.in_channels} H W", name="features", fn=f"{type(self).__name__}.forward")
+        out = self.conv2(F.relu(self.conv1(features)))
+        if size is not None and tuple(out.shape[-2:]) != tuple(size):
+            out = F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
+        return out
+
+
+
+class SegmentationHead(_ConvHead):
+    """Per-pixel class logits (background, hand, object) from a feature map.
+
+    Args:
+        in_channels: C of the feature map.
+        num_classes: output classes (3: 0 background, 1 hand, 2 object).
+        hidden: hidden channels (default ``in_channels``).
+
+    Shape:
+        features ``(B, C, h, w)`` -> logits ``(B, num_classes, *size)`` (``size``
+        defaults to ``(h, w)``; bilinear upsampling otherwise).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int = 3, *, hidden: int | None = None, device=None, dtype=None):
+        super().__init__(in_channels, num_classes, hidden, device, dtype)
+        self.num_classes = num_classes
+
+    def forward(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Predict logits, optionally resized to ``size`` (e.g. the image size)."""
+        return self._predict(features, size)
+
+
+class HeatmapHead(_ConvHead):
+    """One heatmap per joint (21, canonical order) from a feature map.
+
+    Args:
+        in_channels: C of the feature map.
+        num_joints: J.
+        hidden: hidden channels (default ``in_channels``).
+
+    Shape:
+        features ``(B, C, h, w)`` -> heatmaps ``(B, J, *size)`` (default ``(h, w)``).
+    """
+
+    def __init__(self, in_channels: int, num_joints: int = 21, *, hidden: int | None = None, device=None, dtype=None):
+        super().__init__(in_channels, num_joints, hidden, device, dtype)
+        self.num_joints = num_joints
+
+    def forward(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Predict heatmaps, optionally resized to ``size``."""
+        return self._predict(features, size)
+
+
+class ObjectPose(NamedTuple):
+    """Object pose predicted by :class:`ObjectPoseHead`."""
+
+    rotation_6d: torch.Tensor  #: (B, 6)
+    translation: torch.Tensor  #: (B, 3) metres, camera frame
+
+
+class ObjectPoseHead(nn.Module):
+    """MLP on the mean-pooled object tokens -> 6D rotation and translation (``f_pose``).
+
+    The last layer starts at zero weights with the identity rotation and
+    ``init_translation`` as bias, so training starts from a sensible pose.
+
+    Args:
+        dim: token size D.
+        hidden: hidden width of the MLP.
+        init_translation: initial translation (m), default 0.5 m in front of the camera.
+
+    Shape:
+        tokens ``(B, N, D)`` -> :class:`ObjectPose` ``((B, 6), (B, 3))``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hidden: int = 256,
+        init_translation: tuple[float, float, float] = (0.0, 0.0, 0.5),
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
+        self.mlp = Mlp(dim, hidden, 9, device=device, dtype=dtype)
+        with torch.no_grad():
+            self.mlp.fc2.weight.mul_(0.01)
+            self.mlp.fc2.bias.copy_(torch.tensor([*IDENTITY_6D, *init_translation]))
+
+    def forward(self, tokens: torch.Tensor) -> ObjectPose:
+        """Regress the object pose from its tokens."""
+        check_shape(tokens, f"B N {self.dim}", name="tokens")
+        out = self.mlp(self.norm(tokens.mean(dim=1)))  # (B, 9)
+        return ObjectPose(out[:, :6], out[:, 6:])
+
+
+class MANOParameters(NamedTuple):
+    """MANO parameters predicted by :class:`MANOTransformerHead`."""
+
+    rotation_6d: torch.Tensor  #: (B, 16, 6) global + 15 joint rotations
+    shape: torch.Tensor  #: (B, num_betas) β
+
+
+class MANOTransformerHead(nn.Module):
+    """Query tokens cross-attending to the hand tokens -> 16 x 6D rotations + β (``f_MANO``).
+
+    One learned query per rotation and one for the shape (17 queries), refined
+    by ``depth`` transformer decoder blocks; linear read-outs start at the
+    identity rotation and the mean shape (β = 0).
+
+    Args:
+        context_dim: size of the hand tokens.
+        dim: query width.
+        depth: decoder blocks.
+        num_heads: attention heads.
+        num_rotations: 16 for MANO (global + 15 joints).
+        num_betas: 10 for MANO.
+
+    Shape:
+        tokens ``(B, N, context_dim)`` -> :class:`MANOParameters` ``((B, 16, 6), (B, 10))``.
+    """
+
+    def __init__(
+        self,
+        context_dim: int,
+        *,
+        dim: int = 256,
+        depth: int = 2,
+        num_heads: int = 8,
+        num_rotations: int = 16,
+        num_betas: int = 10,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.context_dim = context_dim
+        self.num_rotations = num_rotations
+        self.queries = nn.Parameter(torch.randn(num_rotations + 1, dim, device=device, dtype=dtype) * 0.02)
+        self.blocks = nn.ModuleList(
+            CrossAttentionBlock(dim, context_dim, num_heads, device=device, dtype=dtype) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
+        self.rotation_out = nn.Linear(dim, 6, device=device, dtype=dtype)
+        self.shape_out = nn.Linear(dim, num_betas, device=device, dtype=dtype)
+        with torch.no_grad():
+            self.rotation_out.weight.mul_(0.01)
+            self.rotation_out.bias.copy_(torch.tensor(IDENTITY_6D))
+            self.shape_out.weight.mul_(0.01)
+            self.shape_out.bias.zero_()
+
+    def forward(self, tokens: torch.Tensor) -> MANOParameters:
+        """Regress MANO rotations and shape from the hand tokens."""
+        check_shape(tokens, f"B N {self.context_dim}", name="tokens")
+        x = self.queries.to(tokens.dtype).expand(tokens.shape[0], -1, -1)  # (B, 17, dim)
+        for block in self.blocks:
+            x = block(x, tokens)
+        x = self.norm(x)
+        rot = self.rotation_out(x[:, : self.num_rotations])  # (B, 16, 6)
+        shape = self.shape_out(x[:, self.num_rotations])  # (B, num_betas)
+        return MANOParameters(rot, shape)

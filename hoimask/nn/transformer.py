@@ -1,0 +1,206 @@
+"""Transformer building blocks: MLP, self-/cross-attention and pre-norm blocks.
+
+Parameter names follow timm/MAE (``norm1``, ``attn.qkv``, ``attn.proj``,
+``norm2``, ``mlp.fc1``, ``mlp.fc2``) so that published ViT checkpoints map onto
+them by renaming prefixes only. Attention runs through
+:func:`torch.nn.functional.scaled_dot_product_attention`, which picks a fused
+kernel where the device has one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from hoimask._checks import check_shape
+
+__all__ = ["Mlp", "Attention", "CrossAttention", "Block", "CrossAttentionBlock"]
+
+
+class Mlp(nn.Module):
+    """Two-layer perceptron ``fc2(act(fc1(x)))`` (the transformer feed-forward).
+
+    Args:
+        in_features: input size D.
+        hidden_features: hidden size (default ``in_features``).
+        out_features: output size (default ``in_features``).
+        act_layer: activation class.
+
+    Shape:
+        ``(..., in_features)`` -> ``(..., out_features)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int | None = None,
+        out_features: int | None = None,
+        *,
+        act_layer: type[nn.Module] = nn.GELU,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        hidden_features = hidden_features or in_features
+        out_features = out_features or in_features
+        self.fc1 = nn.Linear(in_features, hidden_features, device=device, dtype=dtype)
+        self.act = act_layer()
+        self.fc2 = nn.Linear(hidden_features, out_features, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the MLP to the last dimension."""
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def _heads_split(dim: int, num_heads: int) -> int:
+    if num_heads < 1 or dim % num_heads != 0:
+        raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads} (>= 1)")
+    return dim // num_heads
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused ``qkv`` projection.
+
+    Args:
+        dim: token size D.
+        num_heads: number of heads; must divide ``dim``.
+        qkv_bias: add a bias to the ``qkv`` projection.
+
+    Shape:
+        x ``(B, N, D)``, optional ``attn_mask`` broadcastable to ``(B, heads, N, N)``
+        (bool, True = may attend) -> ``(B, N, D)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, *, qkv_bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        _heads_split(dim, num_heads)
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, device=device, dtype=dtype)
+        self.proj = nn.Linear(dim, dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attend every token to every (allowed) token."""
+        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)  # (B, h, N, d)
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of queries ``x`` to a ``context`` sequence.
+
+    Args:
+        dim: query size D.
+        context_dim: context size (default ``dim``).
+        num_heads: number of heads; must divide ``dim``.
+        qkv_bias: add biases to the q/kv projections.
+
+    Shape:
+        x ``(B, M, D)``, context ``(B, N, C)`` -> ``(B, M, D)``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        context_dim: int | None = None,
+        num_heads: int = 8,
+        *,
+        qkv_bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        _heads_split(dim, num_heads)
+        context_dim = context_dim or dim
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim, bias=qkv_bias, device=device, dtype=dtype)
+        self.kv = nn.Linear(context_dim, dim * 2, bias=qkv_bias, device=device, dtype=dtype)
+        self.proj = nn.Linear(dim, dim, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Attend the queries to the context."""
+        q = rearrange(self.q(x), "b m (h d) -> b h m d", h=self.num_heads)
+        kv = rearrange(self.kv(context), "b n (two h d) -> two b h n d", two=2, h=self.num_heads)
+        out = F.scaled_dot_product_attention(q, kv[0], kv[1])  # (B, h, M, d)
+        return self.proj(rearrange(out, "b h m d -> b m (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``.
+
+    Args:
+        dim: token size D.
+        num_heads: attention heads.
+        mlp_ratio: hidden size of the MLP relative to ``dim``.
+        qkv_bias: bias on the ``qkv`` projection.
+        norm_layer: normalisation class (called with ``dim``).
+
+    Shape:
+        ``(B, N, D)`` -> ``(B, N, D)``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.norm1 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, device=device, dtype=dtype)
+        self.norm2 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the block; ``attn_mask`` (bool, True = may attend) restricts attention."""
+        x = x + self.attn(self.norm1(x), attn_mask=attn_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm transformer decoder block: self-attention, cross-attention, MLP.
+
+    Args:
+        dim: query size D.
+        context_dim: size of the context tokens (default ``dim``).
+        num_heads: attention heads.
+        mlp_ratio: hidden size of the MLP relative to ``dim``.
+
+    Shape:
+        x ``(B, M, D)``, context ``(B, N, C)`` -> ``(B, M, D)``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        context_dim: int | None = None,
+        num_heads: int = 8,
+        *,
+        mlp_ratio: float = 4.0,
+        norm_layer: type[nn.Module] = nn.LayerNorm,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        context_dim = context_dim or dim
+        self.norm1 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
+        self.self_attn = Attention(dim, num_heads, device=device, dtype=dtype)
+        self.norm2 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
+        self.norm_context = norm_layer(context_dim, eps=1e-6, device=device, dtype=dtype)
+        self.cross_attn = CrossAttention(dim, context_dim, num_heads, device=device, dtype=dtype)
+        self.norm3 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Update the queries ``x`` from themselves and from ``context``."""
+        dims = check_shape(x, "B M D", name="x")
+        check_shape(context, "B N C", name="context", dims=dims)
+        x = x + self.self_attn(self.norm1(x))
+        x = x + self.cross_attn(self.norm2(x), self.norm_context(context))
+        return x + self.mlp(self.norm3(x))
