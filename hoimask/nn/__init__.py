@@ -5,7 +5,12 @@ the SDF decoder and the 2D / parameter heads. Light: imports neither the data
 package nor trimesh.
 """
 
-from hoimask.nn.checkpoint import LoadReport, convert_vit_state_dict, detect_checkpoint_format, load_vit_checkpoint
+from hoimask.nn.checkpoint import (
+    LoadReport,
+    convert_vit_state_dict,
+    detect_checkpoint_format,
+    load_vit_checkpoint,
+)
 from hoimask.nn.dpt import DPTHead, FusionBlock, ResidualConvUnit
 from hoimask.nn.heads import (
     IDENTITY_6D,
