@@ -1,8 +1,11 @@
 """The hand's kinematic tree, joint orders, traversals and bone rasterisation."""
 
 from hoimask.skeleton.joints import (
+    BONES,
     FINGER_CHAINS,
     FINGERS,
+    HO3D_JOINT_NAMES,
+    JOINT_DEPTH,
     JOINT_INDEX,
     JOINT_NAMES,
     JOINT_ORDERS,
@@ -11,13 +14,33 @@ from hoimask.skeleton.joints import (
     MANO_PARENTS,
     NUM_JOINTS,
     PARENTS,
+    PHALANGES,
     convert_joint_order,
     order_indices,
 )
+from hoimask.skeleton.raster import (
+    patch_centers,
+    rasterize_bones,
+    rasterize_joints,
+    rasterize_segments,
+)
+from hoimask.skeleton.tree import (
+    bfs,
+    bones,
+    children,
+    depths,
+    dfs,
+    levels,
+    subtree,
+    validate_parents,
+)
 
 __all__ = [
+    "BONES",
     "FINGER_CHAINS",
     "FINGERS",
+    "HO3D_JOINT_NAMES",
+    "JOINT_DEPTH",
     "JOINT_INDEX",
     "JOINT_NAMES",
     "JOINT_ORDERS",
@@ -26,6 +49,19 @@ __all__ = [
     "MANO_PARENTS",
     "NUM_JOINTS",
     "PARENTS",
+    "PHALANGES",
+    "bfs",
+    "bones",
+    "children",
     "convert_joint_order",
+    "depths",
+    "dfs",
+    "levels",
     "order_indices",
+    "patch_centers",
+    "rasterize_bones",
+    "rasterize_joints",
+    "rasterize_segments",
+    "subtree",
+    "validate_parents",
 ]

@@ -32,6 +32,12 @@ FINGER_CHAINS: dict[str, tuple[int, ...]] = {
     f: tuple(1 + 4 * i + k for k in range(4)) for i, f in enumerate(FINGERS)
 }
 
+#: Depth of each canonical joint in the kinematic tree (wrist 0, MCP 1, PIP 2, DIP 3, tip 4).
+JOINT_DEPTH: tuple[int, ...] = (0,) + tuple(k + 1 for _ in FINGERS for k in range(4))
+
+#: The 20 bones ``(parent, child)`` of the canonical tree, ordered by child index.
+BONES: tuple[tuple[int, int], ...] = tuple((p, j) for j, p in enumerate(PARENTS) if p >= 0)
+
 #: Name -> canonical index.
 JOINT_INDEX: dict[str, int] = {n: i for i, n in enumerate(JOINT_NAMES)}
 
@@ -49,11 +55,14 @@ MANO_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13
 #: 21-joint MANO order: the 16 MANO joints, then tips thumb, index, middle, ring, little.
 MANO21_JOINT_NAMES: tuple[str, ...] = MANO_JOINT_NAMES + tuple(f"{f}_tip" for f in FINGERS)
 
+#: HO3D's annotation order (identical to the 21-joint MANO order).
+HO3D_JOINT_NAMES: tuple[str, ...] = MANO21_JOINT_NAMES
+
 #: Named joint orders. Each entry lists the joint names in that order.
 JOINT_ORDERS: dict[str, tuple[str, ...]] = {
     "canonical": JOINT_NAMES,
     "mano": MANO21_JOINT_NAMES,
-    "ho3d": MANO21_JOINT_NAMES,
+    "ho3d": HO3D_JOINT_NAMES,
 }
 
 
@@ -63,6 +72,14 @@ def order_indices(source: str, target: str) -> list[int]:
     Args:
         source: name of the order the joints are in (see :data:`JOINT_ORDERS`).
         target: name of the order wanted.
+
+    Returns:
+        21 indices into the source order.
+
+    Example:
+        >>> idx = order_indices("mano", "canonical")
+        >>> JOINT_ORDERS["mano"][idx[4]]
+        'thumb_tip'
     """
     from hoimask._checks import check_choice
 
@@ -73,7 +90,19 @@ def order_indices(source: str, target: str) -> list[int]:
 
 
 def convert_joint_order(joints: torch.Tensor, source: str, target: str) -> torch.Tensor:
-    """Reorder joints ``(..., 21, C)`` from the ``source`` order to the ``target`` order."""
+    """Reorder joints from the ``source`` order to the ``target`` order.
+
+    Args:
+        joints: per-joint values (coordinates, heatmaps, ...) in the ``source`` order.
+        source: name of the order ``joints`` is in (``"canonical"``, ``"mano"``, ``"ho3d"``).
+        target: name of the order wanted.
+
+    Returns:
+        The same values reordered; a new tensor of the same shape, dtype and device.
+
+    Shape:
+        joints ``(..., 21, C)`` -> ``(..., 21, C)``.
+    """
     from hoimask._checks import check_shape
 
     check_shape(joints, "... 21 _", name="joints")
