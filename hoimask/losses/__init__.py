@@ -1,0 +1,37 @@
+"""Loss functions of MaskHOI eq. (1): 2D, SDF (3D), hand parameters, object pose, and their weighted sum."""
+
+from hoimask.losses.image import (
+    HeatmapLoss,
+    SegmentationLoss,
+    heatmap_loss,
+    render_gaussian_heatmaps,
+    segmentation_loss,
+)
+from hoimask.losses.pose import (
+    HandMeshLoss,
+    hand_from_rotation_6d,
+    hand_mesh_loss,
+    mano_parameter_loss,
+    object_pose_loss,
+)
+from hoimask.losses.sdf import SDFLoss, sdf_l1_loss
+from hoimask.losses.weighted import MASKHOI_WEIGHTS, LossOutput, WeightedLoss, weighted_sum
+
+__all__ = [
+    "MASKHOI_WEIGHTS",
+    "HandMeshLoss",
+    "HeatmapLoss",
+    "LossOutput",
+    "SDFLoss",
+    "SegmentationLoss",
+    "WeightedLoss",
+    "hand_from_rotation_6d",
+    "hand_mesh_loss",
+    "heatmap_loss",
+    "mano_parameter_loss",
+    "object_pose_loss",
+    "render_gaussian_heatmaps",
+    "sdf_l1_loss",
+    "segmentation_loss",
+    "weighted_sum",
+]

@@ -1,0 +1,145 @@
+"""2D losses (MaskHOI L_2D): segmentation cross-entropy and joint-heatmap MSE.
+
+Heatmap targets are Gaussians rendered from the 2D joints. A heatmap of size
+``(h, w)`` covering an ``(H, W)`` image has pixel ``(i, j)`` centred at image
+point ``((j + 0.5) W / w - 0.5, (i + 0.5) H / h - 0.5)`` (pixel centres at
+integers in both frames), so a joint maps to heatmap coordinates
+``(u + 0.5) w / W - 0.5``. ``sigma`` is given in heatmap pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hoimask._checks import DTypeError, check_positive, check_shape
+
+__all__ = ["segmentation_loss", "render_gaussian_heatmaps", "heatmap_loss", "SegmentationLoss", "HeatmapLoss"]
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, *, ignore_index: int = -100) -> torch.Tensor:
+    """Pixel-wise cross-entropy between logits and integer labels.
+
+    Logits at another resolution than the labels are bilinearly resized first.
+
+    Args:
+        logits: ``(B, C, h, w)`` unnormalised class scores.
+        labels: ``(B, H, W)`` int64 in ``[0, C)`` (0 background, 1 hand, 2 object),
+            or ``ignore_index``.
+        ignore_index: label value that does not count.
+
+    Returns:
+        Scalar mean cross-entropy.
+
+    Shape:
+        logits ``(B, C, h, w)``, labels ``(B, H, W)`` -> ``()``.
+    """
+    dims = check_shape(logits, "B C h w", name="logits")
+    check_shape(labels, "B H W", name="labels", dims=dims)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise DTypeError(f"segmentation_loss(): argument 'labels' expected an integer tensor, got {labels.dtype}")
+    if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
+        logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    return F.cross_entropy(logits, labels.long(), ignore_index=ignore_index)
+
+
+def render_gaussian_heatmaps(
+    joints_2d: torch.Tensor,
+    size: tuple[int, int],
+    image_size: tuple[int, int],
+    *,
+    sigma: float = 1.5,
+) -> torch.Tensor:
+    """Render one unnormalised Gaussian (peak 1) per joint.
+
+    Args:
+        joints_2d: ``(B, J, 2)`` pixel coordinates ``(u, v)`` in the image.
+        size: ``(h, w)`` of the heatmaps.
+        image_size: ``(H, W)`` of the image the joints refer to.
+        sigma: standard deviation in heatmap pixels, > 0.
+
+    Returns:
+        ``(B, J, h, w)`` heatmaps in the dtype/device of ``joints_2d``; joints far
+        outside the image give (numerically) empty maps.
+
+    Shape:
+        ``(B, J, 2)`` -> ``(B, J, h, w)``.
+    """
+    check_shape(joints_2d, "B J 2", name="joints_2d")
+    check_positive(sigma, name="sigma")
+    h, w = size
+    H, W = image_size
+    x = (joints_2d[..., 0] + 0.5) * (w / W) - 0.5  # (B, J) heatmap coordinates
+    y = (joints_2d[..., 1] + 0.5) * (h / H) - 0.5
+    xs = torch.arange(w, dtype=joints_2d.dtype, device=joints_2d.device)
+    ys = torch.arange(h, dtype=joints_2d.dtype, device=joints_2d.device)
+    gx = torch.exp(-((xs - x[..., None]) ** 2) / (2 * sigma**2))  # (B, J, w)
+    gy = torch.exp(-((ys - y[..., None]) ** 2) / (2 * sigma**2))  # (B, J, h)
+    return gy[..., :, None] * gx[..., None, :]  # (B, J, h, w)
+
+
+def heatmap_loss(
+    pred: torch.Tensor,
+    joints_2d: torch.Tensor,
+    image_size: tuple[int, int],
+    *,
+    sigma: float = 1.5,
+    visible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """MSE between predicted heatmaps and Gaussians rendered at the joints.
+
+    Args:
+        pred: ``(B, J, h, w)`` predicted heatmaps.
+        joints_2d: ``(B, J, 2)`` pixel coordinates in the image.
+        image_size: ``(H, W)`` of the image.
+        sigma: Gaussian width in heatmap pixels.
+        visible: optional ``(B, J)`` bool; joints marked False do not count.
+
+    Returns:
+        Scalar mean squared error over the counted maps.
+
+    Shape:
+        pred ``(B, J, h, w)``, joints ``(B, J, 2)`` -> ``()``.
+    """
+    dims = check_shape(pred, "B J h w", name="pred")
+    check_shape(joints_2d, "B J 2", name="joints_2d", dims=dims)
+    target = render_gaussian_heatmaps(joints_2d.to(pred.dtype), pred.shape[-2:], image_size, sigma=sigma)
+    err = (pred - target).pow(2).mean(dim=(-2, -1))  # (B, J)
+    if visible is None:
+        return err.mean()
+    check_shape(visible, "B J", name="visible", dims=dims)
+    use = visible.bool()
+    return torch.where(use, err, torch.zeros_like(err)).sum() / use.sum().clamp(min=1).to(err.dtype)
+
+
+class SegmentationLoss(nn.Module):
+    """Module form of :func:`segmentation_loss`.
+
+    Shape:
+        logits ``(B, C, h, w)``, labels ``(B, H, W)`` -> ``()``.
+    """
+
+    def __init__(self, ignore_index: int = -100) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """See :func:`segmentation_loss`."""
+        return segmentation_loss(logits, labels, ignore_index=self.ignore_index)
+
+
+class HeatmapLoss(nn.Module):
+    """Module form of :func:`heatmap_loss` holding ``sigma``.
+
+    Shape:
+        pred ``(B, J, h, w)``, joints ``(B, J, 2)`` -> ``()``.
+    """
+
+    def __init__(self, sigma: float = 1.5) -> None:
+        super().__init__()
+        self.sigma = check_positive(sigma, name="sigma")
+
+    def forward(self, pred: torch.Tensor, joints_2d: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+        """See :func:`heatmap_loss`."""
+        return heatmap_loss(pred, joints_2d, image_size, sigma=self.sigma)
