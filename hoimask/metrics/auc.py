@@ -1,0 +1,155 @@
+"""PCK curve and its normalised area (AUC), as HO3D/FreiHAND ``EvalUtil.get_measures``.
+
+The official ``EvalUtil`` stores, per keypoint, the error of every sample;
+``get_measures(lo, hi, steps)`` then takes ``thresholds = linspace(lo, hi,
+steps)``, the per-keypoint PCK ``mean(error <= t)`` at each threshold, the
+trapezoid area under that curve divided by ``trapz(ones, thresholds) = hi -
+lo``, and finally the mean of the per-keypoint areas (and of the per-keypoint
+curves for the plot). :func:`pck_auc` does exactly that, vectorised: the
+errors of each keypoint are sorted once and the counts below each threshold
+are read with ``searchsorted`` -- exact, and without an ``(S, K, steps)``
+intermediate. :class:`PCKAccumulator` keeps the per-threshold counts so a
+dataset can be fed batch by batch in constant memory.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from hoimask._checks import ValueRangeError, check_in_range, check_shape
+from hoimask.metrics._arrays import ArrayLike, like_input, to_tensors
+
+__all__ = ["PCKResult", "pck_auc", "pck_counts", "PCKAccumulator", "auc_from_counts"]
+
+
+class PCKResult(NamedTuple):
+    """Result of :func:`pck_auc`."""
+
+    auc: ArrayLike  #: () normalised area in [0, 1], mean over keypoints
+    curve: ArrayLike  #: (steps,) PCK at each threshold, mean over keypoints
+    thresholds: ArrayLike  #: (steps,) the thresholds, linspace(lo, hi, steps)
+
+
+def _check_range(lo: float, hi: float, steps: int, fn: str) -> None:
+    check_in_range(lo, name="lo", fn=fn)
+    check_in_range(hi, name="hi", low=float(lo), low_inclusive=False, fn=fn)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueRangeError(f"{fn}(): argument 'steps' expected an int >= 2, got {steps!r}")
+
+
+def pck_counts(errors: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """How many samples of each keypoint have ``error <= threshold``.
+
+    Args:
+        errors: ``(S, K)`` non-negative errors.
+        thresholds: ``(T,)`` thresholds, ascending.
+
+    Returns:
+        ``(K, T)`` int64 counts.
+
+    Shape:
+        - errors: ``(S, K)``
+        - thresholds: ``(T,)``
+        - output: ``(K, T)``
+    """
+    K = errors.shape[1]
+    sorted_err = errors.detach().t().contiguous().sort(dim=1).values  # (K, S)
+    th = thresholds.to(sorted_err.dtype).expand(K, -1).contiguous()  # (K, T)
+    return torch.searchsorted(sorted_err, th, right=True)  # (K, T): #{e <= t}
+
+
+def auc_from_counts(counts: torch.Tensor, num_samples: int, thresholds: torch.Tensor):
+    """Per-keypoint PCK curves from counts -> (mean AUC, mean curve).
+
+    Args:
+        counts: ``(K, T)`` counts of samples with error <= threshold.
+        num_samples: the number of samples each keypoint was measured on.
+        thresholds: ``(T,)`` thresholds.
+
+    Returns:
+        ``(auc (), curve (T,))`` in ``thresholds``' dtype.
+    """
+    pck = counts.to(thresholds.dtype) / num_samples  # (K, T)
+    norm = thresholds[-1] - thresholds[0]  # == trapz(ones, thresholds)
+    auc = torch.trapezoid(pck, thresholds, dim=1) / norm  # (K,)
+    return auc.mean(), pck.mean(dim=0)
+
+
+def pck_auc(errors: ArrayLike, lo: float = 0.0, hi: float = 0.05, steps: int = 100) -> PCKResult:
+    """PCK curve and normalised area under it (J-AUC / V-AUC), HO3D ``EvalUtil``.
+
+    For each keypoint ``k`` the curve is ``PCK_k(t) = mean_s [errors[s, k] <= t]``
+    on ``t = linspace(lo, hi, steps)``; its trapezoid area is divided by
+    ``hi - lo``; the areas and the curves are averaged over keypoints. Units:
+    ``lo``/``hi`` are in the errors' units (HO3D/FreiHAND: 0-0.05 m; DexYCB
+    ``hpe_eval.py``: 0-50 mm -- the same range).
+
+    Args:
+        errors: ``(S, K)`` per-sample, per-keypoint (joint or vertex) errors.
+        lo: lowest threshold.
+        hi: highest threshold (> ``lo``).
+        steps: number of thresholds (>= 2).
+
+    Returns:
+        :class:`PCKResult` ``(auc, curve, thresholds)`` in the input's array
+        type; ``auc`` is 1 when every error is <= ``lo`` and 0 when every error
+        is > ``hi``.
+
+    Shape:
+        - errors: ``(S, K)``
+        - auc: ``()``; curve, thresholds: ``(steps,)``
+
+    Example:
+        >>> import torch
+        >>> r = pck_auc(torch.zeros(4, 21))
+        >>> float(r.auc)
+        1.0
+    """
+    was_numpy, t = to_tensors(errors=errors)
+    e = t["errors"]
+    dims = check_shape(e, "S K", name="errors")
+    _check_range(lo, hi, steps, "pck_auc")
+    if dims["S"] == 0 or dims["K"] == 0:
+        raise ValueRangeError(f"pck_auc(): argument 'errors' needs at least one sample and keypoint, got {tuple(e.shape)}")
+    thresholds = torch.linspace(lo, hi, steps, dtype=e.dtype, device=e.device)
+    counts = pck_counts(e, thresholds)
+    auc, curve = auc_from_counts(counts, dims["S"], thresholds)
+    return PCKResult(
+        like_input(was_numpy, auc), like_input(was_numpy, curve), like_input(was_numpy, thresholds)
+    )
+
+
+class PCKAccumulator:
+    """Accumulates per-threshold PCK counts over batches (constant memory).
+
+    Feeding all samples batch by batch and calling :meth:`result` gives the
+    same AUC and curve as :func:`pck_auc` on the concatenated errors.
+
+    Args:
+        num_keypoints: ``K``.
+        lo, hi, steps: the threshold grid, as in :func:`pck_auc`.
+    """
+
+    def __init__(self, num_keypoints: int, lo: float = 0.0, hi: float = 0.05, steps: int = 100):
+        _check_range(lo, hi, steps, "PCKAccumulator")
+        self.num_keypoints = int(num_keypoints)
+        self.thresholds = torch.linspace(lo, hi, steps, dtype=torch.float64)
+        self.counts = torch.zeros(self.num_keypoints, steps, dtype=torch.int64)
+        self.num_samples = 0
+
+    def update(self, errors: torch.Tensor) -> None:
+        """Add ``(S, K)`` errors (any device; counted on the CPU in float64)."""
+        check_shape(errors, f"S {self.num_keypoints}", name="errors", fn="PCKAccumulator.update")
+        if errors.shape[0] == 0:
+            return
+        self.counts += pck_counts(errors.detach().to("cpu", torch.float64), self.thresholds)
+        self.num_samples += errors.shape[0]
+
+    def result(self) -> PCKResult | None:
+        """:class:`PCKResult` of everything fed so far (torch), or ``None`` if empty."""
+        if self.num_samples == 0:
+            return None
+        auc, curve = auc_from_counts(self.counts, self.num_samples, self.thresholds)
+        return PCKResult(auc, curve, self.thresholds)
