@@ -7,6 +7,7 @@ from hoimask.losses.image import (
     render_gaussian_heatmaps,
     segmentation_loss,
 )
+from hoimask.losses.pixel import patchify, pixel_reconstruction_loss, unpatchify
 from hoimask.losses.pose import (
     HandMeshLoss,
     hand_from_rotation_6d,
@@ -30,6 +31,9 @@ __all__ = [
     "heatmap_loss",
     "mano_parameter_loss",
     "object_pose_loss",
+    "patchify",
+    "pixel_reconstruction_loss",
+    "unpatchify",
     "render_gaussian_heatmaps",
     "sdf_l1_loss",
     "segmentation_loss",

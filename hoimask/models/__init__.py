@@ -1,0 +1,20 @@
+"""Composed models: the MaskHOI pre-training model and the plain MAE baseline.
+
+Imports only what they compose: :mod:`hoimask.nn`, :mod:`hoimask.losses`,
+:mod:`hoimask.masking`, :mod:`hoimask.geometry`, :mod:`hoimask.encoding` and
+(when a model is built) :mod:`hoimask.hand`.
+"""
+
+from hoimask.models.config import DEFAULT_TERM_WEIGHTS, MASKHOI_PRESETS, MaskHOIConfig
+from hoimask.models.mae import MAE, MAE_PRESETS
+from hoimask.models.maskhoi import MaskHOI, build_hand_layer
+
+__all__ = [
+    "DEFAULT_TERM_WEIGHTS",
+    "MAE",
+    "MAE_PRESETS",
+    "MASKHOI_PRESETS",
+    "MaskHOI",
+    "MaskHOIConfig",
+    "build_hand_layer",
+]

@@ -1,0 +1,45 @@
+"""Helpers shared by the models for reading the collated batch dictionary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from hoimask._checks import DTypeError, ShapeError, check_shape
+
+__all__ = ["get_image", "optional", "build_masker"]
+
+
+def get_image(batch: Mapping[str, Any], img_size: int, fn: str) -> torch.Tensor:
+    """The batch's ``image`` ``(B, 3, H, W)``, checked to be a floating tensor."""
+    if not isinstance(batch, Mapping) or "image" not in batch:
+        raise ShapeError(f"{fn}(): argument 'batch' must be a mapping with an 'image' entry")
+    image = batch["image"]
+    check_shape(image, "B 3 H W", name="batch['image']", fn=fn)
+    if not image.is_floating_point():
+        raise DTypeError(f"{fn}(): argument batch['image'] expected a floating tensor, got {image.dtype}")
+    return image
+
+
+def optional(batch: Mapping[str, Any], key: str) -> torch.Tensor | None:
+    """``batch[key]`` if present and not None, else None."""
+    value = batch.get(key)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def build_masker(kind: str, mask_ratio: float, kwargs: dict[str, Any]):
+    """Instantiate the masker of a MaskHOI/MAE configuration from :mod:`hoimask.masking`.
+
+    ``"random"`` -> ``RandomMasker(mask_ratio)``, ``"region"`` -> ``RegionRatioMasker``,
+    ``"hybrid"`` -> ``HybridMasker`` (skeleton guidance with probability 0.5 by
+    default); ``kwargs`` are passed to the constructor.
+    """
+    import hoimask.masking as masking
+
+    if kind == "random":
+        return masking.RandomMasker(**{"mask_ratio": mask_ratio, **kwargs})
+    if kind == "region":
+        return masking.RegionRatioMasker(**kwargs)
+    return masking.HybridMasker(**kwargs)
