@@ -1,0 +1,215 @@
+"""The sample dictionary every hoimask dataset returns, ImageNet normalisation, and ``collate``.
+
+A *sample* is a ``dict[str, Tensor]`` with the keys of :data:`SAMPLE_SPEC`
+(shapes for one sample, before batching):
+
+==================== ============ ======== ==============================================
+key                  shape        dtype    meaning
+==================== ============ ======== ==============================================
+image                (3, H, W)    float32  RGB in [0, 1], **not** normalised
+segmentation         (H, W)       int64    0 background, 1 hand, 2 object (visible)
+amodal_hand_mask     (H, W)       bool     hand pixels including those hidden by the object
+depth                (H, W)       float32  camera-frame z in metres, 0 where no surface
+joints_3d            (21, 3)      float32  canonical joint order, metres, camera frame
+joints_2d            (21, 2)      float32  pixels, ``project(joints_3d, K)``
+K                    (3, 3)       float32  intrinsics, pixels
+hand_pose            (16, 3)      float32  axis-angle, MANO kinematic order (global first)
+hand_shape           (10,)        float32  shape coefficients
+object_rotation      (3, 3)       float32  model -> camera rotation
+object_translation   (3,)         float32  model -> camera translation, metres
+object_points        (P, 3)       float32  model points in the *model* frame, metres
+sdf_points           (Q, 3)       float32  query points, camera frame, metres
+sdf_hand             (Q,)         float32  signed distance to the hand surface (negative inside)
+sdf_object           (Q,)         float32  signed distance to the object; NaN when no object
+grasped              ()           bool     the hand holds the object
+occlusion_ratio      ()           float32  1 - visible / amodal hand pixels (0 with no hand pixel)
+has_object           ()           bool     an object is present in the scene
+==================== ============ ======== ==============================================
+
+Images stay in ``[0, 1]`` inside a sample so that transforms (colour jitter,
+blur) and pictures work on plain RGB; ImageNet normalisation is applied once,
+by :func:`collate` (``normalize=True``, the default) or by calling
+:func:`normalize_image` yourself. Without an object, ``object_rotation`` is the
+identity, ``object_translation`` and ``object_points`` are zeros,
+``sdf_object`` is NaN and ``has_object`` is ``False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_shape
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SAMPLE_SPEC",
+    "collate",
+    "denormalize_image",
+    "normalize_image",
+    "validate_sample",
+]
+
+#: ImageNet channel means (RGB), the statistics MAE / ViT backbones were trained with.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+#: ImageNet channel standard deviations (RGB).
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+#: key -> (shape spec for ``check_shape``, dtype) of one sample.
+SAMPLE_SPEC: dict[str, tuple[str, torch.dtype]] = {
+    "image": ("3 H W", torch.float32),
+    "segmentation": ("H W", torch.int64),
+    "amodal_hand_mask": ("H W", torch.bool),
+    "depth": ("H W", torch.float32),
+    "joints_3d": ("21 3", torch.float32),
+    "joints_2d": ("21 2", torch.float32),
+    "K": ("3 3", torch.float32),
+    "hand_pose": ("16 3", torch.float32),
+    "hand_shape": ("10", torch.float32),
+    "object_rotation": ("3 3", torch.float32),
+    "object_translation": ("3", torch.float32),
+    "object_points": ("P 3", torch.float32),
+    "sdf_points": ("Q 3", torch.float32),
+    "sdf_hand": ("Q", torch.float32),
+    "sdf_object": ("Q", torch.float32),
+    "grasped": ("", torch.bool),
+    "occlusion_ratio": ("", torch.float32),
+    "has_object": ("", torch.bool),
+}
+
+
+def _stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = image.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = image.new_tensor(IMAGENET_STD).view(3, 1, 1)
+    return mean, std
+
+
+def normalize_image(image: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalise an RGB image in ``[0, 1]``: ``(image - mean) / std`` per channel.
+
+    Args:
+        image: ``(..., 3, H, W)`` floating RGB in ``[0, 1]``.
+
+    Returns:
+        Tensor of the same shape, dtype and device.
+
+    Shape:
+        ``(..., 3, H, W) -> (..., 3, H, W)``
+
+    Example:
+        >>> x = torch.full((3, 2, 2), 0.485)
+        >>> bool(normalize_image(x)[0].abs().max() < 1e-6)
+        True
+    """
+    check_shape(image, "... 3 H W", name="image")
+    if not image.is_floating_point():
+        raise DTypeError(f"normalize_image(): argument 'image' expected a floating tensor, got {image.dtype}")
+    mean, std = _stats(image)
+    return (image - mean) / std
+
+
+def denormalize_image(image: torch.Tensor) -> torch.Tensor:
+    """Invert :func:`normalize_image` (for pictures): ``image * std + mean``.
+
+    Args:
+        image: ``(..., 3, H, W)`` ImageNet-normalised floating image.
+
+    Returns:
+        RGB in (roughly) ``[0, 1]``, same shape, dtype and device; not clamped.
+
+    Shape:
+        ``(..., 3, H, W) -> (..., 3, H, W)``
+    """
+    check_shape(image, "... 3 H W", name="image")
+    if not image.is_floating_point():
+        raise DTypeError(f"denormalize_image(): argument 'image' expected a floating tensor, got {image.dtype}")
+    mean, std = _stats(image)
+    return image * std + mean
+
+
+def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) -> dict[str, int]:
+    """Check that ``sample`` follows the contract of :data:`SAMPLE_SPEC`.
+
+    Args:
+        sample: one sample dictionary.
+        strict: also require every key of :data:`SAMPLE_SPEC` to be present
+            (extra keys are always allowed).
+
+    Returns:
+        The bound sizes ``{"H", "W", "P", "Q"}`` of the keys present.
+
+    Raises:
+        ShapeError: a key is missing (``strict``) or has the wrong shape.
+        DTypeError: a value is not a tensor or has the wrong dtype.
+        ValueRangeError: ``image`` is outside ``[0, 1]`` or ``segmentation`` outside {0, 1, 2}.
+
+    Shape:
+        see the module table.
+    """
+    dims: dict[str, int] = {}
+    for key, (spec, dtype) in SAMPLE_SPEC.items():
+        if key not in sample:
+            if strict:
+                raise ShapeError(f"validate_sample(): sample is missing key {key!r} (expected shape ({spec}))")
+            continue
+        value = sample[key]
+        check_shape(value, spec, name=f"sample[{key!r}]", dims=dims, fn="validate_sample")
+        if value.dtype != dtype:
+            raise DTypeError(f"validate_sample(): sample[{key!r}] expected dtype {dtype}, got {value.dtype}")
+    if "image" in sample:
+        img = sample["image"]
+        if bool((img < 0).any()) or bool((img > 1).any()):
+            raise ValueRangeError(
+                "validate_sample(): sample['image'] must lie in [0, 1] (un-normalised RGB), "
+                f"got min {float(img.min()):.3f}, max {float(img.max()):.3f}"
+            )
+    if "segmentation" in sample:
+        seg = sample["segmentation"]
+        if bool(((seg < 0) | (seg > 2)).any()):
+            raise ValueRangeError("validate_sample(): sample['segmentation'] must hold only 0, 1, 2")
+    return dims
+
+
+def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = True) -> dict[str, object]:
+    """Stack a list of samples into a batch (a ``DataLoader`` ``collate_fn``).
+
+    Tensors are stacked along a new first dimension (all samples must agree in
+    shape: datasets use a fixed ``P``, ``Q`` and image size); Python scalars
+    become tensors; strings and other values are gathered into lists.
+
+    Args:
+        samples: a non-empty sequence of sample dictionaries with the same keys.
+        normalize: apply :func:`normalize_image` to ``"image"`` (default); the
+            batch image is then ImageNet-normalised, the form the models expect.
+
+    Returns:
+        A dictionary with the same keys; tensors gain a leading batch dim ``B``.
+
+    Shape:
+        ``image (3, H, W) -> (B, 3, H, W)``; every other key likewise.
+    """
+    if len(samples) == 0:
+        raise ShapeError("collate(): argument 'samples' must be a non-empty sequence, got 0 samples")
+    keys = list(samples[0].keys())
+    for i, s in enumerate(samples[1:], start=1):
+        if set(s.keys()) != set(keys):
+            diff = sorted(set(s.keys()) ^ set(keys))
+            raise ShapeError(f"collate(): sample {i} has different keys from sample 0 (differ in {diff})")
+    batch: dict[str, object] = {}
+    for key in keys:
+        values = [s[key] for s in samples]
+        first = values[0]
+        if isinstance(first, torch.Tensor):
+            shapes = {tuple(v.shape) for v in values}
+            if len(shapes) != 1:
+                raise ShapeError(f"collate(): key {key!r} has different shapes across samples: {sorted(shapes)}")
+            batch[key] = torch.stack(values)
+        elif isinstance(first, (bool, int, float)):
+            batch[key] = torch.tensor(values)
+        else:
+            batch[key] = list(values)
+    if normalize and isinstance(batch.get("image"), torch.Tensor):
+        batch["image"] = normalize_image(batch["image"])
+    return batch

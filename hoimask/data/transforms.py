@@ -1,0 +1,411 @@
+"""Sample transforms that keep images, masks, depth, K, 2D joints and 3D targets consistent.
+
+Every transform is a callable ``t(sample, generator=None) -> sample`` that
+returns a new dictionary (the input is not modified). Geometric edits are one
+affine map ``A`` of continuous pixel coordinates (``hoimask.geometry``
+convention: pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``):
+
+* crop + resize: ``A = S @ T`` and ``K' = A @ K`` (3D targets unchanged);
+* in-plane rotation by ``θ`` about the output centre: the scene is rotated by
+  ``R_z`` about the optical axis, ``K' = A @ K @ R_zᵀ`` and every 3D target is
+  rotated by ``R_z`` (``joints_3d``, ``sdf_points``, the object pose, the global
+  hand rotation ``hand_pose[0]``); signed distances and depth (the z coordinate)
+  do not change.
+
+``joints_2d`` is mapped by ``A``, so ``project(joints_3d, K)`` keeps matching it.
+Images are resampled bilinearly, masks, segmentation and depth with nearest
+neighbour; pixels from outside the source become 0 (black / background / no depth).
+Photometric transforms touch ``image`` (and ``deoccluded_image``) only. ImageNet
+normalisation is *not* a transform: :func:`hoimask.data.collate` applies it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from hoimask._checks import ShapeError, ValueRangeError, check_in_range, check_positive, check_shape
+from hoimask.geometry import (
+    axis_angle_to_matrix,
+    crop_intrinsics,
+    matrix_to_axis_angle,
+    project,
+    resize_intrinsics,
+    rotate_intrinsics,
+)
+
+__all__ = [
+    "IMAGE_KEYS",
+    "MASK_KEYS",
+    "CenterCrop",
+    "ColorJitter",
+    "Compose",
+    "GaussianBlur",
+    "RandomCropResize",
+    "adjust_colors",
+    "gaussian_blur",
+    "hand_object_box",
+    "warp_sample",
+]
+
+#: Keys resampled bilinearly.
+IMAGE_KEYS: tuple[str, ...] = ("image", "deoccluded_image")
+#: Keys resampled with nearest neighbour (integer / bool / depth maps).
+MASK_KEYS: tuple[str, ...] = ("segmentation", "amodal_hand_mask", "depth")
+
+Transform = Callable[..., dict]
+
+
+def _homogeneous(a: torch.Tensor) -> torch.Tensor:
+    out = torch.eye(3, dtype=a.dtype)
+    out[:2] = a[:2]
+    return out
+
+
+def _warp(image: torch.Tensor, inverse: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Resample ``(C, H, W)`` so that output pixel ``p'`` takes source pixel ``inverse @ p'``."""
+    C, H, W = image.shape
+    Ho, Wo = size
+    dt = torch.float64
+    v, u = torch.meshgrid(
+        torch.arange(Ho, dtype=dt) + 0.5, torch.arange(Wo, dtype=dt) + 0.5, indexing="ij"
+    )
+    pts = torch.stack([u, v, torch.ones_like(u)], dim=-1) @ inverse.to(dt).T  # (Ho, Wo, 3)
+    grid = torch.stack([pts[..., 0] / W * 2 - 1, pts[..., 1] / H * 2 - 1], dim=-1)  # align_corners=False
+    src = image if image.is_floating_point() else image.to(torch.float32)
+    out = F.grid_sample(
+        src[None], grid[None].to(src.dtype), mode=mode, padding_mode="zeros", align_corners=False
+    )[0]
+    return out.to(image.dtype) if not image.is_floating_point() else out
+
+
+def warp_sample(
+    sample: Mapping[str, torch.Tensor],
+    affine: torch.Tensor,
+    output_size: tuple[int, int],
+    *,
+    rotation: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Apply a pixel-space affine map (and the matching 3D rotation) to a whole sample.
+
+    Args:
+        sample: a sample dictionary (see :mod:`hoimask.data.sample`).
+        affine: ``(2, 3)`` or ``(3, 3)`` map from source to output pixels. Its
+            linear part must be a rotation times a scale, with the rotation equal
+            to ``rotation``'s 2D block.
+        output_size: ``(H', W')``.
+        rotation: ``(3, 3)`` rotation ``R_z`` about the optical axis applied to
+            the scene (``None`` = identity).
+
+    Returns:
+        A new sample with every known key updated.
+
+    Shape:
+        images ``(C, H, W) -> (C, H', W')``; other keys keep their shapes.
+    """
+    A = _homogeneous(affine.to(torch.float64))
+    Rz = torch.eye(3, dtype=torch.float64) if rotation is None else rotation.to(torch.float64)
+    check_shape(Rz, "3 3", name="rotation")
+    inverse = torch.linalg.inv(A)
+    out = dict(sample)
+    for key in IMAGE_KEYS:
+        if key in sample:
+            out[key] = _warp(sample[key], inverse, output_size, "bilinear").clamp(0, 1)
+    for key in MASK_KEYS:
+        if key in sample:
+            out[key] = _warp(sample[key][None], inverse, output_size, "nearest")[0]
+    if "K" in sample:
+        K = sample["K"].to(torch.float64)
+        out["K"] = (A @ K @ Rz.T).to(sample["K"].dtype)
+    if "joints_2d" in sample:
+        j = sample["joints_2d"].to(torch.float64)
+        out["joints_2d"] = (j @ A[:2, :2].T + A[:2, 2]).to(sample["joints_2d"].dtype)
+    if "box" in sample:
+        x0, y0, x1, y1 = sample["box"].to(torch.float64)
+        corners = torch.stack([torch.stack([x0, y0]), torch.stack([x1, y0]), torch.stack([x0, y1]), torch.stack([x1, y1])])
+        c = corners @ A[:2, :2].T + A[:2, 2]
+        out["box"] = torch.cat([c.amin(0), c.amax(0)]).to(sample["box"].dtype)
+    if rotation is not None:
+        for key in ("joints_3d", "sdf_points"):
+            if key in sample:
+                out[key] = (sample[key].to(torch.float64) @ Rz.T).to(sample[key].dtype)
+        if "object_rotation" in sample:
+            out["object_rotation"] = (Rz @ sample["object_rotation"].to(torch.float64)).to(sample["object_rotation"].dtype)
+        if "object_translation" in sample:
+            t = sample["object_translation"].to(torch.float64)
+            out["object_translation"] = (Rz @ t).to(sample["object_translation"].dtype)
+        if "hand_pose" in sample:
+            pose = sample["hand_pose"].clone()
+            glob = axis_angle_to_matrix(pose[0].to(torch.float64))
+            pose[0] = matrix_to_axis_angle(Rz @ glob).to(pose.dtype)
+            out["hand_pose"] = pose
+    return out
+
+
+def hand_object_box(sample: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Tight box ``(x0, y0, x1, y1)`` around the hand and the object in pixels.
+
+    Uses ``sample["box"]`` when present (e.g. HO3D's evaluation split);
+    otherwise the finite 2D joints and, with an object, the projected model
+    points (``K (R p + t)``).
+
+    Args:
+        sample: a sample dictionary.
+
+    Returns:
+        ``(4,)`` float64 box.
+
+    Raises:
+        ValueRangeError: no finite point to bound.
+    """
+    if "box" in sample:
+        return sample["box"].to(torch.float64)
+    pts = [sample["joints_2d"].to(torch.float64)]
+    if bool(sample.get("has_object", torch.tensor(False))):
+        R = sample["object_rotation"].to(torch.float64)
+        t = sample["object_translation"].to(torch.float64)
+        cam = sample["object_points"].to(torch.float64) @ R.T + t
+        pts.append(project(cam, sample["K"].to(torch.float64)))
+    p = torch.cat(pts)
+    p = p[torch.isfinite(p).all(dim=-1)]
+    if p.shape[0] == 0:
+        raise ValueRangeError("hand_object_box(): the sample has no finite 2D joint or object point to bound")
+    return torch.cat([p.amin(0), p.amax(0)])
+
+
+def _crop_affine(center: torch.Tensor, side: float, angle: float, size: tuple[int, int]):
+    Ho, Wo = size
+    x0, y0 = center[0] - side / 2, center[1] - side / 2
+    box = torch.stack([x0, y0, x0 + side, y0 + side])
+    T = torch.tensor([[1.0, 0, -float(x0)], [0, 1.0, -float(y0)], [0, 0, 1]], dtype=torch.float64)
+    S = torch.diag(torch.tensor([Wo / side, Ho / side, 1.0], dtype=torch.float64))
+    c, s = math.cos(angle), math.sin(angle)
+    ctr = torch.tensor([Wo / 2, Ho / 2], dtype=torch.float64)
+    R2 = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    Rot = torch.eye(3, dtype=torch.float64)
+    Rot[:2, :2] = R2
+    Rot[:2, 2] = ctr - R2 @ ctr
+    return box, Rot @ S @ T
+
+
+def _crop_sample(sample, center, side, angle, size):
+    box, A = _crop_affine(center, side, angle, size)
+    Ho, Wo = size
+    # The library's intrinsics helpers are the reference for K; A is the same map.
+    K = sample["K"].to(torch.float64) if "K" in sample else torch.eye(3, dtype=torch.float64)
+    K = resize_intrinsics(crop_intrinsics(K, box), Wo / side, Ho / side)
+    Rz = None
+    if angle != 0.0:
+        K, Rz = rotate_intrinsics(K, torch.tensor(angle, dtype=torch.float64), K.new_tensor([Wo / 2, Ho / 2]))
+    out = warp_sample(sample, A, size, rotation=Rz)
+    if "K" in sample:
+        out["K"] = K.to(sample["K"].dtype)
+    return out
+
+
+class RandomCropResize:
+    """Square crop around hand ∪ object with scale/centre jitter and rotation, resized.
+
+    The crop side is ``padding * max(box width, box height) * s`` with ``s``
+    drawn from ``scale``; its centre moves by up to ``center_jitter`` times the
+    side; the crop rotates by an angle drawn uniformly from
+    ``[-max_rotation, max_rotation]`` degrees.
+
+    Args:
+        output_size: ``S`` (square) or ``(H', W')``.
+        padding: margin factor around the tight box.
+        scale: ``(low, high)`` multiplicative jitter of the side.
+        center_jitter: maximum centre shift as a fraction of the side.
+        max_rotation: maximum in-plane rotation, degrees.
+        min_side: smallest crop side in source pixels.
+
+    Shape:
+        sample images ``(C, H, W) -> (C, H', W')``.
+    """
+
+    def __init__(
+        self,
+        output_size: int | tuple[int, int] = 224,
+        *,
+        padding: float = 1.3,
+        scale: tuple[float, float] = (0.9, 1.1),
+        center_jitter: float = 0.1,
+        max_rotation: float = 30.0,
+        min_side: float = 8.0,
+    ) -> None:
+        self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+        for k, v in enumerate(self.output_size):
+            check_positive(v, name=f"output_size[{k}]")
+        self.padding = check_positive(padding, name="padding")
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+            raise ValueRangeError(f"RandomCropResize(): argument 'scale' expected (low, high) with 0 < low <= high, got {scale}")
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.center_jitter = check_in_range(center_jitter, name="center_jitter", low=0.0)
+        self.max_rotation = check_in_range(max_rotation, name="max_rotation", low=0.0, high=180.0)
+        self.min_side = check_positive(min_side, name="min_side")
+
+    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        """Crop, rotate and resize ``sample`` (see the class docstring)."""
+        box = hand_object_box(sample)
+        u = torch.rand(4, generator=generator, dtype=torch.float64)
+        side = float(max(box[2] - box[0], box[3] - box[1])) * self.padding
+        side = max(side * (self.scale[0] + (self.scale[1] - self.scale[0]) * float(u[0])), self.min_side)
+        center = (box[:2] + box[2:]) / 2 + (u[1:3] * 2 - 1) * self.center_jitter * side
+        angle = math.radians(self.max_rotation) * (2 * float(u[3]) - 1)
+        return _crop_sample(sample, center, side, angle, self.output_size)
+
+
+class CenterCrop(RandomCropResize):
+    """Deterministic square crop around hand ∪ object, resized (evaluation).
+
+    Args:
+        output_size: ``S`` or ``(H', W')``.
+        padding: margin factor around the tight box.
+    """
+
+    def __init__(self, output_size: int | tuple[int, int] = 224, *, padding: float = 1.3) -> None:
+        super().__init__(output_size, padding=padding, scale=(1.0, 1.0), center_jitter=0.0, max_rotation=0.0)
+
+
+def adjust_colors(
+    image: torch.Tensor, *, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0, hue: float = 0.0
+) -> torch.Tensor:
+    """Brightness/contrast/saturation factors and a hue rotation (radians) of an RGB image.
+
+    Args:
+        image: ``(3, H, W)`` RGB in ``[0, 1]``.
+        brightness: multiplicative factor.
+        contrast: blend factor towards the mean grey level.
+        saturation: blend factor towards the per-pixel grey level.
+        hue: rotation angle of the chroma plane (YIQ), radians.
+
+    Returns:
+        ``(3, H, W)`` clipped to ``[0, 1]``.
+
+    Shape:
+        ``(3, H, W) -> (3, H, W)``
+    """
+    check_shape(image, "3 H W", name="image")
+    weights = image.new_tensor([0.299, 0.587, 0.114])
+    x = image * brightness
+    grey = (x * weights[:, None, None]).sum(0)
+    x = (x - grey.mean()) * contrast + grey.mean()
+    grey = (x * weights[:, None, None]).sum(0, keepdim=True)
+    x = (x - grey) * saturation + grey
+    if hue != 0.0:
+        yiq = image.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+        c, s = math.cos(hue), math.sin(hue)
+        rot = image.new_tensor([[1, 0, 0], [0, c, -s], [0, s, c]])
+        m = torch.linalg.inv(yiq) @ rot @ yiq
+        x = torch.einsum("ij,jhw->ihw", m, x)
+    return x.clamp(0, 1)
+
+
+class ColorJitter:
+    """Random brightness, contrast, saturation and hue (applied to every image key).
+
+    Args:
+        brightness: factor drawn from ``[1 - b, 1 + b]``.
+        contrast: factor drawn from ``[1 - c, 1 + c]``.
+        saturation: factor drawn from ``[1 - s, 1 + s]``.
+        hue: angle drawn from ``[-h, h]`` radians.
+    """
+
+    def __init__(self, brightness: float = 0.3, contrast: float = 0.3, saturation: float = 0.3, hue: float = 0.1) -> None:
+        self.brightness = check_in_range(brightness, name="brightness", low=0.0, high=1.0)
+        self.contrast = check_in_range(contrast, name="contrast", low=0.0, high=1.0)
+        self.saturation = check_in_range(saturation, name="saturation", low=0.0, high=1.0)
+        self.hue = check_in_range(hue, name="hue", low=0.0, high=math.pi)
+
+    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        """Jitter the colours of ``sample``'s images."""
+        u = 2 * torch.rand(4, generator=generator, dtype=torch.float64) - 1
+        kw = {
+            "brightness": 1 + self.brightness * float(u[0]),
+            "contrast": 1 + self.contrast * float(u[1]),
+            "saturation": 1 + self.saturation * float(u[2]),
+            "hue": self.hue * float(u[3]),
+        }
+        out = dict(sample)
+        for key in IMAGE_KEYS:
+            if key in sample:
+                out[key] = adjust_colors(sample[key], **kw)
+        return out
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflect padding (kernel radius ``ceil(3 sigma)``).
+
+    Args:
+        image: ``(C, H, W)`` floating image.
+        sigma: standard deviation in pixels (> 0).
+
+    Returns:
+        ``(C, H, W)`` blurred image.
+
+    Shape:
+        ``(C, H, W) -> (C, H, W)``
+    """
+    dims = check_shape(image, "C H W", name="image")
+    check_positive(sigma, name="sigma")
+    radius = max(1, math.ceil(3 * sigma))
+    if radius >= min(dims["H"], dims["W"]):
+        raise ShapeError(f"gaussian_blur(): sigma={sigma} needs a kernel radius {radius} smaller than the image {tuple(image.shape)}")
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    C = dims["C"]
+    img = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")
+    img = F.conv2d(img, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    img = F.conv2d(img, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+    return img[0]
+
+
+class GaussianBlur:
+    """Blur the images with probability ``p`` and ``sigma`` drawn from ``sigma_range``.
+
+    Args:
+        p: probability of blurring.
+        sigma_range: ``(low, high)`` standard deviation in pixels.
+    """
+
+    def __init__(self, p: float = 0.3, sigma_range: tuple[float, float] = (0.3, 1.5)) -> None:
+        from hoimask._checks import check_probability
+
+        self.p = check_probability(p, name="p")
+        if len(sigma_range) != 2 or not 0 < sigma_range[0] <= sigma_range[1]:
+            raise ValueRangeError(f"GaussianBlur(): argument 'sigma_range' expected (low, high) with 0 < low <= high, got {sigma_range}")
+        self.sigma_range = (float(sigma_range[0]), float(sigma_range[1]))
+
+    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        """Blur ``sample``'s images (or return it unchanged)."""
+        u = torch.rand(2, generator=generator, dtype=torch.float64)
+        out = dict(sample)
+        if float(u[0]) >= self.p:
+            return out
+        sigma = self.sigma_range[0] + (self.sigma_range[1] - self.sigma_range[0]) * float(u[1])
+        for key in IMAGE_KEYS:
+            if key in sample:
+                out[key] = gaussian_blur(sample[key], sigma).clamp(0, 1)
+        return out
+
+
+class Compose:
+    """Apply transforms in order, passing the same generator to each.
+
+    Args:
+        transforms: a sequence of callables ``t(sample, generator=None) -> sample``.
+    """
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        """Run every transform on ``sample``."""
+        out = dict(sample)
+        for t in self.transforms:
+            out = t(out, generator=generator)
+        return out
