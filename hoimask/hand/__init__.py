@@ -5,16 +5,24 @@
 
 from hoimask.hand._unpickle import UnsafePickleError
 from hoimask.hand.assets import MANO_ARRAY_SPECS, load_mano_arrays, to_npz
+from hoimask.hand.capsules import capsule_mesh_template, capsule_mesh_vertices, capsule_sdf
 from hoimask.hand.kinematics import forward_kinematics, linear_blend_skinning
 from hoimask.hand.mano import FINGERTIP_VERTEX_IDS, MANOLayer, mano_skin
 from hoimask.hand.output import HandOutput
+from hoimask.hand.procedural import NUM_CAPSULES, HandCapsules, ProceduralHand
 
 __all__ = [
     "FINGERTIP_VERTEX_IDS",
+    "HandCapsules",
     "HandOutput",
     "MANOLayer",
     "MANO_ARRAY_SPECS",
+    "NUM_CAPSULES",
+    "ProceduralHand",
     "UnsafePickleError",
+    "capsule_mesh_template",
+    "capsule_mesh_vertices",
+    "capsule_sdf",
     "forward_kinematics",
     "linear_blend_skinning",
     "load_mano_arrays",
