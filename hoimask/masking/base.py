@@ -18,7 +18,7 @@ import torch
 
 from hoimask._checks import ShapeError, check_shape
 
-__all__ = ["MaskOutput", "mask_output_from_scores", "apply_mask", "restore"]
+__all__ = ["MaskOutput", "mask_output_from_scores", "mask_output_from_keep", "apply_mask", "restore"]
 
 
 class MaskOutput(NamedTuple):
@@ -51,11 +51,57 @@ def mask_output_from_scores(scores: torch.Tensor, num_keep: int) -> MaskOutput:
     if not 0 <= num_keep <= N:
         raise ShapeError(f"mask_output_from_scores(): num_keep must be in [0, {N}], got {num_keep}")
     ids_shuffle = torch.argsort(scores, dim=1, stable=True)  # (B, N)
-    ids_restore = torch.argsort(ids_shuffle, dim=1)  # (B, N)
+    # Inverse permutation by a scatter (same result as a second argsort, O(N)).
+    positions = torch.arange(N, device=scores.device).expand(B, N)
+    ids_restore = torch.empty_like(ids_shuffle).scatter_(1, ids_shuffle, positions)  # (B, N)
     ids_keep = ids_shuffle[:, :num_keep]  # (B, L)
     mask = torch.ones(B, N, dtype=torch.bool, device=scores.device)
     mask.scatter_(1, ids_keep, False)
     return MaskOutput(mask=mask, ids_keep=ids_keep, ids_restore=ids_restore)
+
+
+def mask_output_from_keep(keep: torch.Tensor, num_keep: int) -> MaskOutput:
+    """Build the contract from a bool keep-mask with exactly ``num_keep`` ``True`` per row.
+
+    The kept tokens are listed in ascending grid order (no sort is needed:
+    positions come from a cumulative sum), so ``ids_keep`` is deterministic
+    given the mask.
+
+    Args:
+        keep: ``(B, N)`` bool, ``True`` = kept (visible).
+        num_keep: ``L``, the number of ``True`` in every row.
+
+    Returns:
+        :class:`MaskOutput` with ``mask = ~keep``.
+
+    Raises:
+        ShapeError: a row does not keep exactly ``num_keep`` tokens.
+
+    Shape:
+        keep ``(B, N)`` -> mask ``(B, N)``, ids_keep ``(B, L)``, ids_restore ``(B, N)``.
+    """
+    check_shape(keep, "B N", name="keep")
+    B, N = keep.shape
+    kept = keep.sum(dim=1)
+    if bool((kept != num_keep).any()):
+        raise ShapeError(
+            f"mask_output_from_keep(): argument 'keep' must keep exactly num_keep={num_keep} tokens "
+            f"per row, got counts in [{int(kept.min())}, {int(kept.max())}]"
+        )
+    return _keep_to_output(keep, num_keep)
+
+
+def _keep_to_output(keep: torch.Tensor, num_keep: int) -> MaskOutput:
+    """Unchecked core of :func:`mask_output_from_keep` (the maskers guarantee the count)."""
+    B, N = keep.shape
+    keep_long = keep.long()
+    # Position of every token in the shuffled order: kept first (grid order), then masked.
+    pos_kept = keep_long.cumsum(dim=1) - 1  # (B, N)
+    pos_masked = num_keep + (1 - keep_long).cumsum(dim=1) - 1  # (B, N)
+    ids_restore = torch.where(keep, pos_kept, pos_masked)  # (B, N)
+    grid = torch.arange(N, device=keep.device).expand(B, N)
+    ids_shuffle = torch.empty_like(ids_restore).scatter_(1, ids_restore, grid)  # (B, N)
+    return MaskOutput(mask=~keep, ids_keep=ids_shuffle[:, :num_keep], ids_restore=ids_restore)
 
 
 def apply_mask(tokens: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:

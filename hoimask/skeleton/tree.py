@@ -20,6 +20,7 @@ patterns).
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from collections.abc import Sequence
 
@@ -56,8 +57,8 @@ def validate_parents(parents: Sequence[int], *, name: str = "parents") -> tuple[
     for j, p in enumerate(parents):
         if isinstance(p, bool) or not isinstance(p, int):
             try:
-                p = int(p)  # numpy / torch integer scalars
-            except (TypeError, ValueError):
+                p = operator.index(p)  # numpy / torch integer scalars; floats are refused
+            except TypeError:
                 raise DTypeError(f"argument '{name}': entry {j} must be an int, got {type(p).__name__}") from None
         out.append(p)
     num = len(out)

@@ -1,0 +1,118 @@
+"""Private helpers shared by the maskers: argument checks, devices, noise, the Masker base."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import torch
+
+from hoimask._checks import DTypeError, ValueRangeError, check_in_range
+from hoimask.masking.base import MaskOutput
+
+__all__ = ["Masker", "check_ratio", "check_grid", "resolve_device", "uniform", "keep_count"]
+
+#: Region labels of the segmentation maps (background, hand, object).
+BACKGROUND, HAND, OBJECT = 0, 1, 2
+NUM_REGIONS = 3
+
+
+def check_ratio(value: float, name: str) -> float:
+    """A mask ratio must lie in ``[0, 1)`` (1 would leave nothing for the encoder)."""
+    return check_in_range(value, name=name, low=0.0, high=1.0, high_inclusive=False)
+
+
+def check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise DTypeError(f"argument 'batch_size': expected an int, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueRangeError(f"argument 'batch_size': expected a positive int, got {batch_size}")
+    return batch_size
+
+
+def check_grid(grid_size: Sequence[int]) -> tuple[int, int]:
+    """``grid_size`` must be a pair of positive ints ``(gh, gw)``."""
+    try:
+        gh, gw = grid_size
+    except (TypeError, ValueError):
+        raise DTypeError(f"argument 'grid_size': expected a pair of ints (gh, gw), got {grid_size!r}") from None
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (gh, gw)):
+        raise DTypeError(f"argument 'grid_size': expected a pair of ints (gh, gw), got {grid_size!r}")
+    if gh < 1 or gw < 1:
+        raise ValueRangeError(f"argument 'grid_size': expected positive sizes, got {grid_size!r}")
+    return int(gh), int(gw)
+
+
+def resolve_device(device: torch.device | str | None, *tensors: torch.Tensor | None) -> torch.device:
+    """``device`` if given, else the device of the first tensor given, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    for t in tensors:
+        if t is not None:
+            return t.device
+    return torch.device("cpu")
+
+
+def uniform(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """``U[0, 1)`` float32 noise drawn from ``generator`` (on its device), returned on ``device``.
+
+    Drawing on the generator's own device makes the same seed give the same
+    masks whatever ``device`` the masks are wanted on.
+    """
+    draw_device = generator.device if generator is not None else device
+    return torch.rand(tuple(shape), generator=generator, device=draw_device).to(device)
+
+
+def keep_count(num_patches: int, mask_ratio: float) -> int:
+    """``L = floor(N * (1 - mask_ratio))`` as in MAE, but at least one token.
+
+    Args:
+        num_patches: ``N``.
+        mask_ratio: fraction masked, in ``[0, 1)``.
+
+    Returns:
+        ``L`` with ``1 <= L <= N``.
+    """
+    if isinstance(num_patches, bool) or not isinstance(num_patches, int) or num_patches < 1:
+        raise ValueRangeError(f"argument 'num_patches': expected a positive int, got {num_patches!r}")
+    return max(1, min(num_patches, math.floor(num_patches * (1.0 - mask_ratio) + 1e-9)))
+
+
+class Masker(ABC):
+    """Base class of the maskers: a callable holding configuration, no state that changes results.
+
+    Subclasses implement :meth:`__call__` with the common signature
+    ``(batch_size, grid_size, *, segmentation=None, joints_2d=None, device=None,
+    generator=None) -> MaskOutput`` and :meth:`num_keep`.
+    """
+
+    mask_ratio: float
+
+    def num_keep(self, num_patches: int) -> int:
+        """``L``, the number of visible tokens every sample keeps on a grid of ``num_patches``.
+
+        Args:
+            num_patches: ``N = gh * gw``.
+
+        Returns:
+            ``L`` with ``1 <= L <= N``.
+        """
+        return keep_count(num_patches, self.mask_ratio)
+
+    @abstractmethod
+    def __call__(
+        self,
+        batch_size: int,
+        grid_size: tuple[int, int],
+        *,
+        segmentation: torch.Tensor | None = None,
+        joints_2d: torch.Tensor | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MaskOutput:
+        """Draw masks for a batch (see the subclass for what it needs)."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"

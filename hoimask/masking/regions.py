@@ -1,0 +1,246 @@
+"""Patch labels from segmentation maps, region budgets, and the vectorised region selection.
+
+These are the building blocks of every segmentation-aware masker:
+
+1. :func:`patch_labels` turns a ``(B, H, W)`` pixel segmentation (0 background,
+   1 hand, 2 object) into a ``(B, N)`` patch label.
+2. :func:`region_keep_counts` decides how many patches of each region each
+   sample keeps, so that the total is exactly ``L`` (RMRA budgets).
+3. :func:`select_in_regions` keeps, within each region, the patches with the
+   lowest score — one ``argsort`` for the whole batch, no Python loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_choice, check_shape
+from hoimask.masking._common import BACKGROUND, HAND, NUM_REGIONS, OBJECT, check_grid
+
+__all__ = ["LABEL_RULES", "patch_labels", "region_counts", "region_keep_counts", "select_in_regions"]
+
+#: How a patch's label is decided from its pixels.
+LABEL_RULES = ("any", "majority")
+
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def check_segmentation(
+    segmentation: torch.Tensor, grid_size: Sequence[int], batch_size: int | None = None
+) -> tuple[int, int]:
+    """Validate a segmentation map against the grid and return the patch size ``(ph, pw)``.
+
+    Raises:
+        ShapeError: wrong rank, batch size, or ``H``/``W`` not divisible by the grid.
+        DTypeError: not an integer tensor.
+        ValueRangeError: a label outside ``{0, 1, 2}``.
+    """
+    dims = {"B": batch_size} if batch_size is not None else None
+    check_shape(segmentation, "B H W", name="segmentation", dims=dims)
+    if segmentation.dtype not in _INTEGER_DTYPES:
+        raise DTypeError(
+            f"argument 'segmentation': expected an integer label map (uint8 or int), got dtype {segmentation.dtype}"
+        )
+    gh, gw = check_grid(grid_size)
+    _, H, W = segmentation.shape
+    if H % gh or W % gw:
+        raise ShapeError(
+            f"argument 'segmentation': image size (H={H}, W={W}) must be an exact multiple of "
+            f"grid_size ({gh}, {gw}), got remainders ({H % gh}, {W % gw})"
+        )
+    if segmentation.numel():
+        lo, hi = torch.aminmax(segmentation)
+        if int(lo) < 0 or int(hi) > 2:
+            raise ValueRangeError(
+                "argument 'segmentation': expected labels in {0 background, 1 hand, 2 object}, "
+                f"got values in [{int(lo)}, {int(hi)}]"
+            )
+    return H // gh, W // gw
+
+
+def _or_reduce(words: torch.Tensor, dim: int) -> torch.Tensor:
+    """Bitwise OR over one dimension by halving (OR-ing the odd leftover everywhere is harmless)."""
+    while words.shape[dim] > 1:
+        n = words.shape[dim]
+        half = n // 2
+        folded = words.narrow(dim, 0, half) | words.narrow(dim, half, half)
+        if n % 2:
+            folded = folded | words.narrow(dim, 2 * half, 1)
+        words = folded
+    return words.squeeze(dim)
+
+
+def _labels_any_bits(seg: torch.Tensor, grid: tuple[int, int], patch: tuple[int, int]) -> torch.Tensor:
+    """Fast path of the ``any`` rule: OR the label bytes of a patch, eight pixels per int64 word.
+
+    With labels in {0, 1, 2}, bit 0 of a byte means hand and bit 1 object.
+    """
+    B = seg.shape[0]
+    gh, gw = grid
+    ph, pw = patch
+    words = seg.contiguous().view(torch.int64)  # (B, H, W / 8)
+    words = words.reshape(B, gh, ph, gw, pw // 8)
+    words = _or_reduce(words, 2)  # (B, gh, gw, pw / 8)
+    words = _or_reduce(words, 3)  # (B, gh, gw)
+    words = words | (words >> 32)
+    words = words | (words >> 16)
+    words = words | (words >> 8)
+    hand = (words & 1).bool()
+    obj = (words & 2).bool()
+    return _combine_any(hand, obj).reshape(B, gh * gw)
+
+
+def _combine_any(hand: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
+    labels = torch.full(hand.shape, BACKGROUND, dtype=torch.int64, device=hand.device)
+    labels = labels.masked_fill(obj, OBJECT)
+    return labels.masked_fill(hand, HAND)
+
+
+def patch_labels(
+    segmentation: torch.Tensor, grid_size: Sequence[int], *, rule: str = "any"
+) -> torch.Tensor:
+    """Label every patch background (0), hand (1) or object (2).
+
+    Rules:
+
+    * ``"any"`` (default): hand if any pixel of the patch is hand, else object if
+      any pixel is object, else background. Thin fingers then stay hand patches,
+      which the skeleton guidance needs, and the hand's area errs on the large side
+      (protected by its lower mask ratio).
+    * ``"majority"``: the most frequent label; ties go to hand, then object,
+      then background.
+
+    Args:
+        segmentation: integer label map, values in ``{0, 1, 2}``; patch size is
+            ``(H // gh, W // gw)`` and must divide ``H`` and ``W`` exactly.
+        grid_size: ``(gh, gw)``.
+        rule: ``"any"`` or ``"majority"``.
+
+    Returns:
+        int64 labels, row-major over the grid, on the segmentation's device.
+
+    Shape:
+        segmentation ``(B, H, W)`` -> ``(B, gh * gw)``.
+
+    Example:
+        >>> import torch
+        >>> seg = torch.zeros(1, 4, 4, dtype=torch.uint8)
+        >>> seg[0, 0, 3] = 1; seg[0, 3, 0] = 2
+        >>> patch_labels(seg, (2, 2)).tolist()
+        [[0, 1, 2, 0]]
+    """
+    check_choice(rule, LABEL_RULES, name="rule")
+    ph, pw = check_segmentation(segmentation, grid_size)
+    return _patch_labels(segmentation, check_grid(grid_size), (ph, pw), rule)
+
+
+def _patch_labels(seg: torch.Tensor, grid: tuple[int, int], patch: tuple[int, int], rule: str) -> torch.Tensor:
+    """Unchecked core of :func:`patch_labels`."""
+    B = seg.shape[0]
+    gh, gw = grid
+    ph, pw = patch
+    seg = seg.to(torch.uint8)  # no-op for uint8; values were checked to lie in {0, 1, 2}
+    if ph == 1 and pw == 1:
+        return seg.reshape(B, gh * gw).long()
+    if rule == "any" and pw % 8 == 0:
+        return _labels_any_bits(seg, grid, patch)
+    blocks = seg.reshape(B, gh, ph, gw, pw)
+    hand = (blocks == HAND).sum(dim=(2, 4))  # (B, gh, gw)
+    obj = (blocks == OBJECT).sum(dim=(2, 4))
+    if rule == "any":
+        return _combine_any(hand > 0, obj > 0).reshape(B, gh * gw)
+    background = ph * pw - hand - obj
+    # Majority with ties broken hand > object > background: compare (count, priority) pairs.
+    score = torch.stack([background * 3, hand * 3 + 2, obj * 3 + 1], dim=-1)  # (B, gh, gw, 3)
+    return score.argmax(dim=-1).reshape(B, gh * gw)
+
+
+def region_counts(labels: torch.Tensor) -> torch.Tensor:
+    """Number of patches of each region per sample.
+
+    Args:
+        labels: int64 patch labels in ``{0, 1, 2}``.
+
+    Returns:
+        int64 counts ``[background, hand, object]``.
+
+    Shape:
+        labels ``(B, N)`` -> ``(B, 3)``.
+    """
+    B = labels.shape[0]
+    counts = torch.zeros(B, NUM_REGIONS, dtype=torch.int64, device=labels.device)
+    return counts.scatter_add_(1, labels, torch.ones_like(labels))
+
+
+def region_keep_counts(
+    counts: torch.Tensor, num_keep: int, *, background_ratio: float, hand_ratio: float, object_ratio: float
+) -> torch.Tensor:
+    """RMRA budgets: how many patches of each region to keep so that exactly ``L`` are kept.
+
+    Reconciliation rule (the paper gives none). The hand is protected: it keeps
+    ``round(n_hand * (1 - hand_ratio))`` patches whenever possible. The rest of
+    the budget, ``R = L - k_hand``, is shared by background and object so that
+    both move away from their target ratios by the *same* amount per patch
+    (their ordering, object masked more, is kept). When one of them has too few
+    patches the other absorbs the excess; only when background and object
+    together cannot absorb it (a hand-dominated image) does the hand's kept
+    count change.
+
+    Args:
+        counts: ``(B, 3)`` patches per region ``[background, hand, object]``.
+        num_keep: ``L``, with ``0 <= L <= N``.
+        background_ratio, hand_ratio, object_ratio: target mask ratios in ``[0, 1)``.
+
+    Returns:
+        int64 keep counts ``(B, 3)``; each row sums to ``L`` and ``0 <= k_r <= n_r``.
+
+    Shape:
+        counts ``(B, 3)`` -> ``(B, 3)``.
+    """
+    n = counts.to(torch.float64)
+    n_bg, n_hand, n_obj = n.unbind(-1)
+    total = float(num_keep)
+    k_hand = torch.round(n_hand * (1.0 - hand_ratio))
+    rest = total - k_hand
+    want_bg = n_bg * (1.0 - background_ratio)
+    want_obj = n_obj * (1.0 - object_ratio)
+    flexible = (n_bg + n_obj).clamp_min(1.0)
+    target_bg = want_bg + (rest - want_bg - want_obj) * n_bg / flexible
+    k_bg = torch.minimum(torch.round(target_bg).clamp_min(0.0), n_bg)
+    k_obj = torch.minimum((rest - k_bg).clamp_min(0.0), n_obj)
+    k_bg = torch.minimum((rest - k_obj).clamp_min(0.0), n_bg)
+    k_hand = total - k_bg - k_obj
+    return torch.stack([k_bg, k_hand, k_obj], dim=-1).round().to(torch.int64)
+
+
+def select_in_regions(
+    labels: torch.Tensor, counts: torch.Tensor, keep_counts: torch.Tensor, scores: torch.Tensor
+) -> torch.Tensor:
+    """Keep, in every region of every sample, the ``keep_counts`` patches with the lowest score.
+
+    One ``argsort`` of ``label * 4 + score`` groups the patches by region and
+    orders them by score; a patch is kept when its rank within its region is
+    below the region's budget.
+
+    Args:
+        labels: ``(B, N)`` int64 region of each patch, in ``[0, R)``.
+        counts: ``(B, R)`` patches per region (from :func:`region_counts`).
+        keep_counts: ``(B, R)`` patches to keep per region, ``0 <= k <= count``.
+        scores: ``(B, N)`` float scores in ``[0, 4)``; low = kept first.
+
+    Returns:
+        ``(B, N)`` bool, ``True`` = kept; row ``b`` has ``keep_counts[b].sum()`` kept.
+
+    Shape:
+        labels, scores ``(B, N)``; counts, keep_counts ``(B, R)`` -> ``(B, N)``.
+    """
+    B, N = labels.shape
+    key = labels.to(scores.dtype) * 4.0 + scores  # (B, N)
+    order = torch.argsort(key, dim=1)  # (B, N) grouped by region, ascending score
+    sorted_labels = labels.gather(1, order)  # (B, N)
+    starts = counts.cumsum(dim=1) - counts  # (B, R) first sorted position of each region
+    rank = torch.arange(N, device=labels.device) - starts.gather(1, sorted_labels)  # (B, N)
+    keep_sorted = rank < keep_counts.gather(1, sorted_labels)  # (B, N)
+    return torch.empty_like(keep_sorted).scatter_(1, order, keep_sorted)
