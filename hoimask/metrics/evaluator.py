@@ -119,6 +119,8 @@ class Evaluator:
         self._values: dict[str, list[np.ndarray]] = defaultdict(list)  # key -> per-batch (B,) arrays
         self._groups: list[np.ndarray] = []  # per-batch (B, G) bool membership
         self._pck: dict[tuple[str, str], PCKAccumulator] = {}
+        self._pending_values: dict[str, np.ndarray] = {}
+        self._pending_pck: list[tuple[str, torch.Tensor, np.ndarray]] = []
         self._num = 0
         self._pred_joints: list[np.ndarray] = []
         self._pred_verts: list[np.ndarray | None] = []
@@ -161,10 +163,30 @@ class Evaluator:
             out[:] = v
         else:
             out[valid] = v
-        self._values[key].append(out)
+        self._pending_values[key] = out
 
     def _feed_pck(self, kind: str, errors: torch.Tensor, groups: np.ndarray) -> None:
         """Feed (B, K) errors in mm to the 'all' accumulator and each group's."""
+        self._pending_pck.append((kind, errors, groups))
+
+    def _commit(self, groups: np.ndarray | None, pred_entry) -> None:
+        """Store a fully validated batch (nothing is stored if update() raised)."""
+        if pred_entry is not None:
+            self._pred_joints.append(pred_entry[0])
+            self._pred_verts.append(pred_entry[1])
+        if groups is None:
+            return
+        B = groups.shape[0]
+        for key in set(self._values) | set(self._pending_values):
+            if key not in self._values and self._num:  # first batch with this metric
+                self._values[key].append(np.full(self._num, np.nan))
+            self._values[key].append(self._pending_values.get(key, np.full(B, np.nan)))
+        for kind, errors, g in self._pending_pck:
+            self._commit_pck(kind, errors, g)
+        self._groups.append(groups)
+        self._num += B
+
+    def _commit_pck(self, kind: str, errors: torch.Tensor, groups: np.ndarray) -> None:
         K = errors.shape[1]
         for gi, g in enumerate(["all", *self.group_names]):
             sel = slice(None) if g == "all" else torch.from_numpy(groups[:, gi - 1]).to(errors.device)
@@ -223,14 +245,19 @@ class Evaluator:
         pj = t["pred_joints"]
         if t["pred_verts"] is not None:
             check_shape(t["pred_verts"], "B V 3", name="pred_verts", dims=dims, fn="Evaluator.update")
+        self._pending_values, self._pending_pck = {}, []
+        pred_entry = None
         if self.keep_predictions:
             metres = self.scale / 1000.0
-            self._pred_joints.append((pj.detach().cpu().double() * metres).numpy().astype(np.float32))
             pv = t["pred_verts"]
-            self._pred_verts.append(
-                None if pv is None else (pv.detach().cpu().double() * metres).numpy().astype(np.float32)
+            pred_entry = (
+                (pj.detach().cpu().double() * metres).numpy().astype(np.float32),
+                None if pv is None else (pv.detach().cpu().double() * metres).numpy().astype(np.float32),
             )
         if t["gt_joints"] is None:
+            if t["gt_verts"] is not None or gt_obj_R is not None:
+                raise ValueRangeError("Evaluator.update(): 'gt_joints' is required when other ground truth is given")
+            self._commit(None, pred_entry)
             return
         check_shape(t["gt_joints"], "B 21 3", name="gt_joints", dims=dims, fn="Evaluator.update")
         groups = self._membership(B, occlusion, hand_only)
@@ -252,8 +279,7 @@ class Evaluator:
         self._update_object(
             pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, groups, B
         )
-        self._groups.append(groups)
-        self._num += B
+        self._commit(groups, pred_entry)
 
     def _update_verts(self, pv, gv, pj, gj, groups, dims) -> None:
         B = dims["B"]
