@@ -1,0 +1,11 @@
+"""Custom torch operators registered under the ``hoimask`` namespace.
+
+Each op lives in ``hoimask/ops/<name>/`` with ``reference.py`` (pure torch,
+differentiable, the source of truth), ``kernel.py`` (Triton, imported only when
+Triton is importable) and ``op.py`` (``torch.library.custom_op`` registration).
+Importing this package registers ``torch.ops.hoimask.mesh_sdf``.
+"""
+
+from .mesh_sdf import closest_point_on_triangle, mesh_sdf, mesh_sdf_reference
+
+__all__ = ["mesh_sdf", "mesh_sdf_reference", "closest_point_on_triangle"]

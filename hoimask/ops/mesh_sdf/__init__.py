@@ -1,0 +1,11 @@
+"""``hoimask::mesh_sdf``: signed distance from points to a triangle mesh.
+
+``reference.py`` is the pure-torch source of truth, ``kernel.py`` the Triton
+search (imported only when Triton is importable and used for CUDA tensors),
+``op.py`` the ``torch.library`` registration and the validated public wrapper.
+"""
+
+from .op import mesh_sdf, triton_enabled
+from .reference import closest_point_on_triangle, mesh_sdf_reference
+
+__all__ = ["mesh_sdf", "mesh_sdf_reference", "closest_point_on_triangle", "triton_enabled"]
