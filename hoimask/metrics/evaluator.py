@@ -19,14 +19,14 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from hoimask._checks import ShapeError, ValueRangeError, check_choice, check_shape
+from hoimask._checks import ValueRangeError, check_choice, check_shape
 from hoimask.geometry import procrustes_align
 from hoimask.metrics._arrays import to_tensors
+from hoimask.metrics._object_batch import object_batch_metrics
 from hoimask.metrics.auc import PCKAccumulator
 from hoimask.metrics.fscore import f_score_from_distances
 from hoimask.metrics.hand import joint_index, st_align
 from hoimask.metrics.nearest import DEFAULT_MAX_ELEMENTS, _nearest
-from hoimask.metrics.objects import box_corners, transform_points
 from hoimask.metrics.report import format_tables
 from hoimask.metrics.submission import write_ho3d_submission
 
@@ -307,68 +307,16 @@ class Evaluator:
                 self._add(f"{a}f{mm:g}", f[:, i] * 100.0, B)
 
     def _update_object(self, R_p, t_p, R_g, t_g, points, diameter, hand_only, groups, B) -> None:
-        given = [x is not None for x in (R_p, t_p, R_g, t_g, points)]
-        if not any(given):
+        if all(x is None for x in (R_p, t_p, R_g, t_g, points)):
             return
-        if not all(given):
-            raise ValueRangeError(
-                "Evaluator.update(): object metrics need all of pred_obj_R, pred_obj_t, gt_obj_R, "
-                "gt_obj_t and obj_points"
-            )
-        _, t = to_tensors("Evaluator.update", pred_obj_R=R_p, pred_obj_t=t_p, gt_obj_R=R_g, gt_obj_t=t_g)
-        dims = check_shape(t["pred_obj_R"], "B 3 3", name="pred_obj_R", dims={"B": B}, fn="Evaluator.update")
-        check_shape(t["gt_obj_R"], "B 3 3", name="gt_obj_R", dims=dims, fn="Evaluator.update")
-        check_shape(t["pred_obj_t"], "B 3", name="pred_obj_t", dims=dims, fn="Evaluator.update")
-        check_shape(t["gt_obj_t"], "B 3", name="gt_obj_t", dims=dims, fn="Evaluator.update")
         valid = ~groups[:, 0] if hand_only is not None else np.ones(B, dtype=bool)
-        idx = torch.from_numpy(np.flatnonzero(valid))
-        if idx.numel() == 0:
-            return
-        dev = t["pred_obj_R"].device
-        idx_d = idx.to(dev)
-        s = self.scale
-        Rp, Rg = t["pred_obj_R"].double()[idx_d], t["gt_obj_R"].double()[idx_d]
-        tp, tg = t["pred_obj_t"].double()[idx_d] * s, t["gt_obj_t"].double()[idx_d] * s
-        if isinstance(points, (list, tuple)):
-            if len(points) != B:
-                raise ShapeError(f"Evaluator.update(): 'obj_points' list has {len(points)} entries, expected {B}")
-            parts = []
-            for k, i in enumerate(idx.tolist()):
-                _, pt = to_tensors("Evaluator.update", obj_points=points[i])
-                check_shape(pt["obj_points"], "P 3", name=f"obj_points[{i}]", fn="Evaluator.update")
-                parts.append(self._object_metrics(pt["obj_points"], Rp, tp, Rg, tg, slice(k, k + 1)))
-            metrics = {key: torch.cat([m[key] for m in parts]) for key in parts[0]}
-        else:
-            _, pt = to_tensors("Evaluator.update", obj_points=points)
-            p = pt["obj_points"]
-            if p.dim() == 2:
-                check_shape(p, "P 3", name="obj_points", fn="Evaluator.update")
-            else:
-                check_shape(p, "B P 3", name="obj_points", dims={"B": B}, fn="Evaluator.update")
-                p = p[idx.to(p.device)]
-            metrics = self._object_metrics(p, Rp, tp, Rg, tg, slice(None))
-        self._add("oce", torch.linalg.vector_norm(tp - tg, dim=-1), B, valid)
+        metrics = object_batch_metrics(
+            R_p, t_p, R_g, t_g, points, diameter, valid, scale=self.scale,
+            add_s_direction=self.add_s_direction, add_fraction=self.add_fraction,
+            max_elements=self.max_elements,
+        )  # fmt: skip
         for key, vals in metrics.items():
             self._add(key, vals, B, valid)
-        if diameter is not None:
-            _, d = to_tensors("Evaluator.update", obj_diameter=diameter)
-            diam = d["obj_diameter"].detach().cpu().double()
-            check_shape(diam, "B", name="obj_diameter", dims={"B": B}, fn="Evaluator.update")
-            diam = diam[idx] * s
-            hit = (metrics["ome"].cpu() < self.add_fraction * diam).double() * 100.0
-            self._add("add_0.5d", hit, B, valid)
-
-    def _object_metrics(self, pts, Rp, tp, Rg, tg, sel) -> dict[str, torch.Tensor]:
-        """MCE, OME (= ADD) and ADD-S in mm for the samples ``sel`` of the pose tensors."""
-        pts = pts.to(Rp.device).double() * self.scale  # (P, 3) or (n, P, 3)
-        a = transform_points(pts, Rp[sel], tp[sel])  # (n, P, 3) predicted pose
-        b = transform_points(pts, Rg[sel], tg[sel])  # (n, P, 3) ground-truth pose
-        q, ref = (b, a) if self.add_s_direction == "gt_to_pred" else (a, b)
-        return {
-            "mce": torch.linalg.vector_norm(box_corners(a) - box_corners(b), dim=-1).mean(-1),
-            "ome": torch.linalg.vector_norm(a - b, dim=-1).mean(-1),
-            "add_s": _nearest(q, ref, self.max_elements).mean(-1),
-        }
 
     # ---------------------------------------------------------------- results
     def compute(self) -> dict[str, float]:
