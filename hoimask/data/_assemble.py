@@ -1,0 +1,125 @@
+"""Building the sample dictionary of a real frame from its hand mesh and object model (shared by loaders)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from hoimask._checks import FileFormatError
+from hoimask.geometry import project
+
+from ._io import read_obj
+from .raster import mesh_silhouette
+from .targets import mesh_sdf_targets
+
+__all__ = ["ObjectModels", "frame_sample"]
+
+
+class ObjectModels:
+    """Lazily loaded object meshes with fixed model points (``P`` area-uniform samples per model).
+
+    Args:
+        paths: name -> mesh file.
+        num_points: ``P``.
+    """
+
+    def __init__(self, paths: dict, num_points: int) -> None:
+        self.paths = dict(paths)
+        self.num_points = int(num_points)
+        self._cache: dict = {}
+
+    def __getstate__(self) -> dict:
+        return {"paths": self.paths, "num_points": self.num_points, "_cache": {}}
+
+    def __getitem__(self, name) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(vertices (V, 3), faces (T, 3), model points (P, 3))`` of model ``name``, model frame."""
+        if name not in self._cache:
+            if name not in self.paths:
+                raise FileFormatError(f"unknown object model {name!r}; known: {sorted(self.paths)}")
+            from hoimask.sdf.samplers import sample_surface
+
+            v, f = read_obj(self.paths[name])
+            seed = sum(ord(c) * (i + 1) for i, c in enumerate(str(name)))  # fixed points per model
+            pts = sample_surface(v[None], f, self.num_points, generator=torch.Generator().manual_seed(seed))[0][0]
+            self._cache[name] = (v, f, pts)
+        return self._cache[name]
+
+
+def model_path(root: str | os.PathLike, name: str) -> Path:
+    """``root/models/<name>/textured_simple.obj`` (the YCB layout both datasets use)."""
+    return Path(root) / "models" / name / "textured_simple.obj"
+
+
+def frame_sample(
+    *,
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    segmentation: torch.Tensor,
+    K: torch.Tensor,
+    joints_3d: torch.Tensor,
+    hand_pose: torch.Tensor,
+    hand_shape: torch.Tensor,
+    hand_vertices: torch.Tensor | None,
+    hand_faces: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    model: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    num_sdf_points: int,
+    contact_threshold: float,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Assemble a sample; hand targets are NaN when ``hand_vertices`` is ``None`` (no annotation).
+
+    ``model`` is ``(vertices, faces, model points)`` in the model frame, or
+    ``None`` when the object's shape is unknown (its SDF is then NaN).
+    """
+    from hoimask.ops import mesh_sdf
+
+    H, W = image.shape[1:]
+    q = num_sdf_points
+    nan = float("nan")
+    R, t = rotation.to(torch.float64), translation.to(torch.float64)
+    obj_verts = None if model is None else model[0].to(torch.float64) @ R.T + t
+    if hand_vertices is not None:
+        amodal = mesh_silhouette(hand_vertices, hand_faces, K, H, W)
+        if q > 0:
+            sdf_points, sdf_hand, sdf_obj = mesh_sdf_targets(
+                hand_vertices, hand_faces, obj_verts, None if model is None else model[1], q, generator=generator
+            )
+        else:
+            sdf_points, sdf_hand, sdf_obj = torch.zeros(0, 3), torch.zeros(0), torch.zeros(0)
+        grasped = False
+        if model is not None and torch.isfinite(R).all():
+            pts = (model[2].to(torch.float64) @ R.T + t)[None].float()
+            grasped = bool(mesh_sdf(pts, hand_vertices[None].float(), hand_faces)[0].min() < contact_threshold)
+    else:
+        amodal = segmentation == 1
+        sdf_points, sdf_hand, sdf_obj = torch.zeros(q, 3), torch.full((q,), nan), torch.full((q,), nan)
+        grasped = False
+    amodal = amodal | (segmentation == 1)
+    visible, total = int((segmentation == 1).sum()), int(amodal.sum())
+    points = torch.zeros(1, 3) if model is None else model[2]
+    if model is None:
+        points = torch.full((1, 3), nan)
+    return {
+        "image": image.float(),
+        "segmentation": segmentation.long(),
+        "amodal_hand_mask": amodal,
+        "depth": depth.float(),
+        "joints_3d": joints_3d.float(),
+        "joints_2d": project(joints_3d.to(torch.float64), K.to(torch.float64)).float(),
+        "K": K.float(),
+        "hand_pose": hand_pose.float(),
+        "hand_shape": hand_shape.float(),
+        "object_rotation": R.float(),
+        "object_translation": t.float(),
+        "object_points": points.float(),
+        "sdf_points": sdf_points.float(),
+        "sdf_hand": sdf_hand.float(),
+        "sdf_object": sdf_obj.float(),
+        "grasped": torch.tensor(grasped),
+        "occlusion_ratio": torch.tensor(1.0 - visible / total if total else 0.0, dtype=torch.float32),
+        "has_object": torch.tensor(True),
+    }

@@ -1,0 +1,315 @@
+"""DexYCB loader reading the official layout (``DEX_YCB_DIR``), splits S0–S3 of the DexYCB toolkit.
+
+Layout read (as released by the DexYCB authors)::
+
+    ROOT/calibration/intrinsics/<serial>_640x480.yml          color: {fx, fy, ppx, ppy}
+    ROOT/calibration/mano_<mano_calib>/mano.yml               betas: [10]
+    ROOT/<subject>/<sequence>/meta.yml                        serials, num_frames, ycb_ids,
+                                                              ycb_grasp_ind, mano_sides, mano_calib
+    ROOT/<subject>/<sequence>/<serial>/color_000000.jpg
+    ROOT/<subject>/<sequence>/<serial>/aligned_depth_to_color_000000.png   (uint16, millimetres)
+    ROOT/<subject>/<sequence>/<serial>/labels_000000.npz      seg (H,W), pose_y (O,3,4),
+                                                              pose_m (1,51), joint_3d (1,21,3),
+                                                              joint_2d (1,21,2)
+    ROOT/models/<ycb name>/textured_simple.obj
+
+Splits: ``setup`` ``s0`` (seen subjects, views and objects; sequences with
+``i % 5 == 4`` held out, validation subjects 0–1, test subjects 2–9), ``s1``
+(unseen subjects), ``s2`` (unseen cameras), ``s3`` (unseen grasped objects),
+exactly the index lists of the toolkit's ``dex_ycb.py``. MaskHOI and HOISDF
+use S0 with right hands only (``hands="right"``); ``hands="mirror"`` keeps
+left hands and mirrors them into right hands (image flipped, ``x -> -x``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hoimask._checks import FileFormatError, check_choice, check_in_range
+from hoimask.geometry import matrix_to_axis_angle
+
+from ._assemble import ObjectModels, frame_sample, model_path
+from ._io import read_depth_png, read_image, read_npz, read_yaml
+from .cache import _index_seed
+
+__all__ = ["DEXYCB_SERIALS", "DEXYCB_SUBJECTS", "YCB_CLASSES", "DexYCB", "dexycb_split"]
+
+#: Subject folders in the toolkit's order.
+DEXYCB_SUBJECTS: tuple[str, ...] = tuple(
+    f"{d}-subject-{i:02d}"
+    for i, d in enumerate(
+        ["20200709", "20200813", "20200820", "20200903", "20200908",
+         "20200918", "20200928", "20201002", "20201015", "20201022"], start=1)
+)  # fmt: skip
+#: Camera serials in the toolkit's order.
+DEXYCB_SERIALS: tuple[str, ...] = (
+    "836212060125", "839512060362", "840412060917", "841412060263",
+    "932122060857", "932122060861", "932122061900", "932122062010",
+)  # fmt: skip
+#: YCB object id -> model folder name.
+YCB_CLASSES: dict[int, str] = {
+    1: "002_master_chef_can", 2: "003_cracker_box", 3: "004_sugar_box", 4: "005_tomato_soup_can",
+    5: "006_mustard_bottle", 6: "007_tuna_fish_can", 7: "008_pudding_box", 8: "009_gelatin_box",
+    9: "010_potted_meat_can", 10: "011_banana", 11: "019_pitcher_base", 12: "021_bleach_cleanser",
+    13: "024_bowl", 14: "025_mug", 15: "035_power_drill", 16: "036_wood_block", 17: "037_scissors",
+    18: "040_large_marker", 19: "051_large_clamp", 20: "052_extra_large_clamp", 21: "061_foam_brick",
+}  # fmt: skip
+
+_HAND_LABEL = 255  # value of hand pixels in DexYCB's ``seg``
+_MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+
+
+def dexycb_split(setup: str, split: str) -> tuple[list[int], list[int], list[int]]:
+    """Subject, camera and sequence indices of a DexYCB split (the toolkit's definition).
+
+    Args:
+        setup: ``"s0"``, ``"s1"``, ``"s2"`` or ``"s3"``.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns:
+        ``(subject_ind, serial_ind, sequence_ind)`` into :data:`DEXYCB_SUBJECTS`,
+        :data:`DEXYCB_SERIALS` and each subject's sorted 100 sequences.
+    """
+    check_choice(setup, ("s0", "s1", "s2", "s3"), name="setup")
+    check_choice(split, ("train", "val", "test"), name="split")
+    every, cams, seqs = list(range(10)), list(range(8)), list(range(100))
+    if setup == "s0":
+        held = [i for i in seqs if i % 5 == 4]
+        return {"train": (every, cams, [i for i in seqs if i % 5 != 4]),
+                "val": ([0, 1], cams, held), "test": (list(range(2, 10)), cams, held)}[split]  # fmt: skip
+    if setup == "s1":
+        return {"train": ([0, 1, 2, 3, 4, 5, 9], cams, seqs), "val": ([6], cams, seqs),
+                "test": ([7, 8], cams, seqs)}[split]  # fmt: skip
+    if setup == "s2":
+        return {"train": (every, list(range(6)), seqs), "val": (every, [6], seqs), "test": (every, [7], seqs)}[split]
+    groups = {"train": [i for i in seqs if i // 5 not in (3, 7, 11, 15, 19)],
+              "val": [i for i in seqs if i // 5 in (3, 19)], "test": [i for i in seqs if i // 5 in (7, 11, 15)]}  # fmt: skip
+    return every, cams, groups[split]
+
+
+class DexYCB(Dataset):
+    """DexYCB frames as hoimask samples (see :mod:`hoimask.data.sample`).
+
+    Per frame: the colour image, depth (metres, 0 = no reading), segmentation
+    (hand = 1, the *grasped* object = 2, other objects and background = 0), the
+    amodal hand mask (the MANO mesh's silhouette), 21 joints (DexYCB's order is
+    the canonical order), ``K`` (the principal point shifted by +0.5 px to the
+    library's pixel-centre convention), MANO pose as 16 axis-angles (``pose_m``'s
+    45 PCA coefficients converted by :class:`hoimask.hand.MANOLayer` with
+    ``flat_hand_mean=False``, so ``hand_pose`` is the full rotation, zero =
+    flat hand), the subject's ``betas``, the grasped object's pose, ``P``
+    model points, and SDF targets against the MANO mesh and the YCB mesh.
+    ``grasped`` is True when the hand mesh comes within ``contact_threshold`` of the object.
+
+    Args:
+        root: the DexYCB root (``$DEX_YCB_DIR``).
+        mano_root: folder with ``MANO_RIGHT.pkl`` (and ``MANO_LEFT.pkl`` for ``hands="mirror"``).
+        setup: ``"s0"`` … ``"s3"``.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        hands: ``"right"`` (drop left-hand sequences, MaskHOI's split) or ``"mirror"``.
+        require_hand: drop frames whose hand is not annotated (``joint_3d == -1``);
+            reads every label file once at construction. Otherwise such frames
+            give NaN hand targets.
+        num_object_points: ``P``.
+        num_sdf_points: ``Q`` (0 skips the SDF computation).
+        contact_threshold: metres, for ``grasped``.
+        transform: ``t(sample, generator=None) -> sample``.
+        seed: seed of the per-index generators (SDF points, transforms).
+
+    Raises:
+        FileFormatError: missing or malformed files (named in the message).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        mano_root: str | os.PathLike,
+        setup: str = "s0",
+        split: str = "train",
+        hands: str = "right",
+        require_hand: bool = False,
+        num_object_points: int = 1000,
+        num_sdf_points: int = 2048,
+        contact_threshold: float = 0.005,
+        transform: Callable | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.mano_root = Path(mano_root)
+        self.hands = check_choice(hands, ("right", "mirror"), name="hands")
+        subj_ind, ser_ind, seq_ind = dexycb_split(setup, split)
+        self.setup, self.split = setup, split
+        self.num_object_points = int(check_in_range(num_object_points, name="num_object_points", low=1))
+        self.num_sdf_points = int(check_in_range(num_sdf_points, name="num_sdf_points", low=0))
+        self.contact_threshold = check_in_range(contact_threshold, name="contact_threshold", low=0.0)
+        self.transform = transform
+        self.seed = int(seed)
+        if not self.root.is_dir():
+            raise FileFormatError(f"DexYCB(): root {self.root} is not a directory; expected the DexYCB root ($DEX_YCB_DIR)")
+        self.serials = [DEXYCB_SERIALS[i] for i in ser_ind]
+        self.intrinsics = {}
+        for s in self.serials:
+            path = self.root / "calibration" / "intrinsics" / f"{s}_640x480.yml"
+            color = read_yaml(path, ("color",))["color"]
+            missing = [k for k in ("fx", "fy", "ppx", "ppy") if k not in color]
+            if missing:
+                raise FileFormatError(f"{path}: 'color' lacks {missing}; expected fx, fy, ppx, ppy")
+            self.intrinsics[s] = color
+        self.sequences: list[dict] = []
+        frames: list[tuple[int, int, int]] = []
+        absent_subjects, left_sequences = [], 0
+        for si in subj_ind:
+            subject = DEXYCB_SUBJECTS[si]
+            sdir = self.root / subject
+            if not sdir.is_dir():
+                absent_subjects.append(subject)
+                continue
+            seqs = sorted(p.name for p in sdir.iterdir() if p.is_dir())
+            if len(seqs) != 100:
+                warnings.warn(f"DexYCB: {sdir} holds {len(seqs)} sequences, the release has 100; "
+                              "split indices refer to the sorted list found", stacklevel=2)
+            for qi in seq_ind:
+                if qi >= len(seqs):
+                    continue
+                qdir = sdir / seqs[qi]
+                meta = read_yaml(qdir / "meta.yml", ("serials", "num_frames", "ycb_ids", "ycb_grasp_ind", "mano_sides", "mano_calib"))
+                side = str(meta["mano_sides"][0])
+                if side not in ("right", "left"):
+                    raise FileFormatError(f"{qdir / 'meta.yml'}: mano_sides[0] must be 'right' or 'left', got {side!r}")
+                if side == "left" and hands == "right":
+                    left_sequences += 1
+                    continue
+                calib = self.root / "calibration" / f"mano_{meta['mano_calib'][0]}" / "mano.yml"
+                betas = read_yaml(calib, ("betas",))["betas"]
+                if len(betas) != 10:
+                    raise FileFormatError(f"{calib}: 'betas' expected 10 numbers, got {len(betas)}")
+                self.sequences.append({
+                    "dir": qdir, "ycb_ids": [int(i) for i in meta["ycb_ids"]],
+                    "grasp": int(meta["ycb_grasp_ind"]), "side": side,
+                    "betas": torch.tensor(betas, dtype=torch.float32),
+                })  # fmt: skip
+                k = len(self.sequences) - 1
+                for ci in range(len(self.serials)):
+                    frames += [(k, ci, f) for f in range(int(meta["num_frames"]))]
+        if absent_subjects:
+            warnings.warn(f"DexYCB: {len(absent_subjects)} of {len(subj_ind)} subjects of {setup}_{split} not found "
+                          f"under {self.root}: {absent_subjects}", stacklevel=2)
+        if left_sequences:
+            warnings.warn(f"DexYCB: skipped {left_sequences} left-hand sequences (hands='right')", stacklevel=2)
+        if require_hand:
+            kept = [fr for fr in frames if self._hand_annotated(fr)]
+            if len(kept) < len(frames):
+                warnings.warn(f"DexYCB: skipped {len(frames) - len(kept)} of {len(frames)} frames without a hand "
+                              "annotation (require_hand=True)", stacklevel=2)
+            frames = kept
+        if not frames:
+            raise FileFormatError(f"DexYCB(): no frame of {setup}_{split} found under {self.root}")
+        self.frames = np.asarray(frames, dtype=np.int64)
+        self._mano: dict[str, object] = {}
+        self._models = ObjectModels({n: model_path(self.root, n) for n in YCB_CLASSES.values()}, self.num_object_points)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_mano"] = {}  # rebuilt lazily in each worker
+        return state
+
+    def _frame_dir(self, frame) -> tuple[dict, str, Path, int]:
+        k, ci, f = (int(x) for x in frame)
+        seq = self.sequences[k]
+        serial = self.serials[ci]
+        return seq, serial, seq["dir"] / serial, f
+
+    def _hand_annotated(self, frame) -> bool:
+        _, _, d, f = self._frame_dir(frame)
+        lab = read_npz(d / f"labels_{f:06d}.npz", {"joint_3d": (1, 21, 3)})
+        return not bool(np.all(lab["joint_3d"] == -1))
+
+    def _layer(self, side: str):
+        if side not in self._mano:
+            from hoimask.hand import MANOLayer
+
+            path = self.mano_root / f"MANO_{side.upper()}.pkl"
+            if not path.is_file():
+                alt = path.with_suffix(".npz")
+                if not alt.is_file():
+                    raise FileFormatError(f"DexYCB: MANO model {path} (or {alt.name}) not found; expected the official MANO file")
+                path = alt
+            self._mano[side] = MANOLayer(path, side=side, use_pca=True, num_pca_comps=45, flat_hand_mean=False,
+                                         dtype=torch.float64)  # fmt: skip
+        return self._mano[side]
+
+    def _model(self, ycb_id: int):
+        if ycb_id not in YCB_CLASSES:
+            raise FileFormatError(f"DexYCB: unknown YCB id {ycb_id}; expected 1..21")
+        return self._models[YCB_CLASSES[ycb_id]]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """Load frame ``index`` (see the class docstring for the sample)."""
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"DexYCB: index {index} out of range for {n} frames")
+        index %= n
+        seq, serial, d, f = self._frame_dir(self.frames[index])
+        image = read_image(d / f"color_{f:06d}.jpg")
+        H, W = image.shape[1:]
+        depth = read_depth_png(d / f"aligned_depth_to_color_{f:06d}.png", 0.001)
+        lab = read_npz(d / f"labels_{f:06d}.npz", {"seg": (H, W), "pose_y": (None, 3, 4), "pose_m": (1, 51),
+                                                   "joint_3d": (1, 21, 3), "joint_2d": (1, 21, 2)})  # fmt: skip
+        if lab["pose_y"].shape[0] != len(seq["ycb_ids"]):
+            raise FileFormatError(f"{d / f'labels_{f:06d}.npz'}: pose_y has {lab['pose_y'].shape[0]} poses but meta.yml "
+                                  f"lists {len(seq['ycb_ids'])} objects")
+        intr = self.intrinsics[serial]
+        K = torch.tensor([[intr["fx"], 0.0, intr["ppx"] + 0.5], [0.0, intr["fy"], intr["ppy"] + 0.5], [0.0, 0.0, 1.0]],
+                         dtype=torch.float64)  # fmt: skip
+        seg_raw = torch.from_numpy(lab["seg"].astype(np.int64))
+        grasp_id = seq["ycb_ids"][seq["grasp"]]
+        segmentation = torch.zeros_like(seg_raw)
+        segmentation[seg_raw == _HAND_LABEL] = 1
+        segmentation[seg_raw == grasp_id] = 2
+        joints_3d = torch.from_numpy(lab["joint_3d"][0]).to(torch.float64)
+        has_hand = not bool((joints_3d == -1).all())
+        pose_m = torch.from_numpy(lab["pose_m"][0]).to(torch.float64)
+        layer = self._layer(seq["side"])
+        betas = seq["betas"].to(torch.float64)
+        out = layer(pose_m[None, :48], betas[None], pose_m[None, 48:])
+        verts = out.vertices[0]
+        hand_pose = matrix_to_axis_angle(layer.pose_to_rotations(pose_m[None, :48])[0])  # (16, 3)
+        faces = layer.faces
+        pose_y = torch.from_numpy(lab["pose_y"][seq["grasp"]]).to(torch.float64)
+        R, t = pose_y[:, :3], pose_y[:, 3]
+        mv, mf, mpts = self._model(grasp_id)
+        mv, mpts = mv.to(torch.float64), mpts.to(torch.float64)
+        if seq["side"] == "left":  # mirror into a right hand: x -> -x everywhere
+            image, depth, segmentation = image.flip(-1), depth.flip(-1), segmentation.flip(-1)
+            K = K.clone()
+            K[0, 2] = W - K[0, 2]
+            joints_3d = joints_3d @ _MIRROR
+            verts = verts @ _MIRROR
+            faces = faces.flip(-1)
+            hand_pose = hand_pose * hand_pose.new_tensor([1.0, -1.0, -1.0])
+            R, t = _MIRROR @ R @ _MIRROR, _MIRROR @ t
+            mv, mpts, mf = mv @ _MIRROR, mpts @ _MIRROR, mf.flip(-1)
+        g = torch.Generator().manual_seed(_index_seed(self.seed, index))
+        if not has_hand:
+            joints_3d = torch.full((21, 3), float("nan"), dtype=torch.float64)
+            hand_pose = torch.full((16, 3), float("nan"), dtype=torch.float64)
+        sample = frame_sample(
+            image=image, depth=depth, segmentation=segmentation, K=K, joints_3d=joints_3d,
+            hand_pose=hand_pose, hand_shape=seq["betas"], hand_vertices=verts if has_hand else None,
+            hand_faces=faces, rotation=R, translation=t, model=(mv, mf, mpts),
+            num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
+        )  # fmt: skip
+        if self.transform is not None:
+            sample = self.transform(sample, generator=g)
+        return sample

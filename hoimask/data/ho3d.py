@@ -1,0 +1,239 @@
+"""HO3D (v2 / v3) loader reading the official layout, converted to OpenCV and the canonical joint order.
+
+Layout read::
+
+    ROOT/train.txt, ROOT/evaluation.txt          one "SEQ/FRAME" per line
+    ROOT/<split>/<SEQ>/rgb/<FRAME>.png|.jpg      (v2 png, v3 jpg)
+    ROOT/<split>/<SEQ>/depth/<FRAME>.png         depth = (R + 256 G) * 0.00012498664727900177 m
+    ROOT/<split>/<SEQ>/seg/<FRAME>.png|.jpg      hand = blue channel, object = green channel
+                                                 (train only; may be half resolution)
+    ROOT/<split>/<SEQ>/meta/<FRAME>.pkl          handPose (48), handBeta (10), handTrans (3),
+                                                 handJoints3D (21, 3), camMat (3, 3), objRot (3, 1),
+                                                 objTrans (3), objName, objCorners3D (8, 3)
+    ROOT/models/<objName>/textured_simple.obj    YCB models
+
+HO3D's 3D annotations live in an OpenGL camera frame (y up, z backwards);
+the loader applies ``C = diag(1, -1, -1)`` to every 3D quantity (points,
+object rotation ``R' = C R``, translation, the hand's global rotation) so
+samples use OpenCV's frame. Joints are reordered from HO3D's (MANO + tips)
+order to the canonical order. ``handPose`` is MANO's full axis-angle pose
+with the flat hand as zero (``flat_hand_mean=True``).
+
+The evaluation split has no hand pose, shape or segmentation: its meta gives
+the root (wrist) joint ``handJoints3D (3,)`` and ``handBoundingBox``. Those
+samples carry NaN for every unknown target (only ``joints_3d[0]`` is set),
+segmentation 0 everywhere, and an extra key ``box`` (4,) with the hand box,
+which :class:`hoimask.data.transforms.RandomCropResize` crops around.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hoimask._checks import FileFormatError, check_choice, check_in_range
+from hoimask.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from hoimask.skeleton import convert_joint_order
+
+from ._assemble import ObjectModels, frame_sample, model_path
+from ._io import read_image, read_mask_png, read_pickle, require_file
+from .cache import _index_seed
+
+__all__ = ["HO3D", "HO3D_DEPTH_SCALE", "OPENGL_TO_OPENCV", "read_ho3d_depth"]
+
+#: Metres per unit of HO3D's depth encoding ``R + 256 G``.
+HO3D_DEPTH_SCALE = 0.00012498664727900177
+#: HO3D's OpenGL camera frame -> OpenCV camera frame.
+OPENGL_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
+
+_TRAIN_KEYS = ("handPose", "handBeta", "handTrans", "handJoints3D", "camMat", "objRot", "objTrans", "objName")
+_EVAL_KEYS = ("handJoints3D", "camMat", "handBoundingBox")
+
+
+def read_ho3d_depth(path: str | os.PathLike) -> torch.Tensor:
+    """Decode HO3D's RGB-packed depth PNG to metres ``(H, W)`` float32 (0 = no reading)."""
+    arr = read_mask_png(path)
+    if arr.ndim != 3:
+        raise FileFormatError(f"{path}: HO3D depth is an RGB PNG, got an array of shape {arr.shape}")
+    return torch.from_numpy((arr[..., 0].astype(np.float32) + 256 * arr[..., 1].astype(np.float32)) * HO3D_DEPTH_SCALE)
+
+
+def _first_existing(folder: Path, stem: str, exts: tuple[str, ...], what: str) -> Path:
+    for ext in exts:
+        p = folder / f"{stem}{ext}"
+        if p.is_file():
+            return p
+    return require_file(folder / f"{stem}{exts[0]}", f"{what} ({' or '.join(exts)})")
+
+
+def _array(meta: dict, key: str, shape: tuple[int, ...], path: Path) -> torch.Tensor:
+    value = meta.get(key)
+    if value is None:
+        raise FileFormatError(f"{path}: key {key!r} is None; expected an array of shape {shape}")
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size != int(np.prod(shape)):
+        raise FileFormatError(f"{path}: key {key!r} expected shape {shape}, got {arr.shape}")
+    return torch.from_numpy(arr.reshape(shape))
+
+
+class HO3D(Dataset):
+    """HO3D frames as hoimask samples (see :mod:`hoimask.data.sample` and the module docstring).
+
+    Args:
+        root: the HO3D root (holding ``train/``, ``evaluation/``, ``train.txt``, ``evaluation.txt``).
+        mano_root: folder with ``MANO_RIGHT.pkl`` (for the amodal mask and SDF targets).
+        split: ``"train"`` or ``"evaluation"``.
+        load_depth: read the depth maps (otherwise ``depth`` is all 0).
+        num_object_points: ``P``.
+        num_sdf_points: ``Q`` (0 skips the SDF computation).
+        contact_threshold: metres, for ``grasped``.
+        transform: ``t(sample, generator=None) -> sample``.
+        seed: seed of the per-index generators.
+
+    Raises:
+        FileFormatError: missing or malformed files (named in the message).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        mano_root: str | os.PathLike,
+        split: str = "train",
+        load_depth: bool = True,
+        num_object_points: int = 1000,
+        num_sdf_points: int = 2048,
+        contact_threshold: float = 0.005,
+        transform: Callable | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.mano_root = Path(mano_root)
+        self.split = check_choice(split, ("train", "evaluation"), name="split")
+        self.load_depth = bool(load_depth)
+        self.num_object_points = int(check_in_range(num_object_points, name="num_object_points", low=1))
+        self.num_sdf_points = int(check_in_range(num_sdf_points, name="num_sdf_points", low=0))
+        self.contact_threshold = check_in_range(contact_threshold, name="contact_threshold", low=0.0)
+        self.transform = transform
+        self.seed = int(seed)
+        listing = require_file(self.root / f"{split}.txt", f"the HO3D {split} list (lines 'SEQ/FRAME')")
+        frames = []
+        for n, line in enumerate(listing.read_text().splitlines(), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split("/")
+            if len(parts) != 2 or not parts[0] or not parts[1]:
+                raise FileFormatError(f"{listing}:{n}: expected 'SEQ/FRAME', got {line!r}")
+            frames.append((parts[0], parts[1]))
+        if not frames:
+            raise FileFormatError(f"{listing}: lists no frame")
+        self.frames = frames
+        self._mano = None
+        self._models = ObjectModels({}, self.num_object_points)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_mano"] = None
+        return state
+
+    def _layer(self):
+        if self._mano is None:
+            from hoimask.hand import MANOLayer
+
+            path = self.mano_root / "MANO_RIGHT.pkl"
+            if not path.is_file() and path.with_suffix(".npz").is_file():
+                path = path.with_suffix(".npz")
+            require_file(path, "the official MANO right-hand model")
+            self._mano = MANOLayer(path, side="right", use_pca=False, flat_hand_mean=True, dtype=torch.float64)
+        return self._mano
+
+    def _segmentation(self, folder: Path, frame: str, size: tuple[int, int]) -> torch.Tensor:
+        path = _first_existing(folder / "seg", frame, (".png", ".jpg"), "an HO3D segmentation image")
+        arr = read_mask_png(path)
+        if arr.ndim != 3:
+            raise FileFormatError(f"{path}: expected an RGB segmentation (hand blue, object green), got shape {arr.shape}")
+        seg = torch.zeros(arr.shape[:2], dtype=torch.int64)
+        seg[torch.from_numpy(arr[..., 1] > 127)] = 2
+        seg[torch.from_numpy(arr[..., 2] > 127)] = 1
+        if tuple(seg.shape) != size:
+            seg = torch.nn.functional.interpolate(seg[None, None].float(), size=size, mode="nearest")[0, 0].long()
+        return seg
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """Load frame ``index`` (see the class and module docstrings)."""
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"HO3D: index {index} out of range for {n} frames")
+        index %= n
+        seq, frame = self.frames[index]
+        folder = self.root / self.split / seq
+        image = read_image(_first_existing(folder / "rgb", frame, (".jpg", ".png"), "an HO3D RGB image"))
+        H, W = image.shape[1:]
+        depth = read_ho3d_depth(folder / "depth" / f"{frame}.png") if self.load_depth else torch.zeros(H, W)
+        if tuple(depth.shape) != (H, W):
+            raise FileFormatError(f"{folder / 'depth' / f'{frame}.png'}: depth is {tuple(depth.shape)}, image is {(H, W)}")
+        train = self.split == "train"
+        meta_path = folder / "meta" / f"{frame}.pkl"
+        meta = read_pickle(meta_path, _TRAIN_KEYS if train else _EVAL_KEYS)
+        C = OPENGL_TO_OPENCV
+        K = _array(meta, "camMat", (3, 3), meta_path).clone()
+        K[0, 2] += 0.5  # OpenCV's pixel-centre convention -> the library's
+        K[1, 2] += 0.5
+        g = torch.Generator().manual_seed(_index_seed(self.seed, index))
+        nan = float("nan")
+        model = None
+        R = torch.full((3, 3), nan, dtype=torch.float64)
+        t = torch.full((3,), nan, dtype=torch.float64)
+        if meta.get("objRot") is not None and meta.get("objTrans") is not None:
+            R = C @ axis_angle_to_matrix(_array(meta, "objRot", (3,), meta_path))
+            t = C @ _array(meta, "objTrans", (3,), meta_path)
+        if meta.get("objName") is not None:
+            name = str(meta["objName"])
+            if name not in self._models.paths:
+                self._models.paths[name] = model_path(self.root, name)
+            model = self._models[name]
+        layer = self._layer() if train else None
+        if train:
+            joints = convert_joint_order(_array(meta, "handJoints3D", (21, 3), meta_path) @ C.T, "ho3d", "canonical")
+            pose = _array(meta, "handPose", (16, 3), meta_path)
+            beta = _array(meta, "handBeta", (10,), meta_path)
+            trans = _array(meta, "handTrans", (3,), meta_path)
+            verts = layer(pose[None], beta[None], trans[None]).vertices[0] @ C.T
+            pose = pose.clone()
+            pose[0] = matrix_to_axis_angle(C @ axis_angle_to_matrix(pose[0]))
+            segmentation = self._segmentation(folder, frame, (H, W))
+            faces = layer.faces
+        else:
+            joints = torch.full((21, 3), nan, dtype=torch.float64)
+            joints[0] = C @ _array(meta, "handJoints3D", (3,), meta_path)
+            pose, beta, verts = torch.full((16, 3), nan), torch.full((10,), nan), None
+            segmentation = torch.zeros(H, W, dtype=torch.int64)
+            faces = torch.zeros(0, 3, dtype=torch.int64)
+        if model is not None and not torch.isfinite(R).all():
+            model = None  # shape known but pose unknown: no object SDF
+        sample = frame_sample(
+            image=image, depth=depth, segmentation=segmentation, K=K, joints_3d=joints, hand_pose=pose,
+            hand_shape=beta, hand_vertices=verts, hand_faces=faces, rotation=R, translation=t, model=model,
+            num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
+        )  # fmt: skip
+        if model is None and meta.get("objName") is not None:
+            sample["object_points"] = self._models[str(meta["objName"])][2].float()
+        if not train:
+            box = _array(meta, "handBoundingBox", (4,), meta_path)
+            sample["box"] = box.float()
+        if self.num_object_points and sample["object_points"].shape[0] != self.num_object_points:
+            sample["object_points"] = torch.full((self.num_object_points, 3), nan)
+            warnings.warn(f"HO3D: {meta_path} names no object model; object_points are NaN", stacklevel=2)
+        if self.transform is not None:
+            sample = self.transform(sample, generator=g)
+        return sample
