@@ -92,6 +92,13 @@ def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     return cls()
 
 
+def _latin1_encode(text: Any, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` limited to the text encodings pickle itself uses for bytes."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"_codecs.encode({type(text).__name__}, {encoding!r}) refused")
+    return text.encode("latin1")
+
+
 _SPARSE = ("csc_matrix", "csr_matrix", "coo_matrix")
 
 
@@ -118,6 +125,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 return _np_scalar
         if module in {"numpy.core.numeric", "numpy._core.numeric"} and name == "_frombuffer":
             return _np_frombuffer
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode  # Python 3 pickles (protocol <= 2) store bytes this way
         if module == "numpy" and name == "ndarray":
             return np.ndarray
         if module == "numpy" and name == "dtype":
@@ -158,8 +167,11 @@ def _sparse_to_dense(obj: _SparseStandIn) -> np.ndarray:
     dense = np.zeros((rows, cols), dtype=data.dtype)
     kind = obj.pickled_class.rsplit(".", 1)[-1]
     if kind == "coo_matrix":
-        r = np.asarray(resolve(st["row"]), dtype=np.int64)
-        c = np.asarray(resolve(st["col"]), dtype=np.int64)
+        if "coords" in st:  # scipy >= 1.13
+            r, c = (np.asarray(x, dtype=np.int64) for x in resolve(st["coords"]))
+        else:
+            r = np.asarray(resolve(st["row"]), dtype=np.int64)
+            c = np.asarray(resolve(st["col"]), dtype=np.int64)
         np.add.at(dense, (r, c), data)
         return dense
     indices = np.asarray(resolve(st["indices"]), dtype=np.int64)

@@ -65,15 +65,17 @@ def synthetic_mano_arrays(side: str = "right", seed: int = 0) -> dict[str, np.nd
     faces = np.stack([rng.choice(num_v, size=3, replace=False) for _ in range(1538)]).astype(np.uint32)
     shapedirs = _f32(rng.normal(0.0, 4e-3, size=(num_v, 3, 10)))
     posedirs = _f32(rng.normal(0.0, 2e-3, size=(num_v, 3, 135)))
+    # Regressor rows and skinning weights are dyadic (k / 2^n) so that every row sums to
+    # exactly one in float32 and float64 alike, like the real files in float64.
     j_reg = np.zeros((num_j, num_v))
     for j in range(num_j):
         idx = rng.choice(num_v, size=12, replace=False)
-        w = rng.uniform(0.5, 1.5, size=12)
-        j_reg[j, idx] = w / w.sum()
-    j_reg = _f32(j_reg)
+        j_reg[j, idx] = rng.multinomial(256 - 12, np.full(12, 1 / 12)) + 1
+    j_reg = j_reg / 256.0
     logits = 3.0 * rng.normal(size=(num_v, num_j))
-    weights = np.exp(logits - logits.max(1, keepdims=True))
-    weights = _f32(weights / weights.sum(1, keepdims=True))
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs = probs / probs.sum(1, keepdims=True)
+    weights = np.stack([rng.multinomial(1024, p) for p in probs]) / 1024.0
     components = _f32(np.linalg.qr(rng.normal(size=(45, 45)))[0].T)
     hands_mean = _f32(rng.normal(0.0, 0.15, size=45))
     hands_coeffs = _f32(rng.normal(0.0, 0.5, size=(1554, 45)))
