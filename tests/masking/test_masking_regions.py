@@ -1,0 +1,172 @@
+"""Patch labels, RMRA budgets, region selection, target-focused masking, draw_mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _hoi_toy import toy_scene
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hoimask._checks import ShapeError, ValueRangeError
+from hoimask.masking import (
+    RegionRatioMasker,
+    TargetFocusedMasker,
+    draw_mask,
+    interaction_region,
+    patch_labels,
+    region_counts,
+    region_keep_counts,
+    region_ratio_masking,
+    select_in_regions,
+)
+from hoimask.masking.regions import _patch_labels
+
+
+def _reference_labels(seg: torch.Tensor, grid, rule: str) -> torch.Tensor:
+    """Per-patch Python reference."""
+    B, H, W = seg.shape
+    gh, gw = grid
+    ph, pw = H // gh, W // gw
+    out = torch.zeros(B, gh * gw, dtype=torch.int64)
+    for b in range(B):
+        for r in range(gh):
+            for c in range(gw):
+                block = seg[b, r * ph : (r + 1) * ph, c * pw : (c + 1) * pw].flatten().tolist()
+                counts = [block.count(k) for k in range(3)]
+                if rule == "any":
+                    label = 1 if counts[1] else 2 if counts[2] else 0
+                else:  # majority, ties hand > object > background
+                    label = max((counts[1], 2, 1), (counts[2], 1, 2), (counts[0], 0, 0))[2]
+                out[b, r * gw + c] = label
+    return out
+
+
+@given(
+    st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 2, 3, 8, 16]),
+    st.sampled_from(["any", "majority"]), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1),
+    st.sampled_from([torch.uint8, torch.int64]),
+)
+def test_patch_labels_match_reference(B, gh, gw, p, rule, density, seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.randint(0, 3, (B, gh * p, gw * p), generator=g)
+    seg = (raw * (torch.rand(raw.shape, generator=g) < density)).to(dtype)
+    got = patch_labels(seg, (gh, gw), rule=rule)
+    assert torch.equal(got, _reference_labels(seg, (gh, gw), rule))
+
+
+def test_bit_fast_path_equals_generic_path():
+    g = torch.Generator().manual_seed(0)
+    seg = (torch.randint(0, 3, (3, 48, 64), generator=g) * (torch.rand(3, 48, 64, generator=g) < 0.01)).to(torch.uint8)
+    fast = _patch_labels(seg, (3, 4), (16, 16), "any")  # pw % 8 == 0: 64-bit OR path
+    blocks = seg.reshape(3, 3, 16, 4, 16)
+    hand, obj = (blocks == 1).any(4).any(2), (blocks == 2).any(4).any(2)
+    assert torch.equal(fast, torch.where(hand, 1, torch.where(obj, 2, 0)).reshape(3, 12))
+
+
+@st.composite
+def counts_and_keep(draw):
+    n = [draw(st.integers(0, 80)) for _ in range(3)]
+    if sum(n) == 0:
+        n[0] = 1
+    L = draw(st.integers(0, sum(n)))
+    ratios = [draw(st.floats(0.0, 0.99)) for _ in range(3)]
+    return torch.tensor([n]), L, ratios
+
+
+@given(counts_and_keep())
+def test_region_keep_counts_are_feasible_and_protect_the_hand(data):
+    counts, L, (rb, rh, ro) = data
+    keep = region_keep_counts(counts, L, background_ratio=rb, hand_ratio=rh, object_ratio=ro)
+    assert int(keep.sum()) == L
+    assert (keep >= 0).all() and (keep <= counts).all()
+    n_bg, n_hand, n_obj = counts[0].tolist()
+    want_hand = round(n_hand * (1 - rh))
+    if 0 <= L - want_hand <= n_bg + n_obj:  # background and object can absorb the rest
+        assert abs(int(keep[0, 1]) - want_hand) <= 1
+
+
+def test_region_keep_counts_shift_bg_and_object_equally():
+    counts = torch.tensor([[100, 50, 46]])
+    keep = region_keep_counts(counts, 49, background_ratio=0.75, hand_ratio=0.5, object_ratio=0.9)
+    assert keep.tolist() == [[21, 25, 3]]
+    masked = 1 - keep.double() / counts
+    # Object stays masked more than background; both shifted by ~the same amount.
+    assert masked[0, 2] > masked[0, 0]
+    assert abs((masked[0, 0] - 0.75) - (masked[0, 2] - 0.9)) < 0.03
+
+
+def test_masked_hand_fraction_matches_hand_ratio_on_toy_scenes():
+    joints, seg = toy_scene(16, 112, torch.Generator().manual_seed(0))
+    masker = RegionRatioMasker(mask_ratio=0.75, hand_ratio=0.4)
+    out = masker(16, (14, 14), segmentation=seg, generator=torch.Generator().manual_seed(1))
+    labels = patch_labels(seg, (14, 14))
+    hand = labels == 1
+    n_hand = hand.sum(1)
+    frac = (out.mask & hand).sum(1).float() / n_hand
+    large = n_hand >= 20
+    assert large.sum() >= 8
+    assert torch.all((frac[large] - 0.4).abs() <= 1.0 / n_hand[large])
+
+
+def test_region_masking_is_uniform_within_a_region():
+    seg = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    seg[0, :2] = 1  # top half hand
+    out = region_ratio_masking(seg.expand(3000, 4, 4), (4, 4), mask_ratio=0.5, hand_ratio=0.25,
+                               generator=torch.Generator().manual_seed(0))
+    freq = out.mask.float().mean(0).view(4, 4)
+    assert torch.allclose(freq[:2], torch.full((2, 4), 0.25), atol=0.04)
+    assert torch.allclose(freq[2:], torch.full((2, 4), 0.75), atol=0.04)
+
+
+def test_select_in_regions_keeps_lowest_scores():
+    labels = torch.tensor([[0, 1, 0, 1, 1, 0]])
+    counts = region_counts(labels)
+    assert counts.tolist() == [[3, 3, 0]]
+    scores = torch.tensor([[0.9, 0.1, 0.2, 0.8, 0.5, 0.3]])
+    keep = select_in_regions(labels, counts, torch.tensor([[1, 2, 0]]), scores)
+    assert keep.tolist() == [[False, True, True, False, True, False]]
+
+
+def test_interaction_region_and_fallbacks():
+    labels = torch.zeros(3, 5, 5, dtype=torch.int64)
+    labels[0, 1:3, 1] = 1
+    labels[0, 1:3, 2] = 2  # hand and object touch
+    labels[1, 0, 0] = 1
+    labels[1, 4, 4] = 2  # far apart -> foreground
+    region = interaction_region(labels.view(3, 25), (5, 5), margin=1).view(3, 5, 5)
+    assert region[0, 1:3, 1:3].all() and not region[0, 4].any()
+    assert region[1].sum() == 2 and region[1, 0, 0] and region[1, 4, 4]
+    assert region[2].all()  # empty image -> whole grid
+
+
+def test_target_focused_concentrates_on_interaction():
+    joints, seg = toy_scene(8, 112, torch.Generator().manual_seed(3))
+    masker = TargetFocusedMasker(mask_ratio=0.6, focus_ratio=0.5, margin=1)
+    out = masker(8, (14, 14), segmentation=seg, generator=torch.Generator().manual_seed(0))
+    target = interaction_region(patch_labels(seg, (14, 14)), (14, 14), margin=1)
+    masked_target = (out.mask & target).sum(1)
+    budget = 196 - masker.num_keep(196)
+    want = torch.clamp(torch.full_like(masked_target, round(0.5 * budget)), max=target.sum(1))
+    assert torch.all(masked_target >= want)
+    with pytest.raises(ValueRangeError, match="focus_ratio"):
+        TargetFocusedMasker(focus_ratio=1.5)
+
+
+def test_draw_mask_fills_masked_patches_only():
+    image = torch.rand(2, 3, 8, 12)
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[0, 1] = True
+    pic = draw_mask(image, mask, 4, fill=(10, 20, 30))
+    assert pic.shape == (2, 8, 12, 3) and pic.dtype == torch.uint8
+    assert (pic[0, :4, 4:8] == torch.tensor([10, 20, 30], dtype=torch.uint8)).all()
+    expect = (image.permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
+    assert torch.equal(pic[1], expect[1]) and torch.equal(pic[0, 4:], expect[0, 4:])
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    normalised = (image - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    single = draw_mask(normalised[1], mask[1], (4, 4), mean=mean, std=std)
+    assert (single.int() - expect[1].int()).abs().max() <= 1
+    with pytest.raises(ShapeError, match="patch_size"):
+        draw_mask(image, mask, 5)
+    with pytest.raises(ShapeError, match="mask"):
+        draw_mask(image, mask[:, :5], 4)
