@@ -56,7 +56,7 @@ def camera_rays(K: torch.Tensor, height: int, width: int) -> torch.Tensor:
         indexing="ij",
     )
     pix = torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)], dim=-1)  # (R, 3)
-    rays = torch.linalg.solve(K, pix.T).T  # (R, 3)
+    rays = pix @ torch.linalg.inv(K).T  # (R, 3)
     return rays / rays.norm(dim=-1, keepdim=True)
 
 

@@ -1,0 +1,66 @@
+"""Data: synthetic HOI scenes (generator + renderer), DexYCB and HO3D loaders, transforms, collate.
+
+Every dataset returns the sample dictionary described in
+:mod:`hoimask.data.sample` (images in ``[0, 1]``); :func:`collate` stacks
+samples and applies ImageNet normalisation.
+"""
+
+from hoimask.data.cache import CachedHOI, write_cache
+from hoimask.data.dexycb import DexYCB, dexycb_split
+from hoimask.data.ho3d import HO3D
+from hoimask.data.objects import SceneObject, sample_primitive
+from hoimask.data.sample import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SAMPLE_SPEC,
+    collate,
+    denormalize_image,
+    normalize_image,
+    validate_sample,
+)
+from hoimask.data.scene import Scene, render_scene, sample_scene
+from hoimask.data.synthetic import SyntheticHOI
+from hoimask.data.targets import mesh_sdf_targets, query_points
+from hoimask.data.transforms import (
+    CenterCrop,
+    ColorJitter,
+    Compose,
+    GaussianBlur,
+    RandomCropResize,
+    adjust_colors,
+    gaussian_blur,
+    hand_object_box,
+    warp_sample,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SAMPLE_SPEC",
+    "CachedHOI",
+    "CenterCrop",
+    "ColorJitter",
+    "Compose",
+    "DexYCB",
+    "GaussianBlur",
+    "HO3D",
+    "RandomCropResize",
+    "Scene",
+    "SceneObject",
+    "SyntheticHOI",
+    "adjust_colors",
+    "collate",
+    "denormalize_image",
+    "dexycb_split",
+    "gaussian_blur",
+    "hand_object_box",
+    "mesh_sdf_targets",
+    "normalize_image",
+    "query_points",
+    "render_scene",
+    "sample_primitive",
+    "sample_scene",
+    "validate_sample",
+    "warp_sample",
+    "write_cache",
+]
