@@ -207,3 +207,17 @@ def test_failed_update_stores_nothing_and_mixed_batches_align():
     assert len(ev._pred_joints) == 2  # the failed batch left no prediction behind
     assert r["mme"] == pytest.approx(float(mpvpe(b["pred_verts"], b["gt_verts"]).mean()) * 1000)
     assert r["mje"] == pytest.approx(float(mpjpe(b["pred_joints"], b["gt_joints"]).mean()) * 1000)
+
+
+def test_device_inputs_match_cpu(device):
+    b = _batch(7)
+    cpu = Evaluator()
+    cpu.update(**b)
+    dev = Evaluator()
+    moved = {k: v.to(device) for k, v in b.items()}
+    moved["obj_points"] = [b["obj_points"].to(device)] * 6  # list form on the device
+    dev.update(**moved)
+    r_cpu, r_dev = cpu.compute(), dev.compute()
+    assert r_cpu.keys() == r_dev.keys()
+    for k in r_cpu:
+        assert r_cpu[k] == pytest.approx(r_dev[k], rel=1e-9, abs=1e-9), k
