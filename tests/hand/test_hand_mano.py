@@ -208,3 +208,15 @@ def test_bad_inputs_raise_typed_errors(right, right_pkl):
     pca = MANOLayer(right_pkl, use_pca=True, num_pca_comps=6, dtype=F64)
     with pytest.raises(ShapeError, match="'pose'"):
         pca(pose, shape)
+
+
+def test_manotorch_adapter_reports_missing_package(right_pkl):
+    import importlib.util
+
+    from hoimask._checks import HoimaskError
+    from hoimask.hand.manotorch_backend import ManotorchLayer
+
+    if importlib.util.find_spec("manotorch") is not None:
+        pytest.skip("manotorch is installed")
+    with pytest.raises(HoimaskError, match="manotorch"):
+        ManotorchLayer(right_pkl.parent)
