@@ -241,23 +241,33 @@ def intersect_mesh(
     check_shape(faces, "T 3", name="faces")
     v0, v1, v2 = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]  # (T, 3)
     e1, e2 = v1 - v0, v2 - v0
-    s = -v0  # origin - v0
-    q = torch.linalg.cross(s, e1)  # (T, 3)
-    ts, fs = [], []
-    for start in range(0, dirs.shape[0], chunk):
-        d = dirs[start : start + chunk]  # (C, 3)
-        p = torch.linalg.cross(d[:, None, :].expand(-1, e2.shape[0], -1), e2[None].expand(d.shape[0], -1, -1))
-        det = (p * e1[None]).sum(-1)  # (C, T)
+    s = -v0  # ray origin (0) minus v0
+    # Möller–Trumbore with every triple product written as a matmul against per-triangle vectors:
+    # det = d.(e2 x e1)... with p = d x e2: det = e1.p = -d.(e1 x e2), u = s.p / det = d.(e2 x s) / det,
+    # q = s x e1: v = d.q / det, t = e2.q / det.
+    neg_normal = -torch.linalg.cross(e1, e2)  # (T, 3)
+    e2_s = torch.linalg.cross(e2, s)
+    q = torch.linalg.cross(s, e1)
+    e2q = (e2 * q).sum(-1)  # (T,)
+    # Early-out: only rays through the mesh's bounding sphere are tested.
+    center = (vertices.amin(0) + vertices.amax(0)) / 2
+    radius = (vertices - center).norm(dim=-1).max()
+    dc = dirs @ center
+    active = torch.nonzero(dc * dc - (center @ center - radius * radius) >= 0).squeeze(1)
+    t_out = torch.full((dirs.shape[0],), float("inf"), dtype=dirs.dtype, device=dirs.device)
+    f_out = torch.zeros(dirs.shape[0], dtype=torch.int64, device=dirs.device)
+    for start in range(0, active.shape[0], chunk):
+        rows = active[start : start + chunk]
+        d = dirs[rows]  # (C, 3)
+        det = d @ neg_normal.T  # (C, T)
         ok = det.abs() > 1e-14
         inv = 1.0 / torch.where(ok, det, torch.ones_like(det))
-        u = (p * s[None]).sum(-1) * inv
+        u = (d @ e2_s.T) * inv
         v = (d @ q.T) * inv
-        t = (q * e2).sum(-1)[None] * inv
+        t = e2q[None] * inv
         hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1)
-        t_min, f = _positive_root_min(t, hit).min(dim=1)
-        ts.append(t_min)
-        fs.append(f)
-    return torch.cat(ts), torch.cat(fs)
+        t_out[rows], f_out[rows] = _positive_root_min(t, hit).min(dim=1)
+    return t_out, f_out
 
 
 def sphere_trace(
