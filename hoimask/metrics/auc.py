@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from hoimask._checks import ValueRangeError, check_in_range, check_shape
@@ -39,6 +40,16 @@ def _check_range(lo: float, hi: float, steps: int, fn: str) -> None:
         raise ValueRangeError(f"{fn}(): argument 'steps' expected an int >= 2, got {steps!r}")
 
 
+def thresholds_like_numpy(lo: float, hi: float, steps: int, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """``numpy.linspace(lo, hi, steps)`` as a tensor.
+
+    ``torch.linspace`` rounds some interior values differently from NumPy (by one
+    ulp); an error lying exactly on a threshold would then be counted differently
+    from the official ``EvalUtil``, so the thresholds are built with NumPy.
+    """
+    return torch.from_numpy(np.linspace(lo, hi, steps)).to(device=device, dtype=dtype)
+
+
 def pck_counts(errors: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     """How many samples of each keypoint have ``error <= threshold``.
 
@@ -57,6 +68,7 @@ def pck_counts(errors: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     K = errors.shape[1]
     sorted_err = errors.detach().t().contiguous().sort(dim=1).values  # (K, S)
     th = thresholds.to(sorted_err.dtype).expand(K, -1).contiguous()  # (K, T)
+    # searchsorted(right=True) = number of sorted errors <= each threshold
     return torch.searchsorted(sorted_err, th, right=True)  # (K, T): #{e <= t}
 
 
@@ -113,12 +125,12 @@ def pck_auc(errors: ArrayLike, lo: float = 0.0, hi: float = 0.05, steps: int = 1
     _check_range(lo, hi, steps, "pck_auc")
     if dims["S"] == 0 or dims["K"] == 0:
         raise ValueRangeError(f"pck_auc(): argument 'errors' needs at least one sample and keypoint, got {tuple(e.shape)}")
-    thresholds = torch.linspace(lo, hi, steps, dtype=e.dtype, device=e.device)
-    counts = pck_counts(e, thresholds)
+    # Compare and integrate in float64, as NumPy does in EvalUtil; return the input dtype.
+    thresholds = thresholds_like_numpy(lo, hi, steps, device=e.device)
+    counts = pck_counts(e.double(), thresholds)
     auc, curve = auc_from_counts(counts, dims["S"], thresholds)
-    return PCKResult(
-        like_input(was_numpy, auc), like_input(was_numpy, curve), like_input(was_numpy, thresholds)
-    )
+    out = (auc.to(e.dtype), curve.to(e.dtype), thresholds.to(e.dtype))
+    return PCKResult(*(like_input(was_numpy, v) for v in out))
 
 
 class PCKAccumulator:
@@ -135,7 +147,7 @@ class PCKAccumulator:
     def __init__(self, num_keypoints: int, lo: float = 0.0, hi: float = 0.05, steps: int = 100):
         _check_range(lo, hi, steps, "PCKAccumulator")
         self.num_keypoints = int(num_keypoints)
-        self.thresholds = torch.linspace(lo, hi, steps, dtype=torch.float64)
+        self.thresholds = thresholds_like_numpy(lo, hi, steps)
         self.counts = torch.zeros(self.num_keypoints, steps, dtype=torch.int64)
         self.num_samples = 0
 

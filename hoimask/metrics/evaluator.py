@@ -19,7 +19,13 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from hoimask._checks import ValueRangeError, check_choice, check_shape
+from hoimask._checks import (
+    ValueRangeError,
+    check_choice,
+    check_in_range,
+    check_positive,
+    check_shape,
+)
 from hoimask.geometry import procrustes_align
 from hoimask.metrics._arrays import to_tensors
 from hoimask.metrics._object_batch import object_batch_metrics
@@ -100,17 +106,18 @@ class Evaluator:
             )
         self.scale = _UNITS_TO_MM[units]
         self.f_thresholds_mm = tuple(float(f) for f in f_thresholds_mm)
-        self.auc_max_mm = float(auc_max_mm)
-        self.auc_steps = int(auc_steps)
-        PCKAccumulator(1, 0.0, self.auc_max_mm, self.auc_steps)  # validates the range
+        self.auc_max_mm = check_in_range(auc_max_mm, name="auc_max_mm", low=0.0, low_inclusive=False)
+        if isinstance(auc_steps, bool) or not isinstance(auc_steps, int) or auc_steps < 2:
+            raise ValueRangeError(f"Evaluator.__init__(): argument 'auc_steps' expected an int >= 2, got {auc_steps!r}")
+        self.auc_steps = auc_steps
         self.allow_reflection = bool(allow_reflection)
         self.add_s_direction = add_s_direction
-        self.add_fraction = float(add_fraction)
+        self.add_fraction = check_in_range(add_fraction, name="add_fraction", low=0.0, low_inclusive=False)
         self.occlusion_bins = tuple(edges)
         self.root = joint_index(root, joint_order, num_joints=21)
         self.joint_order = joint_order
         self.keep_predictions = bool(keep_predictions)
-        self.max_elements = int(max_elements)
+        self.max_elements = int(check_positive(max_elements, name="max_elements"))
         self.reset()
 
     # ------------------------------------------------------------------ state

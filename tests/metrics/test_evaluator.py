@@ -221,3 +221,14 @@ def test_device_inputs_match_cpu(device):
     assert r_cpu.keys() == r_dev.keys()
     for k in r_cpu:
         assert r_cpu[k] == pytest.approx(r_dev[k], rel=1e-9, abs=1e-9), k
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"auc_max_mm": 0.0}, "auc_max_mm"), ({"auc_steps": 1}, "auc_steps"), ({"add_fraction": 0}, "add_fraction"),
+     ({"f_thresholds_mm": (5.0, -1.0)}, "f_thresholds_mm"), ({"add_s_direction": "both"}, "add_s_direction"),
+     ({"root": "elbow"}, "joint")],
+)
+def test_constructor_errors(kwargs, name):
+    with pytest.raises(ValueRangeError, match=name):
+        Evaluator(**kwargs)
