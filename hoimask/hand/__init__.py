@@ -5,7 +5,12 @@
 
 from hoimask.hand._unpickle import UnsafePickleError
 from hoimask.hand.assets import MANO_ARRAY_SPECS, load_mano_arrays, to_npz
-from hoimask.hand.capsules import capsule_mesh_template, capsule_mesh_vertices, capsule_sdf
+from hoimask.hand.capsules import (
+    capsule_mesh_template,
+    capsule_mesh_vertices,
+    capsule_sdf,
+    sample_capsule_surface,
+)
 from hoimask.hand.kinematics import forward_kinematics, linear_blend_skinning
 from hoimask.hand.mano import FINGERTIP_VERTEX_IDS, MANOLayer, mano_skin
 from hoimask.hand.output import HandOutput
@@ -26,6 +31,7 @@ __all__ = [
     "forward_kinematics",
     "linear_blend_skinning",
     "load_mano_arrays",
+    "sample_capsule_surface",
     "mano_skin",
     "to_npz",
 ]

@@ -17,7 +17,13 @@ from torch import Tensor
 
 from hoimask._checks import DTypeError, check_floating, check_in_range, check_shape
 
-__all__ = ["CapsuleTemplate", "capsule_mesh_template", "capsule_mesh_vertices", "capsule_sdf"]
+__all__ = [
+    "CapsuleTemplate",
+    "capsule_mesh_template",
+    "capsule_mesh_vertices",
+    "capsule_sdf",
+    "sample_capsule_surface",
+]
 
 
 def capsule_sdf(points: Tensor, a: Tensor, b: Tensor, radius: Tensor) -> Tensor:
@@ -158,3 +164,87 @@ def capsule_mesh_vertices(
     ring = template.cos[:, None] * e1[..., None, :] + template.sin[:, None] * e2[..., None, :]  # (B, S, Vc, 3)
     offset = template.axial[:, None] * d[..., None, :] + template.radial[:, None] * ring
     return a[..., None, :] + template.end[:, None] * axis[..., None, :] + radius[..., None, None] * offset
+
+
+def sample_capsule_surface(
+    a: Tensor,
+    b: Tensor,
+    radius: Tensor,
+    num_points: int,
+    *,
+    generator: torch.Generator | None = None,
+    oversample: int = 8,
+) -> Tensor:
+    """Uniform random points on the outer surface of a union of capsules.
+
+    Points are drawn uniformly on every capsule's surface (capsules picked in
+    proportion to their area ``2 pi r L + 4 pi r^2``), those inside another
+    capsule are discarded, and ``num_points`` of the rest are kept per batch
+    element, so the result is uniform on the union's boundary. Differentiable
+    with respect to ``a``, ``b`` and ``radius`` (the random choices are not).
+
+    Args:
+        a: segment starts.
+        b: segment ends.
+        radius: radii (positive).
+        num_points: points per batch element ``N``.
+        generator: CPU random generator.
+        oversample: candidates drawn per kept point (at least 256 in total).
+
+    Returns:
+        ``(B, N, 3)`` surface points.
+
+    Raises:
+        ValueRangeError: fewer than ``num_points`` candidates were on the outer
+            surface (raise ``oversample``).
+
+    Shape:
+        a, b ``(B, S, 3)``, radius ``(B, S)`` -> ``(B, N, 3)``.
+    """
+    from hoimask._checks import ValueRangeError
+
+    dims = check_shape(a, "B S 3", name="a")
+    check_shape(b, "B S 3", name="b", dims=dims)
+    check_shape(radius, "B S", name="radius", dims=dims)
+    for name, t in (("a", a), ("b", b), ("radius", radius)):
+        check_floating(t, name=name)
+    check_in_range(num_points, name="num_points", low=1)
+    check_in_range(oversample, name="oversample", low=1)
+    batch, dev, dt = dims["B"], a.device, a.dtype
+    count = max(int(oversample) * int(num_points), 256)
+    axis = b - a  # (B, S, 3)
+    length = axis.norm(dim=-1)  # (B, S)
+    side_area = 2 * math.pi * radius * length
+    area = side_area + 4 * math.pi * radius * radius
+    f64 = torch.float64
+    pick = torch.multinomial(area.detach().to("cpu", f64), count, replacement=True, generator=generator)  # (B, M)
+    u = torch.rand(batch, count, generator=generator, dtype=f64)
+    t = torch.rand(batch, count, generator=generator, dtype=f64)
+    direction = torch.randn(batch, count, 3, generator=generator, dtype=f64)
+    pick, u, t, direction = pick.to(dev), u.to(dev, dt), t.to(dev, dt), direction.to(dev, dt)
+
+    def gather(x: Tensor) -> Tensor:  # (B, S, ...) -> (B, M, ...)
+        index = pick.view(batch, count, *([1] * (x.dim() - 2))).expand(batch, count, *x.shape[2:])
+        return torch.gather(x, 1, index)
+
+    a_k, axis_k, r_k = gather(a), gather(axis), gather(radius)
+    d_k = axis_k / gather(length).clamp_min(torch.finfo(dt).tiny)[..., None]
+    on_side = u * gather(area) < gather(side_area)  # (B, M)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    radial = direction - (direction * d_k).sum(-1, keepdim=True) * d_k  # uniform around the axis
+    radial = radial / radial.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
+    side_pt = a_k + t[..., None] * axis_k + r_k[..., None] * radial
+    cap_centre = torch.where(((direction * d_k).sum(-1) < 0)[..., None], a_k, a_k + axis_k)
+    cap_pt = cap_centre + r_k[..., None] * direction
+    points = torch.where(on_side[..., None], side_pt, cap_pt)  # (B, M, 3)
+    tol = 1e-6 * float(radius.detach().max())
+    outer = capsule_sdf(points.detach(), a.detach(), b.detach(), radius.detach()) > -tol  # (B, M)
+    short = outer.sum(1) < num_points
+    if bool(short.any()):
+        raise ValueRangeError(
+            f"sample_capsule_surface(): only {int(outer.sum(1).min())} of {count} candidates lie on the outer "
+            f"surface, fewer than num_points={num_points}; raise 'oversample'"
+        )
+    key = outer.to(f64) + 0.5 * torch.rand(batch, count, generator=generator, dtype=f64).to(dev)
+    keep = key.topk(int(num_points), dim=1).indices  # outer candidates first, in random order
+    return torch.gather(points, 1, keep[..., None].expand(batch, int(num_points), 3))

@@ -25,7 +25,12 @@ from hoimask._checks import (
     check_same_device,
     check_shape,
 )
-from hoimask.hand.capsules import capsule_mesh_template, capsule_mesh_vertices, capsule_sdf
+from hoimask.hand.capsules import (
+    capsule_mesh_template,
+    capsule_mesh_vertices,
+    capsule_sdf,
+    sample_capsule_surface,
+)
 from hoimask.hand.kinematics import forward_kinematics
 from hoimask.hand.output import HandOutput
 from hoimask.hand.procedural_skeleton import MANO_CHAINS, rest_skeleton, rest_tables
@@ -214,6 +219,37 @@ class ProceduralHand(nn.Module):
         posed = self._pose(pose, shape, trans)
         dt = torch.promote_types(points.dtype, pose.dtype)
         return capsule_sdf(points.to(dt), posed["a"].to(dt), posed["b"].to(dt), posed["radii"].to(dt))
+
+    def sample_surface(
+        self,
+        pose: Tensor,
+        shape: Tensor,
+        trans: Tensor | None = None,
+        *,
+        num_points: int,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Uniform random points on the hand's outer surface (exactly on the analytic solid).
+
+        Unlike sampling the triangles of :attr:`faces`, this never returns the
+        parts of capsules hidden inside other capsules.
+
+        Args:
+            pose: axis-angle pose.
+            shape: shape coefficients.
+            trans: optional translation.
+            num_points: points per hand ``N``.
+            generator: CPU random generator.
+
+        Returns:
+            ``(B, N, 3)`` points with ``sdf == 0`` (up to rounding).
+
+        Shape:
+            pose ``(B, 16, 3)``, shape ``(B, 10)``, trans ``(B, 3)`` -> ``(B, N, 3)``.
+        """
+        self._check(pose, shape, trans, "ProceduralHand.sample_surface")
+        posed = self._pose(pose, shape, trans)
+        return sample_capsule_surface(posed["a"], posed["b"], posed["radii"], num_points, generator=generator)
 
     # ------------------------------------------------------------ pose tools
     def joint_limits(self) -> tuple[Tensor, Tensor]:

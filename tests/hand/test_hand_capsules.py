@@ -17,6 +17,7 @@ from hoimask.hand import (
     capsule_sdf,
     forward_kinematics,
     linear_blend_skinning,
+    sample_capsule_surface,
 )
 
 F64 = torch.float64
@@ -108,3 +109,22 @@ def test_skinning_with_one_joint_is_rigid(seed):
     out = linear_blend_skinning(pts, weights, rest, glob, posed)
     expect = (pts - rest[:, 1:2]) @ glob[0, 1].T + posed[:, 1:2]
     torch.testing.assert_close(out, expect)
+
+
+def test_surface_samples_lie_on_the_union_boundary_uniformly():
+    g = torch.Generator().manual_seed(0)
+    # Two overlapping spheres (degenerate capsules) and a capsule poking into them.
+    a = torch.tensor([[[0.0, 0, 0], [0.15, 0, 0], [0.0, 0.0, 0.0]]], dtype=F64)
+    b = torch.tensor([[[0.0, 0, 0], [0.15, 0, 0], [0.0, 0.3, 0.0]]], dtype=F64)
+    r = torch.tensor([[0.1, 0.1, 0.05]], dtype=F64)
+    pts = sample_capsule_surface(a, b, r, 4000, generator=g)
+    assert pts.shape == (1, 4000, 3)
+    assert capsule_sdf(pts, a, b, r).abs().max() < 1e-9  # on the boundary, none inside another part
+    again = sample_capsule_surface(a, b, r, 4000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pts, again)
+    # Uniform on a single capsule: the centroid is the capsule centre (up to sampling noise).
+    one = sample_capsule_surface(a[:, 2:], b[:, 2:], r[:, 2:], 20000, generator=g)
+    torch.testing.assert_close(one.mean(1), (a[:, 2] + b[:, 2]) / 2, rtol=0, atol=3e-3)
+    side = (one[0, :, 1] > 0) & (one[0, :, 1] < 0.3)
+    area_side, area_caps = 2 * math.pi * 0.05 * 0.3, 4 * math.pi * 0.05**2
+    assert abs(float(side.double().mean()) - area_side / (area_side + area_caps)) < 0.02

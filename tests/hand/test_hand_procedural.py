@@ -74,6 +74,14 @@ def test_mesh_vertices_lie_on_or_inside_the_solid(hand):
     assert (d.abs() < 1e-12).float().mean() > 0.25  # ~1/3 are exposed; overlaps hide the rest
 
 
+def test_surface_samples_are_on_the_outer_surface(hand):
+    pose, shape = _poses(hand, n=1)
+    trans = torch.full((pose.shape[0], 3), 0.1, dtype=F64)
+    pts = hand.sample_surface(pose, shape, trans, num_points=300, generator=torch.Generator().manual_seed(0))
+    assert pts.shape == (pose.shape[0], 300, 3)
+    assert hand.sdf(pts, pose, shape, trans).abs().max() < 1e-9
+
+
 def test_sdf_matches_mesh_sdf(hand):
     ops = pytest.importorskip("hoimask.ops", reason="hoimask.ops.mesh_sdf not available")
     pose, shape = _poses(hand, n=1, seed=3)
