@@ -220,3 +220,12 @@ def test_manotorch_adapter_reports_missing_package(right_pkl):
         pytest.skip("manotorch is installed")
     with pytest.raises(HoimaskError, match="manotorch"):
         ManotorchLayer(right_pkl.parent)
+
+
+def test_runs_on_every_device(right_pkl, device):
+    layer = MANOLayer(right_pkl, dtype=F64).to(device)
+    pose, shape, trans = _random_inputs(2, 13)
+    out = layer(pose.to(device), shape.to(device), trans.to(device))
+    assert out.vertices.device.type == device.type and layer.faces.device.type == device.type
+    ref = MANOLayer(right_pkl, dtype=F64)(pose, shape, trans)
+    torch.testing.assert_close(out.vertices.cpu(), ref.vertices)

@@ -203,3 +203,16 @@ def test_dtype_follows_inputs_and_errors(hand):
         hand.capsules(pose, shape, torch.zeros(pose.shape[0], 2, dtype=F64))
     with pytest.raises(ValueRangeError, match="'num_segments'"):
         ProceduralHand(num_segments=2)
+
+
+def test_runs_on_every_device(device):
+    hand = ProceduralHand(dtype=F64).to(device)
+    pose = hand.grasp_pose(torch.tensor([0.3, 0.8], dtype=F64, device=device))
+    shape = hand.sample_shape(2, generator=torch.Generator().manual_seed(0))
+    assert shape.device.type == device.type and hand.sample_pose(2).device.type == device.type
+    out = hand(pose, shape)
+    assert out.vertices.device.type == device.type
+    pts = hand.sample_surface(pose, shape, num_points=64, generator=torch.Generator().manual_seed(0))
+    assert hand.sdf(pts, pose, shape).abs().max() < 1e-9
+    cpu = ProceduralHand(dtype=F64)(pose.cpu(), shape.cpu())
+    torch.testing.assert_close(out.joints.cpu(), cpu.joints)
