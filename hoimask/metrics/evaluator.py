@@ -357,7 +357,11 @@ class Evaluator:
         return out
 
     def format_tables(self) -> str:
-        """Plain-text tables in the layout of MaskHOI Tables I-III plus the breakdowns."""
+        """Plain-text tables in the layout of MaskHOI Tables I-III plus the breakdowns.
+
+        Returns:
+            The tables of :func:`hoimask.metrics.report.format_tables` for :meth:`compute`.
+        """
         return format_tables(self.compute(), self.group_names, self.f_thresholds_mm)
 
     def write_ho3d_submission(self, path, *, expected_num_samples: int | None = None) -> str:
@@ -366,6 +370,13 @@ class Evaluator:
         Predictions are written in the order they were fed (it must be that of
         HO3D's ``evaluation.txt``), converted to metres, OpenGL axes and HO3D's
         joint order (see :func:`hoimask.metrics.write_ho3d_submission`).
+
+        Args:
+            path: output file; a ``.zip`` path gets a zip holding ``pred.json``.
+            expected_num_samples: if given, the number of samples fed must equal it.
+
+        Returns:
+            The path written.
 
         Raises:
             ValueRangeError: predictions were not kept, or a batch had no vertices.

@@ -155,6 +155,16 @@ def st_align(
     code, a prediction whose bone has zero length is not normalised (it is
     multiplied by the ground-truth bone length only).
 
+    Args:
+        pred: predicted joints (torch).
+        gt: ground-truth joints (torch).
+        root: the root joint (wrist), by name in ``joint_order`` or index.
+        bone_end: the other end of the scale bone (middle MCP).
+        joint_order: order of the joints.
+
+    Returns:
+        The aligned prediction.
+
     Shape:
         - pred, gt: ``(B, J, 3)``
         - output: ``(B, J, 3)``
@@ -250,6 +260,14 @@ def pa_mpvpe(pred: ArrayLike, gt: ArrayLike, *, allow_reflection: bool = True) -
     HO3D ``eval.py`` does for MANO-shaped meshes (``align_w_scale(verts,
     verts_pred)``) and HOISDF does on DexYCB (``rigid_align``). See
     :func:`pa_mpjpe` for ``allow_reflection``.
+
+    Args:
+        pred: predicted vertices.
+        gt: ground-truth vertices (corresponding to ``pred``).
+        allow_reflection: reflections allowed in the fit (official HO3D: ``True``).
+
+    Returns:
+        ``(B,)`` errors in the input's units and type.
 
     Shape:
         - pred, gt: ``(B, V, 3)``

@@ -53,6 +53,14 @@ _CORNER_BITS = torch.tensor([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(
 def transform_points(points: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Pose model points: ``R X + t`` for each sample.
 
+    Args:
+        points: model-frame points, shared or per sample (torch).
+        R: rotations, model -> camera.
+        t: translations.
+
+    Returns:
+        Camera-frame points.
+
     Shape:
         - points: ``(P, 3)`` or ``(B, P, 3)``
         - R: ``(B, 3, 3)``; t: ``(B, 3)``
@@ -68,6 +76,12 @@ def box_corners(points: torch.Tensor) -> torch.Tensor:
 
     Corner ``k`` takes the max along x if bit 2 of ``k`` is set, y for bit 1,
     z for bit 0 (else the min), so corresponding corners of two boxes match.
+
+    Args:
+        points: point sets (torch).
+
+    Returns:
+        The box corners.
 
     Shape:
         - points: ``(B, P, 3)``
@@ -109,6 +123,13 @@ def center_error(t_pred: ArrayLike, t_gt: ArrayLike) -> ArrayLike:
 
     ``t`` is the translation of the model frame's origin in the camera frame
     (for YCB models, whose origin is the model centre, the object centre).
+
+    Args:
+        t_pred: predicted translations.
+        t_gt: ground-truth translations.
+
+    Returns:
+        ``(B,)`` distances in the input's units and type.
 
     Shape:
         - t_pred, t_gt: ``(B, 3)``
@@ -155,6 +176,14 @@ def add(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
     """Average distance of corresponding model points (ADD), BOP ``pose_error.add``.
 
     ``mean_i || (R_pred x_i + t_pred) - (R_gt x_i + t_gt) ||``.
+
+    Args:
+        R_pred, t_pred: predicted pose (model -> camera).
+        R_gt, t_gt: ground-truth pose.
+        model_points: model-frame points of the object.
+
+    Returns:
+        ``(B,)`` errors in the input's units and type.
 
     Shape:
         - R_pred, R_gt: ``(B, 3, 3)``; t_pred, t_gt: ``(B, 3)``
@@ -209,6 +238,14 @@ def object_mesh_error(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
 
     HOISDF reports it on HO3D (``compute_obj_metrics_ho3d``, called MME there).
     The formula is ADD's; pass the object's mesh vertices as ``model_points``.
+
+    Args:
+        R_pred, t_pred: predicted pose (model -> camera).
+        R_gt, t_gt: ground-truth pose.
+        model_points: model-frame mesh vertices of the object.
+
+    Returns:
+        ``(B,)`` errors in the input's units and type.
 
     Shape:
         - R_pred, R_gt: ``(B, 3, 3)``; t_pred, t_gt: ``(B, 3)``

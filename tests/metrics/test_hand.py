@@ -83,6 +83,17 @@ def test_pa_mpjpe_reflection_handling(generator):
     assert bool((pa_mpjpe(mirror, gt, allow_reflection=False) > 1e-3).all())
 
 
+def test_pa_mpjpe_hand_worked_collinear():
+    # gt x = (-1, 0, 1); pred x = (-1, 0.3, 1) on one line. Centred pred: (-1.1, 0.2, 0.9);
+    # best rotation is the identity, scale s = <p, g> / <p, p> = 2 / 2.06, errors |s p - g|.
+    gt = torch.tensor([[[-1.0, 0, 0], [0.0, 0, 0], [1.0, 0, 0]]], dtype=torch.float64)
+    pred = torch.tensor([[[-1.0, 0, 0], [0.3, 0, 0], [1.0, 0, 0]]], dtype=torch.float64)
+    s = 2 / 2.06
+    expected = (abs(-1.1 * s + 1) + abs(0.2 * s) + abs(0.9 * s - 1)) / 3
+    for reflect in (True, False):
+        assert float(pa_mpjpe(pred, gt, allow_reflection=reflect)) == pytest.approx(expected, rel=1e-9)
+
+
 def test_mpvpe_known_and_root_relative():
     gt = torch.zeros(2, 778, 3)
     pred = gt + torch.tensor([0.0, 0.0, 0.01])
