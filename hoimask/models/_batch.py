@@ -32,14 +32,14 @@ def optional(batch: Mapping[str, Any], key: str) -> torch.Tensor | None:
 def build_masker(kind: str, mask_ratio: float, kwargs: dict[str, Any]):
     """Instantiate the masker of a MaskHOI/MAE configuration from :mod:`hoimask.masking`.
 
-    ``"random"`` -> ``RandomMasker(mask_ratio)``, ``"region"`` -> ``RegionRatioMasker``,
+    ``"random"`` -> ``RandomMasker``, ``"region"`` -> ``RegionRatioMasker``,
     ``"hybrid"`` -> ``HybridMasker`` (skeleton guidance with probability 0.5 by
-    default); ``kwargs`` are passed to the constructor.
+    default), each with ``mask_ratio`` (the overall ratio) and ``kwargs``.
     """
     import hoimask.masking as masking
 
     if kind == "random":
         return masking.RandomMasker(**{"mask_ratio": mask_ratio, **kwargs})
     if kind == "region":
-        return masking.RegionRatioMasker(**kwargs)
-    return masking.HybridMasker(**kwargs)
+        return masking.RegionRatioMasker(**{"mask_ratio": mask_ratio, **kwargs})
+    return masking.HybridMasker(**{"mask_ratio": mask_ratio, **kwargs})

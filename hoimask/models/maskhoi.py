@@ -138,7 +138,7 @@ class MaskHOI(nn.Module):
         self.hand_branch = _Branch(cfg, grid)
         self.object_branch = _Branch(cfg, grid)
         F = cfg.dpt_feature_dim
-        self.segmentation_head = SegmentationHead(2 * F, 3)
+        self.segmentation_head = SegmentationHead(2 * F, 3, hidden=F)
         self.heatmap_head = HeatmapHead(F, 21)
         if cfg.direct_regression:
             self.mano_head = MANOTransformerHead(
@@ -223,11 +223,11 @@ class MaskHOI(nn.Module):
         j2d = optional(batch, "joints_2d")
         if j2d is not None:
             terms["heatmap"] = heatmap_loss(preds["heatmaps"], j2d, (H, W), sigma=self.config.heatmap_sigma)
-        self._sdf(batch, (H, W), hand_maps, object_maps, preds, terms)
-        self._parameters(batch, hand_tokens, object_tokens, preds, terms)
-        return self._total(terms, preds)
+        self._predict_sdf(batch, (H, W), hand_maps, object_maps, preds, terms)
+        self._regress_parameters(batch, hand_tokens, object_tokens, preds, terms)
+        return self._combine(terms, preds)
 
-    def _sdf(self, batch, image_size, hand_maps, object_maps, preds, terms) -> None:
+    def _predict_sdf(self, batch, image_size, hand_maps, object_maps, preds, terms) -> None:
         points, K = optional(batch, "sdf_points"), optional(batch, "K")
         if self.hand_branch.sdf is None or points is None or K is None:
             return
@@ -240,7 +240,7 @@ class MaskHOI(nn.Module):
             if target is not None and torch.isfinite(target).any():
                 terms[f"sdf_{name}"] = sdf_l1_loss(pred, target.to(pred.dtype), clamp_distance=self.config.sdf_clamp)
 
-    def _parameters(self, batch, hand_tokens, object_tokens, preds, terms) -> None:
+    def _regress_parameters(self, batch, hand_tokens, object_tokens, preds, terms) -> None:
         if self.mano_head is None:
             return
         mano = self.mano_head(hand_tokens)
@@ -266,7 +266,7 @@ class MaskHOI(nn.Module):
             if ok.any():
                 terms["object_pose"] = object_pose_loss(pose.rotation_6d[ok], pose.translation[ok], R[ok], t[ok])
 
-    def _total(self, terms: dict[str, torch.Tensor | None], preds: dict[str, Any]) -> dict[str, Any]:
+    def _combine(self, terms: dict[str, torch.Tensor | None], preds: dict[str, Any]) -> dict[str, Any]:
         tw = self.config.term_weights
         groups: dict[str, torch.Tensor | None] = {}
         for group, names in _GROUPS.items():
