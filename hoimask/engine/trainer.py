@@ -218,9 +218,10 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             grad_norm = clip_gradients(model.parameters(), self.config.clip_grad_norm)
             if self.scaler.is_enabled():  # fp16: the scaler skips steps with inf/NaN gradients itself
+                scale = self.scaler.get_scale()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
-                skipped = False
+                skipped = self.scaler.get_scale() < scale  # the scale drops exactly when the step was skipped
             elif self.guard.update(self.step, loss, grad_norm):
                 self.optimizer.step()
                 skipped = False
@@ -229,7 +230,9 @@ class Trainer:
         else:
             self.guard.update(self.step, torch.tensor(float("nan")))
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a skipped step is deliberate; the schedule still advances with the step
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            self.scheduler.step()
         self.step += 1
         mean_loss = float(all_reduce_mean(loss.detach().float(), self.ctx))
         self.history.append({"step": self.step, "loss": mean_loss, "lr": lr, "skipped": skipped})

@@ -1,0 +1,42 @@
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from toy_training import ToyData
+
+from hoimask._checks import ValueRangeError
+from hoimask.engine import iterate_batches, steps_per_epoch
+
+
+def _take(stream, n):
+    out = []
+    for step, batch in stream:
+        out.append((step, batch["x"]))
+        if len(out) == n:
+            return out
+
+
+@given(start=st.integers(0, 20), batch=st.integers(1, 5))
+def test_resumed_stream_equals_uninterrupted(start, batch):
+    data = ToyData(n=23)
+    full = _take(iterate_batches(data, batch_size=batch, seed=3), start + 6)
+    resumed = _take(iterate_batches(data, batch_size=batch, seed=3, start_step=start), 6)
+    for (s1, x1), (s2, x2) in zip(full[start:], resumed):
+        assert s1 == s2 and torch.equal(x1, x2)
+
+
+def test_epochs_differ_and_ranks_are_disjoint():
+    data = ToyData(n=16)
+    spe = steps_per_epoch(16, 4, 1)
+    seq = _take(iterate_batches(data, batch_size=4, seed=0), 2 * spe)
+    assert not torch.equal(torch.cat([x for _, x in seq[:spe]]), torch.cat([x for _, x in seq[spe:]]))
+    r0 = _take(iterate_batches(data, batch_size=2, seed=0, rank=0, world_size=2), 4)
+    r1 = _take(iterate_batches(data, batch_size=2, seed=0, rank=1, world_size=2), 4)
+    rows0 = {tuple(r.tolist()) for _, x in r0 for r in x}
+    rows1 = {tuple(r.tolist()) for _, x in r1 for r in x}
+    assert len(rows0) == 8 and len(rows1) == 8 and not rows0 & rows1
+
+
+def test_too_small_dataset():
+    with pytest.raises(ValueRangeError, match="batch"):
+        steps_per_epoch(5, 4, 2)

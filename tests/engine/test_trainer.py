@@ -1,0 +1,143 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from toy_training import ToyData, ToyModel
+
+from hoimask._checks import FileFormatError
+from hoimask.engine import NonFiniteLossError, TrainConfig, Trainer, seed_everything
+
+HERE = Path(__file__).parent
+
+
+def _trainer(tmp, steps=12, **cfg):
+    seed_everything(0)
+    config = TrainConfig(steps=steps, batch_size=4, lr=1e-2, warmup_steps=2, log_every=2, checkpoint_every=3,
+                         keep_checkpoints=5, **cfg)
+    return Trainer(ToyModel(), config, dataset=ToyData(n=20), output_dir=tmp, progress=False, tensorboard=False)
+
+
+def test_loss_falls_and_files_written(tmp_path):
+    t = _trainer(tmp_path, steps=60)
+    hist = t.fit()
+    assert [h["step"] for h in hist] == list(range(1, 61))
+    first, last = sum(h["loss"] for h in hist[:5]), sum(h["loss"] for h in hist[-5:])
+    assert last < 0.5 * first
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(2, 61, 2))
+    assert {"loss", "lr", "terms/mse", "terms/l1", "skipped_total"} <= set(records[0])
+    assert (tmp_path / "train.log").read_text().count("step 60: loss=") == 1
+    assert t.checkpoints.latest().name == "step_00000060.pt"
+    assert t.model.progress == pytest.approx(59 / 60)
+
+
+def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path):
+    full = _trainer(tmp_path / "full").fit()
+    first = _trainer(tmp_path / "run")
+    first.fit(stop_at=7)  # "killed" after step 7; the last checkpoint is step 6 ... plus the stop checkpoint
+    # Drop the stop-point checkpoint so we genuinely resume from an earlier periodic one (step 6).
+    ck = first.checkpoints
+    for name in ("step_00000007.pt", "step_00000007.pt.sha256", "latest.json"):
+        (ck.directory / name).unlink()
+    resumed = _trainer(tmp_path / "run")
+    assert resumed.resume() == 6
+    rest = resumed.fit()
+    assert [h["step"] for h in rest] == list(range(7, 13))
+    assert [h["loss"] for h in rest] == [h["loss"] for h in full[6:]]
+    a = resumed.model.state_dict()
+    b = full and _trainer(tmp_path / "again")
+    b.fit()
+    assert all(torch.equal(a[k], b.model.state_dict()[k]) for k in a)
+    # the resumed log reads like one run: records 2..12 once each
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(2, 13, 2))
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_in_fresh_process(tmp_path):
+    script = HERE / "run_toy_training.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = subprocess.run([sys.executable, str(script), str(tmp_path / "ref")], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert ref.returncode == 0, ref.stderr
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--kill-at", "8"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--resume"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    ref_losses = json.loads(ref.stdout.strip().splitlines()[-1])
+    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert [s for s, _ in got] == list(range(7, 13))  # continued from the step-6 checkpoint
+    assert [x for _, x in got] == [x for s, x in ref_losses if s >= 7]
+
+
+def test_resume_errors_never_start_fresh(tmp_path):
+    t = _trainer(tmp_path)
+    with pytest.raises(FileFormatError, match="no checkpoint"):
+        t.resume()
+    t.fit(stop_at=3)
+    path = t.checkpoints.latest()
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(FileFormatError, match="truncated"):
+        _trainer(tmp_path).resume()
+
+
+def test_resume_wrong_model_is_clear(tmp_path):
+    t = _trainer(tmp_path)
+    t.fit(stop_at=3)
+    seed_everything(0)
+    other = Trainer(ToyModel(hidden=8), t.config, dataset=ToyData(n=20), output_dir=tmp_path, progress=False,
+                    tensorboard=False)
+    with pytest.raises(FileFormatError, match="does not fit"):
+        other.resume()
+
+
+def test_nonfinite_steps_are_skipped_then_fatal(tmp_path):
+    t = _trainer(tmp_path / "a", steps=8)
+    t.model.nan_steps = {2, 3}
+    before = None
+    hist = t.fit()
+    assert [h["skipped"] for h in hist] == [False, False, True, True, False, False, False, False]
+    assert t.guard.skipped_total == 2
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    del before
+    t = _trainer(tmp_path / "b", steps=8, max_nonfinite=3)
+    t.model.nan_steps = {1, 2, 3}
+    with pytest.raises(NonFiniteLossError, match="3 non-finite steps in a row"):
+        t.fit()
+
+
+def test_skipped_step_leaves_parameters_untouched(tmp_path):
+    t = _trainer(tmp_path, steps=4)
+    t.fit(stop_at=1)
+    snapshot = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.model.nan_steps = {1}
+    t.fit(stop_at=2)
+    assert all(torch.equal(snapshot[k], v) for k, v in t.model.state_dict().items())
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_runs(tmp_path, precision):
+    hist = _trainer(tmp_path, steps=6, precision=precision).fit()
+    assert len(hist) == 6 and all(h["loss"] == h["loss"] for h in hist)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path):
+    """DDP on CPU: two ranks, gloo; replicas stay identical and rank 0 alone writes files."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(HERE / "run_toy_training.py"), str(tmp_path / "ddp"), "--steps", "6"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[[")]
+    assert len(lines) == 2 and lines[0] == lines[1]  # the averaged loss is the same on both ranks
+    assert [s for s, _ in json.loads(lines[0])] == list(range(1, 7))
+    assert (tmp_path / "ddp" / "checkpoints" / "step_00000006.pt").is_file()
+    records = (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in records] == [2, 4, 6]  # written once, by rank 0
