@@ -23,7 +23,7 @@ from hoimask._checks import (
     check_same_device,
     check_shape,
 )
-from hoimask.hand.assets import load_mano_arrays
+from hoimask.hand.assets import load_mano_arrays, to_npz
 from hoimask.hand.kinematics import forward_kinematics, linear_blend_skinning
 from hoimask.hand.output import HandOutput
 from hoimask.skeleton import MANO_PARENTS, order_indices
@@ -128,6 +128,8 @@ class MANOLayer(nn.Module):
     """
 
     faces: Tensor
+    #: Convert a MANO ``.pkl`` once into a pickle-free ``.npz`` (:func:`hoimask.hand.to_npz`).
+    to_npz = staticmethod(to_npz)
 
     def __init__(
         self,

@@ -150,7 +150,7 @@ def test_left_fix_is_not_applied_twice(right_pkl, left_pkl, tmp_path):
 
 
 def test_npz_and_pkl_layers_agree(right_pkl, tmp_path):
-    npz = to_npz(right_pkl, tmp_path / "MANO_RIGHT.npz")
+    npz = MANOLayer.to_npz(right_pkl, tmp_path / "MANO_RIGHT.npz")
     pose, shape, trans = _random_inputs(2, 9)
     a = MANOLayer(right_pkl, dtype=F64)(pose, shape, trans)
     b = MANOLayer(npz, dtype=F64)(pose, shape, trans)
