@@ -7,8 +7,8 @@ pinhole camera ``K``, a background picture, a light and colours.
 centre against the capsules and the object in closed form (no marching),
 shades the hits (Blinn–Phong) and composites them over the background.
 
-Placement of a grasped object: the object (its sampled size jittered by
-±20 %) starts centred on the palm and slides out along the palm normal, on the
+Placement of a grasped object: the object (a primitive's sampled size
+jittered by ±20 %) starts centred on the palm and slides out along the palm normal, on the
 side the fingers curl to, to the first position where its surface samples
 stay outside the hand (up to ``penetration``): it then touches the palm or
 the fingers. A
@@ -108,12 +108,14 @@ def _place_grasped(obj: SceneObject, scene_sdf, joints: torch.Tensor, generator,
     along = (mcps - j["wrist"]) / (mcps - j["wrist"]).norm()
     center = palm + along * _u(generator, -0.005, 0.02)
     R = _random_rotation(generator)
-    obj = obj.scaled(_u(generator, 0.8, 1.2))
-    surface = obj.surface_points(128, generator=generator).to(torch.float64) @ R.T  # (128, 3)
+    jitter = _u(generator, 0.8, 1.2)
+    if obj.kind != "mesh":  # a user's mesh keeps its real size
+        obj = obj.scaled(jitter)
+    surface = obj.surface_points(256, generator=generator).to(torch.float64) @ R.T  # (256, 3)
     lo, hi = 0.0, 0.15
     for _ in range(2):  # coarse-to-fine: the closest position along the normal without deep penetration
         offsets = torch.linspace(lo, hi, 16, dtype=torch.float64)
-        pts = center + offsets[:, None, None] * normal + surface[None]  # (16, 128, 3)
+        pts = center + offsets[:, None, None] * normal + surface[None]  # (16, 256, 3)
         ok = scene_sdf(pts.reshape(-1, 3)).reshape(16, -1).amin(1) >= -penetration
         k = int(ok.nonzero().min()) if bool(ok.any()) else 15
         lo, hi = float(offsets[max(k - 1, 0)]), float(offsets[k])

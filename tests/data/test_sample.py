@@ -1,0 +1,71 @@
+"""Sample contract, ImageNet normalisation and collate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError
+from hoimask.data import IMAGENET_MEAN, collate, denormalize_image, normalize_image, validate_sample
+
+
+def test_normalize_known_values_and_roundtrip(generator):
+    x = torch.rand(2, 3, 5, 4, generator=generator)
+    y = normalize_image(x)
+    assert torch.allclose(y[:, 0], (x[:, 0] - 0.485) / 0.229)
+    assert torch.allclose(denormalize_image(y), x, atol=1e-6)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1).expand(3, 2, 2)
+    assert normalize_image(mean).abs().max() < 1e-6
+
+
+def test_normalize_follows_dtype(dtype):
+    x = torch.rand(3, 4, 4, dtype=dtype)
+    assert normalize_image(x).dtype == dtype
+
+
+def test_normalize_errors():
+    with pytest.raises(ShapeError, match="image"):
+        normalize_image(torch.rand(4, 5, 5))
+    with pytest.raises(DTypeError, match="floating"):
+        normalize_image(torch.zeros(3, 2, 2, dtype=torch.uint8))
+
+
+def test_collate_stacks_and_normalises(synthetic_samples):
+    batch = collate(synthetic_samples[:3])
+    assert batch["image"].shape == (3, 3, 64, 64)
+    assert batch["grasped"].dtype == torch.bool and batch["grasped"].shape == (3,)
+    assert torch.allclose(batch["image"][1], normalize_image(synthetic_samples[1]["image"]))
+    raw = collate(synthetic_samples[:3], normalize=False)
+    assert torch.equal(raw["image"][2], synthetic_samples[2]["image"])
+    assert torch.equal(raw["segmentation"][0], synthetic_samples[0]["segmentation"])
+
+
+def test_collate_errors(synthetic_samples):
+    with pytest.raises(ShapeError, match="non-empty"):
+        collate([])
+    a = dict(synthetic_samples[0])
+    b = dict(synthetic_samples[1])
+    b["sdf_points"] = b["sdf_points"][:10]
+    with pytest.raises(ShapeError, match="sdf_points"):
+        collate([a, b])
+    del b["depth"]
+    with pytest.raises(ShapeError, match="different keys"):
+        collate([a, b])
+
+
+def test_validate_sample_catches_contract_breaks(synthetic_samples):
+    s = dict(synthetic_samples[0])
+    dims = validate_sample(s)
+    assert dims == {"H": 64, "W": 64, "P": 256, "Q": 512}
+    bad = dict(s, segmentation=s["segmentation"].int())
+    with pytest.raises(DTypeError, match="segmentation"):
+        validate_sample(bad)
+    with pytest.raises(ShapeError, match="depth"):
+        validate_sample(dict(s, depth=s["depth"][:10]))
+    with pytest.raises(ValueRangeError, match="image"):
+        validate_sample(dict(s, image=normalize_image(s["image"])))
+    missing = dict(s)
+    del missing["K"]
+    with pytest.raises(ShapeError, match="'K'"):
+        validate_sample(missing)
+    validate_sample(missing, strict=False)
