@@ -26,13 +26,12 @@ from hoimask._checks import (
     check_positive,
     check_shape,
 )
-from hoimask.geometry import procrustes_align
 from hoimask.metrics._arrays import to_tensors
+from hoimask.metrics._hand_batch import hand_batch_metrics
 from hoimask.metrics._object_batch import object_batch_metrics
 from hoimask.metrics.auc import PCKAccumulator
-from hoimask.metrics.fscore import f_score_from_distances
-from hoimask.metrics.hand import joint_index, st_align
-from hoimask.metrics.nearest import DEFAULT_MAX_ELEMENTS, _nearest
+from hoimask.metrics.hand import joint_index
+from hoimask.metrics.nearest import DEFAULT_MAX_ELEMENTS
 from hoimask.metrics.report import format_tables
 from hoimask.metrics.submission import write_ho3d_submission
 
@@ -119,6 +118,35 @@ class Evaluator:
         self.keep_predictions = bool(keep_predictions)
         self.max_elements = int(check_positive(max_elements, name="max_elements"))
         self.reset()
+
+    #: Conventions of each protocol (see docs/metrics.md, "Where the official codes disagree").
+    PROTOCOLS: dict[str, dict[str, object]] = {
+        "official": {"allow_reflection": True, "add_s_direction": "gt_to_pred"},  # HO3D/DexYCB/BOP
+        "hoisdf": {"allow_reflection": False, "add_s_direction": "pred_to_gt"},  # HOISDF, MaskHOI tables
+    }
+
+    @classmethod
+    def from_protocol(cls, protocol: str, **kwargs) -> Evaluator:
+        """An evaluator with the Procrustes and ADD-S conventions of a protocol.
+
+        Args:
+            protocol: ``"official"`` (HO3D/FreiHAND/DexYCB ``align_w_scale`` with
+                reflections, BOP ``adi``; the constructor's defaults) or
+                ``"hoisdf"`` (proper-rotation Procrustes, ADD-S from predicted
+                points, as HOISDF's ``main/test.py`` and so MaskHOI's DexYCB table).
+            **kwargs: any other constructor argument.
+
+        Returns:
+            The configured :class:`Evaluator`.
+        """
+        check_choice(protocol, cls.PROTOCOLS, name="protocol", fn="Evaluator.from_protocol")
+        clash = set(kwargs) & set(cls.PROTOCOLS[protocol])
+        if clash:
+            raise ValueRangeError(
+                f"Evaluator.from_protocol(): {sorted(clash)} are set by the protocol {protocol!r}; "
+                "use the constructor to choose them freely"
+            )
+        return cls(**cls.PROTOCOLS[protocol], **kwargs)
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -269,49 +297,25 @@ class Evaluator:
         check_shape(t["gt_joints"], "B 21 3", name="gt_joints", dims=dims, fn="Evaluator.update")
         groups = self._membership(B, occlusion, hand_only)
         s = self.scale
-        pj, gj = pj.double() * s, t["gt_joints"].double() * s  # mm
-        r = self.root
-        aligned = {
-            "": (pj, gj),
-            "rr_": (pj - pj[:, r : r + 1], gj - gj[:, r : r + 1]),
-            "pa_": (procrustes_align(pj, gj, allow_reflection=self.allow_reflection), gj),
-        }
-        for a, (p, g) in aligned.items():
-            err = torch.linalg.vector_norm(p - g, dim=-1)  # (B, 21)
-            self._add(f"{a}mje", err.mean(1), B)
-            self._feed_pck(f"{a}jauc", err, groups)
-        st = st_align(pj, gj, joint_order=self.joint_order)
-        self._add("st_mje", torch.linalg.vector_norm(st - gj, dim=-1).mean(1), B)
-        self._update_verts(t["pred_verts"], t["gt_verts"], pj, gj, groups, dims)
+        pv, gv = t["pred_verts"], t["gt_verts"]
+        if (pv is None) != (gv is None):
+            raise ValueRangeError("Evaluator.update(): give both 'pred_verts' and 'gt_verts' or neither")
+        if gv is not None:
+            check_shape(gv, "B V 3", name="gt_verts", dims=dims, fn="Evaluator.update")
+            pv, gv = pv.double() * s, gv.double() * s  # mm
+        values, errors = hand_batch_metrics(
+            pj.double() * s, t["gt_joints"].double() * s, pv, gv, root=self.root,
+            joint_order=self.joint_order, allow_reflection=self.allow_reflection,
+            f_thresholds_mm=self.f_thresholds_mm, max_elements=self.max_elements,
+        )  # fmt: skip
+        for key, v in values.items():
+            self._add(key, v, B)
+        for kind, e in errors.items():
+            self._feed_pck(kind, e, groups)
         self._update_object(
             pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, groups, B
         )
         self._commit(groups, pred_entry)
-
-    def _update_verts(self, pv, gv, pj, gj, groups, dims) -> None:
-        B = dims["B"]
-        if pv is None or gv is None:
-            if (pv is None) != (gv is None):
-                raise ValueRangeError("Evaluator.update(): give both 'pred_verts' and 'gt_verts' or neither")
-            return
-        check_shape(gv, "B V 3", name="gt_verts", dims=dims, fn="Evaluator.update")
-        s, r = self.scale, self.root
-        pv, gv = pv.double() * s, gv.double() * s
-        aligned = {
-            "": (pv, gv),
-            "rr_": (pv - pj[:, r : r + 1], gv - gj[:, r : r + 1]),
-            "pa_": (procrustes_align(pv, gv, allow_reflection=self.allow_reflection), gv),
-        }
-        th = torch.tensor(self.f_thresholds_mm, dtype=torch.float64, device=pv.device)
-        for a, (p, g) in aligned.items():
-            err = torch.linalg.vector_norm(p - g, dim=-1)  # (B, V)
-            self._add(f"{a}mme", err.mean(1), B)
-            self._feed_pck(f"{a}vauc", err, groups)
-            d_pred = _nearest(p, g, self.max_elements)  # (B, V)
-            d_gt = _nearest(g, p, self.max_elements)  # (B, V)
-            f = f_score_from_distances(d_pred, d_gt, th)  # (B, T)
-            for i, mm in enumerate(self.f_thresholds_mm):
-                self._add(f"{a}f{mm:g}", f[:, i] * 100.0, B)
 
     def _update_object(self, R_p, t_p, R_g, t_g, points, diameter, hand_only, groups, B) -> None:
         if all(x is None for x in (R_p, t_p, R_g, t_g, points)):

@@ -232,3 +232,20 @@ def test_device_inputs_match_cpu(device):
 def test_constructor_errors(kwargs, name):
     with pytest.raises(ValueRangeError, match=name):
         Evaluator(**kwargs)
+
+
+def test_protocols():
+    b = _batch(8)
+    official, hoisdf = Evaluator.from_protocol("official"), Evaluator.from_protocol("hoisdf", units="m")
+    assert official.allow_reflection and official.add_s_direction == "gt_to_pred"
+    assert not hoisdf.allow_reflection and hoisdf.add_s_direction == "pred_to_gt"
+    # a mirrored prediction: PA-MJE 0 with reflections (official), not without (HOISDF)
+    mirror = b["gt_joints"] * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
+    official.update(mirror, b["gt_joints"])
+    hoisdf.update(mirror, b["gt_joints"])
+    assert official.compute()["pa_mje"] == pytest.approx(0.0, abs=1e-6)
+    assert hoisdf.compute()["pa_mje"] > 1.0
+    with pytest.raises(ValueRangeError, match="protocol"):
+        Evaluator.from_protocol("bop")
+    with pytest.raises(ValueRangeError, match="allow_reflection"):
+        Evaluator.from_protocol("hoisdf", allow_reflection=True)
