@@ -16,6 +16,7 @@ from torch import nn
 
 from hoimask._checks import check_shape
 from hoimask.encoding import FourierEncoder
+from hoimask.geometry.sampling import pixel_aligned_features
 
 __all__ = ["SDFDecoder"]
 
@@ -84,8 +85,6 @@ class SDFDecoder(nn.Module):
         """
         dims = check_shape(points, "B Q 3", name="points")
         check_shape(K, "B 3 3", name="K", dims=dims)
-        from hoimask.geometry.sampling import pixel_aligned_features  # owned by the SDF package
-
         features, _ = pixel_aligned_features(points, K, list(feature_maps), image_size)  # (B, Q, ΣC)
         check_shape(features, f"B Q {self.feature_dim}", name="feature_maps (sampled)", dims=dims)
         x = torch.cat([self.encoder(points), points, features], dim=-1)
