@@ -10,7 +10,8 @@ breaks on modern NumPy) and a ``scipy.sparse`` CSC matrix (``J_regressor``).
   ``Select``/``Reshape``/``Transpose`` applied to their ``a``);
 * ``scipy.sparse`` CSC/CSR/COO matrices become a stand-in rebuilt as a dense
   array from ``data``/``indices``/``indptr``/``shape`` (no scipy needed);
-* only NumPy's array, dtype and scalar reconstruction functions are allowed;
+* only NumPy's array, dtype and scalar reconstruction functions and inert
+  builtin containers (``set``, ``frozenset``, ``slice``, ...) are allowed;
 * every other global (``os.system``, ``builtins.eval``, ...) is refused with
   :class:`UnsafePickleError` before anything is called.
 """
@@ -18,6 +19,7 @@ breaks on modern NumPy) and a ``scipy.sparse`` CSC matrix (``J_regressor``).
 from __future__ import annotations
 
 import pickle
+from collections import OrderedDict
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -99,6 +101,17 @@ def _latin1_encode(text: Any, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+_BUILTINS: dict[str, Any] = {
+    "object": object,
+    "set": set,
+    "frozenset": frozenset,
+    "list": list,
+    "dict": dict,
+    "tuple": tuple,
+    "slice": slice,
+    "complex": complex,
+    "bytearray": bytearray,
+}
 _SPARSE = ("csc_matrix", "csr_matrix", "coo_matrix")
 
 
@@ -116,8 +129,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")}:
             return _safe_reconstructor
-        if (module, name) in {("__builtin__", "object"), ("builtins", "object")}:
-            return object
+        if module in {"__builtin__", "builtins"} and name in _BUILTINS:
+            return _BUILTINS[name]  # inert constructors that pickles of chumpy state may use
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
         if module in {"numpy.core.multiarray", "numpy._core.multiarray"}:
             if name == "_reconstruct":
                 return _safe_reconstruct

@@ -124,3 +124,20 @@ def test_to_npz_is_pickle_free_and_equal(right_pkl, tmp_path):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert not list(out.parent.glob("*.tmp*"))
+
+
+def test_chumpy_state_with_builtin_containers_loads(tmp_path):
+    from hoimask.hand.testing import _pickled_as, _Py2Pickler
+
+    def dumps(obj):
+        buf = io.BytesIO()
+        _Py2Pickler(buf, protocol=2).dump(obj)
+        return buf.getvalue()
+
+    x = np.arange(6.0).reshape(2, 3)
+    ch = _pickled_as("chumpy.ch", "Ch", {"x": x, "_dirty_vars": {"a", "b"}, "_slices": [slice(0, 2)]})
+    out = resolve(restricted_load(io.BytesIO(dumps({"shapedirs": ch}))))
+    np.testing.assert_array_equal(out["shapedirs"], x)
+    unknown = _pickled_as("chumpy.ch_ops", "add", {"a": x, "b": x})
+    with pytest.raises(FileFormatError, match="chumpy.ch_ops.add"):
+        resolve(restricted_load(io.BytesIO(dumps(unknown))))
