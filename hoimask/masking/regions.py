@@ -51,7 +51,10 @@ def check_segmentation(
             f"grid_size ({gh}, {gw}), got remainders ({H % gh}, {W % gw})"
         )
     if segmentation.numel():
-        lo, hi = torch.aminmax(segmentation)
+        if segmentation.dtype == torch.uint8:  # unsigned: one max is enough
+            lo, hi = 0, segmentation.max()
+        else:
+            lo, hi = torch.aminmax(segmentation)
         if int(lo) < 0 or int(hi) > 2:
             raise ValueRangeError(
                 "argument 'segmentation': expected labels in {0 background, 1 hand, 2 object}, "
