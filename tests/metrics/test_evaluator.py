@@ -249,3 +249,22 @@ def test_protocols():
         Evaluator.from_protocol("bop")
     with pytest.raises(ValueRangeError, match="allow_reflection"):
         Evaluator.from_protocol("hoisdf", allow_reflection=True)
+
+
+def test_submission_scores_like_the_ho3d_server(tmp_path):
+    """Score pred.json the way HO3D's eval.py does (gt in OpenGL, HO3D order): same MJE / ST-MJE."""
+    b = _batch(9)
+    gt_cv, gv_cv = b["gt_joints"], b["gt_verts"][:, :1].expand(6, 778, 3)
+    ev = Evaluator()
+    ev.update(b["pred_joints"], gt_cv, pred_verts=gv_cv + 0.001, gt_verts=gv_cv)
+    ours = ev.compute()
+    xyz_pred, _ = json.loads(open(ev.write_ho3d_submission(tmp_path / "pred.json")).read())
+    flip = np.array([1.0, -1.0, -1.0])
+    gt_gl = convert_joint_order(gt_cv, "canonical", "ho3d").numpy() * flip  # the server's ground truth
+    mje, st = [], []
+    for p, g in zip(np.array(xyz_pred), gt_gl):
+        mje.append(np.linalg.norm(p - g, axis=1).mean())
+        q = p / np.linalg.norm(p[4] - p[0]) * np.linalg.norm(g[4] - g[0])  # align_sc_tr, HO3D indices
+        st.append(np.linalg.norm(q - q[0:1] + g[0:1] - g, axis=1).mean())
+    assert np.mean(mje) * 1000 == pytest.approx(ours["mje"], rel=1e-5)
+    assert np.mean(st) * 1000 == pytest.approx(ours["st_mje"], rel=1e-5)
