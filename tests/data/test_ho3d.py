@@ -1,0 +1,64 @@
+"""HO3D loader on a tiny fixture in the official layout (OpenGL frame, MANO joint order)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from hoimask._checks import FileFormatError
+from hoimask.data import HO3D, RandomCropResize, collate, validate_sample
+from hoimask.geometry import project
+
+
+def test_train_frames_convert_to_opencv_and_canonical_order(ho3d_root, mano_root):
+    ds = HO3D(ho3d_root, mano_root=mano_root, num_sdf_points=128, num_object_points=64)
+    assert len(ds) == 2
+    for i in range(2):
+        s = ds[i]
+        validate_sample(s)
+        assert (s["joints_3d"][:, 2] > 0).all()  # in front of an OpenCV camera
+        uv = s["joints_2d"].floor().long()
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < 64) & (uv[:, 1] >= 0) & (uv[:, 1] < 48)
+        assert inside.sum() > 15
+        assert s["amodal_hand_mask"][uv[inside, 1], uv[inside, 0]].float().mean() > 0.9
+        # Canonical order: the wrist is the root of the fingers' chains (shortest bones from it are MCPs).
+        bones = (s["joints_3d"][[1, 5, 9, 13, 17]] - s["joints_3d"][0]).norm(dim=-1)
+        assert (bones < 0.2).all()
+        cam = s["object_points"] @ s["object_rotation"].T + s["object_translation"]
+        ouv = project(cam, s["K"]).floor().long()
+        seg = s["segmentation"][ouv[:, 1].clamp(0, 47), ouv[:, 0].clamp(0, 63)]
+        assert ((seg == 1) | (seg == 2)).float().mean() > 0.9
+        assert ((s["depth"] > 0) == (s["segmentation"] > 0)).float().mean() > 0.97
+        assert not ((s["segmentation"] == 1) & ~s["amodal_hand_mask"]).any()
+    collate([ds[0], ds[1]])
+
+
+def test_evaluation_frames_have_only_root_and_box(ho3d_root, mano_root):
+    ds = HO3D(ho3d_root, mano_root=mano_root, split="evaluation", num_sdf_points=32, num_object_points=16)
+    s = ds[0]
+    assert torch.isfinite(s["joints_3d"][0]).all() and torch.isnan(s["joints_3d"][1:]).all()
+    assert torch.isnan(s["hand_pose"]).all() and torch.isnan(s["object_rotation"]).all()
+    assert s["box"].shape == (4,) and (s["segmentation"] == 0).all()
+    cropped = RandomCropResize(32)(s, generator=torch.Generator().manual_seed(0))
+    assert cropped["image"].shape == (3, 32, 32)
+    root_uv = project(cropped["joints_3d"][:1], cropped["K"])
+    assert torch.allclose(root_uv, cropped["joints_2d"][:1], atol=1e-3)
+
+
+def test_missing_and_malformed_files_are_named(ho3d_root, mano_root, tmp_path):
+    root = tmp_path / "ho3d"
+    shutil.copytree(ho3d_root, root)
+    ds = HO3D(root, mano_root=mano_root, num_sdf_points=16, num_object_points=16)
+    (root / "train" / "SEQA" / "meta" / "0001.pkl").unlink()
+    with pytest.raises(FileFormatError, match="0001.pkl"):
+        ds[1]
+    (root / "train" / "SEQA" / "rgb" / "0000.jpg").unlink()
+    with pytest.raises(FileFormatError, match=r"rgb/0000\.jpg"):
+        ds[0]
+    (root / "train.txt").write_text("SEQA-0000\n")
+    with pytest.raises(FileFormatError, match=r"train.txt:1"):
+        HO3D(root, mano_root=mano_root)
+    with pytest.raises(FileFormatError, match="evaluation.txt"):
+        HO3D(tmp_path, mano_root=mano_root, split="evaluation")
