@@ -132,11 +132,14 @@ class HybridMasker(RegionRatioMasker):
         gh, gw = grid_size
         patch = (segmentation.shape[1] // gh, segmentation.shape[2] // gw)
         thickness = self.thickness if self.thickness is not None else min(patch) / 2
+        # Skeleton scores only for the samples that use them (about skeleton_prob of the batch).
+        chosen = use_skeleton.nonzero().squeeze(1)  # (B_s,)
         hand_scores = skeleton_hand_scores(
-            joints, labels, pattern, index, (gh, gw), patch, thickness=thickness, generator=generator
-        )  # (B, N)
-        guided = (labels == HAND) & use_skeleton.unsqueeze(-1)  # (B, N)
-        scores = torch.where(guided, hand_scores, noise)
+            joints[chosen], labels[chosen], pattern[chosen], index[chosen], (gh, gw), patch,
+            thickness=thickness, noise=noise[chosen],
+        )  # (B_s, N)
+        scores = noise.clone()
+        scores[chosen] = torch.where(labels[chosen] == HAND, hand_scores, noise[chosen])
         return _masking_from_labels(labels, self.num_keep(N), ratios, scores)
 
 

@@ -187,6 +187,7 @@ def skeleton_hand_scores(
     *,
     thickness: float,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scores in ``[0, 2)`` that order hand patches for masking (higher = masked first).
 
@@ -202,14 +203,18 @@ def skeleton_hand_scores(
         patch_size: ``(ph, pw)`` pixels.
         thickness: brush side in pixels.
         generator: source of randomness; ``None`` uses torch's default generator.
+        noise: optional ``(B, N)`` ``U[0, 1)`` noise to use instead of drawing it.
 
     Returns:
         ``(B, N)`` float32 scores (only hand entries matter).
+
+    Shape:
+        joints_2d ``(B, 21, 2)``, labels ``(B, N)``, pattern, index ``(B,)`` -> ``(B, N)``.
     """
     B, N = labels.shape
     gh, gw = int(grid_size[0]), int(grid_size[1])
     device = labels.device
-    u = uniform((B, N), generator, device)  # (B, N)
+    u = uniform((B, N), generator, device) if noise is None else noise  # (B, N)
     on_bones = skeleton_targets(joints_2d.to(torch.float32), pattern, index, (gh, gw), patch_size,
                                 thickness=thickness)  # (B, N)
     structure = u + on_bones.to(u.dtype)
