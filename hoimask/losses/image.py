@@ -1,10 +1,11 @@
 """2D losses (MaskHOI L_2D): segmentation cross-entropy and joint-heatmap MSE.
 
-Heatmap targets are Gaussians rendered from the 2D joints. A heatmap of size
-``(h, w)`` covering an ``(H, W)`` image has pixel ``(i, j)`` centred at image
-point ``((j + 0.5) W / w - 0.5, (i + 0.5) H / h - 0.5)`` (pixel centres at
-integers in both frames), so a joint maps to heatmap coordinates
-``(u + 0.5) w / W - 0.5``. ``sigma`` is given in heatmap pixels.
+Heatmap targets are Gaussians rendered from the 2D joints. Pixel coordinates
+are continuous (docs/conventions.md): pixel ``(i, j)`` covers ``[j, j+1) x
+[i, i+1)``. A heatmap of size ``(h, w)`` covering an ``(H, W)`` image has its
+pixel ``(i, j)`` centred at image point ``((j + 0.5) W / w, (i + 0.5) H / h)``,
+so a joint ``(u, v)`` sits at heatmap index coordinates
+``(u w / W - 0.5, v h / H - 0.5)``. ``sigma`` is given in heatmap pixels.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def render_gaussian_heatmaps(
     check_positive(sigma, name="sigma")
     h, w = size
     H, W = image_size
-    x = (joints_2d[..., 0] + 0.5) * (w / W) - 0.5  # (B, J) heatmap coordinates
-    y = (joints_2d[..., 1] + 0.5) * (h / H) - 0.5
+    x = joints_2d[..., 0] * (w / W) - 0.5  # (B, J) heatmap index coordinates
+    y = joints_2d[..., 1] * (h / H) - 0.5
     xs = torch.arange(w, dtype=joints_2d.dtype, device=joints_2d.device)
     ys = torch.arange(h, dtype=joints_2d.dtype, device=joints_2d.device)
     gx = torch.exp(-((xs - x[..., None]) ** 2) / (2 * sigma**2))  # (B, J, w)

@@ -64,14 +64,14 @@ def test_segmentation_loss_matches_cross_entropy_and_resizes():
         segmentation_loss(logits, labels.float())
 
 
-@given(u=st.floats(0, 63), v=st.floats(0, 47), h=st.sampled_from([12, 24]))
+@given(u=st.floats(0.5, 63.5), v=st.floats(0.5, 47.5), h=st.sampled_from([12, 24]))
 def test_gaussian_heatmap_peak_at_the_joint(u, v, h):
     joints = torch.tensor([[[u, v]]], dtype=torch.float64)
     hm = render_gaussian_heatmaps(joints, (h, 2 * h * 4 // 3), (48, 64), sigma=1.0)[0, 0]
     w = hm.shape[1]
     i, j = divmod(int(hm.argmax()), w)
-    x = (u + 0.5) * w / 64 - 0.5
-    y = (v + 0.5) * h / 48 - 0.5
+    x = u * w / 64 - 0.5  # continuous pixel coordinates, centres at +0.5
+    y = v * h / 48 - 0.5
     assert abs(j - x) <= 0.5 + 1e-9 and abs(i - y) <= 0.5 + 1e-9
     assert hm.max() <= 1.0
 
@@ -168,3 +168,10 @@ def test_pixel_loss_patchify_round_trip_and_masking():
     assert pixel_reconstruction_loss(wrong, image, mask, 16, norm_pix_loss=False) == pytest.approx(0.5)
     with pytest.raises(ShapeError, match="patch_size"):
         patchify(torch.randn(1, 3, 30, 32), 16)
+
+
+def test_gaussian_heatmap_known_value_at_a_pixel_centre():
+    # heatmap pixel (row 2, col 5) of a 8x16 map over a 32x64 image is centred at image (22, 10)
+    hm = render_gaussian_heatmaps(torch.tensor([[[22.0, 10.0]]]), (8, 16), (32, 64), sigma=1.0)[0, 0]
+    assert hm[2, 5] == pytest.approx(1.0)
+    assert hm[2, 6] == pytest.approx(float(torch.exp(torch.tensor(-0.5))))
