@@ -321,7 +321,8 @@ def render_scene(scene: Scene, *, deoccluded: bool = False, coarse_culling: bool
 
     flat = scene.background.to(dt).reshape(3, -1).T.clone()  # (R, 3)
     image = flat.clone()
-    image[hand_vis] = hand_colors(hand_vis)
+    hand_rgb = hand_colors(hand_hit)  # shaded once for the picture and its de-occluded twin
+    image[hand_vis] = hand_rgb[hand_vis[hand_hit]]
     if obj_vis.any():
         p = dirs[obj_vis] * t_obj[obj_vis, None]
         nrm = sdf_normals(scene.obj.sdf, p)
@@ -334,7 +335,7 @@ def render_scene(scene: Scene, *, deoccluded: bool = False, coarse_culling: bool
     deocc = None
     if deoccluded:
         deocc = flat.clone()
-        deocc[hand_hit] = hand_colors(hand_hit)
+        deocc[hand_hit] = hand_rgb
         deocc = deocc.T.reshape(3, H, W).float()
     return Rendering(
         image=image.T.reshape(3, H, W).float(),
