@@ -91,7 +91,7 @@ def main() -> None:
             kd = ("  no scipy", "     -", "-")
         rows.append((spec, f"{t_ours * 1e3:9.1f}", f"{ours_mib:8.1f}", dense[0], f"{dense_mib:9.1f}", dense[1],
                      dense[2], kd[0], kd[1], kd[2]))
-    header = ("B x N", "hoimask ms", "peak MiB", "dense ms", "dense MiB", "ours/dense", "max abs diff (dense)",
+    header = ("B x N", "hoimask ms", "chunk MiB", "dense ms", "dense MiB", "ours/dense", "max abs diff (dense)",
               "kdtree ms", "ours/kdtree", "max abs diff (kdtree)")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float64, median of {args.repeats}")
     print("| " + " | ".join(header) + " |")

@@ -6,9 +6,11 @@ closest point of another set. The official codes use Open3D
 ``adi``) or a dense ``(N, N, 3)`` difference tensor (HOISDF). hoimask computes
 the same exact distances by brute force in chunks: the query set is processed
 ``query_chunk`` points at a time against ``reference_chunk`` reference points at
-a time, keeping a running minimum, so peak memory is bounded by
-``max_elements`` pairwise distances whatever the set sizes (10k x 10k points
-fit in ~16 MiB with the default budget). Distances use direct differences
+a time, keeping a running minimum, so peak memory is proportional to
+``max_elements`` pairwise distances whatever the set sizes (default 256 Ki:
+2 MiB of float64 distances per chunk; the measured peak growth of the process
+for 10k x 10k points is a few MiB, see ``docs/benchmarks/metrics.md``). Small
+chunks are also the fastest on a CPU (they stay in cache). Distances use direct differences
 (``torch.cdist`` with ``donot_use_mm_for_euclid_dist``), not the
 ``|a|^2 + |b|^2 - 2ab`` expansion, so they are exact to rounding and zero for
 coincident points.
@@ -23,8 +25,8 @@ from hoimask.metrics._arrays import ArrayLike, like_input, to_tensors
 
 __all__ = ["nearest_distances", "point_set_diameter", "DEFAULT_MAX_ELEMENTS"]
 
-#: Default bound on the number of pairwise distances held at once (4 Mi entries).
-DEFAULT_MAX_ELEMENTS: int = 1 << 22
+#: Default bound on the number of pairwise distances computed at once (256 Ki entries).
+DEFAULT_MAX_ELEMENTS: int = 1 << 18
 
 
 def _chunk_sizes(batch: int, num_query: int, num_ref: int, max_elements: int) -> tuple[int, int]:
