@@ -65,13 +65,15 @@ def check_segmentation(
 
 def _or_reduce(words: torch.Tensor, dim: int) -> torch.Tensor:
     """Bitwise OR over one dimension by halving (OR-ing the odd leftover everywhere is harmless)."""
+    owned = False  # after the first fold we own the buffer and can fold in place
     while words.shape[dim] > 1:
         n = words.shape[dim]
         half = n // 2
-        folded = words.narrow(dim, 0, half) | words.narrow(dim, half, half)
+        low, high = words.narrow(dim, 0, half), words.narrow(dim, half, half)
+        folded = low.bitwise_or_(high) if owned else low | high
         if n % 2:
-            folded = folded | words.narrow(dim, 2 * half, 1)
-        words = folded
+            folded.bitwise_or_(words.narrow(dim, 2 * half, 1))
+        words, owned = folded, True
     return words.squeeze(dim)
 
 
