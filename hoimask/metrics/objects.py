@@ -268,7 +268,7 @@ def add_within(
 ) -> ArrayLike:
     """Whether ADD is below ``fraction`` of the object diameter (ADD-0.5D, UniHOPE).
 
-    ``1`` where ``add(...) < fraction * diameter`` (strict, as BOP/PoseCNN's
+    ``1`` where ``add(...) < fraction * diameter`` (strict, as LINEMOD
     "ADD < 0.1 d"), else ``0``; the mean over samples is the accuracy.
 
     Args:
