@@ -11,7 +11,7 @@ from hoimask.engine.checkpoint import (
     save_checkpoint,
 )
 from hoimask.engine.config import TRAIN_PRESETS, TrainConfig, train_preset
-from hoimask.engine.data import ResumableSampler, iterate_batches, steps_per_epoch
+from hoimask.engine.data import MemoryCache, ResumableSampler, iterate_batches, steps_per_epoch
 from hoimask.engine.distributed import (
     DistributedContext,
     all_gather_objects,
@@ -33,6 +33,7 @@ from hoimask.engine.precision import (
     clip_gradients,
     make_grad_scaler,
 )
+from hoimask.engine.run_dir import RUN_MARKER, OutputDirError, prepare_output_dir
 from hoimask.engine.schedule import WarmupCosineSchedule, warmup_cosine_factor
 from hoimask.engine.seed import capture_rng_state, restore_rng_state, seed_everything
 from hoimask.engine.trainer import Trainer, default_loss_fn, to_device
@@ -40,7 +41,8 @@ from hoimask.engine.trainer import Trainer, default_loss_fn, to_device
 __all__ = [
     "CheckpointManager", "atomic_write", "load_checkpoint", "save_checkpoint",
     "TRAIN_PRESETS", "TrainConfig", "train_preset",
-    "ResumableSampler", "iterate_batches", "steps_per_epoch",
+    "MemoryCache", "ResumableSampler", "iterate_batches", "steps_per_epoch",
+    "RUN_MARKER", "OutputDirError", "prepare_output_dir",
     "DistributedContext", "all_gather_objects", "all_reduce_mean", "barrier", "broadcast_object",
     "cleanup_distributed", "init_distributed", "unwrap_model", "wrap_model",
     "RunLogger", "progress_bar", "save_png", "tensorboard_available",

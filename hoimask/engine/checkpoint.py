@@ -64,6 +64,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.chmod(tmp, _umask_mode())
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
@@ -74,6 +75,13 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _umask_mode() -> int:
+    """Permission bits a normally created file would get (``mkstemp`` makes 0600 files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -110,6 +118,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, _umask_mode())
         torch.save(payload, tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

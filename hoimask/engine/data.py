@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hoimask._checks import ValueRangeError
 
-__all__ = ["ResumableSampler", "steps_per_epoch", "iterate_batches"]
+__all__ = ["ResumableSampler", "steps_per_epoch", "iterate_batches", "MemoryCache"]
 
 
 class ResumableSampler(DistributedSampler):
@@ -129,3 +129,31 @@ def iterate_batches(
         for batch in loader:
             yield step, batch
             step += 1
+
+
+class MemoryCache(Dataset):
+    """Keep every sample of ``dataset`` in memory after its first access.
+
+    For small, expensive datasets (the CPU demo renders a few dozen synthetic
+    scenes once and trains on them many times). Samples must be deterministic
+    functions of the index (true of every hoimask dataset). With
+    ``num_workers > 0`` each worker holds its own cache.
+
+    Args:
+        dataset: the map-style dataset.
+
+    Shape:
+        Not applicable.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._cache: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        if index not in self._cache:
+            self._cache[index] = self.dataset[index]
+        return self._cache[index]

@@ -1,0 +1,82 @@
+"""Dataset choice shared by the example scripts: synthetic (default), DexYCB or HO3D, cropped to the model size."""
+
+from __future__ import annotations
+
+import os
+
+from torch.utils.data import Dataset
+
+from hoimask._checks import ValueRangeError, check_choice
+
+__all__ = ["DATASETS", "build_dataset"]
+
+#: Datasets the example scripts accept.
+DATASETS = ("synthetic", "dexycb", "ho3d")
+
+
+def build_dataset(
+    name: str,
+    *,
+    image_size: int,
+    train: bool = True,
+    root: str | os.PathLike | None = None,
+    mano_dir: str | os.PathLike | None = None,
+    num_samples: int = 64,
+    seed: int = 0,
+    num_sdf_points: int = 2048,
+    num_object_points: int = 1000,
+    hand_only_prob: float = 0.1,
+    cache_in_memory: bool = False,
+) -> Dataset:
+    """Build a dataset for training or evaluation.
+
+    * ``"synthetic"``: :class:`hoimask.data.SyntheticHOI` rendered at
+      ``image_size`` (``num_samples`` scenes, ``seed``; the test split uses a
+      different seed so it is held out). ``cache_in_memory`` renders each scene
+      once (:class:`~hoimask.engine.data.MemoryCache`).
+    * ``"dexycb"``: :class:`hoimask.data.DexYCB` (S0, right hands; ``train``
+      chooses the train or test split), cropped around hand ∪ object and resized.
+    * ``"ho3d"``: :class:`hoimask.data.HO3D` (``train`` or ``evaluation``), likewise.
+
+    Args:
+        name: one of :data:`DATASETS`.
+        image_size: output side (the model's ``img_size``).
+        train: training split with random crops, else the test split with centre crops.
+        root: dataset root (DexYCB/HO3D).
+        mano_dir: folder with ``MANO_RIGHT.pkl`` (DexYCB/HO3D).
+        num_samples, seed, hand_only_prob: synthetic data only.
+        num_sdf_points, num_object_points: ``Q`` and ``P``.
+        cache_in_memory: wrap in a :class:`~hoimask.engine.data.MemoryCache`.
+
+    Returns:
+        The dataset.
+
+    Raises:
+        ValueRangeError: a real dataset without ``root`` / ``mano_dir``.
+
+    Shape:
+        Not applicable.
+    """
+    import hoimask.data as data
+    from hoimask.engine.data import MemoryCache
+
+    check_choice(name, DATASETS, name="name", fn="build_dataset")
+    if name == "synthetic":
+        ds: Dataset = data.SyntheticHOI(
+            num_samples, image_size=image_size, seed=seed if train else seed + 1_000_003,
+            num_sdf_points=num_sdf_points, num_object_points=num_object_points, hand_only_prob=hand_only_prob,
+        )
+    else:
+        if root is None or mano_dir is None:
+            raise ValueRangeError(
+                f"build_dataset(): dataset {name!r} needs --data-root (the dataset) and --mano-dir "
+                "(the folder with MANO_RIGHT.pkl)"
+            )
+        crop = data.RandomCropResize(image_size) if train else data.CenterCrop(image_size)
+        common = dict(mano_root=mano_dir, num_sdf_points=num_sdf_points, num_object_points=num_object_points,
+                      transform=crop, seed=seed)
+        if name == "dexycb":
+            ds = data.DexYCB(root, setup="s0", split="train" if train else "test", hands="right", **common)
+        else:
+            ds = data.HO3D(root, split="train" if train else "evaluation", **common)
+    return MemoryCache(ds) if cache_in_memory else ds
