@@ -27,7 +27,14 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from hoimask._checks import ShapeError, ValueRangeError, check_in_range, check_positive, check_shape
+from hoimask._checks import ValueRangeError, check_in_range, check_positive, check_shape
+from hoimask.data.photometric import (  # re-exported
+    IMAGE_KEYS,
+    ColorJitter,
+    GaussianBlur,
+    adjust_colors,
+    gaussian_blur,
+)
 from hoimask.geometry import (
     axis_angle_to_matrix,
     crop_intrinsics,
@@ -51,8 +58,6 @@ __all__ = [
     "warp_sample",
 ]
 
-#: Keys resampled bilinearly.
-IMAGE_KEYS: tuple[str, ...] = ("image", "deoccluded_image")
 #: Keys resampled with nearest neighbour (integer / bool / depth maps).
 MASK_KEYS: tuple[str, ...] = ("segmentation", "amodal_hand_mask", "depth")
 
@@ -268,129 +273,6 @@ class CenterCrop(RandomCropResize):
 
     def __init__(self, output_size: int | tuple[int, int] = 224, *, padding: float = 1.3) -> None:
         super().__init__(output_size, padding=padding, scale=(1.0, 1.0), center_jitter=0.0, max_rotation=0.0)
-
-
-def adjust_colors(
-    image: torch.Tensor, *, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0, hue: float = 0.0
-) -> torch.Tensor:
-    """Brightness/contrast/saturation factors and a hue rotation (radians) of an RGB image.
-
-    Args:
-        image: ``(3, H, W)`` RGB in ``[0, 1]``.
-        brightness: multiplicative factor.
-        contrast: blend factor towards the mean grey level.
-        saturation: blend factor towards the per-pixel grey level.
-        hue: rotation angle of the chroma plane (YIQ), radians.
-
-    Returns:
-        ``(3, H, W)`` clipped to ``[0, 1]``.
-
-    Shape:
-        ``(3, H, W) -> (3, H, W)``
-    """
-    check_shape(image, "3 H W", name="image")
-    weights = image.new_tensor([0.299, 0.587, 0.114])
-    x = image * brightness
-    grey = (x * weights[:, None, None]).sum(0)
-    x = (x - grey.mean()) * contrast + grey.mean()
-    grey = (x * weights[:, None, None]).sum(0, keepdim=True)
-    x = (x - grey) * saturation + grey
-    if hue != 0.0:
-        yiq = image.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-        c, s = math.cos(hue), math.sin(hue)
-        rot = image.new_tensor([[1, 0, 0], [0, c, -s], [0, s, c]])
-        m = torch.linalg.inv(yiq) @ rot @ yiq
-        x = torch.einsum("ij,jhw->ihw", m, x)
-    return x.clamp(0, 1)
-
-
-class ColorJitter:
-    """Random brightness, contrast, saturation and hue (applied to every image key).
-
-    Args:
-        brightness: factor drawn from ``[1 - b, 1 + b]``.
-        contrast: factor drawn from ``[1 - c, 1 + c]``.
-        saturation: factor drawn from ``[1 - s, 1 + s]``.
-        hue: angle drawn from ``[-h, h]`` radians.
-    """
-
-    def __init__(self, brightness: float = 0.3, contrast: float = 0.3, saturation: float = 0.3, hue: float = 0.1) -> None:
-        self.brightness = check_in_range(brightness, name="brightness", low=0.0, high=1.0)
-        self.contrast = check_in_range(contrast, name="contrast", low=0.0, high=1.0)
-        self.saturation = check_in_range(saturation, name="saturation", low=0.0, high=1.0)
-        self.hue = check_in_range(hue, name="hue", low=0.0, high=math.pi)
-
-    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
-        """Jitter the colours of ``sample``'s images."""
-        u = 2 * torch.rand(4, generator=generator, dtype=torch.float64) - 1
-        kw = {
-            "brightness": 1 + self.brightness * float(u[0]),
-            "contrast": 1 + self.contrast * float(u[1]),
-            "saturation": 1 + self.saturation * float(u[2]),
-            "hue": self.hue * float(u[3]),
-        }
-        out = dict(sample)
-        for key in IMAGE_KEYS:
-            if key in sample:
-                out[key] = adjust_colors(sample[key], **kw)
-        return out
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflect padding (kernel radius ``ceil(3 sigma)``).
-
-    Args:
-        image: ``(C, H, W)`` floating image.
-        sigma: standard deviation in pixels (> 0).
-
-    Returns:
-        ``(C, H, W)`` blurred image.
-
-    Shape:
-        ``(C, H, W) -> (C, H, W)``
-    """
-    dims = check_shape(image, "C H W", name="image")
-    check_positive(sigma, name="sigma")
-    radius = max(1, math.ceil(3 * sigma))
-    if radius >= min(dims["H"], dims["W"]):
-        raise ShapeError(f"gaussian_blur(): sigma={sigma} needs a kernel radius {radius} smaller than the image {tuple(image.shape)}")
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    C = dims["C"]
-    img = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")
-    img = F.conv2d(img, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    img = F.conv2d(img, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
-    return img[0]
-
-
-class GaussianBlur:
-    """Blur the images with probability ``p`` and ``sigma`` drawn from ``sigma_range``.
-
-    Args:
-        p: probability of blurring.
-        sigma_range: ``(low, high)`` standard deviation in pixels.
-    """
-
-    def __init__(self, p: float = 0.3, sigma_range: tuple[float, float] = (0.3, 1.5)) -> None:
-        from hoimask._checks import check_probability
-
-        self.p = check_probability(p, name="p")
-        if len(sigma_range) != 2 or not 0 < sigma_range[0] <= sigma_range[1]:
-            raise ValueRangeError(f"GaussianBlur(): argument 'sigma_range' expected (low, high) with 0 < low <= high, got {sigma_range}")
-        self.sigma_range = (float(sigma_range[0]), float(sigma_range[1]))
-
-    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
-        """Blur ``sample``'s images (or return it unchanged)."""
-        u = torch.rand(2, generator=generator, dtype=torch.float64)
-        out = dict(sample)
-        if float(u[0]) >= self.p:
-            return out
-        sigma = self.sigma_range[0] + (self.sigma_range[1] - self.sigma_range[0]) * float(u[1])
-        for key in IMAGE_KEYS:
-            if key in sample:
-                out[key] = gaussian_blur(sample[key], sigma).clamp(0, 1)
-        return out
 
 
 class Compose:
