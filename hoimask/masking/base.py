@@ -46,6 +46,14 @@ def mask_output_from_scores(scores: torch.Tensor, num_keep: int) -> MaskOutput:
 
     Returns:
         :class:`MaskOutput` with ``ids_keep`` in ascending-score order.
+
+    Shape:
+        scores ``(B, N)`` -> mask ``(B, N)``, ids_keep ``(B, L)``, ids_restore ``(B, N)``.
+
+    Example:
+        >>> out = mask_output_from_scores(torch.tensor([[0.3, 0.1, 0.2]]), 2)
+        >>> out.ids_keep.tolist(), out.mask.tolist()
+        ([[1, 2]], [[True, False, False]])
     """
     B, N = scores.shape
     if not 0 <= num_keep <= N:
@@ -107,6 +115,13 @@ def _keep_to_output(keep: torch.Tensor, num_keep: int) -> MaskOutput:
 def apply_mask(tokens: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:
     """Gather the kept tokens.
 
+    Args:
+        tokens: all ``N`` tokens in grid order.
+        ids_keep: indices of the tokens to keep (from a masker).
+
+    Returns:
+        The kept tokens, in ``ids_keep`` order.
+
     Shape:
         tokens ``(B, N, D)``, ids_keep ``(B, L)`` -> ``(B, L, D)``.
     """
@@ -126,6 +141,9 @@ def restore(tokens_kept: torch.Tensor, ids_restore: torch.Tensor, mask_token: to
 
     Returns:
         ``(B, N, D)`` tokens in grid order.
+
+    Shape:
+        tokens_kept ``(B, L, D)``, ids_restore ``(B, N)``, mask_token ``(D,)`` -> ``(B, N, D)``.
     """
     dims = check_shape(tokens_kept, "B L D", name="tokens_kept")
     check_shape(ids_restore, "B N", name="ids_restore", dims=dims)

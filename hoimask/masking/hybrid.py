@@ -49,6 +49,17 @@ class HybridMasker(RegionRatioMasker):
 
     Needs ``segmentation`` ``(B, H, W)`` and, whenever the current skeleton
     probability is positive, ``joints_2d`` ``(B, 21, 2)`` in pixels of that image.
+
+    Example:
+        >>> import torch
+        >>> seg = torch.zeros(2, 64, 64, dtype=torch.uint8)
+        >>> seg[:, 16:48, 16:40] = 1; seg[:, 16:48, 40:56] = 2
+        >>> joints = torch.rand(2, 21, 2, generator=torch.Generator().manual_seed(0)) * 32 + 16
+        >>> masker = HybridMasker(skeleton_prob=0.0, skeleton_prob_end=1.0)
+        >>> masker.set_progress(0.5)
+        >>> out = masker(2, (4, 4), segmentation=seg, joints_2d=joints, generator=torch.Generator().manual_seed(0))
+        >>> out.ids_keep.shape, masker.num_keep(16), masker.current_skeleton_prob
+        (torch.Size([2, 4]), 4, 0.5)
     """
 
     def __init__(

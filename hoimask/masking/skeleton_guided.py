@@ -128,6 +128,9 @@ def sample_skeleton_patterns(
         ``pattern`` ``(B,)`` int64 ids into :data:`PATTERNS` and ``index`` ``(B,)``
         int64: the finger (0 thumb .. 4 little) for ``"finger"``, the depth (1..4)
         for ``"level"`` (4 for ``"fingertips"``), 0 for ``"region"``.
+
+    Shape:
+        probs ``(4,)`` -> pattern ``(B,)``, index ``(B,)``.
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
     u = uniform((batch_size, 2), generator, dev).double()  # (B, 2)
