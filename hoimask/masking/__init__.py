@@ -15,6 +15,7 @@ from hoimask.masking.base import (
 )
 from hoimask.masking.draw import draw_mask
 from hoimask.masking.hybrid import HybridMasker, SkeletonGuidedMasker
+from hoimask.masking.multimodal import MultiModalMasker, allocate_tokens, sample_dirichlet
 from hoimask.masking.random_mask import RandomMasker, random_masking
 from hoimask.masking.region_ratio import RegionRatioMasker, region_ratio_masking
 from hoimask.masking.regions import (
@@ -40,10 +41,12 @@ __all__ = [
     "HybridMasker",
     "MaskOutput",
     "Masker",
+    "MultiModalMasker",
     "RandomMasker",
     "RegionRatioMasker",
     "SkeletonGuidedMasker",
     "TargetFocusedMasker",
+    "allocate_tokens",
     "apply_mask",
     "draw_mask",
     "interaction_region",
@@ -55,6 +58,7 @@ __all__ = [
     "region_keep_counts",
     "region_ratio_masking",
     "restore",
+    "sample_dirichlet",
     "sample_skeleton_patterns",
     "select_in_regions",
     "skeleton_hand_scores",
