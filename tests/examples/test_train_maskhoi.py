@@ -1,0 +1,103 @@
+"""End-to-end tests of examples/train_maskhoi.py (tiny settings so they stay fast on a CPU)."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hoimask.engine import OutputDirError, load_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_maskhoi.py"
+FAST = ["--steps", "3", "--batch-size", "2", "--num-samples", "4", "--log-every", "1", "--checkpoint-every", "2",
+        "--no-progress", "--no-tensorboard"]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("train_maskhoi", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def script():
+    return _load()
+
+
+def test_help_documents_every_flag(capsys, script):
+    with pytest.raises(SystemExit) as info:
+        script.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--preset", "--dataset", "--data-root", "--mano-dir", "--init", "--output-dir", "--steps",
+                 "--batch-size", "--lr", "--resume", "--overwrite", "--masking", "--no-geometric",
+                 "--no-direct-regression", "--seed"):
+        assert flag in text, flag
+
+
+@pytest.mark.slow
+def test_short_run_writes_everything_and_refuses_to_overwrite(tmp_path, capsys, script):
+    out = tmp_path / "run"
+    assert script.main([*FAST, "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name in ("checkpoints", "encoder", "logs", "mask picture"):
+        assert name in printed
+    assert (out / "masks.png").is_file() and (out / "log.jsonl").is_file()
+    assert load_checkpoint(out / "checkpoints" / "step_00000003.pt")["step"] == 3
+    encoder = load_checkpoint(out / "encoder.pt")
+    assert encoder["encoder_config"]["embed_dim"] == 192 and "pos_embed" in "".join(encoder["encoder"])
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    with pytest.raises(OutputDirError, match="already exists"):
+        script.main([*FAST, "--output-dir", str(out)])
+    # --resume with more steps continues the same run
+    assert script.main([*FAST, "--output-dir", str(out), "--resume", "--steps", "4"]) == 0
+    assert load_checkpoint(out / "checkpoints" / "step_00000004.pt")["step"] == 4
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    assert script.main([*FAST, "--output-dir", str(out), "--overwrite", "--steps", "1"]) == 0
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1]
+
+
+def test_guard_rails(tmp_path, script):
+    with pytest.raises(OutputDirError, match="no checkpoint"):
+        script.main([*FAST, "--output-dir", str(tmp_path / "empty"), "--resume"])
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep me")
+    with pytest.raises(OutputDirError, match="not a hoimask run"):
+        script.main([*FAST, "--output-dir", str(foreign), "--overwrite"])
+    assert (foreign / "precious.txt").read_text() == "keep me"
+    with pytest.raises(Exception, match="data-root"):
+        script.main([*FAST, "--output-dir", str(tmp_path / "real"), "--dataset", "dexycb"])
+
+
+def _run(args, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"timed out:\n{out[-3000:]}")
+    return proc.returncode, out
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tmp_path):
+    out = tmp_path / "ddp"
+    code, text = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                       str(SCRIPT), *FAST, "--steps", "2", "--output-dir", str(out)])
+    assert code == 0, text[-3000:]
+    assert text.count("done: 2 steps") == 1  # only rank 0 reports
+    state = load_checkpoint(out / "checkpoints" / "step_00000002.pt")
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
+    assert (out / "masks.png").is_file()
