@@ -89,10 +89,10 @@ def test_open_mesh_with_wrist_sized_hole_keeps_signs():
     assert bool((s_in < 0).all()) and bool((s_out > 0).all())
 
 
-def test_inward_oriented_mesh_gives_same_sdf():
+def test_flipping_every_triangle_flips_the_sign():
     v, f = hand_sized(icosphere(2))
     p = random_points(300, CAMERA_OFFSET, 0.08)
-    assert torch.allclose(mesh_sdf(p, v[None], f), mesh_sdf(p, v[None], f.flip(1)))
+    assert torch.allclose(mesh_sdf(p, v[None], f), -mesh_sdf(p, v[None], f.flip(1)))
 
 
 def test_return_index_and_closest_point():

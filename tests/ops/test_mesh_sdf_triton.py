@@ -38,8 +38,8 @@ _SCRIPT = textwrap.dedent(
             i_r, w_r = triangle_search(p, verts, f)
             assert i_t.dtype == torch.int64 and w_t.dtype == dtype
             assert torch.allclose(w_t, w_r, atol=1e-4), (w_t - w_r).abs().max()
-            s_t, _ = finish_from_search(p, verts, f, i_t, w_t)
-            s_r, _ = finish_from_search(p, verts, f, i_r, w_r)
+            s_t, _ = finish_from_search(p, verts, f, i_t, lambda mask: w_t)
+            s_r, _ = finish_from_search(p, verts, f, i_r, lambda mask: w_r)
             # Ties between triangles sharing the closest vertex/edge may pick another index, same distance.
             tol = 1e-12 if dtype == torch.float64 else 2e-6
             assert torch.allclose(s_t, s_r, atol=tol, rtol=0), (s_t - s_r).abs().max()

@@ -30,53 +30,9 @@ try:  # pragma: no cover - exercised only where triton is installed
 except ImportError:  # pragma: no cover
     TRITON_AVAILABLE = False
 
-__all__ = ["TRITON_AVAILABLE", "mesh_sdf_search_triton", "triangle_table"]
+from .reference import TABLE_COLUMNS, triangle_table
 
-# Columns of the per-triangle table handed to the kernel.
-_COLUMNS = (
-    "ax", "ay", "az", "e0x", "e0y", "e0z", "e1x", "e1y", "e1z", "nx", "ny", "nz",
-    "d00", "d01", "d11", "d22", "inv_det", "inv_nn", "inv_d00", "inv_d11", "inv_d22", "valid",
-)
-_NUM_COLUMNS = 24  # padded
-
-
-def triangle_table(vertices: Tensor, faces: Tensor) -> Tensor:
-    """Per-triangle constants of the search, one row per triangle.
-
-    Args:
-        vertices: mesh vertices.
-        faces: triangles (int64).
-
-    Returns:
-        A contiguous table whose columns are listed in ``_COLUMNS``
-        (``valid`` is 0 for degenerate triangles, whose interior test is skipped).
-
-    Shape:
-        - vertices: ``(B, V, 3)``; faces: ``(T, 3)``; output: ``(B, T, 24)``
-    """
-    tri = vertices[:, faces]
-    a = tri[:, :, 0]
-    e0 = tri[:, :, 1] - a
-    e1 = tri[:, :, 2] - a
-    e2 = e1 - e0
-    n = torch.linalg.cross(e0, e1, dim=-1)
-    d00 = (e0 * e0).sum(-1)
-    d01 = (e0 * e1).sum(-1)
-    d11 = (e1 * e1).sum(-1)
-    d22 = (e2 * e2).sum(-1)
-    nn = (n * n).sum(-1)
-    det = d00 * d11 - d01 * d01
-
-    def inv(x: Tensor) -> Tensor:
-        return torch.where(x == 0, torch.zeros_like(x), 1.0 / torch.where(x == 0, torch.ones_like(x), x))
-
-    cols = [a, e0, e1, n] + [
-        t.unsqueeze(-1)
-        for t in (d00, d01, d11, d22, inv(det), inv(nn), inv(d00), inv(d11), inv(d22), (det > 0).to(a.dtype))
-    ]
-    table = torch.cat(cols, dim=-1)
-    pad = table.new_zeros(*table.shape[:-1], _NUM_COLUMNS - table.shape[-1])
-    return torch.cat([table, pad], dim=-1).contiguous()
+__all__ = ["TRITON_AVAILABLE", "mesh_sdf_search_triton"]
 
 
 if TRITON_AVAILABLE:
@@ -225,6 +181,6 @@ def mesh_sdf_search_triton(
             grid = (triton.cdiv(Q, block_q), B)
             _mesh_sdf_search_kernel[grid](
                 pts, table, index, winding, Q, T,
-                NCOL=_NUM_COLUMNS, BLOCK_Q=block_q, BLOCK_T=block_t,
+                NCOL=TABLE_COLUMNS, BLOCK_Q=block_q, BLOCK_T=block_t,
             )
     return index, winding

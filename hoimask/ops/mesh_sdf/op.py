@@ -14,7 +14,8 @@ barycentric)`` is a ``torch.library.custom_op`` with a fake (meta) kernel for
 The face index and barycentric coordinates are not differentiable. The forward
 uses the Triton kernel for CUDA tensors when Triton is importable and the
 environment variable ``HOIMASK_DISABLE_TRITON`` is not ``1``; otherwise the
-pure-torch reference search.
+pure-torch search: brute force for small meshes, the cluster-accelerated exact
+search (``clustered.py``) from ``CLUSTER_MIN_TRIANGLES`` triangles on.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from ..._checks import (
     check_same_device,
     check_shape,
 )
-from .reference import closest_points_from_barycentric, finish_from_search, triangle_search
+from .clustered import CLUSTER_MIN_TRIANGLES, clustered_search
+from .reference import (
+    brute_force_winding,
+    closest_points_from_barycentric,
+    finish_from_search,
+    triangle_search,
+)
 
 __all__ = ["mesh_sdf", "validate_mesh_sdf_inputs", "triton_enabled"]
 
@@ -91,9 +98,13 @@ def mesh_sdf_op(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tensor
         from .kernel import mesh_sdf_search_triton
 
         index, winding = mesh_sdf_search_triton(points, vertices, faces)
+        sdf, bary = finish_from_search(points, vertices, faces, index, lambda mask: winding)
     else:
-        index, winding = triangle_search(points, vertices, faces)
-    sdf, bary = finish_from_search(points, vertices, faces, index, winding)
+        if faces.shape[0] >= CLUSTER_MIN_TRIANGLES:
+            index = clustered_search(points, vertices, faces)
+        else:
+            index, _ = triangle_search(points, vertices, faces, with_winding=False)
+        sdf, bary = finish_from_search(points, vertices, faces, index, brute_force_winding(points, vertices, faces))
     return sdf, index, bary
 
 
@@ -143,17 +154,19 @@ def mesh_sdf(
 ) -> Tensor | tuple[Tensor, Tensor, Tensor]:
     """Signed distance from query points to a triangle mesh (negative inside).
 
-    Exact Euclidean distance to the nearest triangle; the sign comes from the
-    generalised winding number ``w`` (inside when ``|w| > 0.5``), which stays
-    correct near small holes such as MANO's open wrist (see ``docs/ops.md``).
+    Exact Euclidean distance to the nearest triangle. The sign comes from the
+    angle-weighted pseudo-normal of the closest feature (exact for closed,
+    outward-oriented meshes) and, where that feature touches an open boundary
+    such as MANO's wrist, from the generalised winding number (inside when
+    ``|w| > 0.5``); see ``docs/ops.md``.
     Runs ``torch.ops.hoimask.mesh_sdf``: Triton on CUDA (unless
     ``HOIMASK_DISABLE_TRITON=1``), the chunked pure-torch search elsewhere.
 
     Args:
         points: query points (metres).
-        vertices: one mesh per batch element; triangles outward
-            counter-clockwise (an inward-oriented closed mesh gives the same
-            sign, because the rule uses ``|w|``).
+        vertices: one mesh per batch element; triangles must be consistently
+            oriented, counter-clockwise seen from outside (flipping every
+            triangle flips the sign).
         faces: triangle corner indices shared by the batch, int64 or int32.
         return_index: also return the closest triangle and closest point.
 

@@ -7,35 +7,41 @@ device and in float32 and float64.
 Algorithm (per batch element, chunked so that memory stays bounded):
 
 1. **Search.** For every (point, triangle) pair the squared distance is
-   computed from a handful of dot products shared with the winding number:
-   with ``d = p - a``, ``e0 = b - a``, ``e1 = c - a``, the point projects inside
-   the triangle when its barycentric coordinates are non-negative, otherwise
-   the closest point lies on one of the three edges (segment distances).
-   The closest triangle (smallest squared distance, lowest index on ties) is
-   kept.
-2. **Sign.** The generalised winding number ``w(p) = sum_t Omega_t(p) / 4pi``
-   with the solid angle of Van Oosterom & Strackee (1983),
-   ``tan(Omega / 2) = a.(b x c) / (|a||b||c| + (a.b)|c| + (b.c)|a| + (c.a)|b|)``
-   for ``a, b, c`` the triangle corners relative to ``p``. A point is inside
-   when ``|w| > 0.5``; see ``docs/ops.md`` for why this is robust to open
-   meshes such as MANO's wrist.
-3. **Refine.** The exact closest point on the selected triangle is recomputed
-   with the region test of Ericson (Real-Time Collision Detection, 5.1.5),
+   computed from a handful of shared dot products: with ``d = p - a``,
+   ``e0 = b - a``, ``e1 = c - a``, the point projects inside the triangle when
+   its barycentric coordinates are non-negative, otherwise the closest point
+   lies on one of the three edges (segment distances). The closest triangle
+   (smallest squared distance, lowest index on ties) is kept.
+2. **Refine.** The exact closest point on that triangle is recomputed with
+   the region test of Ericson (Real-Time Collision Detection, 5.1.5),
    differentiably, in O(Q) memory; the distance is ``|p - closest|``.
+3. **Sign.** The angle-weighted pseudo-normal of the closest feature
+   (:mod:`hoimask.ops.mesh_sdf.sign`); where that feature touches an open
+   boundary (MANO's wrist), the generalised winding number
+   ``w(p) = sum_t Omega_t(p) / 4pi`` with the solid angle of Van Oosterom &
+   Strackee (1983), ``tan(Omega / 2) = a.(b x c) / (|a||b||c| + (a.b)|c| +
+   (b.c)|a| + (c.a)|b|)`` for ``a, b, c`` the corners relative to ``p``;
+   inside when ``|w| > 0.5``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from .sign import mesh_topology, pseudo_normal_sign
+
 __all__ = [
     "DEFAULT_CHUNK_ELEMENTS",
+    "TABLE_COLUMNS",
+    "triangle_table",
     "closest_point_on_triangle",
     "triangle_search",
     "finish_from_search",
+    "brute_force_winding",
     "mesh_sdf_reference",
 ]
 
@@ -133,6 +139,55 @@ def closest_point_on_triangle(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Ten
     return torch.stack((wa, wb, wc), dim=-1)
 
 
+# Columns of the per-triangle table handed to the kernel.
+_COLUMNS = (
+    "ax", "ay", "az", "e0x", "e0y", "e0z", "e1x", "e1y", "e1z", "nx", "ny", "nz",
+    "d00", "d01", "d11", "d22", "inv_det", "inv_nn", "inv_d00", "inv_d11", "inv_d22", "valid", "real",
+)
+TABLE_COLUMNS = 24  # padded
+
+
+def triangle_table(vertices: Tensor, faces: Tensor) -> Tensor:
+    """Per-triangle constants of the search, one row per triangle.
+
+    Args:
+        vertices: mesh vertices.
+        faces: triangles (int64).
+
+    Returns:
+        A contiguous table whose columns are listed in ``_COLUMNS``
+        (``valid`` is 0 for degenerate triangles, whose interior test is skipped;
+        ``real`` is 1, 0 marks padding added by the clustered search).
+
+    Shape:
+        - vertices: ``(B, V, 3)``; faces: ``(T, 3)``; output: ``(B, T, 24)``
+    """
+    tri = vertices[:, faces]
+    a = tri[:, :, 0]
+    e0 = tri[:, :, 1] - a
+    e1 = tri[:, :, 2] - a
+    e2 = e1 - e0
+    n = torch.linalg.cross(e0, e1, dim=-1)
+    d00 = (e0 * e0).sum(-1)
+    d01 = (e0 * e1).sum(-1)
+    d11 = (e1 * e1).sum(-1)
+    d22 = (e2 * e2).sum(-1)
+    nn = (n * n).sum(-1)
+    det = d00 * d11 - d01 * d01
+
+    def inv(x: Tensor) -> Tensor:
+        return torch.where(x == 0, torch.zeros_like(x), 1.0 / torch.where(x == 0, torch.ones_like(x), x))
+
+    cols = [a, e0, e1, n] + [
+        t.unsqueeze(-1)
+        for t in (d00, d01, d11, d22, inv(det), inv(nn), inv(d00), inv(d11), inv(d22), (det > 0).to(a.dtype), torch.ones_like(d00))
+    ]
+    table = torch.cat(cols, dim=-1)
+    pad = table.new_zeros(*table.shape[:-1], TABLE_COLUMNS - table.shape[-1])
+    return torch.cat([table, pad], dim=-1).contiguous()
+
+
+
 def _triangle_table(vertices: Tensor, faces: Tensor) -> dict[str, Tensor]:
     """Per-triangle constants of the search, each ``(B, 1, T)`` (or ``(B, 1, T, 3)``)."""
     tri = vertices[:, faces]  # (B, T, 3 corners, 3 xyz)
@@ -164,8 +219,8 @@ def _triangle_table(vertices: Tensor, faces: Tensor) -> dict[str, Tensor]:
     }
 
 
-def _search_chunk(p: Tensor, tab: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """Closest triangle and winding number for a chunk of points ``p`` (B, Qc, 3)."""
+def _search_chunk(p: Tensor, tab: dict[str, Tensor], with_winding: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Closest triangle (and winding number) for a chunk of points ``p`` (B, Qc, 3)."""
     d = p.unsqueeze(2) - tab["a"]  # (B, Qc, T, 3)
     dd = _dot(d, d)
     de0 = _dot(d, tab["e0"])
@@ -191,6 +246,8 @@ def _search_chunk(p: Tensor, tab: dict[str, Tensor]) -> tuple[Tensor, Tensor, Te
     best = torch.minimum(best, dbb - t * (2 * dbe2 - t * d22))
     dist_sq = torch.where(inside, plane_sq, best).clamp_min(0)
     dist_sq, index = dist_sq.min(dim=2)
+    if not with_winding:
+        return dist_sq, index, None
 
     # Solid angle of every triangle seen from p (corners relative to p: -d, e0 - d, e1 - d).
     la = dd.sqrt()
@@ -203,8 +260,13 @@ def _search_chunk(p: Tensor, tab: dict[str, Tensor]) -> tuple[Tensor, Tensor, Te
 
 
 def triangle_search(
-    points: Tensor, vertices: Tensor, faces: Tensor, *, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
-) -> tuple[Tensor, Tensor]:
+    points: Tensor,
+    vertices: Tensor,
+    faces: Tensor,
+    *,
+    with_winding: bool = True,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> tuple[Tensor, Tensor | None]:
     """Closest-triangle index and generalised winding number, brute force in chunks.
 
     Inputs are assumed validated (see :func:`hoimask.ops.mesh_sdf`). Runs
@@ -214,13 +276,14 @@ def triangle_search(
         points: query points.
         vertices: mesh vertices.
         faces: triangle corner indices into ``vertices``.
+        with_winding: also compute the winding number (else ``None``).
         chunk_elements: number of (point, triangle) pairs per batch element
             evaluated at once.
 
     Returns:
-        ``(face_index, winding)``: the index of the closest triangle (int64)
-        and the winding number (``~1`` inside a closed outward-oriented mesh,
-        ``~0`` outside).
+        ``(face_index, winding)``: the index of the closest triangle (int64,
+        lowest index on exact ties) and the winding number (``~1`` inside a
+        closed outward-oriented mesh, ``~0`` outside).
 
     Shape:
         - points: ``(B, Q, 3)``; vertices: ``(B, V, 3)``; faces: ``(T, 3)``
@@ -232,29 +295,60 @@ def triangle_search(
         tab = _triangle_table(vertices, faces)
         step = max(1, chunk_elements // max(T, 1))
         index = torch.empty(B, Q, dtype=torch.int64, device=points.device)
-        winding = points.new_empty(B, Q)
+        winding = points.new_empty(B, Q) if with_winding else None
         for start in range(0, Q, step):
             stop = min(Q, start + step)
-            _, idx, wn = _search_chunk(points[:, start:stop], tab)
+            _, idx, wn = _search_chunk(points[:, start:stop], tab, with_winding)
             index[:, start:stop] = idx
-            winding[:, start:stop] = wn
+            if winding is not None:
+                winding[:, start:stop] = wn
     return index, winding
 
 
+WindingFn = Callable[[Tensor], Tensor]
+
+
+def brute_force_winding(points: Tensor, vertices: Tensor, faces: Tensor) -> WindingFn:
+    """A ``winding_of(mask)`` callable computing winding numbers of the masked points by brute force.
+
+    Shape:
+        - points: ``(B, Q, 3)``; mask: ``(B, Q)`` bool; result: ``(B, Q)``
+          (entries outside the mask are 0)
+    """
+
+    def winding_of(mask: Tensor) -> Tensor:
+        out = points.new_zeros(mask.shape)
+        for b in range(points.shape[0]):
+            if bool(mask[b].any()):
+                sub = points[b, mask[b]].unsqueeze(0)
+                out[b, mask[b]] = triangle_search(sub, vertices[b : b + 1], faces)[1][0]
+        return out
+
+    return winding_of
+
+
 def finish_from_search(
-    points: Tensor, vertices: Tensor, faces: Tensor, face_index: Tensor, winding: Tensor
+    points: Tensor,
+    vertices: Tensor,
+    faces: Tensor,
+    face_index: Tensor,
+    winding_of: WindingFn,
 ) -> tuple[Tensor, Tensor]:
     """Signed distance and barycentric coordinates from a search result.
 
     Differentiable w.r.t. ``points`` and ``vertices`` (the index and the sign
-    are piecewise constant). Shared by the reference and the Triton path.
+    are piecewise constant). Shared by every search (brute force, clustered,
+    Triton). The sign comes from :func:`hoimask.ops.mesh_sdf.sign.pseudo_normal_sign`
+    and, for points whose closest feature touches an open boundary, from the
+    winding number (inside when ``|w| > 0.5``).
 
     Args:
         points: query points.
         vertices: mesh vertices.
         faces: triangles.
         face_index: closest triangle per point.
-        winding: generalised winding number per point.
+        winding_of: maps a ``(B, Q)`` bool mask to winding numbers of the
+            masked points (other entries are ignored).
 
     Returns:
         ``(sdf, barycentric)``: signed distance (negative inside) and the
@@ -262,7 +356,7 @@ def finish_from_search(
 
     Shape:
         - points: ``(B, Q, 3)``; vertices: ``(B, V, 3)``; faces: ``(T, 3)``
-        - face_index, winding: ``(B, Q)``
+        - face_index: ``(B, Q)``
         - sdf: ``(B, Q)``; barycentric: ``(B, Q, 3)``
     """
     corner = faces[face_index]  # (B, Q, 3) vertex ids
@@ -278,7 +372,14 @@ def finish_from_search(
     # sqrt with a zero-safe gradient: at the surface the gradient is defined as 0.
     positive = dist_sq > 0
     dist = torch.where(positive, _safe(dist_sq).sqrt(), torch.zeros_like(dist_sq))
-    sign = torch.where(winding.abs() > 0.5, -1.0, 1.0).to(dist.dtype)
+    with torch.no_grad():
+        topology = mesh_topology(faces, vertices.shape[1])
+        sign, boundary = pseudo_normal_sign(
+            points.detach(), closest.detach(), vertices.detach(), faces, face_index, bary.detach(), topology
+        )
+        if bool(boundary.any()):
+            winding = winding_of(boundary)
+            sign = torch.where(boundary, torch.where(winding.abs() > 0.5, -1.0, 1.0).to(sign.dtype), sign)
     return sign * dist, bary
 
 
@@ -340,8 +441,8 @@ def mesh_sdf_reference(
     from .op import validate_mesh_sdf_inputs
 
     faces = validate_mesh_sdf_inputs(points, vertices, faces, fn="mesh_sdf_reference")
-    index, winding = triangle_search(points, vertices, faces, chunk_elements=chunk_elements)
-    sdf, bary = finish_from_search(points, vertices, faces, index, winding)
+    index, _ = triangle_search(points, vertices, faces, with_winding=False, chunk_elements=chunk_elements)
+    sdf, bary = finish_from_search(points, vertices, faces, index, brute_force_winding(points, vertices, faces))
     if not return_index:
         return sdf
     return sdf, index, closest_points_from_barycentric(vertices, faces, index, bary)
