@@ -88,8 +88,11 @@ def check_pattern_probs(pattern_probs: Mapping[str, float] | None) -> torch.Tens
     if not isinstance(probs, Mapping):
         raise DTypeError(f"argument 'pattern_probs': expected a mapping name -> weight, got {type(probs).__name__}")
     for key in probs:
-        check_choice(key, PATTERNS, name="pattern_probs")
-    weights = [check_in_range(probs.get(p, 0.0), name=f"pattern_probs[{p!r}]", low=0.0) for p in PATTERNS]
+        check_choice(key, PATTERNS, name="pattern_probs", fn="check_pattern_probs")
+    weights = [
+        check_in_range(probs.get(p, 0.0), name=f"pattern_probs[{p!r}]", low=0.0, fn="check_pattern_probs")
+        for p in PATTERNS
+    ]
     total = sum(weights)
     if total <= 0:
         raise ValueRangeError(f"argument 'pattern_probs': weights must have a positive sum, got {dict(probs)}")
