@@ -177,3 +177,14 @@ def test_bad_arguments():
     ds = SyntheticHOI(num_samples=3, image_size=32)
     with pytest.raises(IndexError):
         ds[3]
+
+
+def test_dataloader_workers_reproduce_the_samples():
+    from torch.utils.data import DataLoader
+
+    ds = SyntheticHOI(num_samples=4, image_size=32, seed=11, num_sdf_points=32, num_object_points=16)
+    loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate)
+    batches = list(loader)
+    direct = collate([ds[i] for i in range(4)])
+    assert torch.equal(torch.cat([b["image"] for b in batches]), direct["image"])
+    assert torch.equal(torch.cat([b["joints_3d"] for b in batches]), direct["joints_3d"])
