@@ -70,6 +70,9 @@ class PoseRegressionModel(nn.Module):
     ) -> None:
         super().__init__()
         self.img_size = img_size
+        #: The encoder's size (stored in checkpoints so evaluation rebuilds the same model).
+        self.encoder_config = dict(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
+                                   num_heads=num_heads)
         self.encoder = ViTEncoder(
             img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads
         )

@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""Fine-tune a pre-trained encoder for 3D hand and object pose estimation.
+
+Loads the encoder written by ``examples/train_maskhoi.py`` (``encoder.pt``), or
+MAE / MultiMAE / timm ViT weights, into
+:class:`hoimask.engine.finetune.PoseRegressionModel` (the ViT encoder plus
+MaskHOI's MANO / object heads and a wrist head; the stand-in for the HOISDF-style
+model until that exists) and trains it with L1 pose losses::
+
+    python examples/finetune.py --encoder runs/maskhoi-tiny/encoder.pt     # writes runs/finetune-tiny
+    python examples/finetune.py --no-pretrain --output-dir runs/scratch    # baseline from random init
+    python examples/evaluate.py --checkpoint runs/finetune-tiny/model.pt
+
+Checkpoints, logs, ``--resume``/``--overwrite`` and ``torchrun`` behave as in
+``train_maskhoi.py`` (see docs/training.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from hoimask.engine import (
+    Trainer,
+    cleanup_distributed,
+    init_distributed,
+    load_checkpoint,
+    prepare_output_dir,
+    save_checkpoint,
+    seed_everything,
+    train_preset,
+    unwrap_model,
+)
+from hoimask.engine.datasets import DATASETS, build_dataset
+from hoimask.engine.finetune import PoseRegressionModel
+
+#: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
+ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3),
+            "paper": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)}
+RECIPES = {"tiny": dict(steps=200, batch_size=8, lr=5e-4, layer_decay=0.75, num_samples=64),
+           "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (``--help`` documents each)."""
+    p = argparse.ArgumentParser(description="Fine-tune a pre-trained encoder for hand-object pose estimation.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--encoder", type=Path,
+                     help="encoder.pt from train_maskhoi.py, or a MAE/MultiMAE/timm ViT weights file")
+    src.add_argument("--no-pretrain", action="store_true", help="start from a randomly initialised encoder")
+    p.add_argument("--preset", choices=tuple(ENCODERS), default="tiny", help="encoder size and recipe")
+    p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="training data")
+    p.add_argument("--data-root", type=Path, help="DexYCB or HO3D root directory")
+    p.add_argument("--mano-dir", type=Path, help="folder with MANO_RIGHT.pkl (real data)")
+    p.add_argument("--output-dir", type=Path, help="run directory (default: runs/finetune-<preset>)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default: tiny 200, paper 50000)")
+    p.add_argument("--batch-size", type=int, help="per-process batch size")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--layer-decay", type=float, help="layer-wise lr decay of the encoder (default 0.75)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
+    p.add_argument("--num-samples", type=int, help="synthetic training scenes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the heads' init and the data order")
+    p.add_argument("--num-workers", type=int, help="DataLoader workers per process")
+    p.add_argument("--log-every", type=int, help="steps between log records")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="TensorBoard logging")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = p.parse_args(argv)
+    if args.encoder is None and not args.no_pretrain:
+        p.error("give --encoder PATH (pre-trained weights) or --no-pretrain")
+    if args.output_dir is None:
+        args.output_dir = Path("runs") / f"finetune-{args.preset}"
+    return args
+
+
+def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel, str]:
+    """The pose model with the pre-trained encoder loaded; also a line describing the initialisation."""
+    hand_layer = None
+    if args.dataset != "synthetic" and args.mano_dir is not None:
+        from hoimask.hand import MANOLayer
+
+        hand_layer = MANOLayer(str(args.mano_dir / "MANO_RIGHT.pkl"))
+    if args.encoder is None:
+        return PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
+    try:
+        state = load_checkpoint(args.encoder)
+    except Exception:  # not a hoimask file: MAE / MultiMAE / timm weights
+        state = None
+    if state is not None and "encoder" in state:
+        model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
+        model.load_encoder(state["encoder"])
+        return model, f"encoder from {args.encoder} (pre-trained {state.get('step', '?')} steps)"
+    from hoimask.nn import load_vit_checkpoint
+
+    model = PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer)
+    return model, f"encoder from {args.encoder}: {load_vit_checkpoint(args.encoder, model.encoder)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ctx = init_distributed(device=args.device)
+    try:
+        return _run(args, ctx)
+    finally:
+        cleanup_distributed(ctx)
+
+
+def _run(args: argparse.Namespace, ctx) -> int:
+    say = print if ctx.is_main else (lambda *a, **k: None)
+    recipe = RECIPES[args.preset]
+    steps = args.steps or recipe["steps"]
+    base = train_preset(args.preset)
+    config = train_preset(
+        args.preset, steps=steps, batch_size=args.batch_size or recipe["batch_size"], lr=args.lr or recipe["lr"],
+        layer_decay=args.layer_decay or recipe["layer_decay"], precision=args.precision, seed=args.seed,
+        num_workers=args.num_workers, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+        warmup_steps=min(base.warmup_steps, math.ceil(0.1 * steps)),
+    )
+    mode = prepare_output_dir(args.output_dir, resume=args.resume, overwrite=args.overwrite,
+                              settings={"argv": sys.argv, **vars(args), "train_config": config.to_dict()}, ctx=ctx)
+    seed_everything(args.seed)
+    model, origin = build_model(args)
+    from hoimask.data import collate
+
+    dataset = build_dataset(
+        args.dataset, image_size=model.img_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
+        num_samples=args.num_samples or recipe["num_samples"], seed=args.seed,
+        num_sdf_points=16 if args.dataset == "synthetic" else 0,  # fine-tuning uses no SDF targets
+        num_object_points=256, cache_in_memory=args.dataset == "synthetic" and args.preset == "tiny",
+    )
+    trainer = Trainer(model, config, dataset=dataset, output_dir=args.output_dir, collate_fn=collate, ctx=ctx,
+                      num_layers=model.encoder_config["depth"],
+                      progress=not args.no_progress, tensorboard=args.tensorboard)
+    if mode == "resume":
+        say(f"resumed from step {trainer.resume()} of {config.steps}")
+    say(f"fine-tuning PoseRegressionModel '{args.preset}' ({origin}) on {args.dataset} data; "
+        f"{config.steps} steps of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}")
+    start = time.perf_counter()
+    history = trainer.fit()
+    if ctx.is_main:
+        path = save_checkpoint(args.output_dir / "model.pt", {
+            "model": unwrap_model(trainer.model).state_dict(),
+            "encoder_config": model.encoder_config,
+            "dataset": args.dataset,
+            "step": trainer.step,
+        })
+        losses = [h["loss"] for h in history]
+        k = max(1, min(5, len(losses) // 3))
+        trend = f"loss {sum(losses[:k]) / k:.4f} -> {sum(losses[-k:]) / k:.4f}" if losses else "nothing to do"
+        say(f"\ndone: {len(history)} steps in {time.perf_counter() - start:.0f} s; {trend}")
+        say(f"  model      : {path}  (python examples/evaluate.py --checkpoint {path})")
+        say(f"  checkpoints: {trainer.checkpoints.directory}")
+        say(f"  logs       : {trainer.logger.jsonl_path}, {trainer.logger.text_path}")
+    trainer.logger.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
