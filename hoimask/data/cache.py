@@ -37,7 +37,15 @@ _UINT8_KEYS = ("image", "deoccluded_image")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``).
+
+    Args:
+        path: destination file.
+        text: contents.
+
+    Returns:
+        None.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -53,7 +61,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically (temporary file, then ``os.replace``)."""
+    """``torch.save`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``).
+
+    Args:
+        obj: what to save (here: a dict of tensors).
+        path: destination file.
+
+    Returns:
+        None.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -201,6 +217,7 @@ class CachedHOI(Dataset):
         return self._loaded[1]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """Sample ``index`` (images back to float32 in ``[0, 1]``), transformed if configured."""
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"CachedHOI: index {index} out of range for {n} samples")

@@ -57,7 +57,17 @@ _EVAL_KEYS = ("handJoints3D", "camMat", "handBoundingBox")
 
 
 def read_ho3d_depth(path: str | os.PathLike) -> torch.Tensor:
-    """Decode HO3D's RGB-packed depth PNG to metres ``(H, W)`` float32 (0 = no reading)."""
+    """Decode HO3D's RGB-packed depth PNG to metres: ``(R + 256 G) * HO3D_DEPTH_SCALE``.
+
+    Args:
+        path: the ``depth/<frame>.png`` file.
+
+    Returns:
+        ``(H, W)`` float32 depth in metres (0 = no reading).
+
+    Raises:
+        FileFormatError: missing, undecodable or not RGB.
+    """
     arr = read_mask_png(path)
     if arr.ndim != 3:
         raise FileFormatError(f"{path}: HO3D depth is an RGB PNG, got an array of shape {arr.shape}")

@@ -68,25 +68,64 @@ class SceneObject:
 
     # -- geometry in the model frame -------------------------------------------------
     def scaled(self, factor: float) -> SceneObject:
-        """The same object scaled by ``factor`` about its model origin."""
+        """The same object scaled by ``factor`` about its model origin.
+
+        Args:
+            factor: positive scale factor.
+
+        Returns:
+            A new :class:`SceneObject` (same pose and texture).
+        """
         check_positive(factor, name="factor")
         verts = None if self.vertices is None else self.vertices * factor
         return replace(self, size=self.size * factor, vertices=verts)
 
     def posed(self, rotation: torch.Tensor, translation: torch.Tensor) -> SceneObject:
-        """The same object with a new model-to-camera pose."""
+        """The same object with a new model-to-camera pose.
+
+        Args:
+            rotation: ``(3, 3)`` model-to-camera rotation.
+            translation: ``(3,)`` model origin in the camera frame.
+
+        Returns:
+            A new :class:`SceneObject`.
+        """
         return replace(self, rotation=rotation, translation=translation)
 
     def to_local(self, points: torch.Tensor) -> torch.Tensor:
-        """Camera-frame ``(M, 3)`` points to the model frame: ``R^T (x - t)``."""
+        """Camera-frame points to the model frame: ``R^T (x - t)``.
+
+        Args:
+            points: ``(M, 3)`` camera-frame points.
+
+        Returns:
+            ``(M, 3)`` model-frame points (dtype of ``points``).
+
+        Shape:
+            ``(M, 3) -> (M, 3)``
+        """
         return (points - self.translation.to(points.dtype)) @ self.rotation.to(points.dtype)
 
     def to_camera(self, points: torch.Tensor) -> torch.Tensor:
-        """Model-frame ``(M, 3)`` points to the camera frame: ``R x + t``."""
+        """Model-frame points to the camera frame: ``R x + t``.
+
+        Args:
+            points: ``(M, 3)`` model-frame points.
+
+        Returns:
+            ``(M, 3)`` camera-frame points (dtype of ``points``).
+
+        Shape:
+            ``(M, 3) -> (M, 3)``
+        """
         return points @ self.rotation.to(points.dtype).T + self.translation.to(points.dtype)
 
     def bounding_radius(self) -> float:
-        """Radius of a sphere about the model origin containing the object."""
+        """Radius of a sphere about the model origin that contains the object.
+
+        Returns:
+            The radius in metres (a Python float).
+        """
         if self.kind == "mesh":
             return float(self.vertices.norm(dim=-1).max())
         s = self.size
@@ -99,7 +138,19 @@ class SceneObject:
         return float(s[0] + s[1])
 
     def sdf_local(self, points: torch.Tensor) -> torch.Tensor:
-        """Signed distance (negative inside) of model-frame points ``(M, 3) -> (M,)``."""
+        """Signed distance (negative inside) of model-frame points.
+
+        Primitives use :mod:`hoimask.sdf.primitives`; meshes :func:`hoimask.ops.mesh_sdf`.
+
+        Args:
+            points: ``(M, 3)`` model-frame points.
+
+        Returns:
+            ``(M,)`` signed distances in metres.
+
+        Shape:
+            ``(M, 3) -> (M,)``
+        """
         from hoimask.sdf.primitives import box_sdf, capsule_sdf, cylinder_sdf, sphere_sdf
 
         s = self.size.to(points.dtype)
@@ -118,13 +169,33 @@ class SceneObject:
         return mesh_sdf(points[None], v[None], self.faces)[0]
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
-        """Signed distance of camera-frame points ``(M, 3) -> (M,)``."""
+        """Signed distance (negative inside) of camera-frame points.
+
+        Args:
+            points: ``(M, 3)`` camera-frame points.
+
+        Returns:
+            ``(M,)`` signed distances in metres.
+
+        Shape:
+            ``(M, 3) -> (M,)``
+        """
         check_shape(points, "M 3", name="points")
         return self.sdf_local(self.to_local(points))
 
     # -- rendering ---------------------------------------------------------------------
     def intersect(self, dirs: torch.Tensor) -> torch.Tensor:
-        """Hit distance ``(R,)`` of camera rays ``(R, 3)`` from the origin (``inf`` = miss)."""
+        """Distance along camera rays from the origin to the first hit (closed form).
+
+        Args:
+            dirs: ``(R, 3)`` unit ray directions.
+
+        Returns:
+            ``(R,)`` hit distances, ``inf`` for a miss.
+
+        Shape:
+            ``(R, 3) -> (R,)``
+        """
         check_shape(dirs, "R 3", name="dirs")
         R = self.rotation.to(dirs.dtype)
         t = self.translation.to(dirs.dtype)

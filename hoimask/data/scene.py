@@ -71,7 +71,17 @@ class Scene:
     background: torch.Tensor
 
     def hand_sdf(self, points: torch.Tensor) -> torch.Tensor:
-        """Signed distance ``(M,)`` of camera-frame points ``(M, 3)`` to the hand (capsule union)."""
+        """Signed distance of camera-frame points to the hand (the capsule union), negative inside.
+
+        Args:
+            points: ``(M, 3)`` camera-frame points.
+
+        Returns:
+            ``(M,)`` signed distances in metres (dtype of ``points``).
+
+        Shape:
+            ``(M, 3) -> (M,)``
+        """
         a, b, r = self.capsules
         return capsule_sdf(points[None], a[None].to(points.dtype), b[None].to(points.dtype), r[None].to(points.dtype))[0]
 
@@ -170,6 +180,9 @@ def sample_scene(
 
     Returns:
         A :class:`Scene`.
+
+    Shape:
+        ``Scene.K (3, 3)``, ``Scene.joints (21, 3)``, ``Scene.background (3, H, W)``.
     """
     g = generator
     H, W = image_size
@@ -281,6 +294,9 @@ def render_scene(scene: Scene, *, deoccluded: bool = False, coarse_culling: bool
 
     Returns:
         A :class:`Rendering`.
+
+    Shape:
+        image ``(3, H, W)``; segmentation, amodal_hand_mask, depth ``(H, W)``.
     """
     H, W = scene.size
     check_shape(scene.K, "3 3", name="scene.K")
