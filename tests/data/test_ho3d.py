@@ -62,3 +62,25 @@ def test_missing_and_malformed_files_are_named(ho3d_root, mano_root, tmp_path):
         HO3D(root, mano_root=mano_root)
     with pytest.raises(FileFormatError, match="evaluation.txt"):
         HO3D(tmp_path, mano_root=mano_root, split="evaluation")
+
+
+def test_v2_layout_png_images_and_half_resolution_jpg_segmentation(ho3d_root, mano_root, tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "v2"
+    shutil.copytree(ho3d_root, root)
+    for frame in ("0000", "0001"):
+        seq = root / "train" / "SEQA"
+        rgb = seq / "rgb" / f"{frame}.jpg"
+        Image.open(rgb).save(seq / "rgb" / f"{frame}.png")
+        rgb.unlink()
+        seg = seq / "seg" / f"{frame}.png"
+        Image.open(seg).resize((32, 24), Image.NEAREST).save(seq / "seg" / f"{frame}.jpg", quality=100)
+        seg.unlink()
+    v3 = HO3D(ho3d_root, mano_root=mano_root, num_sdf_points=16, num_object_points=16)[0]
+    v2 = HO3D(root, mano_root=mano_root, num_sdf_points=16, num_object_points=16)[0]
+    validate_sample(v2)
+    assert v2["segmentation"].shape == (48, 64)
+    # Upsampled half-resolution labels agree with the full-resolution ones on most pixels.
+    assert (v2["segmentation"] == v3["segmentation"]).float().mean() > 0.9
+    assert torch.equal(v2["joints_3d"], v3["joints_3d"])
