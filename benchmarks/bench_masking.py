@@ -22,6 +22,7 @@ import torch
 
 from hoimask.masking import (
     HybridMasker,
+    MultiModalMasker,
     RandomMasker,
     RegionRatioMasker,
     SkeletonGuidedMasker,
@@ -141,6 +142,45 @@ def reference_random(B: int, L: int, generator) -> torch.Tensor:
     return mask
 
 
+def reference_target_focused(seg, L, focus_ratio, generator) -> torch.Tensor:
+    """Per-sample target-focused masks: contact zone, blob around a random target patch, rest random."""
+    B, N = seg.shape[0], GRID[0] * GRID[1]
+    mask = torch.ones(B, N, dtype=torch.bool)
+    def near(labels, i, label):
+        r, c = divmod(i, GRID[1])
+        return any(labels[rr * GRID[1] + cc] == label for rr in range(max(r - 1, 0), min(r + 2, GRID[0]))
+                   for cc in range(max(c - 1, 0), min(c + 2, GRID[1])))
+
+    for b in range(B):
+        labels = _ref_labels(seg[b])
+        target = [i for i in range(N) if near(labels, i, 1) and near(labels, i, 2)]
+        if not target:
+            target = [i for i in range(N) if labels[i] != 0] or list(range(N))
+        centre = target[int(torch.randint(len(target), (), generator=generator))]
+        cr, cc = divmod(centre, GRID[1])
+        target.sort(key=lambda i: (i // GRID[1] - cr) ** 2 + (i % GRID[1] - cc) ** 2)
+        masked_target = max(min(round(focus_ratio * (N - L)), len(target)), len(target) - L)
+        rest = [i for i in range(N) if i not in set(target)]
+        rest = [rest[i] for i in torch.randperm(len(rest), generator=generator).tolist()]
+        masked = set(target[:masked_target]) | set(rest[: N - L - masked_target])
+        mask[b] = torch.tensor([i in masked for i in range(N)])
+    return mask
+
+
+def reference_multimodal(B: int, M: int, L: int, generator) -> torch.Tensor:
+    """Per-sample MultiMAE masks with Dirichlet(1) shares (normalised exponentials)."""
+    N = GRID[0] * GRID[1]
+    mask = torch.ones(B, M * N, dtype=torch.bool)
+    for b in range(B):
+        e = -torch.log(torch.rand(M, generator=generator))
+        counts = [int(x) for x in (e / e.sum() * L).floor().tolist()]
+        counts[0] += L - sum(counts)
+        for m in range(M):
+            keep = torch.randperm(N, generator=generator)[: counts[m]]
+            mask[b, m * N + keep] = False
+    return mask
+
+
 # ----------------------------------------------------------------------------- timing
 
 
@@ -190,7 +230,10 @@ def main() -> None:
         lambda: reference_masks(seg, joints, L, ratios, 0.5, g))
     add("HybridMasker, 14x14 seg", lambda: HybridMasker()(B, GRID, segmentation=seg_grid, joints_2d=joints / PATCH,
                                                           generator=g))
-    add("TargetFocusedMasker", lambda: TargetFocusedMasker()(B, GRID, **kw))
+    add("TargetFocusedMasker", lambda: TargetFocusedMasker()(B, GRID, **kw),
+        lambda: reference_target_focused(seg, L, 0.5, g))
+    add("MultiModalMasker (M=2)", lambda: MultiModalMasker(2)(B, GRID, generator=g),
+        lambda: reference_multimodal(B, 2, 98, g))
 
     print(f"B={B}, image {SIZE}x{SIZE}, patch {PATCH}, grid {GRID[0]}x{GRID[1]}, threads={args.threads}, "
           f"torch {torch.__version__}; region fractions bg/hand/obj = "
