@@ -232,3 +232,47 @@ def test_reference_search_is_memory_bounded_by_chunks():
     assert torch.equal(i1, i2) and torch.allclose(w1, w2, atol=1e-12)
     inside = p.norm(dim=-1) < 0.9
     assert torch.allclose(w2[inside], torch.ones_like(w2[inside]), atol=1e-9)
+
+
+@st.composite
+def larger_soups(draw):
+    T = draw(st.integers(64, 160))
+    seed = draw(st.integers(0, 2**31 - 1))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(T, 1, 3, generator=g, dtype=torch.float64) * 0.05
+    verts = (centers + torch.randn(T, 3, 3, generator=g, dtype=torch.float64) * 0.01).reshape(1, -1, 3)
+    verts[0, :3] = verts[0, 3:6]  # a duplicated triangle
+    verts[0, 6:9] = verts[0, 9]  # a triangle collapsed to a point
+    faces = torch.arange(3 * T).view(T, 3)
+    points = (torch.randn(1, 40, 3, generator=g, dtype=torch.float64) * 0.08 + CAMERA_OFFSET).to(dtype)
+    return points, (verts + CAMERA_OFFSET).to(dtype), faces
+
+
+@given(larger_soups())
+def test_clustered_search_is_exact(data):
+    from hoimask.ops.mesh_sdf.clustered import clustered_search
+
+    points, verts, faces = data
+    index = clustered_search(points, verts, faces, cluster_size=8, chunk_points=16)
+    brute, _ = triangle_search(points, verts, faces, with_winding=False)
+    exact = brute_force_distance(points.double(), verts.double(), faces)
+    own = brute_force_distance(
+        points.double().view(-1, 1, 3), verts.double()[0][faces[index[0]]], torch.arange(3).view(1, 3)
+    )[:, 0]
+    tol = 1e-12 if points.dtype == torch.float64 else 2e-6
+    assert bool(((own - exact[0]).abs() < tol).all())
+    # The brute-force winner is at the same distance.
+    same_dist = brute_force_distance(
+        points.double().view(-1, 1, 3), verts.double()[0][faces[brute[0]]], torch.arange(3).view(1, 3)
+    )[:, 0]
+    assert bool(((same_dist - own).abs() < tol).all())
+
+
+def test_cluster_triangles_is_a_padded_permutation():
+    from hoimask.ops.mesh_sdf.clustered import cluster_triangles
+
+    cent = torch.randn(1000, 3, generator=torch.Generator().manual_seed(0))
+    slots, G = cluster_triangles(cent, 16)
+    assert 16 <= G <= 32 and slots.numel() % G == 0 and (slots.numel() // G) & (slots.numel() // G - 1) == 0
+    assert torch.equal(slots[slots < 1000].sort().values, torch.arange(1000))

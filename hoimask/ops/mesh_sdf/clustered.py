@@ -3,11 +3,11 @@
 The brute-force search (``reference.triangle_search``) evaluates every
 (point, triangle) pair. This search groups the triangles into ``2**L`` small,
 compact clusters (recursive median splits, a balanced kd-tree over the
-centroids) with a bounding sphere ``(m_c, r_c)`` each, and per chunk of points:
+centroids) with an axis-aligned bounding box each, and per chunk of points:
 
-1. evaluates exactly the cluster with the smallest lower bound
-   ``max(|p - m_c| - r_c, 0)``, which gives an upper bound ``d0`` of the
-   distance;
+1. evaluates exactly the cluster whose box is nearest (the distance to a box
+   is a lower bound of the distance to its triangles), which gives an upper
+   bound ``d0`` of the distance;
 2. evaluates exactly every cluster whose lower bound is at most ``d0`` (plus
    a rounding slack). No triangle closer than ``d0`` can be skipped, so the
    closest triangle is exact, with the same pair formula as the brute force.
@@ -41,7 +41,7 @@ def cluster_triangles(centroids: Tensor, target_size: int) -> tuple[Tensor, int]
     At every level each segment is sorted along the longest axis of its
     centroids' bounding box and halved. The triangle count is padded with
     copies of the last triangle to ``2**L * G`` with ``G`` in
-    ``[target_size, 2 * target_size)``; slots ``>= T`` of the returned
+    ``[target_size, 2 * target_size]``; slots ``>= T`` of the returned
     permutation are padding.
 
     Args:
@@ -106,8 +106,8 @@ def clustered_search(
     vertices: Tensor,
     faces: Tensor,
     *,
-    cluster_size: int = 8,
-    chunk_points: int = 2048,
+    cluster_size: int = 16,
+    chunk_points: int = 512,
 ) -> Tensor:
     """Index of the closest triangle of every point (exact) using triangle clusters.
 
@@ -142,19 +142,20 @@ def clustered_search(
         table[..., _REAL] = real
         tab = table.view(B, C, G, -1).permute(0, 1, 3, 2).contiguous()  # (B, C, 24, G)
         face_of = order.view(C, G)
-        # Bounding spheres of the clusters.
+        # Axis-aligned bounding boxes of the clusters.
         corners = tri[:, order].reshape(B, C, G * 3, 3)
-        center = corners.mean(2)  # (B, C, 3)
-        radius = (corners - center.unsqueeze(2)).norm(dim=-1).amax(2)  # (B, C)
+        box_lo = corners.amin(2).unsqueeze(1)  # (B, 1, C, 3)
+        box_hi = corners.amax(2).unsqueeze(1)
+        scale = float(corners.abs().amax())
         index = torch.empty(B, Q, dtype=torch.int64, device=points.device)
         batch_ids = torch.arange(B, device=points.device)
         for start in range(0, Q, chunk_points):
             stop = min(Q, start + chunk_points)
             p = points[:, start:stop]  # (B, Qc, 3)
             Qc = stop - start
-            r = center.unsqueeze(1) - p.unsqueeze(2)  # (B, Qc, C, 3)
-            dist_c = r.norm(dim=-1)
-            lower = (dist_c - radius.unsqueeze(1)).clamp_min(0)
+            q = p.unsqueeze(2)  # (B, Qc, 1, 3)
+            gap = torch.maximum(box_lo - q, q - box_hi).clamp_min(0)  # (B, Qc, C, 3)
+            lower = gap.norm(dim=-1)  # distance from the point to each cluster's box
 
             # Step 1: exact distance to the cluster with the smallest lower bound -> upper bound d0.
             first = lower.argmin(-1)  # (B, Qc)
@@ -163,7 +164,7 @@ def clustered_search(
             d0 = dsq.amin(-1).sqrt()  # (B, Qc)
             # Step 2: every cluster that may hold a triangle closer than d0.
             # Slack for rounding in the bounds (coordinates far from the origin, e.g. camera space).
-            slack = 64 * torch.finfo(p.dtype).eps * (float(p.abs().amax()) + float(center.abs().amax()))
+            slack = 64 * torch.finfo(p.dtype).eps * (float(p.abs().amax()) + scale)
             exact = lower <= (d0.unsqueeze(-1) * (1 + 1e-6) + slack)
             bq, qq, cc = exact.nonzero(as_tuple=True)
             rows = tab[bq, cc]  # (P, 24, G)
