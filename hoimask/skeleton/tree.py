@@ -3,7 +3,8 @@
 A tree over ``J`` nodes is written as a sequence ``parents`` of length ``J``
 where ``parents[j]`` is the parent of node ``j`` and exactly one node (the root
 of the whole tree) has parent ``-1``. Every function here works on any such
-tree; the hand's tree is :data:`hoimask.skeleton.PARENTS`.
+tree; ``parents`` defaults to the hand's tree, :data:`hoimask.skeleton.PARENTS`,
+so ``dfs(root=5)`` is the index finger.
 
 Children are always visited in increasing index order, so every traversal is
 deterministic. For the canonical hand this means BFS from the wrist visits the
@@ -25,6 +26,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from hoimask._checks import DTypeError, ValueRangeError
+from hoimask.skeleton.joints import PARENTS
 
 __all__ = [
     "validate_parents",
@@ -53,6 +55,8 @@ def validate_parents(parents: Sequence[int], *, name: str = "parents") -> tuple[
         ValueRangeError: an index is out of range, there is not exactly one root,
             or the parent links contain a cycle.
     """
+    if isinstance(parents, (str, bytes)) or not hasattr(parents, "__len__") or not hasattr(parents, "__iter__"):
+        raise DTypeError(f"argument '{name}': expected a sequence of parent indices, got {type(parents).__name__}")
     out = []
     for j, p in enumerate(parents):
         if isinstance(p, bool) or not isinstance(p, int):
@@ -91,11 +95,11 @@ def _check_root(root: int, num: int) -> int:
     return root
 
 
-def children(parents: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+def children(parents: Sequence[int] = PARENTS) -> tuple[tuple[int, ...], ...]:
     """Children of every node, in increasing index order.
 
     Args:
-        parents: parent list of a tree over ``J`` nodes.
+        parents: parent list of a tree over ``J`` nodes (default: the canonical hand).
 
     Returns:
         A tuple of length ``J``; entry ``j`` lists the children of node ``j``.
@@ -108,11 +112,11 @@ def children(parents: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(k) for k in kids)
 
 
-def bfs(parents: Sequence[int], root: int | None = None) -> list[int]:
+def bfs(parents: Sequence[int] = PARENTS, root: int | None = None) -> list[int]:
     """Breadth-first order of the subtree under ``root``.
 
     Args:
-        parents: parent list of a tree over ``J`` nodes.
+        parents: parent list of a tree over ``J`` nodes (default: the canonical hand).
         root: start node; defaults to the tree's root.
 
     Returns:
@@ -130,11 +134,11 @@ def bfs(parents: Sequence[int], root: int | None = None) -> list[int]:
     return order
 
 
-def dfs(parents: Sequence[int], root: int | None = None) -> list[int]:
+def dfs(parents: Sequence[int] = PARENTS, root: int | None = None) -> list[int]:
     """Depth-first (pre-order) order of the subtree under ``root``.
 
     Args:
-        parents: parent list of a tree over ``J`` nodes.
+        parents: parent list of a tree over ``J`` nodes (default: the canonical hand).
         root: start node; defaults to the tree's root.
 
     Returns:
@@ -152,11 +156,11 @@ def dfs(parents: Sequence[int], root: int | None = None) -> list[int]:
     return order
 
 
-def depths(parents: Sequence[int]) -> tuple[int, ...]:
+def depths(parents: Sequence[int] = PARENTS) -> tuple[int, ...]:
     """Depth of every node (the root has depth 0).
 
     Args:
-        parents: parent list of a tree over ``J`` nodes.
+        parents: parent list of a tree over ``J`` nodes (default: the canonical hand).
 
     Returns:
         A tuple of length ``J``.
@@ -169,11 +173,11 @@ def depths(parents: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def levels(parents: Sequence[int], root: int | None = None) -> list[list[int]]:
+def levels(parents: Sequence[int] = PARENTS, root: int | None = None) -> list[list[int]]:
     """Nodes of the subtree under ``root`` grouped by distance from ``root``.
 
     Args:
-        parents: parent list of a tree over ``J`` nodes.
+        parents: parent list of a tree over ``J`` nodes (default: the canonical hand).
         root: start node; defaults to the tree's root.
 
     Returns:
@@ -192,11 +196,11 @@ def levels(parents: Sequence[int], root: int | None = None) -> list[list[int]]:
     return out
 
 
-def subtree(parents: Sequence[int], root: int) -> list[int]:
+def subtree(parents: Sequence[int] = PARENTS, root: int = 0) -> list[int]:
     """The nodes of the subtree rooted at ``root`` (itself included), sorted.
 
     Args:
-        parents: parent list of a tree over ``J`` nodes.
+        parents: parent list of a tree over ``J`` nodes (default: the canonical hand).
         root: the subtree's root.
 
     Returns:
@@ -205,11 +209,11 @@ def subtree(parents: Sequence[int], root: int) -> list[int]:
     return sorted(dfs(parents, root))
 
 
-def bones(parents: Sequence[int]) -> tuple[tuple[int, int], ...]:
+def bones(parents: Sequence[int] = PARENTS) -> tuple[tuple[int, int], ...]:
     """Edges ``(parent, child)`` of the tree, ordered by child index.
 
     Args:
-        parents: parent list of a tree over ``J`` nodes.
+        parents: parent list of a tree over ``J`` nodes (default: the canonical hand).
 
     Returns:
         ``J - 1`` pairs ``(parents[j], j)``.

@@ -106,6 +106,16 @@ def test_invalid_trees_raise(parents, error):
         validate_parents(parents)
 
 
+def test_hand_tree_is_the_default_and_array_parents_work():
+    import numpy as np
+
+    assert dfs(root=JOINT_INDEX["index_mcp"]) == list(FINGER_CHAINS["index"])
+    assert bfs() == bfs(PARENTS) == bfs(np.array(PARENTS)) == bfs(torch.tensor(PARENTS))
+    assert levels()[1] == [1, 5, 9, 13, 17]
+    with pytest.raises(DTypeError, match="parents"):
+        bfs(5)
+
+
 def test_bad_root_raises():
     with pytest.raises(ValueRangeError, match="root"):
         bfs(PARENTS, root=21)
