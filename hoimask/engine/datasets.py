@@ -65,6 +65,7 @@ def build_dataset(
         ds: Dataset = data.SyntheticHOI(
             num_samples, image_size=image_size, seed=seed if train else seed + 1_000_003,
             num_sdf_points=num_sdf_points, num_object_points=num_object_points, hand_only_prob=hand_only_prob,
+            not_grasped_prob=min(0.1, 1.0 - hand_only_prob),
         )
     else:
         if root is None or mano_dir is None:
