@@ -28,10 +28,9 @@ from hoimask.masking._common import (
 from hoimask.masking.base import MaskOutput, _keep_to_output
 from hoimask.masking.regions import (
     LABEL_RULES,
-    _patch_labels,
-    check_segmentation,
     region_counts,
     region_keep_counts,
+    segmentation_labels,
     select_in_regions,
 )
 
@@ -95,9 +94,7 @@ def region_ratio_masking(
     ratios = tuple(check_ratio(r, n) for r, n in ((background_ratio, "background_ratio"),
                                                    (hand_ratio, "hand_ratio"), (object_ratio, "object_ratio")))
     check_choice(label_rule, LABEL_RULES, name="label_rule")
-    grid = check_grid(grid_size)
-    patch = check_segmentation(segmentation, grid)
-    labels = _patch_labels(segmentation, grid, patch, label_rule)  # (B, N)
+    labels = segmentation_labels(segmentation, grid_size, label_rule)  # (B, N)
     B, N = labels.shape
     noise = uniform((B, N), generator, labels.device)
     scores = noise
@@ -148,8 +145,8 @@ class RegionRatioMasker(Masker):
                 f"{type(self).__name__}(): argument 'segmentation' is required: a (B, H, W) label map "
                 "(0 background, 1 hand, 2 object), got None"
             )
-        patch = check_segmentation(segmentation, grid, batch_size)
-        return _patch_labels(segmentation, grid, patch, self.label_rule).to(resolve_device(device, segmentation))
+        labels = segmentation_labels(segmentation, grid, self.label_rule, batch_size)
+        return labels.to(resolve_device(device, segmentation))
 
     def __call__(
         self,

@@ -170,3 +170,25 @@ def test_draw_mask_fills_masked_patches_only():
         draw_mask(image, mask, 5)
     with pytest.raises(ShapeError, match="mask"):
         draw_mask(image, mask[:, :5], 4)
+
+
+@pytest.mark.parametrize("patch", [4, 8, 16])
+@pytest.mark.parametrize("rule", ["any", "majority"])
+@pytest.mark.parametrize(
+    "dtype, case",
+    [(d, c) for d in (torch.uint8, torch.int8, torch.int64)
+     for c in ("three_alone", "three_mixed", "four", "big", "negative") if not (d == torch.uint8 and c == "negative")],
+)
+def test_invalid_labels_raise_on_every_path(dtype, patch, rule, case):
+    seg = torch.zeros(2, 2 * patch, 2 * patch, dtype=dtype)
+    seg[1, :2, :2] = 1
+    seg[1, patch - 1, 1] = 2  # patch (0, 0) of sample 1 holds hand and object
+    value, where = {"three_alone": (3, (0, patch + 1, 1)), "three_mixed": (3, (1, 0, 0)), "four": (4, (0, 0, 0)),
+                    "big": (100, (1, patch, patch)), "negative": (-1, (0, 1, 1))}[case]
+    if rule == "any":
+        assert torch.equal(patch_labels(seg, (2, 2), rule=rule)[1], torch.tensor([1, 0, 0, 0]))
+    seg[where] = value
+    with pytest.raises(ValueRangeError, match="segmentation"):
+        patch_labels(seg, (2, 2), rule=rule)
+    with pytest.raises(ValueRangeError, match="segmentation"):
+        RegionRatioMasker(label_rule=rule)(2, (2, 2), segmentation=seg)
