@@ -32,7 +32,9 @@ __all__ = ["CLUSTER_MIN_TRIANGLES", "clustered_search", "cluster_triangles"]
 #: Below this many triangles the brute-force search is as fast and is used instead.
 CLUSTER_MIN_TRIANGLES = 64
 
-_REAL = 22  # table column flagging real (1) vs padding (0) triangles
+_INV_DET = 16  # column of 1/det in ``triangle_table`` (0 for degenerate triangles)
+_VALID = 21  # column flagging non-degenerate triangles
+_NUM_USED = 21  # columns used by the pair formula
 
 
 def cluster_triangles(centroids: Tensor, target_size: int) -> tuple[Tensor, int]:
@@ -72,7 +74,7 @@ def cluster_triangles(centroids: Tensor, target_size: int) -> tuple[Tensor, int]
 
 
 def _eval_pairs(px: Tensor, py: Tensor, pz: Tensor, col) -> Tensor:
-    """Squared distance for broadcast (point, triangle) pairs (padding slots give ``inf``).
+    """Squared distance for broadcast (point, triangle) pairs.
 
     ``col(k)`` returns table column ``k`` broadcastable against the point
     coordinates. The arithmetic is the one of ``reference._search_chunk``.
@@ -87,7 +89,7 @@ def _eval_pairs(px: Tensor, py: Tensor, pz: Tensor, col) -> Tensor:
     d00, d01, d11, d22 = col(12), col(13), col(14), col(15)
     v = (d11 * de0 - d01 * de1) * col(16)
     w = (d00 * de1 - d01 * de0) * col(16)
-    inside = (v >= 0) & (w >= 0) & (v + w <= 1) & (col(21) > 0)
+    inside = (v >= 0) & (w >= 0) & (v + w <= 1)  # False for degenerate triangles (inv_det is NaN)
     plane_sq = dn * dn * col(17)
     t = (de0 * col(18)).clamp(0, 1)
     best = dd - t * (2 * de0 - t * d00)
@@ -97,8 +99,7 @@ def _eval_pairs(px: Tensor, py: Tensor, pz: Tensor, col) -> Tensor:
     dbe2 = de1 - de0 - d01 + d00
     t = (dbe2 * col(20)).clamp(0, 1)
     best = torch.minimum(best, dbb - t * (2 * dbe2 - t * d22))
-    dist_sq = torch.where(inside, plane_sq, best).clamp_min(0)
-    return torch.where(col(_REAL) > 0, dist_sq, torch.full_like(dist_sq, math.inf))
+    return torch.where(inside, plane_sq, best).clamp_min(0)
 
 
 def clustered_search(
@@ -136,48 +137,60 @@ def clustered_search(
         centroid = tri.mean(2)
         slots, G = cluster_triangles(centroid.mean(0), cluster_size)
         C = slots.shape[0] // G
-        real = (slots < T).to(points.dtype)
+        # Padding slots repeat triangle T - 1, which the median splits place in its own cluster:
+        # a duplicate never changes the minimum nor the lowest index among ties.
         order = slots.clamp_max(T - 1)
-        table = triangle_table(vertices, faces)[:, order]  # (B, C*G, 24)
-        table[..., _REAL] = real
-        tab = table.view(B, C, G, -1).permute(0, 1, 3, 2).contiguous()  # (B, C, 24, G)
+        full = triangle_table(vertices, faces)[:, order]  # (B, C*G, 24)
+        table = full[..., :_NUM_USED]  # (B, C*G, 21)
+        # NaN 1/det for degenerate triangles makes their "projection inside" test false.
+        table[..., _INV_DET] = torch.where(
+            full[..., _VALID] > 0, table[..., _INV_DET], torch.full_like(table[..., _INV_DET], math.nan)
+        )
+        tab = table.view(B, C, G, _NUM_USED).permute(0, 1, 3, 2).contiguous()  # (B, C, 21, G)
+        tab = tab.view(B * C, -1)  # row b * C + c: the cluster's table, (24 * G) values
         face_of = order.view(C, G)
-        # Axis-aligned bounding boxes of the clusters.
+        # Axis-aligned bounding boxes of the clusters, one (B, 1, C) tensor per axis and side.
         corners = tri[:, order].reshape(B, C, G * 3, 3)
-        box_lo = corners.amin(2).unsqueeze(1)  # (B, 1, C, 3)
-        box_hi = corners.amax(2).unsqueeze(1)
+        box_lo = corners.amin(2).permute(2, 0, 1).unsqueeze(2)  # (3, B, 1, C)
+        box_hi = corners.amax(2).permute(2, 0, 1).unsqueeze(2)
         scale = float(corners.abs().amax())
         index = torch.empty(B, Q, dtype=torch.int64, device=points.device)
-        batch_ids = torch.arange(B, device=points.device)
+        row_base = (torch.arange(B, device=points.device) * C).view(B, 1)
         for start in range(0, Q, chunk_points):
             stop = min(Q, start + chunk_points)
             p = points[:, start:stop]  # (B, Qc, 3)
             Qc = stop - start
-            q = p.unsqueeze(2)  # (B, Qc, 1, 3)
-            gap = torch.maximum(box_lo - q, q - box_hi).clamp_min(0)  # (B, Qc, C, 3)
-            lower = gap.norm(dim=-1)  # distance from the point to each cluster's box
+            # Squared distance from each point to each cluster's box: a lower bound for its triangles.
+            lower_sq = None
+            for axis in range(3):
+                x = p[..., axis].unsqueeze(-1)  # (B, Qc, 1)
+                gap = torch.maximum(box_lo[axis] - x, x - box_hi[axis]).clamp_min(0)  # (B, Qc, C)
+                lower_sq = gap * gap if lower_sq is None else lower_sq + gap * gap
 
-            # Step 1: exact distance to the cluster with the smallest lower bound -> upper bound d0.
-            first = lower.argmin(-1)  # (B, Qc)
-            rows = tab[batch_ids.view(B, 1), first]  # (B, Qc, 24, G)
+            # Step 1: exact distance to the cluster with the nearest box -> upper bound d0.
+            first = lower_sq.argmin(-1)  # (B, Qc)
+            rows = tab.index_select(0, (row_base + first).reshape(-1)).view(B, Qc, _NUM_USED, G)
             dsq = _eval_pairs(p[..., 0:1], p[..., 1:2], p[..., 2:3], lambda k, rows=rows: rows[..., k, :])
-            d0 = dsq.amin(-1).sqrt()  # (B, Qc)
-            # Step 2: every cluster that may hold a triangle closer than d0.
-            # Slack for rounding in the bounds (coordinates far from the origin, e.g. camera space).
+            d0_sq, arg0 = dsq.min(-1)  # (B, Qc)
+            # Step 2: every other cluster that may hold a triangle at most d0 away
+            # (with slack for rounding in the bounds, e.g. coordinates in camera space).
             slack = 64 * torch.finfo(p.dtype).eps * (float(p.abs().amax()) + scale)
-            exact = lower <= (d0.unsqueeze(-1) * (1 + 1e-6) + slack)
+            bound = (d0_sq.sqrt() * (1 + 1e-6) + slack).square()
+            exact = lower_sq <= bound.unsqueeze(-1)
+            exact.scatter_(2, first.unsqueeze(-1), False)
             bq, qq, cc = exact.nonzero(as_tuple=True)
-            rows = tab[bq, cc]  # (P, 24, G)
+            rows = tab.index_select(0, bq * C + cc).view(-1, _NUM_USED, G)  # (P, 21, G)
             pp = p[bq, qq]  # (P, 3)
             dsq = _eval_pairs(pp[:, 0:1], pp[:, 1:2], pp[:, 2:3], lambda k, rows=rows: rows[:, k, :])
             pair_min, pair_arg = dsq.min(-1)  # (P,)
             pid = bq * Qc + qq
-            best = torch.full((B * Qc,), math.inf, dtype=points.dtype, device=points.device)
+            best = d0_sq.reshape(-1).clone()
             best.scatter_reduce_(0, pid, pair_min, reduce="amin")
-            is_best = pair_min == best[pid]
+            # Lowest face index among the exact ties, over both steps.
+            face0 = face_of[first, arg0].reshape(-1)
+            big = torch.full_like(face0, T)
+            chosen = torch.where(d0_sq.reshape(-1) == best, face0, big)
             face = face_of[cc, pair_arg]
-            big = torch.full_like(face, T)
-            chosen = torch.full((B * Qc,), T, dtype=torch.int64, device=points.device)
-            chosen.scatter_reduce_(0, pid, torch.where(is_best, face, big), reduce="amin")
+            chosen.scatter_reduce_(0, pid, torch.where(pair_min == best[pid], face, torch.full_like(face, T)), reduce="amin")
             index[:, start:stop] = chosen.view(B, Qc)
     return index
