@@ -122,9 +122,13 @@ def _rasterize(
     delta = ends - starts  # (B, S, 2)
     tmin_x, tmax_x = _slab(starts[..., :1], delta[..., :1], col - half, col + pw + half)  # (B, S, gw)
     tmin_y, tmax_y = _slab(starts[..., 1:], delta[..., 1:], row - half, row + ph + half)  # (B, S, gh)
-    enter = torch.maximum(tmin_y.unsqueeze(-1), tmin_x.unsqueeze(-2)).clamp_min(0.0)  # (B, S, gh, gw)
-    leave = torch.minimum(tmax_y.unsqueeze(-1), tmax_x.unsqueeze(-2)).clamp_max(1.0)
-    return (enter <= leave).reshape(B, S, gh * gw)
+    # max(tmin_y, tmin_x, 0) <= min(tmax_y, tmax_x, 1), split into per-axis and cross terms so
+    # that only two comparisons run on the full (B, S, gh, gw) grid.
+    ok_y = (tmin_y <= tmax_y) & (tmin_y <= 1.0) & (tmax_y >= 0.0)  # (B, S, gh)
+    ok_x = (tmin_x <= tmax_x) & (tmin_x <= 1.0) & (tmax_x >= 0.0)  # (B, S, gw)
+    hit = (tmin_y.unsqueeze(-1) <= tmax_x.unsqueeze(-2)) & (tmin_x.unsqueeze(-2) <= tmax_y.unsqueeze(-1))
+    hit &= ok_y.unsqueeze(-1) & ok_x.unsqueeze(-2)  # (B, S, gh, gw)
+    return hit.reshape(B, S, gh * gw)
 
 
 def _check_thickness(value: float, name: str) -> float:
