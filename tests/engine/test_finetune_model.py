@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from hoimask._checks import FileFormatError
+from hoimask.engine.finetune import PoseRegressionModel
+from hoimask.hand import ProceduralHand
+
+SMALL = dict(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, head_dim=32)
+
+
+def _batch(B=3, with_object=(True, False, True)):
+    g = torch.Generator().manual_seed(0)
+    pose = 0.2 * torch.randn(B, 16, 3, generator=g)
+    shape = 0.5 * torch.randn(B, 10, generator=g)
+    hand = ProceduralHand()(pose, shape, torch.tensor([[0.0, 0.0, 0.5]]).expand(B, 3))
+    return {
+        "image": torch.randn(B, 3, 32, 32, generator=g),
+        "joints_3d": hand.joints,
+        "hand_pose": pose,
+        "hand_shape": shape,
+        "object_rotation": torch.eye(3).expand(B, 3, 3).clone(),
+        "object_translation": torch.tensor([[0.0, 0.05, 0.5]]).expand(B, 3).clone(),
+        "has_object": torch.tensor(with_object),
+    }
+
+
+def test_shapes_terms_and_camera_frame():
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL)
+    out = model(_batch())
+    p = out["predictions"]
+    assert p["joints"].shape == (3, 21, 3) and p["object_rotation"].shape == (3, 3, 3)
+    assert torch.allclose(p["joints"][:, 0], p["root"], atol=1e-6)  # the wrist sits at the predicted root
+    assert set(out["terms"]) == {"mano_params", "hand_joints", "hand_vertices", "hand_root", "object_pose"}
+    R = p["object_rotation"]
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5)
+
+
+def test_object_term_skipped_without_objects_and_gradients_flow():
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL)
+    out = model(_batch(with_object=(False, False, False)))
+    assert "object_pose" not in out["terms"]
+    out["loss"].backward()
+    assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.slow
+def test_loss_falls_when_overfitting():
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL)
+    batch = _batch()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(20):
+        loss = model(batch)["loss"]
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.5 * first
+
+
+def test_load_encoder_checks_keys_and_shapes():
+    a = PoseRegressionModel(**SMALL)
+    b = PoseRegressionModel(**SMALL)
+    b.load_encoder(a.encoder.state_dict())
+    assert all(torch.equal(x, y) for x, y in zip(a.encoder.state_dict().values(), b.encoder.state_dict().values()))
+    wide = PoseRegressionModel(**{**SMALL, "embed_dim": 64})
+    with pytest.raises(FileFormatError, match="shape mismatch"):
+        b.load_encoder(wide.encoder.state_dict())
+    with pytest.raises(FileFormatError, match="missing"):
+        b.load_encoder({})
+    with pytest.raises(FileFormatError, match="loss_weights"):
+        PoseRegressionModel(**SMALL, loss_weights={"nope": 1.0})
