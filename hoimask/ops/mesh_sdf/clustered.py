@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from .reference import triangle_table
+from .table import triangle_table
 
 __all__ = ["CLUSTER_MIN_TRIANGLES", "clustered_search", "cluster_triangles"]
 

@@ -30,7 +30,7 @@ try:  # pragma: no cover - exercised only where triton is installed
 except ImportError:  # pragma: no cover
     TRITON_AVAILABLE = False
 
-from .reference import TABLE_COLUMNS, triangle_table
+from .table import TABLE_COLUMNS, triangle_table
 
 __all__ = ["TRITON_AVAILABLE", "mesh_sdf_search_triton"]
 

@@ -36,8 +36,6 @@ from .sign import mesh_topology, pseudo_normal_sign
 
 __all__ = [
     "DEFAULT_CHUNK_ELEMENTS",
-    "TABLE_COLUMNS",
-    "triangle_table",
     "closest_point_on_triangle",
     "triangle_search",
     "finish_from_search",
@@ -137,55 +135,6 @@ def closest_point_on_triangle(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Ten
     wb = torch.where(in_a, zero, wb)
     wc = torch.where(in_a, zero, wc)
     return torch.stack((wa, wb, wc), dim=-1)
-
-
-# Columns of the per-triangle table handed to the kernel.
-_COLUMNS = (
-    "ax", "ay", "az", "e0x", "e0y", "e0z", "e1x", "e1y", "e1z", "nx", "ny", "nz",
-    "d00", "d01", "d11", "d22", "inv_det", "inv_nn", "inv_d00", "inv_d11", "inv_d22", "valid", "real",
-)
-TABLE_COLUMNS = 24  # padded
-
-
-def triangle_table(vertices: Tensor, faces: Tensor) -> Tensor:
-    """Per-triangle constants of the search, one row per triangle.
-
-    Args:
-        vertices: mesh vertices.
-        faces: triangles (int64).
-
-    Returns:
-        A contiguous table whose columns are listed in ``_COLUMNS``
-        (``valid`` is 0 for degenerate triangles, whose interior test is skipped;
-        ``real`` is 1, 0 marks padding added by the clustered search).
-
-    Shape:
-        - vertices: ``(B, V, 3)``; faces: ``(T, 3)``; output: ``(B, T, 24)``
-    """
-    tri = vertices[:, faces]
-    a = tri[:, :, 0]
-    e0 = tri[:, :, 1] - a
-    e1 = tri[:, :, 2] - a
-    e2 = e1 - e0
-    n = torch.linalg.cross(e0, e1, dim=-1)
-    d00 = (e0 * e0).sum(-1)
-    d01 = (e0 * e1).sum(-1)
-    d11 = (e1 * e1).sum(-1)
-    d22 = (e2 * e2).sum(-1)
-    nn = (n * n).sum(-1)
-    det = d00 * d11 - d01 * d01
-
-    def inv(x: Tensor) -> Tensor:
-        return torch.where(x == 0, torch.zeros_like(x), 1.0 / torch.where(x == 0, torch.ones_like(x), x))
-
-    cols = [a, e0, e1, n] + [
-        t.unsqueeze(-1)
-        for t in (d00, d01, d11, d22, inv(det), inv(nn), inv(d00), inv(d11), inv(d22), (det > 0).to(a.dtype), torch.ones_like(d00))
-    ]
-    table = torch.cat(cols, dim=-1)
-    pad = table.new_zeros(*table.shape[:-1], TABLE_COLUMNS - table.shape[-1])
-    return torch.cat([table, pad], dim=-1).contiguous()
-
 
 
 def _triangle_table(vertices: Tensor, faces: Tensor) -> dict[str, Tensor]:
