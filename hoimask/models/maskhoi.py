@@ -231,7 +231,7 @@ class MaskHOI(nn.Module):
         points, K = optional(batch, "sdf_points"), optional(batch, "K")
         if self.hand_branch.sdf is None or points is None or K is None:
             return
-        points = points.to(hand_maps[0].dtype)
+        points = points.to(self.encoder.pos_embed.dtype)  # full precision for the Fourier encoding, also under autocast
         K = K.to(points.dtype)
         for name, branch, maps in (("hand", self.hand_branch, hand_maps), ("object", self.object_branch, object_maps)):
             pred = branch.sdf(points, K, maps, image_size)  # (B, Q)

@@ -178,3 +178,15 @@ def test_light_imports():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]", "[]"]
+
+
+def test_float64_and_bf16_autocast():
+    model = small_model(masking="random", depth=1)
+    batch = make_batch(2, 64, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = run(model, batch)
+    assert torch.isfinite(out["loss"]) and out["loss"].dtype == torch.float32
+    out["loss"].backward()
+    double = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
+    out = run(model.double(), double)
+    assert out["loss"].dtype == torch.float64 and out["predictions"]["sdf_hand"].dtype == torch.float64
