@@ -1,0 +1,64 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hoimask._checks import ShapeError
+from hoimask.engine import RunLogger, progress_bar, save_png, tensorboard_available
+
+
+def test_jsonl_text_and_truncate(tmp_path):
+    log = RunLogger(tmp_path, tensorboard=False)
+    for step in (1, 2, 3, 4):
+        log.log_scalars(step, {"loss": torch.tensor(1.0 / step), "lr": 0.1})
+    log.log_scalars(5, {"loss": float("nan")})
+    records = log.read_records()
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
+    assert records[1]["loss"] == pytest.approx(0.5) and records[4]["loss"] == "nan"
+    assert log.truncate_after(3) == 2
+    assert [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert "step 4: loss=0.25" in (tmp_path / "train.log").read_text()
+
+
+def test_disabled_logger_writes_nothing(tmp_path):
+    log = RunLogger(tmp_path / "rank1", enabled=False)
+    log.log_scalars(1, {"loss": 1.0})
+    log.text("hello")
+    log.log_image("x", torch.zeros(3, 4, 4), 1)
+    assert not (tmp_path / "rank1").exists()
+    assert log.read_records() == [] and log.truncate_after(0) == 0
+
+
+def test_tensorboard_optional(tmp_path):
+    if tensorboard_available():
+        log = RunLogger(tmp_path, tensorboard=True)
+        log.log_scalars(1, {"loss": 1.0})
+        log.log_image("masks", torch.rand(3, 8, 8), 1)
+        log.close()
+        assert any((tmp_path / "tensorboard").iterdir())
+    else:
+        with pytest.raises(ImportError, match="tensorboard"):
+            RunLogger(tmp_path, tensorboard=True)
+        assert RunLogger(tmp_path).tensorboard_dir is None  # auto: off without the package
+
+
+def test_save_png_round_trip(tmp_path):
+    img = torch.zeros(3, 4, 6)
+    img[0] = 1.0
+    path = save_png(tmp_path / "a.png", img)
+    arr = torch.from_numpy(np.array(Image.open(path)))
+    assert arr.shape == (4, 6, 3) and int(arr[0, 0, 0]) == 255 and int(arr[0, 0, 1]) == 0
+    u8 = torch.full((3, 2, 2), 7, dtype=torch.uint8)
+    assert int(torch.from_numpy(np.array(Image.open(save_png(tmp_path / "b.png", u8))))[0, 0, 2]) == 7
+    with pytest.raises(ShapeError, match="image"):
+        save_png(tmp_path / "c.png", torch.zeros(4, 4))
+
+
+def test_progress_bar_disabled_and_initial():
+    bar = progress_bar(10, initial=3)
+    bar.update(1)
+    assert bar.n == 4 and bar.total == 10 and not bar.disable
+    bar.close()
+    assert progress_bar(10, enabled=False).disable
