@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mano-dir", type=Path, help="folder with MANO_RIGHT.pkl (real data; synthetic uses the procedural hand)")
     p.add_argument("--init", type=Path, help="MAE / MultiMAE / timm ViT weights file to initialise the encoder")
     p.add_argument("--output-dir", type=Path, help="run directory (default: runs/maskhoi-<preset>)")
-    p.add_argument("--steps", type=int, help="optimisation steps (default: the preset's; tiny 200, paper 50000)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default: the preset's; tiny 300, paper 50000)")
     p.add_argument("--batch-size", type=int, help="per-process batch size (default: tiny 8, paper 22)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: tiny 1e-3, paper 5e-5)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision (default: tiny fp32, paper bf16)")

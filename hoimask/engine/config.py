@@ -110,7 +110,7 @@ class TrainConfig:
 
 #: Named training presets.
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "tiny": TrainConfig(steps=200, batch_size=8, lr=1e-3, weight_decay=0.05, warmup_steps=20, decay_start=0.0,
+    "tiny": TrainConfig(steps=300, batch_size=8, lr=1e-3, weight_decay=0.05, warmup_steps=20, decay_start=0.0,
                         min_lr_ratio=0.01, log_every=10, checkpoint_every=50),
     "paper": TrainConfig(steps=50_000, batch_size=22, lr=5e-5, weight_decay=0.05, warmup_steps=1_000,
                          decay_start=0.72, min_lr_ratio=0.0, precision="bf16", log_every=50,
