@@ -100,6 +100,14 @@ def memory(fn, device: torch.device) -> float:
     return sum(seen.values()) / 2**20
 
 
+def matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 5) -> float:
+    """Throughput of a plain fp32 matmul right now: a yardstick for how loaded the machine is."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    t = timed({"mm": lambda: a @ b}, device, repeats, 1)["mm"]
+    return 2 * size**3 / t / 1e9
+
+
 def count_flops(fn) -> float:
     counter = FlopCounterMode(display=False)
     with counter:
@@ -178,8 +186,10 @@ def main() -> None:
     extra = " MaskHOI img/s | MaskHOI MFU |" if device.type == "cuda" else ""
     print(header + extra)
     print("|" + "---|" * (header.count("|") - 1 + extra.count("|")))
+    print(f"# reference fp32 matmul 1024^3 before: {matmul_gflops(device):.1f} GFLOP/s")
     for keep in args.keep:
         print(measure(keep, args, batch, device, amp), flush=True)
+    print(f"# reference fp32 matmul 1024^3 after: {matmul_gflops(device):.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
