@@ -34,6 +34,7 @@ _SCRIPT = textwrap.dedent(
         for v, f in cases:
             verts = torch.stack([v, v * 0.7 + 0.1]).to(dtype)
             p = (torch.rand(2, 70, 3, dtype=torch.float64) * 3 - 1.5).to(dtype)   # Q not a multiple of BLOCK_Q
+            p[:, :35] = verts[:, :35].to(dtype) * 1.05 + 0.01                    # half the points near the surface
             i_t, w_t = kernel.mesh_sdf_search_triton(p, verts, f, block_q=32, block_t=16)
             i_r, w_r = triangle_search(p, verts, f)
             assert i_t.dtype == torch.int64 and w_t.dtype == dtype
@@ -43,6 +44,11 @@ _SCRIPT = textwrap.dedent(
             # Ties between triangles sharing the closest vertex/edge may pick another index, same distance.
             tol = 1e-12 if dtype == torch.float64 else 2e-6
             assert torch.allclose(s_t, s_r, atol=tol, rtol=0), (s_t - s_r).abs().max()
+            # Distance-only sweep with tile culling (the op's CUDA path): same distances.
+            i_c, none = kernel.mesh_sdf_search_triton(p, verts, f, with_winding=False, block_q=16, block_t=16)
+            assert none is None
+            s_c, _ = finish_from_search(p, verts, f, i_c, lambda mask: w_r)
+            assert torch.allclose(s_c, s_r, atol=tol, rtol=0), (s_c - s_r).abs().max()
     print("TRITON_INTERPRET_OK")
     """
 )

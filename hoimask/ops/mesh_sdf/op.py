@@ -15,7 +15,9 @@ The face index and barycentric coordinates are not differentiable. The forward
 uses the Triton kernel for CUDA tensors when Triton is importable and the
 environment variable ``HOIMASK_DISABLE_TRITON`` is not ``1``; otherwise the
 pure-torch search: brute force for small meshes, the cluster-accelerated exact
-search (``clustered.py``) from ``CLUSTER_MIN_TRIANGLES`` triangles on.
+search (``clustered.py``) from ``CLUSTER_MIN_TRIANGLES`` triangles on. Either
+way, winding numbers are computed (by the pure-torch brute force) only for the
+points whose sign needs them.
 """
 
 from __future__ import annotations
@@ -97,14 +99,13 @@ def mesh_sdf_op(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tensor
     if triton_enabled(points.device):
         from .kernel import mesh_sdf_search_triton
 
-        index, winding = mesh_sdf_search_triton(points, vertices, faces)
-        sdf, bary = finish_from_search(points, vertices, faces, index, lambda mask: winding)
+        index, _ = mesh_sdf_search_triton(points, vertices, faces, with_winding=False)
+    elif faces.shape[0] >= CLUSTER_MIN_TRIANGLES:
+        index = clustered_search(points, vertices, faces)
     else:
-        if faces.shape[0] >= CLUSTER_MIN_TRIANGLES:
-            index = clustered_search(points, vertices, faces)
-        else:
-            index, _ = triangle_search(points, vertices, faces, with_winding=False)
-        sdf, bary = finish_from_search(points, vertices, faces, index, brute_force_winding(points, vertices, faces))
+        index, _ = triangle_search(points, vertices, faces, with_winding=False)
+    # Winding numbers only for points whose closest feature touches an open boundary.
+    sdf, bary = finish_from_search(points, vertices, faces, index, brute_force_winding(points, vertices, faces))
     return sdf, index, bary
 
 
