@@ -190,3 +190,16 @@ def test_float64_and_bf16_autocast():
     double = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
     out = run(model.double(), double)
     assert out["loss"].dtype == torch.float64 and out["predictions"]["sdf_hand"].dtype == torch.float64
+
+
+def test_mano_path_selects_the_mano_layer(tmp_path):
+    from hoimask.hand import MANOLayer, ProceduralHand
+    from hoimask.hand.testing import write_synthetic_mano
+
+    path = write_synthetic_mano(tmp_path / "MANO_RIGHT.pkl")
+    model = small_model(masking="random", depth=1, mano_path=str(path))
+    assert isinstance(model.hand_loss.hand_layer, MANOLayer)
+    assert isinstance(small_model(masking="random", depth=1).hand_loss.hand_layer, ProceduralHand)
+    out = run(model, make_batch(2, 64, 16))
+    assert {"hand_joints", "hand_vertices", "mano_params"} <= set(out["terms"])
+    assert torch.isfinite(out["loss"])
