@@ -17,6 +17,12 @@ Checkpoints, logs, ``--resume``/``--overwrite`` and ``torchrun`` behave as in
 
 from __future__ import annotations
 
+import os
+
+# Passive OpenMP waiting: on a busy CPU, spinning worker threads made training ~15x slower
+# (measured: 13.8 s/step spinning vs 0.58 s/step passive, 2 threads, load average 7). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import math
 import sys
