@@ -124,6 +124,8 @@ def test_int32_faces_and_empty_queries():
     p = random_points(10, torch.zeros(3, dtype=torch.float64), 2.0)
     assert torch.equal(mesh_sdf(p, v[None], f.int()), mesh_sdf(p, v[None], f))
     assert mesh_sdf(p[:, :0], v[None], f).shape == (1, 0)
+    assert mesh_sdf(p[:0], v[None][:0], f).shape == (0, 10)
+    assert mesh_sdf_reference(p[:, :0], v[None], f).shape == (1, 0)
 
 
 def test_gradcheck_float64_points_and_vertices():

@@ -96,6 +96,9 @@ def validate_mesh_sdf_inputs(points: Tensor, vertices: Tensor, faces: Tensor, *,
 @torch.library.custom_op("hoimask::mesh_sdf", mutates_args=())
 def mesh_sdf_op(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Raw op: ``(sdf (B,Q), face_index (B,Q) int64, barycentric (B,Q,3))``; no validation."""
+    B, Q, _ = points.shape
+    if B == 0 or Q == 0:
+        return points.new_zeros(B, Q), points.new_zeros(B, Q, dtype=torch.int64), points.new_zeros(B, Q, 3)
     if triton_enabled(points.device):
         from .kernel import mesh_sdf_search_triton
 
