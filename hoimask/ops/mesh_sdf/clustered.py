@@ -73,31 +73,31 @@ def cluster_triangles(centroids: Tensor, target_size: int) -> tuple[Tensor, int]
     return slots, G
 
 
-def _eval_pairs(px: Tensor, py: Tensor, pz: Tensor, col) -> Tensor:
+def _eval_pairs(px: Tensor, py: Tensor, pz: Tensor, cols: tuple[Tensor, ...]) -> Tensor:
     """Squared distance for broadcast (point, triangle) pairs.
 
-    ``col(k)`` returns table column ``k`` broadcastable against the point
+    ``cols[k]`` is table column ``k`` broadcastable against the point
     coordinates. The arithmetic is the one of ``reference._search_chunk``.
     """
-    dx = px - col(0)
-    dy = py - col(1)
-    dz = pz - col(2)
+    dx = px - cols[0]
+    dy = py - cols[1]
+    dz = pz - cols[2]
     dd = dx * dx + dy * dy + dz * dz
-    de0 = dx * col(3) + dy * col(4) + dz * col(5)
-    de1 = dx * col(6) + dy * col(7) + dz * col(8)
-    dn = dx * col(9) + dy * col(10) + dz * col(11)
-    d00, d01, d11, d22 = col(12), col(13), col(14), col(15)
-    v = (d11 * de0 - d01 * de1) * col(16)
-    w = (d00 * de1 - d01 * de0) * col(16)
+    de0 = dx * cols[3] + dy * cols[4] + dz * cols[5]
+    de1 = dx * cols[6] + dy * cols[7] + dz * cols[8]
+    dn = dx * cols[9] + dy * cols[10] + dz * cols[11]
+    d00, d01, d11, d22 = cols[12], cols[13], cols[14], cols[15]
+    v = (d11 * de0 - d01 * de1) * cols[16]
+    w = (d00 * de1 - d01 * de0) * cols[16]
     inside = (v >= 0) & (w >= 0) & (v + w <= 1)  # False for degenerate triangles (inv_det is NaN)
-    plane_sq = dn * dn * col(17)
-    t = (de0 * col(18)).clamp(0, 1)
+    plane_sq = dn * dn * cols[17]
+    t = (de0 * cols[18]).clamp(0, 1)
     best = dd - t * (2 * de0 - t * d00)
-    t = (de1 * col(19)).clamp(0, 1)
+    t = (de1 * cols[19]).clamp(0, 1)
     best = torch.minimum(best, dd - t * (2 * de1 - t * d11))
     dbb = dd - 2 * de0 + d00
     dbe2 = de1 - de0 - d01 + d00
-    t = (dbe2 * col(20)).clamp(0, 1)
+    t = (dbe2 * cols[20]).clamp(0, 1)
     best = torch.minimum(best, dbb - t * (2 * dbe2 - t * d22))
     return torch.where(inside, plane_sq, best).clamp_min(0)
 
@@ -170,7 +170,7 @@ def clustered_search(
             # Step 1: exact distance to the cluster with the nearest box -> upper bound d0.
             first = lower_sq.argmin(-1)  # (B, Qc)
             rows = tab.index_select(0, (row_base + first).reshape(-1)).view(B, Qc, _NUM_USED, G)
-            dsq = _eval_pairs(p[..., 0:1], p[..., 1:2], p[..., 2:3], lambda k, rows=rows: rows[..., k, :])
+            dsq = _eval_pairs(p[..., 0:1], p[..., 1:2], p[..., 2:3], rows.unbind(-2))
             d0_sq, arg0 = dsq.min(-1)  # (B, Qc)
             # Step 2: every other cluster that may hold a triangle at most d0 away
             # (with slack for rounding in the bounds, e.g. coordinates in camera space).
@@ -181,7 +181,7 @@ def clustered_search(
             bq, qq, cc = exact.nonzero(as_tuple=True)
             rows = tab.index_select(0, bq * C + cc).view(-1, _NUM_USED, G)  # (P, 21, G)
             pp = p[bq, qq]  # (P, 3)
-            dsq = _eval_pairs(pp[:, 0:1], pp[:, 1:2], pp[:, 2:3], lambda k, rows=rows: rows[:, k, :])
+            dsq = _eval_pairs(pp[:, 0:1], pp[:, 1:2], pp[:, 2:3], rows.unbind(-2))
             pair_min, pair_arg = dsq.min(-1)  # (P,)
             pid = bq * Qc + qq
             best = d0_sq.reshape(-1).clone()
