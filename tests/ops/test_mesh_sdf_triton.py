@@ -86,3 +86,18 @@ def test_triton_on_cuda_matches_reference(dtype, monkeypatch):
     f = f.cuda()
     tol = 1e-10 if dtype == torch.float64 else 2e-6
     assert torch.allclose(mesh_sdf(p, verts, f), mesh_sdf_reference(p, verts, f), atol=tol, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_triton_winding_on_cuda_matches_reference():
+    from hoimask.ops.mesh_sdf import kernel
+    from hoimask.ops.mesh_sdf.reference import triangle_search
+    from hoimask.sdf import icosphere, open_mesh
+
+    v, f = open_mesh(*icosphere(3), torch.tensor([0.0, 0.0, 1.0]), 0.9)
+    p = torch.rand(1, 3000, 3, dtype=torch.float64, device="cuda") * 3 - 1.5
+    verts, f = v[None].cuda(), f.cuda()
+    _, w_t = kernel.mesh_sdf_search_triton(p, verts, f, with_winding=True)
+    _, w_r = triangle_search(p, verts, f)
+    assert torch.allclose(w_t, w_r, atol=1e-6)
