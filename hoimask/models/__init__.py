@@ -5,11 +5,17 @@ Imports only what they compose: :mod:`hoimask.nn`, :mod:`hoimask.losses`,
 (when a model is built) :mod:`hoimask.hand`.
 """
 
-from hoimask.models.config import DEFAULT_TERM_WEIGHTS, MASKHOI_PRESETS, MaskHOIConfig
+from hoimask.models.config import (
+    DEFAULT_GROUP_WEIGHTS,
+    DEFAULT_TERM_WEIGHTS,
+    MASKHOI_PRESETS,
+    MaskHOIConfig,
+)
 from hoimask.models.mae import MAE, MAE_PRESETS
 from hoimask.models.maskhoi import MaskHOI, build_hand_layer
 
 __all__ = [
+    "DEFAULT_GROUP_WEIGHTS",
     "DEFAULT_TERM_WEIGHTS",
     "MAE",
     "MAE_PRESETS",

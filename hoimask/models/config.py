@@ -6,8 +6,12 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hoimask._checks import ValueRangeError, check_choice
+from hoimask.losses.weighted import MASKHOI_WEIGHTS
 
-__all__ = ["MaskHOIConfig", "MASKHOI_PRESETS", "resolve_preset", "DEFAULT_TERM_WEIGHTS"]
+__all__ = ["MaskHOIConfig", "MASKHOI_PRESETS", "resolve_preset", "DEFAULT_GROUP_WEIGHTS", "DEFAULT_TERM_WEIGHTS"]
+
+#: λ1..λ4 of eq. (1). The paper publishes no values; see docs/losses.md.
+DEFAULT_GROUP_WEIGHTS: dict[str, float] = dict(MASKHOI_WEIGHTS)
 
 #: Weights of the individual terms inside each group of eq. (1) (our choice; see docs/losses.md).
 DEFAULT_TERM_WEIGHTS: dict[str, float] = {
@@ -34,7 +38,8 @@ class MaskHOIConfig:
     (``"hybrid"``, ``"region"``, ``"random"``), ``mask_ratio`` (random), ``masker_kwargs``.
     Ablations (Table IV): ``geometric`` (GML: SDF branch), ``direct_regression``
     (DPR: MANO / object heads). Losses: ``weights`` (λ1..λ4 of eq. 1),
-    ``term_weights`` (inside each group), ``heatmap_sigma`` (heatmap pixels).
+    ``term_weights`` (inside each group) — partial dictionaries update the
+    defaults — and ``heatmap_sigma`` (heatmap pixels).
     Hand layer: ``mano_path`` (None: the licence-free procedural hand).
     """
 
@@ -59,9 +64,7 @@ class MaskHOIConfig:
     masker_kwargs: dict[str, Any] = field(default_factory=dict)
     geometric: bool = True
     direct_regression: bool = True
-    weights: dict[str, float] = field(
-        default_factory=lambda: {"loss_2d": 1.0, "loss_3d": 1.0, "loss_hand": 1.0, "loss_object": 1.0}
-    )
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GROUP_WEIGHTS))
     term_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TERM_WEIGHTS))
     heatmap_sigma: float = 1.5
     mano_path: str | None = None
@@ -75,6 +78,16 @@ class MaskHOIConfig:
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueRangeError(f"MaskHOIConfig(): argument 'mask_ratio' must lie in [0, 1), got {self.mask_ratio}")
         self.dpt_reassemble_dims = tuple(self.dpt_reassemble_dims)
+        # Partial dictionaries update the defaults; unknown names are errors.
+        for attr, defaults in (("weights", DEFAULT_GROUP_WEIGHTS), ("term_weights", DEFAULT_TERM_WEIGHTS)):
+            given = dict(getattr(self, attr))
+            unknown = sorted(set(given) - set(defaults))
+            if unknown:
+                raise ValueRangeError(f"MaskHOIConfig(): argument '{attr}' has unknown names {unknown}; known {sorted(defaults)}")
+            for name, value in given.items():
+                if not value >= 0:
+                    raise ValueRangeError(f"MaskHOIConfig(): argument '{attr}[{name!r}]' must be >= 0, got {value}")
+            setattr(self, attr, {**defaults, **given})
 
 
 #: ``tiny``: trains on a CPU (128 px, 8x8 grid, 4-block ViT-Ti width). ``paper``: ViT-B/16 at 224 px (§IV-B).

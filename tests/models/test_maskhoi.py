@@ -203,3 +203,19 @@ def test_mano_path_selects_the_mano_layer(tmp_path):
     out = run(model, make_batch(2, 64, 16))
     assert {"hand_joints", "hand_vertices", "mano_params"} <= set(out["terms"])
     assert torch.isfinite(out["loss"])
+
+
+def test_partial_weights_update_the_defaults():
+    from hoimask.models import DEFAULT_GROUP_WEIGHTS, DEFAULT_TERM_WEIGHTS
+
+    cfg = MaskHOIConfig(weights={"loss_3d": 2.0}, term_weights={"heatmap": 50.0})
+    assert cfg.weights == {**DEFAULT_GROUP_WEIGHTS, "loss_3d": 2.0}
+    assert cfg.term_weights == {**DEFAULT_TERM_WEIGHTS, "heatmap": 50.0}
+    model = small_model(masking="random", depth=1, weights={"loss_2d": 0.0})
+    out = run(model, make_batch(2, 64, 16))
+    expected = sum(out["terms"][g] for g in ("loss_3d", "loss_hand", "loss_object"))
+    torch.testing.assert_close(out["loss"], expected)
+    with pytest.raises(ValueRangeError, match="term_weights"):
+        MaskHOIConfig(term_weights={"sdf": 1.0})
+    with pytest.raises(ValueRangeError, match="weights"):
+        MaskHOIConfig(weights={"loss_2d": -1.0})
