@@ -85,3 +85,13 @@ def test_cross_attention_block_shapes_and_context_dependence():
     assert not torch.allclose(out, block(x, torch.randn(2, 5, 12)))
     with pytest.raises(ShapeError, match="context"):
         block(x, torch.randn(3, 5, 12))
+
+
+@given(batch=st.integers(1, 3), n=st.integers(1, 12), depth=st.integers(0, 2))
+def test_parameter_heads_shapes(batch, n, depth):
+    torch.manual_seed(0)
+    tokens = torch.randn(batch, n, 8)
+    mano = MANOTransformerHead(8, dim=8, depth=depth, num_heads=2, num_betas=7)(tokens)
+    assert mano.rotation_6d.shape == (batch, 16, 6) and mano.shape.shape == (batch, 7)
+    pose = ObjectPoseHead(8, hidden=4)(tokens)
+    assert pose.rotation_6d.shape == (batch, 6) and pose.translation.shape == (batch, 3)
