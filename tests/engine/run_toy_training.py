@@ -49,5 +49,7 @@ if ctx.initialized:
     gathered = [torch.zeros_like(params) for _ in range(ctx.world_size)]
     torch.distributed.all_gather(gathered, params)
     assert all(torch.equal(gathered[0], g) for g in gathered), "DDP replicas diverged"
-print(json.dumps([[h["step"], h["loss"]] for h in trainer.history]))
+history = json.dumps([[h["step"], h["loss"]] for h in trainer.history])
+Path(args.out, f"history_rank{ctx.rank}.json").write_text(history)  # ranks' stdout may interleave under torchrun
+print(history)
 cleanup_distributed(ctx)

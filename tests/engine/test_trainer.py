@@ -135,8 +135,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
            str(HERE / "run_toy_training.py"), str(tmp_path / "ddp"), "--steps", "6"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("[[")]
-    assert len(lines) == 2 and lines[0] == lines[1]  # the averaged loss is the same on both ranks
+    lines = [(tmp_path / "ddp" / f"history_rank{r}.json").read_text() for r in (0, 1)]
+    assert lines[0] == lines[1]  # the averaged loss is the same on both ranks
     assert [s for s, _ in json.loads(lines[0])] == list(range(1, 7))
     assert (tmp_path / "ddp" / "checkpoints" / "step_00000006.pt").is_file()
     records = (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()
