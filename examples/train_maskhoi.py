@@ -114,21 +114,31 @@ def build_model(args: argparse.Namespace):
 
 
 def mask_picture(model, dataset, *, seed: int, count: int = 4) -> torch.Tensor:
-    """A ``(3, 3h, count*w)`` picture: images, their masks, and the segmentation the masker used."""
+    """A ``(3, 4h, count*w)`` picture: images, their masks, the segmentation the masker used, and the
+    segmentation the model predicts from the visible patches."""
     from hoimask.data import IMAGENET_MEAN, IMAGENET_STD, collate
     from hoimask.masking.draw import draw_mask
 
     samples = [dataset[i] for i in range(min(count, len(dataset)))]
     batch = collate(samples)
+    was_training = model.training
+    model.eval()
     with torch.no_grad():
         mask = model.mask(batch, generator=torch.Generator().manual_seed(seed))
+        device = next(model.parameters()).device
+        batch_dev = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        logits = model(batch_dev, mask=mask)["predictions"]["segmentation"]  # (B, 3, h, w)
+    model.train(was_training)
+    H, W = batch["image"].shape[-2:]
+    predicted = torch.nn.functional.interpolate(logits.float(), size=(H, W), mode="bilinear").argmax(1).cpu()
     patch = model.config.patch_size
     masked = draw_mask(batch["image"], mask.mask.cpu(), patch, mean=IMAGENET_MEAN, std=IMAGENET_STD)  # (B,H,W,3)
     plain = torch.stack([(s["image"].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0) for s in samples])
     palette = torch.tensor([[40, 40, 40], [230, 160, 120], [80, 140, 230]], dtype=torch.uint8)
     seg = torch.stack([palette[s["segmentation"].long().clamp(0, 2)] for s in samples])
-    rows = [torch.cat(list(r), dim=1) for r in (plain, masked, seg)]  # each (H, B*W, 3)
-    return torch.cat(rows, dim=0).permute(2, 0, 1).contiguous()  # (3, 3H, B*W)
+    pred = palette[predicted]  # (B, H, W, 3)
+    rows = [torch.cat(list(r), dim=1) for r in (plain, masked, seg, pred)]  # each (H, B*W, 3)
+    return torch.cat(rows, dim=0).permute(2, 0, 1).contiguous()  # (3, 4H, B*W)
 
 
 def main(argv: list[str] | None = None) -> int:
