@@ -1,0 +1,53 @@
+import sys
+
+import pytest
+import torch
+
+from hoimask._checks import ValueRangeError
+from hoimask.engine import MemoryCache
+from hoimask.engine.datasets import build_dataset
+
+
+class Counting(torch.utils.data.Dataset):
+    def __init__(self):
+        self.calls = 0
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        self.calls += 1
+        return {"x": torch.tensor(float(i))}
+
+
+def test_memory_cache_renders_each_index_once():
+    base = Counting()
+    cache = MemoryCache(base)
+    assert len(cache) == 3
+    for _ in range(3):
+        assert [float(cache[i]["x"]) for i in range(3)] == [0.0, 1.0, 2.0]
+    assert base.calls == 3
+
+
+def test_synthetic_splits_are_disjoint_and_hand_only_has_no_object():
+    common = dict(image_size=32, num_samples=2, num_sdf_points=16, num_object_points=16)
+    train = build_dataset("synthetic", train=True, **common)
+    test = build_dataset("synthetic", train=False, **common)
+    assert not torch.equal(train[0]["image"], test[0]["image"])
+    hand_only = build_dataset("synthetic", train=False, hand_only_prob=1.0, cache_in_memory=True, **common)
+    assert isinstance(hand_only, MemoryCache)
+    assert not bool(hand_only[0]["has_object"]) and not bool(hand_only[1]["has_object"])
+
+
+@pytest.mark.parametrize("name", ["dexycb", "ho3d"])
+def test_real_datasets_need_paths(name):
+    with pytest.raises(ValueRangeError, match="--data-root"):
+        build_dataset(name, image_size=32)
+
+
+def test_engine_import_stays_light():
+    import subprocess
+
+    code = "import sys, hoimask.engine; print(sorted(m for m in ('hoimask.models', 'hoimask.data', 'trimesh') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
