@@ -36,9 +36,11 @@ import torch
 
 from hoimask.engine import (
     Trainer,
+    capture_rng_state,
     cleanup_distributed,
     init_distributed,
     prepare_output_dir,
+    restore_rng_state,
     save_checkpoint,
     save_png,
     seed_everything,
@@ -180,7 +182,9 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
     def pictures(trainer: Trainer, step: int, batch, output) -> None:
         if ctx.is_main and (step == 1 or step % trainer.config.checkpoint_every == 0 or step == trainer.config.steps):
+            rng = capture_rng_state()  # drawing must not move the training's random streams (resume equality)
             picture = mask_picture(unwrap_model(trainer.model), dataset, seed=args.seed)
+            restore_rng_state(rng)
             save_png(picture_path, picture)
             trainer.logger.log_image("masks", picture, step)
 
