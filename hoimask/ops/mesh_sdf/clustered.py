@@ -82,24 +82,32 @@ def _eval_pairs(px: Tensor, py: Tensor, pz: Tensor, cols: tuple[Tensor, ...]) ->
     dx = px - cols[0]
     dy = py - cols[1]
     dz = pz - cols[2]
-    dd = dx * dx + dy * dy + dz * dz
-    de0 = dx * cols[3] + dy * cols[4] + dz * cols[5]
-    de1 = dx * cols[6] + dy * cols[7] + dz * cols[8]
-    dn = dx * cols[9] + dy * cols[10] + dz * cols[11]
+
+    def dot(x0: Tensor, x1: Tensor, x2: Tensor) -> Tensor:  # dx * x0 + dy * x1 + dz * x2 in 3 passes
+        return (dx * x0).addcmul_(dy, x1).addcmul_(dz, x2)
+
+    dd = dot(dx, dy, dz)
+    de0 = dot(cols[3], cols[4], cols[5])
+    de1 = dot(cols[6], cols[7], cols[8])
+    dn = dot(cols[9], cols[10], cols[11])
     d00, d01, d11, d22 = cols[12], cols[13], cols[14], cols[15]
-    v = (d11 * de0 - d01 * de1) * cols[16]
-    w = (d00 * de1 - d01 * de0) * cols[16]
-    inside = (v >= 0) & (w >= 0) & (v + w <= 1)  # False for degenerate triangles (inv_det is NaN)
-    plane_sq = dn * dn * cols[17]
-    t = (de0 * cols[18]).clamp(0, 1)
-    best = dd - t * (2 * de0 - t * d00)
-    t = (de1 * cols[19]).clamp(0, 1)
-    best = torch.minimum(best, dd - t * (2 * de1 - t * d11))
-    dbb = dd - 2 * de0 + d00
-    dbe2 = de1 - de0 - d01 + d00
-    t = (dbe2 * cols[20]).clamp(0, 1)
-    best = torch.minimum(best, dbb - t * (2 * dbe2 - t * d22))
-    return torch.where(inside, plane_sq, best).clamp_min(0)
+    v = (d11 * de0).addcmul_(d01, de1, value=-1).mul_(cols[16])
+    w = (d00 * de1).addcmul_(d01, de0, value=-1).mul_(cols[16])
+    # Inside when v, w >= 0 and v + w <= 1; False for degenerate triangles (inv_det is NaN).
+    inside = (torch.minimum(v, w) >= 0).logical_and_(v.add_(w) <= 1)
+    plane_sq = dn.mul_(dn).mul_(cols[17])
+
+    def segment(dot_e: Tensor, len_sq: Tensor, inv_len_sq: Tensor, base: Tensor) -> Tensor:
+        # |d - t e|^2 = |d|^2 - t (2 d.e - t |e|^2) with t = clamp(d.e / |e|^2, 0, 1)
+        t = (dot_e * inv_len_sq).clamp_(0, 1)
+        return torch.addcmul(base, t, (t * len_sq).sub_(dot_e, alpha=2))
+
+    best = segment(de0, d00, cols[18], dd)
+    best = torch.minimum(best, segment(de1, d11, cols[19], dd))
+    dbb = (dd - 2 * de0).add_(d00)  # |p - b|^2
+    dbe2 = (de1 - de0).sub_(d01).add_(d00)  # (p - b).(c - b)
+    best = torch.minimum(best, segment(dbe2, d22, cols[20], dbb))
+    return torch.where(inside, plane_sq, best).clamp_min_(0)
 
 
 def clustered_search(
