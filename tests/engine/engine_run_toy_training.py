@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from toy_training import ToyData, ToyModel  # noqa: E402
+from engine_toy_training import ToyData, ToyModel  # noqa: E402
 
 from hoimask.engine import (  # noqa: E402
     TrainConfig,

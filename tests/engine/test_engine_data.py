@@ -1,8 +1,8 @@
 import pytest
 import torch
+from engine_toy_training import ToyData
 from hypothesis import given
 from hypothesis import strategies as st
-from toy_training import ToyData
 
 from hoimask._checks import ValueRangeError
 from hoimask.engine import iterate_batches, steps_per_epoch

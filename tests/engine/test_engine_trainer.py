@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from toy_training import ToyData, ToyModel
+from engine_toy_training import ToyData, ToyModel
 
 from hoimask._checks import FileFormatError
 from hoimask.engine import NonFiniteLossError, TrainConfig, Trainer, seed_everything
@@ -59,7 +59,7 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_and_resume_in_fresh_process(tmp_path):
-    script = HERE / "run_toy_training.py"
+    script = HERE / "engine_run_toy_training.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ref = subprocess.run([sys.executable, str(script), str(tmp_path / "ref")], env=env, capture_output=True,
                          text=True, timeout=120)
@@ -132,7 +132,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     """DDP on CPU: two ranks, gloo; replicas stay identical and rank 0 alone writes files."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(HERE / "run_toy_training.py"), str(tmp_path / "ddp"), "--steps", "6"]
+           str(HERE / "engine_run_toy_training.py"), str(tmp_path / "ddp"), "--steps", "6"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [(tmp_path / "ddp" / f"history_rank{r}.json").read_text() for r in (0, 1)]
