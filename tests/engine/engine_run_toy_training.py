@@ -35,7 +35,7 @@ config = TrainConfig(steps=args.steps, batch_size=4, lr=1e-2, warmup_steps=2, lo
 
 
 def kill(trainer, step, batch, output):
-    if args.kill_at is not None and step == args.kill_at:
+    if args.kill_at is not None and step == args.kill_at and ctx.rank == 0:  # torchrun then stops the others
         os.kill(os.getpid(), signal.SIGKILL)
 
 

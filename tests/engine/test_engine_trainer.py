@@ -141,3 +141,27 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert (tmp_path / "ddp" / "checkpoints" / "step_00000006.pt").is_file()
     records = (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in records] == [2, 4, 6]  # written once, by rank 0
+
+
+@pytest.mark.slow
+def test_torchrun_kill_and_resume_restores_every_rank(tmp_path):
+    """Rank 0 is SIGKILLed at step 8 under torchrun; resuming both ranks from the step-6 checkpoint
+    reproduces the uninterrupted two-process losses (each rank restores its own RNG streams)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            str(HERE / "engine_run_toy_training.py")]
+
+    def run(out, *extra):
+        return subprocess.run([*base, str(out), *extra], env=env, capture_output=True, text=True, timeout=300)
+
+    ref = run(tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    killed = run(tmp_path / "run", "--kill-at", "8")
+    assert killed.returncode != 0
+    resumed = run(tmp_path / "run", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    want = json.loads((tmp_path / "ref" / "history_rank0.json").read_text())
+    for rank in (0, 1):
+        got = json.loads((tmp_path / "run" / f"history_rank{rank}.json").read_text())
+        assert [s for s, _ in got] == list(range(7, 13))
+        assert [x for _, x in got] == [x for s, x in want if s >= 7]
