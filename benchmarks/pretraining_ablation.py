@@ -42,8 +42,7 @@ import torch
 
 from hoimask.data import SyntheticHOI, collate
 from hoimask.engine import MemoryCache, TrainConfig, Trainer, seed_everything
-from hoimask.engine.finetune import PoseRegressionModel
-from hoimask.models import MAE, MaskHOI
+from hoimask.models import MAE, MaskHOI, PoseRegressionModel
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("none", "mae", "maskhoi")

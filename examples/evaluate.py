@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from hoimask.engine import atomic_write, load_checkpoint
 from hoimask.engine.datasets import DATASETS, build_dataset
-from hoimask.engine.finetune import PoseRegressionModel
+from hoimask.models import PoseRegressionModel
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

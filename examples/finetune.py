@@ -3,7 +3,7 @@
 
 Loads the encoder written by ``examples/train_maskhoi.py`` (``encoder.pt``), or
 MAE / MultiMAE / timm ViT weights, into
-:class:`hoimask.engine.finetune.PoseRegressionModel` (the ViT encoder plus
+:class:`hoimask.models.pose_regression.PoseRegressionModel` (the ViT encoder plus
 MaskHOI's MANO / object heads and a wrist head; the stand-in for the HOISDF-style
 model until that exists) and trains it with L1 pose losses::
 
@@ -41,7 +41,7 @@ from hoimask.engine import (
     unwrap_model,
 )
 from hoimask.engine.datasets import DATASETS, build_dataset
-from hoimask.engine.finetune import PoseRegressionModel
+from hoimask.models import PoseRegressionModel
 
 #: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
 ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3),

@@ -1,4 +1,5 @@
-"""Composed models: the MaskHOI pre-training model and the plain MAE baseline.
+"""Composed models: the MaskHOI pre-training model, the plain MAE baseline and a
+direct-regression pose model for fine-tuning.
 
 Imports only what they compose: :mod:`hoimask.nn`, :mod:`hoimask.losses`,
 :mod:`hoimask.masking`, :mod:`hoimask.geometry`, :mod:`hoimask.encoding` and
@@ -13,6 +14,7 @@ from hoimask.models.config import (
 )
 from hoimask.models.mae import MAE, MAE_PRESETS
 from hoimask.models.maskhoi import MaskHOI, build_hand_layer
+from hoimask.models.pose_regression import POSE_LOSS_WEIGHTS, PoseRegressionModel
 
 __all__ = [
     "DEFAULT_GROUP_WEIGHTS",
@@ -22,5 +24,7 @@ __all__ = [
     "MASKHOI_PRESETS",
     "MaskHOI",
     "MaskHOIConfig",
+    "POSE_LOSS_WEIGHTS",
+    "PoseRegressionModel",
     "build_hand_layer",
 ]

@@ -262,7 +262,12 @@ class MaskHOI(nn.Module):
         )
         R, t = optional(batch, "object_rotation"), optional(batch, "object_translation")
         if R is not None and t is not None:
-            ok = torch.isfinite(R).flatten(1).all(1) & torch.isfinite(t).all(1)  # (B,) samples with an object
+            # (B,) samples with an object: the data's `has_object` flag when present (hand-only
+            # synthetic scenes carry a finite identity pose), else finite targets (NaN = absent).
+            ok = torch.isfinite(R).flatten(1).all(1) & torch.isfinite(t).all(1)
+            has = optional(batch, "has_object")
+            if has is not None:
+                ok = ok & has.to(device=ok.device, dtype=torch.bool).reshape(-1)
             if ok.any():
                 terms["object_pose"] = object_pose_loss(pose.rotation_6d[ok], pose.translation[ok], R[ok], t[ok])
 

@@ -219,3 +219,15 @@ def test_partial_weights_update_the_defaults():
         MaskHOIConfig(term_weights={"sdf": 1.0})
     with pytest.raises(ValueRangeError, match="weights"):
         MaskHOIConfig(weights={"loss_2d": -1.0})
+
+
+def test_has_object_flag_excludes_finite_placeholder_poses():
+    # Synthetic hand-only scenes carry a finite identity/zero object pose and has_object=False.
+    model = small_model(masking="random")
+    batch = make_batch(2, 64, 32)
+    batch["has_object"] = torch.tensor([False, False])
+    out = run(model, batch)
+    assert "object_pose" not in out["terms"]
+    batch["has_object"] = torch.tensor([True, False])
+    out = run(model, batch)
+    assert "object_pose" in out["terms"]

@@ -4,9 +4,9 @@ The issue asks fine-tuning to use the HOISDF-style model once it exists and,
 until then, "a direct-regression model from the MaskHOI heads". This is that
 model: the full-grid ViT encoder (no masking) followed by the MaskHOI
 parameter heads (:class:`~hoimask.nn.MANOTransformerHead`,
-:class:`~hoimask.nn.ObjectPoseHead`) and a wrist-position head. It lives here,
-beside the loop that trains it, because it composes the library's parts only
-for the example scripts and the ablation experiment.
+:class:`~hoimask.nn.ObjectPoseHead`) and a wrist-position head. The example
+scripts (`examples/finetune.py`, `examples/evaluate.py`) and the ablation
+experiment train and evaluate it with :class:`hoimask.engine.Trainer`.
 
 Predictions are in the camera frame (metres): the hand layer gives wrist-relative
 joints and vertices from the 16 6D rotations and β, the wrist head places them.

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from hoimask._checks import FileFormatError
-from hoimask.engine.finetune import PoseRegressionModel
 from hoimask.hand import ProceduralHand
+from hoimask.models import PoseRegressionModel
 
 SMALL = dict(img_size=32, patch_size=16, embed_dim=32, depth=2, num_heads=2, head_dim=32)
 
