@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 
-import pytest
-import torch
-from hypothesis import HealthCheck, settings
+# Before torch loads: on a busy 2-core machine spinning OpenMP threads make
+# torch ops many times slower (docs/training.md); idle threads should sleep.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Hypothesis: derandomised (reproducible) under CI=true, deadline off everywhere
 # because the first call of a torch op can be slow.
