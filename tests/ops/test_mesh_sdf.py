@@ -278,3 +278,12 @@ def test_cluster_triangles_is_a_padded_permutation():
     slots, G = cluster_triangles(cent, 16)
     assert 16 <= G <= 32 and slots.numel() % G == 0 and (slots.numel() // G) & (slots.numel() // G - 1) == 0
     assert torch.equal(slots[slots < 1000].sort().values, torch.arange(1000))
+
+
+def test_unwelded_mesh_gives_the_same_sdf():
+    # Every vertex duplicated per triangle: all edges look open, signs come from the winding number.
+    v, f = hand_sized(icosphere(2))
+    soup_v = v[f].reshape(1, -1, 3)
+    soup_f = torch.arange(soup_v.shape[1]).view(-1, 3)
+    p = random_points(400, CAMERA_OFFSET, 0.08, seed=9)
+    assert torch.allclose(mesh_sdf(p, soup_v, soup_f), mesh_sdf(p, v[None], f), atol=1e-12)
