@@ -1,4 +1,4 @@
-"""Rotations, pinhole camera maths and point-set alignment."""
+"""Rotations, pinhole camera maths, point-set alignment and pixel-aligned sampling."""
 
 from hoimask.geometry.alignment import (
     procrustes_align,
@@ -23,8 +23,11 @@ from hoimask.geometry.rotations import (
     rotation_6d_to_matrix,
     skew,
 )
+from hoimask.geometry.sampling import PixelAlignedFeatures, pixel_aligned_features
 
 __all__ = [
+    "PixelAlignedFeatures",
+    "pixel_aligned_features",
     "affine_intrinsics",
     "axis_angle_to_matrix",
     "crop_intrinsics",

@@ -6,6 +6,6 @@ Triton is importable) and ``op.py`` (``torch.library.custom_op`` registration).
 Importing this package registers ``torch.ops.hoimask.mesh_sdf``.
 """
 
-from .mesh_sdf import closest_point_on_triangle, mesh_sdf, mesh_sdf_reference
+from .mesh_sdf import closest_point_on_triangle, mesh_sdf, mesh_sdf_reference, winding_number
 
-__all__ = ["mesh_sdf", "mesh_sdf_reference", "closest_point_on_triangle"]
+__all__ = ["closest_point_on_triangle", "mesh_sdf", "mesh_sdf_reference", "winding_number"]

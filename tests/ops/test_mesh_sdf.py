@@ -287,3 +287,28 @@ def test_unwelded_mesh_gives_the_same_sdf():
     soup_f = torch.arange(soup_v.shape[1]).view(-1, 3)
     p = random_points(400, CAMERA_OFFSET, 0.08, seed=9)
     assert torch.allclose(mesh_sdf(p, soup_v, soup_f), mesh_sdf(p, v[None], f), atol=1e-12)
+
+
+def test_winding_sign_for_overlapping_components():
+    """Two overlapping closed boxes: pseudo-normals of hidden inner faces can flip the sign,
+    the winding-number sign cannot."""
+    import pytest as _pytest
+
+    from hoimask._checks import ValueRangeError
+    from hoimask.ops import mesh_sdf, winding_number
+    from hoimask.sdf.meshes import box_mesh
+
+    v, f = box_mesh((0.5, 0.5, 0.5))
+    v2 = torch.cat([v, v + torch.tensor([0.6, 0.0, 0.0], dtype=v.dtype)])[None]
+    f2 = torch.cat([f, f + v.shape[0]])
+    # inside both boxes (nearest: the second box's hidden face at x = 0.1), inside the second
+    # box only (nearest: the first box's hidden face at x = 0.5), outside both
+    p = torch.tensor([[[0.2, 0.0, 0.0], [0.55, 0.0, 0.0], [2.0, 0.0, 0.0]]], dtype=v.dtype)
+    w = winding_number(p, v2, f2)
+    torch.testing.assert_close(w, torch.tensor([[2.0, 1.0, 0.0]], dtype=v.dtype), atol=1e-9, rtol=0)
+    signed = mesh_sdf(p, v2, f2, sign="winding")
+    assert (signed[0, :2] < 0).all() and signed[0, 2] > 0
+    assert (mesh_sdf(p, v2, f2)[0, :2] > 0).any()  # the pseudo-normal rule is fooled here
+    torch.testing.assert_close(signed.abs(), mesh_sdf(p, v2, f2).abs())
+    with _pytest.raises(ValueRangeError, match="'sign'"):
+        mesh_sdf(p, v2, f2, sign="normals")

@@ -5,7 +5,13 @@ search (imported only when Triton is importable and used for CUDA tensors),
 ``op.py`` the ``torch.library`` registration and the validated public wrapper.
 """
 
-from .op import mesh_sdf, triton_enabled
+from .op import mesh_sdf, triton_enabled, winding_number
 from .reference import closest_point_on_triangle, mesh_sdf_reference
 
-__all__ = ["mesh_sdf", "mesh_sdf_reference", "closest_point_on_triangle", "triton_enabled"]
+__all__ = [
+    "closest_point_on_triangle",
+    "mesh_sdf",
+    "mesh_sdf_reference",
+    "triton_enabled",
+    "winding_number",
+]
