@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hoimask.engine import atomic_write, load_checkpoint
+from hoimask.engine.cli import mano_layer
 from hoimask.engine.datasets import DATASETS, build_dataset
 from hoimask.models import PoseRegressionModel
 
@@ -106,11 +107,7 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    hand_layer = None
-    if args.dataset != "synthetic" and args.mano_dir is not None:
-        from hoimask.hand import MANOLayer
-
-        hand_layer = MANOLayer(str(args.mano_dir / "MANO_RIGHT.pkl"))
+    hand_layer = mano_layer(args.dataset, args.mano_dir)
     model = load_model(args.checkpoint, hand_layer=hand_layer, device=device)
     dataset = build_dataset(
         args.dataset, image_size=model.img_size, train=False, root=args.data_root, mano_dir=args.mano_dir,

@@ -24,21 +24,25 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
 from hoimask.engine import (
     Trainer,
-    cleanup_distributed,
-    init_distributed,
     load_checkpoint,
-    prepare_output_dir,
     save_checkpoint,
     seed_everything,
     train_preset,
     unwrap_model,
+)
+from hoimask.engine.cli import (
+    loss_trend,
+    main_printer,
+    mano_layer,
+    prepare_run_dir,
+    run_distributed,
+    short_run_warmup,
 )
 from hoimask.engine.datasets import DATASETS, build_dataset
 from hoimask.models import PoseRegressionModel
@@ -88,11 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel, str]:
     """The pose model with the pre-trained encoder loaded; also a line describing the initialisation."""
-    hand_layer = None
-    if args.dataset != "synthetic" and args.mano_dir is not None:
-        from hoimask.hand import MANOLayer
-
-        hand_layer = MANOLayer(str(args.mano_dir / "MANO_RIGHT.pkl"))
+    hand_layer = mano_layer(args.dataset, args.mano_dir)
     if args.encoder is None:
         return PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
     try:
@@ -111,15 +111,11 @@ def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ctx = init_distributed(device=args.device)
-    try:
-        return _run(args, ctx)
-    finally:
-        cleanup_distributed(ctx)
+    return run_distributed(_run, args, device=args.device)
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
-    say = print if ctx.is_main else (lambda *a, **k: None)
+    say = main_printer(ctx)
     recipe = RECIPES[args.preset]
     steps = args.steps or recipe["steps"]
     base = train_preset(args.preset)
@@ -127,10 +123,9 @@ def _run(args: argparse.Namespace, ctx) -> int:
         args.preset, steps=steps, batch_size=args.batch_size or recipe["batch_size"], lr=args.lr or recipe["lr"],
         layer_decay=args.layer_decay or recipe["layer_decay"], precision=args.precision, seed=args.seed,
         num_workers=args.num_workers, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        warmup_steps=min(base.warmup_steps, math.ceil(0.1 * steps)),
+        warmup_steps=short_run_warmup(base, steps),
     )
-    mode = prepare_output_dir(args.output_dir, resume=args.resume, overwrite=args.overwrite,
-                              settings={"argv": sys.argv, **vars(args), "train_config": config.to_dict()}, ctx=ctx)
+    mode = prepare_run_dir(args, config, ctx)
     seed_everything(args.seed)
     model, origin = build_model(args)
     from hoimask.data import collate
@@ -157,9 +152,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             "dataset": args.dataset,
             "step": trainer.step,
         })
-        losses = [h["loss"] for h in history]
-        k = max(1, min(5, len(losses) // 3))
-        trend = f"loss {sum(losses[:k]) / k:.4f} -> {sum(losses[-k:]) / k:.4f}" if losses else "nothing to do"
+        trend = loss_trend([h["loss"] for h in history], most=5, label="loss", empty="nothing to do")
         say(f"\ndone: {len(history)} steps in {time.perf_counter() - start:.0f} s; {trend}")
         say(f"  model      : {path}  (python examples/evaluate.py --checkpoint {path})")
         say(f"  checkpoints: {trainer.checkpoints.directory}")

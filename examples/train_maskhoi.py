@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,15 +36,19 @@ import torch
 from hoimask.engine import (
     Trainer,
     capture_rng_state,
-    cleanup_distributed,
-    init_distributed,
-    prepare_output_dir,
     restore_rng_state,
     save_checkpoint,
     save_png,
     seed_everything,
     train_preset,
     unwrap_model,
+)
+from hoimask.engine.cli import (
+    loss_trend,
+    main_printer,
+    prepare_run_dir,
+    run_distributed,
+    short_run_warmup,
 )
 from hoimask.engine.datasets import DATASETS, build_dataset
 
@@ -145,26 +148,21 @@ def mask_picture(model, dataset, *, seed: int, count: int = 4) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ctx = init_distributed(device=args.device)
-    try:
-        return _run(args, ctx)
-    finally:
-        cleanup_distributed(ctx)
+    return run_distributed(_run, args, device=args.device)
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads() // max(1, ctx.world_size if ctx.device.type == "cpu" else 1)))
-    say = print if ctx.is_main else (lambda *a, **k: None)
+    say = main_printer(ctx)
     base = train_preset(args.preset)
     steps = args.steps if args.steps is not None else base.steps
     config = train_preset(
         args.preset, steps=steps, batch_size=args.batch_size, lr=args.lr, precision=args.precision,
         seed=args.seed, num_workers=args.num_workers, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
-        warmup_steps=min(base.warmup_steps, math.ceil(0.1 * steps)),
+        warmup_steps=short_run_warmup(base, steps),
     )
-    mode = prepare_output_dir(args.output_dir, resume=args.resume, overwrite=args.overwrite,
-                              settings={"argv": sys.argv, **vars(args), "train_config": config.to_dict()}, ctx=ctx)
+    mode = prepare_run_dir(args, config, ctx)
     seed_everything(args.seed)
     model, report = build_model(args)
     if report is not None:
@@ -211,8 +209,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             save_png(picture_path, mask_picture(unwrap_model(trainer.model), dataset, seed=args.seed))
         records = trainer.logger.read_records()
         losses = [r["loss"] for r in records if isinstance(r.get("loss"), float)]
-        k = max(1, min(3, len(losses) // 3))
-        trend = f"logged loss {sum(losses[:k]) / k:.4f} -> {sum(losses[-k:]) / k:.4f}" if losses else "no loss logged"
+        trend = loss_trend(losses, most=3, label="logged loss", empty="no loss logged")
         ran = len(history)
         say(f"\ndone: {ran} steps in {elapsed:.0f} s ({elapsed / max(ran, 1):.2f} s/step); {trend}; "
             f"{trainer.guard.skipped_total} non-finite steps skipped")
