@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from hoimask._checks import FileFormatError
+from hoimask._checks import FileFormatError, check_in_range
 from hoimask.geometry import project
 
 from ._io import read_obj
@@ -45,6 +45,46 @@ class ObjectModels:
             pts = sample_surface(v[None], f, self.num_points, generator=torch.Generator().manual_seed(seed))[0][0]
             self._cache[name] = (v, f, pts)
         return self._cache[name]
+
+
+def check_frame_options(num_object_points: int, num_sdf_points: int, contact_threshold: float, *,
+                        fn: str) -> tuple[int, int, float]:
+    """Validate the options every real-data loader takes.
+
+    Args:
+        num_object_points: ``P``, at least 1.
+        num_sdf_points: ``Q``, at least 0 (0 skips the SDF computation).
+        contact_threshold: metres, at least 0.
+        fn: the loader's name for error messages (e.g. ``"HO3D.__init__"``).
+
+    Returns:
+        ``(num_object_points, num_sdf_points, contact_threshold)`` as ``(int, int, float)``.
+
+    Raises:
+        ValueRangeError: a value below its bound. DTypeError: not a real number.
+    """
+    return (int(check_in_range(num_object_points, name="num_object_points", low=1, fn=fn)),
+            int(check_in_range(num_sdf_points, name="num_sdf_points", low=0, fn=fn)),
+            check_in_range(contact_threshold, name="contact_threshold", low=0.0, fn=fn))
+
+
+def frame_index(index: int, n: int, *, who: str) -> int:
+    """``index`` (negative counts from the end) as a position in ``[0, n)``.
+
+    Args:
+        index: the requested frame.
+        n: the number of frames.
+        who: the loader's name for the error message.
+
+    Returns:
+        ``index % n``.
+
+    Raises:
+        IndexError: ``index`` outside ``[-n, n)``.
+    """
+    if not -n <= index < n:
+        raise IndexError(f"{who}: index {index} out of range for {n} frames")
+    return index % n
 
 
 def model_path(root: str | os.PathLike, name: str) -> Path:

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hoimask._checks import FileFormatError, check_choice, check_in_range
+from hoimask._checks import FileFormatError, check_choice
 from hoimask.geometry import matrix_to_axis_angle
 
-from ._assemble import ObjectModels, frame_sample, model_path
+from ._assemble import ObjectModels, check_frame_options, frame_index, frame_sample, model_path
 from ._io import read_depth_png, read_image, read_npz, read_yaml
 from .cache import _index_seed
 
@@ -147,9 +147,8 @@ class DexYCB(Dataset):
         self.hands = check_choice(hands, ("right", "mirror"), name="hands")
         subj_ind, ser_ind, seq_ind = dexycb_split(setup, split)
         self.setup, self.split = setup, split
-        self.num_object_points = int(check_in_range(num_object_points, name="num_object_points", low=1))
-        self.num_sdf_points = int(check_in_range(num_sdf_points, name="num_sdf_points", low=0))
-        self.contact_threshold = check_in_range(contact_threshold, name="contact_threshold", low=0.0)
+        self.num_object_points, self.num_sdf_points, self.contact_threshold = check_frame_options(
+            num_object_points, num_sdf_points, contact_threshold, fn="DexYCB.__init__")
         self.transform = transform
         self.seed = int(seed)
         if not self.root.is_dir():
@@ -256,10 +255,7 @@ class DexYCB(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Load frame ``index`` (see the class docstring for the sample)."""
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"DexYCB: index {index} out of range for {n} frames")
-        index %= n
+        index = frame_index(index, len(self), who="DexYCB")
         seq, serial, d, f = self._frame_dir(self.frames[index])
         image = read_image(d / f"color_{f:06d}.jpg")
         H, W = image.shape[1:]

@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hoimask._checks import FileFormatError, check_choice, check_in_range
+from hoimask._checks import FileFormatError, check_choice
 from hoimask.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hoimask.skeleton import convert_joint_order
 
-from ._assemble import ObjectModels, frame_sample, model_path
+from ._assemble import ObjectModels, check_frame_options, frame_index, frame_sample, model_path
 from ._io import read_image, read_mask_png, read_pickle, require_file
 from .cache import _index_seed
 
@@ -127,9 +127,8 @@ class HO3D(Dataset):
         self.mano_root = Path(mano_root)
         self.split = check_choice(split, ("train", "evaluation"), name="split")
         self.load_depth = bool(load_depth)
-        self.num_object_points = int(check_in_range(num_object_points, name="num_object_points", low=1))
-        self.num_sdf_points = int(check_in_range(num_sdf_points, name="num_sdf_points", low=0))
-        self.contact_threshold = check_in_range(contact_threshold, name="contact_threshold", low=0.0)
+        self.num_object_points, self.num_sdf_points, self.contact_threshold = check_frame_options(
+            num_object_points, num_sdf_points, contact_threshold, fn="HO3D.__init__")
         self.transform = transform
         self.seed = int(seed)
         listing = require_file(self.root / f"{split}.txt", f"the HO3D {split} list (lines 'SEQ/FRAME')")
@@ -181,10 +180,7 @@ class HO3D(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Load frame ``index`` (see the class and module docstrings)."""
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"HO3D: index {index} out of range for {n} frames")
-        index %= n
+        index = frame_index(index, len(self), who="HO3D")
         seq, frame = self.frames[index]
         folder = self.root / self.split / seq
         image = read_image(_first_existing(folder / "rgb", frame, (".jpg", ".png"), "an HO3D RGB image"))
