@@ -57,6 +57,26 @@ def _safe(den: Tensor) -> Tensor:
     return torch.where(den == 0, torch.ones_like(den), den)
 
 
+def _override(
+    weights: tuple[Tensor, Tensor, Tensor], region: Tensor, values: tuple[Tensor, Tensor, Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Barycentric weights with ``values`` where ``region`` holds, ``weights`` elsewhere.
+
+    Args:
+        weights: the current ``(wa, wb, wc)``.
+        region: where the Voronoi region applies (boolean).
+        values: the region's ``(wa, wb, wc)``.
+
+    Returns:
+        The new ``(wa, wb, wc)``.
+
+    Shape:
+        - all tensors: ``(...)``, broadcast against each other
+    """
+    return (torch.where(region, values[0], weights[0]), torch.where(region, values[1], weights[1]),
+            torch.where(region, values[2], weights[2]))
+
+
 def closest_point_on_triangle(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     """Barycentric coordinates of the point of triangle ``abc`` closest to ``p``.
 
@@ -99,42 +119,24 @@ def closest_point_on_triangle(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Ten
     denom = _safe(va + vb + vc)
     v_in = vb / denom
     w_in = vc / denom
-    wa, wb, wc = one - v_in - w_in, v_in, w_in
+    w = (one - v_in - w_in, v_in, w_in)
     # Edge BC.
     e_bc = (d4 - d3) + (d5 - d6)
     t_bc = (d4 - d3) / _safe(e_bc)
-    in_bc = (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0)
-    wa = torch.where(in_bc, zero, wa)
-    wb = torch.where(in_bc, one - t_bc, wb)
-    wc = torch.where(in_bc, t_bc, wc)
+    w = _override(w, (va <= 0) & ((d4 - d3) >= 0) & ((d5 - d6) >= 0), (zero, one - t_bc, t_bc))
     # Edge AC.
     t_ac = d2 / _safe(d2 - d6)
-    in_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-    wa = torch.where(in_ac, one - t_ac, wa)
-    wb = torch.where(in_ac, zero, wb)
-    wc = torch.where(in_ac, t_ac, wc)
+    w = _override(w, (vb <= 0) & (d2 >= 0) & (d6 <= 0), (one - t_ac, zero, t_ac))
     # Vertex C.
-    in_c = (d6 >= 0) & (d5 <= d6)
-    wa = torch.where(in_c, zero, wa)
-    wb = torch.where(in_c, zero, wb)
-    wc = torch.where(in_c, one, wc)
+    w = _override(w, (d6 >= 0) & (d5 <= d6), (zero, zero, one))
     # Edge AB.
     t_ab = d1 / _safe(d1 - d3)
-    in_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-    wa = torch.where(in_ab, one - t_ab, wa)
-    wb = torch.where(in_ab, t_ab, wb)
-    wc = torch.where(in_ab, zero, wc)
+    w = _override(w, (vc <= 0) & (d1 >= 0) & (d3 <= 0), (one - t_ab, t_ab, zero))
     # Vertex B.
-    in_b = (d3 >= 0) & (d4 <= d3)
-    wa = torch.where(in_b, zero, wa)
-    wb = torch.where(in_b, one, wb)
-    wc = torch.where(in_b, zero, wc)
+    w = _override(w, (d3 >= 0) & (d4 <= d3), (zero, one, zero))
     # Vertex A (highest priority).
-    in_a = (d1 <= 0) & (d2 <= 0)
-    wa = torch.where(in_a, one, wa)
-    wb = torch.where(in_a, zero, wb)
-    wc = torch.where(in_a, zero, wc)
-    return torch.stack((wa, wb, wc), dim=-1)
+    w = _override(w, (d1 <= 0) & (d2 <= 0), (one, zero, zero))
+    return torch.stack(w, dim=-1)
 
 
 def _triangle_table(vertices: Tensor, faces: Tensor) -> dict[str, Tensor]:
