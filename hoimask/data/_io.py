@@ -62,6 +62,29 @@ def read_depth_png(path: str | os.PathLike, scale: float) -> torch.Tensor:
     return torch.from_numpy(arr * scale)
 
 
+def _checked_mapping(path: Path, data: Any, required: tuple[str, ...], what: str) -> dict[str, Any]:
+    """``data`` after checking it is a dict holding the ``required`` keys.
+
+    Args:
+        path: the file ``data`` was read from (named in errors).
+        data: the loaded content.
+        required: keys that must be present.
+        what: what the file should hold, for the error (e.g. ``"a YAML mapping"``).
+
+    Returns:
+        ``data``.
+
+    Raises:
+        FileFormatError: not a dict, or a required key missing.
+    """
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{path}: expected {what}, got {type(data).__name__}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise FileFormatError(f"{path}: missing key(s) {missing}; expected {list(required)}")
+    return data
+
+
 def read_yaml(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, Any]:
     """Read a YAML mapping and check that it has the ``required`` keys."""
     import yaml
@@ -71,12 +94,7 @@ def read_yaml(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[s
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise FileFormatError(f"{p}: invalid YAML ({e})") from e
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{p}: expected a YAML mapping, got {type(data).__name__}")
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise FileFormatError(f"{p}: missing key(s) {missing}; expected {list(required)}")
-    return data
+    return _checked_mapping(p, data, required, "a YAML mapping")
 
 
 def read_npz(path: str | os.PathLike, shapes: dict[str, tuple[int | None, ...]]) -> dict[str, np.ndarray]:
@@ -108,12 +126,7 @@ def read_pickle(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict
         raise FileFormatError(f"{p}: {e}") from e
     except Exception as e:  # noqa: BLE001
         raise FileFormatError(f"{p}: could not unpickle ({e})") from e
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{p}: expected a pickled dict, got {type(data).__name__}")
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise FileFormatError(f"{p}: missing key(s) {missing}; expected {list(required)}")
-    return data
+    return _checked_mapping(p, data, required, "a pickled dict")
 
 
 def read_obj(path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
