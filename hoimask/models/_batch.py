@@ -9,7 +9,7 @@ import torch
 
 from hoimask._checks import DTypeError, ShapeError, check_shape
 
-__all__ = ["get_image", "optional", "build_masker"]
+__all__ = ["get_image", "optional", "build_masker", "mask_batch"]
 
 
 def get_image(batch: Mapping[str, Any], img_size: int, fn: str) -> torch.Tensor:
@@ -43,3 +43,30 @@ def build_masker(kind: str, mask_ratio: float, kwargs: dict[str, Any]):
     if kind == "region":
         return masking.RegionRatioMasker(**{"mask_ratio": mask_ratio, **kwargs})
     return masking.HybridMasker(**{"mask_ratio": mask_ratio, **kwargs})
+
+
+def mask_batch(masker, batch: Mapping[str, Any], image: torch.Tensor, grid: tuple[int, int], *,
+               generator: torch.Generator | None = None):
+    """Draw a batch's mask with ``masker``, guided by its ``segmentation`` / ``joints_2d`` when present.
+
+    Args:
+        masker: a :mod:`hoimask.masking` masker.
+        batch: the collated batch.
+        image: the batch's image (its size and device are used).
+        grid: the patch grid ``(h, w)`` of ``image``.
+        generator: RNG of the masker.
+
+    Returns:
+        The masker's :class:`hoimask.masking.MaskOutput`.
+
+    Shape:
+        - image: ``(B, 3, H, W)``
+    """
+    return masker(
+        image.shape[0],
+        grid,
+        segmentation=optional(batch, "segmentation"),
+        joints_2d=optional(batch, "joints_2d"),
+        device=image.device,
+        generator=generator,
+    )

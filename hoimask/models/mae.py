@@ -15,7 +15,7 @@ from torch import nn
 from hoimask._checks import check_choice
 from hoimask.losses import pixel_reconstruction_loss
 from hoimask.masking.base import MaskOutput
-from hoimask.models._batch import build_masker, get_image, optional
+from hoimask.models._batch import build_masker, get_image, mask_batch
 from hoimask.nn import TokenDecoder, ViTEncoder
 
 __all__ = ["MAE", "MAE_PRESETS"]
@@ -111,14 +111,7 @@ class MAE(nn.Module):
         image = get_image(batch, self.img_size, "MAE.forward")
         grid = self.encoder.patch_embed.grid_size(image.shape[-2], image.shape[-1])
         if mask is None:
-            mask = self.masker(
-                image.shape[0],
-                grid,
-                segmentation=optional(batch, "segmentation"),
-                joints_2d=optional(batch, "joints_2d"),
-                device=image.device,
-                generator=generator,
-            )
+            mask = mask_batch(self.masker, batch, image, grid, generator=generator)
         tokens = self.encoder(image, mask).tokens  # (B, L, D)
         decoded = self.decoder(tokens, mask.ids_restore, grid_size=grid).tokens  # (B, N, Dd)
         pixels = self.pixel_head(decoded)  # (B, N, P*P*3)

@@ -30,7 +30,7 @@ from hoimask.losses import (
     weighted_sum,
 )
 from hoimask.masking.base import MaskOutput
-from hoimask.models._batch import build_masker, get_image, optional
+from hoimask.models._batch import build_masker, get_image, mask_batch, optional
 from hoimask.models.config import MaskHOIConfig, resolve_preset
 from hoimask.nn import (
     DPTHead,
@@ -171,14 +171,7 @@ class MaskHOI(nn.Module):
         """Draw this batch's mask with the configured masker."""
         image = get_image(batch, self.config.img_size, "MaskHOI.mask")
         grid = self.encoder.patch_embed.grid_size(image.shape[-2], image.shape[-1])
-        return self.masker(
-            image.shape[0],
-            grid,
-            segmentation=optional(batch, "segmentation"),
-            joints_2d=optional(batch, "joints_2d"),
-            device=image.device,
-            generator=generator,
-        )
+        return mask_batch(self.masker, batch, image, grid, generator=generator)
 
     def forward(
         self,
