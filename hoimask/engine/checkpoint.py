@@ -16,7 +16,8 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,34 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def _replacing(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` that replaces ``path`` when the ``with`` block succeeds.
+
+    The file gets the permissions of a normally created one; on any exception it
+    is deleted and ``path`` is left as it was. The directory is created if needed
+    and synced after the rename.
+
+    Args:
+        path: the destination.
+
+    Returns:
+        (yields) the temporary file's name, for the block to write and flush.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, _umask_mode())
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same directory, then ``os.replace``).
 
@@ -59,21 +88,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
         Not applicable.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.chmod(tmp, _umask_mode())
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with _replacing(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 
@@ -112,23 +131,13 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     if not isinstance(state, Mapping):
         raise DTypeError(f"save_checkpoint(): argument 'state' expected a mapping, got {type(state).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(state)
     payload[FORMAT_KEY] = FORMAT_VERSION
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, _umask_mode())
+    with _replacing(path) as tmp:
         torch.save(payload, tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         digest, size = _digest(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
     atomic_write(path.with_name(path.name + ".sha256"), json.dumps({"sha256": digest, "bytes": size}) + "\n")
     return path
 
