@@ -3,19 +3,22 @@
 The brute-force search (``reference.triangle_search``) evaluates every
 (point, triangle) pair. This search groups the triangles into ``2**L`` small,
 compact clusters (recursive median splits, a balanced kd-tree over the
-centroids) with an axis-aligned bounding box each, and per chunk of points:
+centroids) with an axis-aligned bounding box per cluster and per triangle
+(the distance to a box is a lower bound of the distance to what it holds),
+and per chunk of points:
 
-1. evaluates exactly the cluster whose box is nearest (the distance to a box
-   is a lower bound of the distance to its triangles), which gives an upper
-   bound ``d0`` of the distance;
-2. evaluates exactly every cluster whose lower bound is at most ``d0`` (plus
-   a rounding slack). No triangle closer than ``d0`` can be skipped, so the
-   closest triangle is exact, with the same pair formula as the brute force.
+1. in the cluster whose box is nearest, evaluates exactly the triangle whose
+   box is nearest, which gives an upper bound ``d0`` of the distance;
+2. evaluates exactly every triangle whose box is at most ``d0`` away (plus a
+   rounding slack), found through the clusters whose box is at most ``d0``
+   away. No triangle closer than ``d0`` can be skipped, so the closest
+   triangle is exact, with the same pair formula as the brute force.
 
-The exact pairs are gathered into a sparse list, so the work per point is the
-handful of clusters around it rather than the whole mesh. The sign (pseudo-normal
-of the closest feature) does not need any further pass over the mesh except
-for points whose closest feature touches an open boundary.
+The candidate (point, cluster) and (point, triangle) pairs are gathered into
+sparse lists, so the work per point is the handful of triangles around it
+rather than the whole mesh. The sign (pseudo-normal of the closest feature)
+does not need any further pass over the mesh except for points whose closest
+feature touches an open boundary.
 """
 
 from __future__ import annotations
@@ -110,13 +113,30 @@ def _eval_pairs(px: Tensor, py: Tensor, pz: Tensor, cols: tuple[Tensor, ...]) ->
     return torch.where(inside, plane_sq, best).clamp_min_(0)
 
 
+
+def _box_lower_sq(p: Tensor, boxes: Tensor) -> Tensor:
+    """Squared distance from points to boxes given by centre and half-width.
+
+    ``boxes[..., k, :]`` holds the centres along axis ``k`` and
+    ``boxes[..., 3 + k, :]`` the half-widths.
+
+    Shape:
+        - p: ``(..., 3)``; boxes: ``(..., 6, G)``; output: ``(..., G)``
+    """
+    out = None
+    for k in range(3):
+        gap = (p[..., k : k + 1] - boxes[..., k, :]).abs_().sub_(boxes[..., 3 + k, :]).clamp_min_(0)
+        out = gap.mul_(gap) if out is None else out.addcmul_(gap, gap)
+    return out
+
+
 def clustered_search(
     points: Tensor,
     vertices: Tensor,
     faces: Tensor,
     *,
     cluster_size: int = 16,
-    chunk_points: int = 512,
+    chunk_points: int = 2048,
 ) -> Tensor:
     """Index of the closest triangle of every point (exact) using triangle clusters.
 
@@ -149,19 +169,26 @@ def clustered_search(
         # a duplicate never changes the minimum nor the lowest index among ties.
         order = slots.clamp_max(T - 1)
         full = triangle_table(vertices, faces)[:, order]  # (B, C*G, 24)
-        table = full[..., :_NUM_USED]  # (B, C*G, 21)
-        # NaN 1/det for degenerate triangles makes their "projection inside" test false.
+        # One row per slot (cluster-major), NaN 1/det for degenerate triangles so that their
+        # "projection inside" test is false.
+        table = full[..., :_NUM_USED].contiguous()
         table[..., _INV_DET] = torch.where(
             full[..., _VALID] > 0, table[..., _INV_DET], torch.full_like(table[..., _INV_DET], math.nan)
         )
-        tab = table.view(B, C, G, _NUM_USED).permute(0, 1, 3, 2).contiguous()  # (B, C, 21, G)
-        tab = tab.view(B * C, -1)  # row b * C + c: the cluster's table, (24 * G) values
-        face_of = order.view(C, G)
-        # Axis-aligned bounding boxes of the clusters, one (B, 1, C) tensor per axis and side.
-        corners = tri[:, order].reshape(B, C, G * 3, 3)
-        box_lo = corners.amin(2).permute(2, 0, 1).unsqueeze(2)  # (3, B, 1, C)
-        box_hi = corners.amax(2).permute(2, 0, 1).unsqueeze(2)
+        table = table.view(B * C * G, _NUM_USED).t().contiguous()  # (21, B*C*G): gathers give contiguous columns
+        face_of = order  # (C*G,) triangle id of each slot
+        # Axis-aligned bounding boxes of the triangles, one row of 6 * G values per cluster
+        # (centre x, y, z then half-width x, y, z, G values each; rounding in the centre form
+        # is covered by the slack below), and of the clusters, one (B, 1, C) tensor per axis
+        # and side.
+        corners = tri[:, order]  # (B, C*G, 3, 3)
+        tri_lo, tri_hi = corners.amin(2), corners.amax(2)  # (B, C*G, 3)
+        tri_box = torch.cat([(tri_lo + tri_hi) * 0.5, (tri_hi - tri_lo) * 0.5], dim=-1)
+        tri_box = tri_box.view(B, C, G, 6).transpose(2, 3).reshape(B * C, 6 * G)
+        box_lo = tri_lo.view(B, C, G, 3).amin(2).permute(2, 0, 1).unsqueeze(2)  # (3, B, 1, C)
+        box_hi = tri_hi.view(B, C, G, 3).amax(2).permute(2, 0, 1).unsqueeze(2)
         scale = float(corners.abs().amax())
+        slack_rel = 64 * torch.finfo(points.dtype).eps
         index = torch.empty(B, Q, dtype=torch.int64, device=points.device)
         row_base = (torch.arange(B, device=points.device) * C).view(B, 1)
         for start in range(0, Q, chunk_points):
@@ -172,33 +199,36 @@ def clustered_search(
             lower_sq = None
             for axis in range(3):
                 x = p[..., axis].unsqueeze(-1)  # (B, Qc, 1)
-                gap = torch.maximum(box_lo[axis] - x, x - box_hi[axis]).clamp_min(0)  # (B, Qc, C)
-                lower_sq = gap * gap if lower_sq is None else lower_sq + gap * gap
+                gap = torch.maximum(box_lo[axis] - x, x - box_hi[axis]).clamp_min_(0)  # (B, Qc, C)
+                lower_sq = gap * gap if lower_sq is None else lower_sq.addcmul_(gap, gap)
 
-            # Step 1: exact distance to the cluster with the nearest box -> upper bound d0.
-            first = lower_sq.argmin(-1)  # (B, Qc)
-            rows = tab.index_select(0, (row_base + first).reshape(-1)).view(B, Qc, _NUM_USED, G)
-            dsq = _eval_pairs(p[..., 0:1], p[..., 1:2], p[..., 2:3], rows.unbind(-2))
-            d0_sq, arg0 = dsq.min(-1)  # (B, Qc)
-            # Step 2: every other cluster that may hold a triangle at most d0 away
-            # (with slack for rounding in the bounds, e.g. coordinates in camera space).
-            slack = 64 * torch.finfo(p.dtype).eps * (float(p.abs().amax()) + scale)
-            bound = (d0_sq.sqrt() * (1 + 1e-6) + slack).square()
-            exact = lower_sq <= bound.unsqueeze(-1)
-            exact.scatter_(2, first.unsqueeze(-1), False)
-            bq, qq, cc = exact.nonzero(as_tuple=True)
-            rows = tab.index_select(0, bq * C + cc).view(-1, _NUM_USED, G)  # (P, 21, G)
-            pp = p[bq, qq]  # (P, 3)
-            dsq = _eval_pairs(pp[:, 0:1], pp[:, 1:2], pp[:, 2:3], rows.unbind(-2))
-            pair_min, pair_arg = dsq.min(-1)  # (P,)
-            pid = bq * Qc + qq
-            best = d0_sq.reshape(-1).clone()
-            best.scatter_reduce_(0, pid, pair_min, reduce="amin")
+            # Step 1: in the cluster with the nearest box, the triangle with the nearest box; its
+            # exact distance is an upper bound d0 of the distance.
+            pflat = p.reshape(-1, 3)
+            first_row = (row_base + lower_sq.min(-1).indices).reshape(-1)  # (B * Qc,) row b * C + c
+            tri_lower = _box_lower_sq(pflat, tri_box.index_select(0, first_row).view(-1, 6, G))  # (B * Qc, G)
+            slot0 = first_row * G + tri_lower.min(-1).indices  # row of the table, b * C * G + c * G + g
+            d0_sq = _eval_pairs(*pflat.unbind(-1), table.index_select(1, slot0).unbind(0))
+            # Step 2: every triangle whose box is at most d0 away (with slack for rounding in the
+            # bounds, e.g. coordinates in camera space): those of the first cluster from the
+            # bounds above, then those of every other cluster whose box is at most d0 away.
+            slack = slack_rel * (float(p.abs().amax()) + scale)
+            bound = (d0_sq.sqrt() * (1 + 1e-6) + slack).square()  # (B * Qc,)
+            pid_a, g_a = (tri_lower <= bound.unsqueeze(-1)).nonzero(as_tuple=True)
+            near = lower_sq.view(-1, C) <= bound.unsqueeze(-1)
+            near.scatter_(1, (first_row % C).unsqueeze(-1), False)
+            pid_c, cc = near.nonzero(as_tuple=True)
+            rows = (pid_c // Qc) * C + cc
+            tri_lower = _box_lower_sq(pflat.index_select(0, pid_c), tri_box.index_select(0, rows).view(-1, 6, G))
+            pair, g_b = (tri_lower <= bound.index_select(0, pid_c).unsqueeze(-1)).nonzero(as_tuple=True)
+            pid = torch.cat([pid_a, pid_c.index_select(0, pair)])
+            slot = torch.cat([first_row.index_select(0, pid_a) * G + g_a, rows.index_select(0, pair) * G + g_b])
+            dsq = _eval_pairs(*pflat.index_select(0, pid).unbind(-1), table.index_select(1, slot).unbind(0))
+            best = d0_sq.clone().scatter_reduce_(0, pid, dsq, reduce="amin")
             # Lowest face index among the exact ties, over both steps.
-            face0 = face_of[first, arg0].reshape(-1)
-            big = torch.full_like(face0, T)
-            chosen = torch.where(d0_sq.reshape(-1) == best, face0, big)
-            face = face_of[cc, pair_arg]
-            chosen.scatter_reduce_(0, pid, torch.where(pair_min == best[pid], face, torch.full_like(face, T)), reduce="amin")
+            face = face_of.index_select(0, slot % (C * G))
+            chosen = torch.where(d0_sq == best, face_of.index_select(0, slot0 % (C * G)), T)
+            ties = torch.where(dsq == best.index_select(0, pid), face, T)
+            chosen.scatter_reduce_(0, pid, ties, reduce="amin")
             index[:, start:stop] = chosen.view(B, Qc)
     return index
