@@ -18,6 +18,7 @@ to within ``1/510``. Everything else is stored exactly.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import tempfile
@@ -222,7 +223,7 @@ class CachedHOI(Dataset):
         if not -n <= index < n:
             raise IndexError(f"CachedHOI: index {index} out of range for {n} samples")
         index %= n
-        k = max(i for i, off in enumerate(self._offsets) if off <= index)
+        k = bisect.bisect_right(self._offsets, index) - 1  # last shard starting at or before index
         data = self._shard(k)
         j = index - self._offsets[k]
         sample = {}
