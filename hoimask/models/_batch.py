@@ -12,7 +12,7 @@ from hoimask._checks import DTypeError, ShapeError, check_shape
 __all__ = ["get_image", "optional", "build_masker", "mask_batch"]
 
 
-def get_image(batch: Mapping[str, Any], img_size: int, fn: str) -> torch.Tensor:
+def get_image(batch: Mapping[str, Any], fn: str) -> torch.Tensor:
     """The batch's ``image`` ``(B, 3, H, W)``, checked to be a floating tensor."""
     if not isinstance(batch, Mapping) or "image" not in batch:
         raise ShapeError(f"{fn}(): argument 'batch' must be a mapping with an 'image' entry")

@@ -108,7 +108,7 @@ class MAE(nn.Module):
         Returns:
             ``{"loss", "terms": {"pixel"}, "predictions": {"pixels", "mask"}}``.
         """
-        image = get_image(batch, self.img_size, "MAE.forward")
+        image = get_image(batch, "MAE.forward")
         grid = self.encoder.patch_embed.grid_size(image.shape[-2], image.shape[-1])
         if mask is None:
             mask = mask_batch(self.masker, batch, image, grid, generator=generator)

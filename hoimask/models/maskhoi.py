@@ -169,7 +169,7 @@ class MaskHOI(nn.Module):
 
     def mask(self, batch: Mapping[str, Any], *, generator: torch.Generator | None = None) -> MaskOutput:
         """Draw this batch's mask with the configured masker."""
-        image = get_image(batch, self.config.img_size, "MaskHOI.mask")
+        image = get_image(batch, "MaskHOI.mask")
         grid = self.encoder.patch_embed.grid_size(image.shape[-2], image.shape[-1])
         return mask_batch(self.masker, batch, image, grid, generator=generator)
 
@@ -198,7 +198,7 @@ class MaskHOI(nn.Module):
             ``terms`` has the present individual terms and the group losses
             ``loss_2d``, ``loss_3d``, ``loss_hand``, ``loss_object``.
         """
-        image = get_image(batch, self.config.img_size, "MaskHOI.forward")
+        image = get_image(batch, "MaskHOI.forward")
         B, _, H, W = image.shape
         grid = self.encoder.patch_embed.grid_size(H, W)
         if mask is None:
