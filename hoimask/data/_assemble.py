@@ -140,9 +140,7 @@ def frame_sample(
         grasped = False
     amodal = amodal | (segmentation == 1)
     visible, total = int((segmentation == 1).sum()), int(amodal.sum())
-    points = torch.zeros(1, 3) if model is None else model[2]
-    if model is None:
-        points = torch.full((1, 3), nan)
+    points = torch.full((1, 3), nan) if model is None else model[2]
     return {
         "image": image.float(),
         "segmentation": segmentation.long(),
