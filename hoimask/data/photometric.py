@@ -12,7 +12,14 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from hoimask._checks import ShapeError, ValueRangeError, check_in_range, check_positive, check_shape
+from hoimask._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_in_range,
+    check_positive,
+    check_probability,
+    check_shape,
+)
 
 __all__ = ["IMAGE_KEYS", "ColorJitter", "GaussianBlur", "adjust_colors", "gaussian_blur"]
 
@@ -104,7 +111,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, math.ceil(3 * sigma))
     if radius >= min(dims["H"], dims["W"]):
         raise ShapeError(f"gaussian_blur(): sigma={sigma} needs a kernel radius {radius} smaller than the image {tuple(image.shape)}")
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     k = k / k.sum()
     C = dims["C"]
@@ -123,8 +130,6 @@ class GaussianBlur:
     """
 
     def __init__(self, p: float = 0.3, sigma_range: tuple[float, float] = (0.3, 1.5)) -> None:
-        from hoimask._checks import check_probability
-
         self.p = check_probability(p, name="p")
         if len(sigma_range) != 2 or not 0 < sigma_range[0] <= sigma_range[1]:
             raise ValueRangeError(f"GaussianBlur(): argument 'sigma_range' expected (low, high) with 0 < low <= high, got {sigma_range}")
