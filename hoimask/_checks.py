@@ -128,9 +128,8 @@ def check_shape(
         DTypeError: ``x`` is not a tensor.
         ShapeError: the shape does not match.
     """
-    where = _where(name, fn)
     if not isinstance(x, torch.Tensor):
-        raise DTypeError(f"{where} expected a torch.Tensor of shape ({spec}), got {type(x).__name__}")
+        raise DTypeError(f"{_where(name, fn)} expected a torch.Tensor of shape ({spec}), got {type(x).__name__}")
     tokens = _parse(spec)
     bound: dict[str, int] = dims if dims is not None else {}
     shape = tuple(x.shape)
@@ -138,7 +137,7 @@ def check_shape(
     body = tokens[1:] if ellipsis else tokens
     if (ellipsis and len(shape) < len(body)) or (not ellipsis and len(shape) != len(body)):
         raise ShapeError(
-            f"{where} expected shape ({spec}) with {'at least ' if ellipsis else ''}"
+            f"{_where(name, fn)} expected shape ({spec}) with {'at least ' if ellipsis else ''}"
             f"{len(body)} dims, got shape {shape}"
         )
     actual = shape[len(shape) - len(body) :]
@@ -148,12 +147,12 @@ def check_shape(
             continue
         if tok.lstrip("-").isdigit():
             if size != int(tok):
-                raise ShapeError(f"{where} expected shape ({spec}), got shape {shape}")
+                raise ShapeError(f"{_where(name, fn)} expected shape ({spec}), got shape {shape}")
             continue
         want = new.get(tok, bound.get(tok))
         if want is not None and want != size:
             raise ShapeError(
-                f"{where} expected shape ({spec}) with {tok}={want}, got shape {shape} ({tok}={size})"
+                f"{_where(name, fn)} expected shape ({spec}) with {tok}={want}, got shape {shape} ({tok}={size})"
             )
         new[tok] = size
     bound.update(new)
@@ -237,12 +236,12 @@ def check_in_range(
 
 def check_probability(value: float, *, name: str, fn: str | None = None) -> float:
     """Check that ``value`` is a probability in [0, 1]."""
-    return check_in_range(value, name=name, low=0.0, high=1.0, fn=fn or _caller())
+    return check_in_range(value, name=name, low=0.0, high=1.0, fn=fn)
 
 
 def check_positive(value: float, *, name: str, strict: bool = True, fn: str | None = None) -> float:
     """Check that ``value`` is > 0 (or >= 0 when ``strict=False``)."""
-    return check_in_range(value, name=name, low=0.0, low_inclusive=not strict, fn=fn or _caller())
+    return check_in_range(value, name=name, low=0.0, low_inclusive=not strict, fn=fn)
 
 
 def check_choice(value: Any, choices: Iterable[Any], *, name: str, fn: str | None = None) -> Any:
@@ -264,7 +263,6 @@ def check_tensor(
     fn: str | None = None,
 ) -> dict[str, int]:
     """Shape check plus optional floating-point and finiteness checks in one call."""
-    fn = fn or _caller()
     out = check_shape(x, spec, name=name, dims=dims, fn=fn)
     if floating:
         check_floating(x, name=name, fn=fn)

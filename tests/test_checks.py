@@ -14,6 +14,7 @@ from hoimask._checks import (
     check_probability,
     check_same_device,
     check_shape,
+    check_tensor,
 )
 
 
@@ -89,3 +90,21 @@ def test_version_from_metadata():
     import hoimask
 
     assert hoimask.__version__ and hoimask.__version__[0].isdigit()
+
+
+def my_ratio_fn(p):
+    return check_probability(p, name="p")
+
+
+def my_tensor_fn(x):
+    return check_tensor(x, "B 3", name="x", floating=True)
+
+
+def test_wrapped_checks_name_the_public_caller():
+    # The location is resolved only when an error is raised, through nested checks too.
+    with pytest.raises(ValueRangeError, match=r"my_ratio_fn\(\): argument 'p'"):
+        my_ratio_fn(1.5)
+    with pytest.raises(DTypeError, match=r"my_tensor_fn\(\): argument 'x'"):
+        my_tensor_fn(torch.zeros(2, 3, dtype=torch.int64))
+    with pytest.raises(ShapeError, match=r"my_tensor_fn\(\): argument 'x'"):
+        my_tensor_fn(torch.zeros(2, 4))
