@@ -290,8 +290,12 @@ class Evaluator:
                 None if pv is None else (pv.detach().cpu().double() * metres).numpy().astype(np.float32),
             )
         if t["gt_joints"] is None:
-            if t["gt_verts"] is not None or gt_obj_R is not None:
-                raise ValueRangeError("Evaluator.update(): 'gt_joints' is required when other ground truth is given")
+            given = [k for k, v in (("gt_verts", t["gt_verts"]), ("gt_obj_R", gt_obj_R), ("gt_obj_t", gt_obj_t))
+                     if v is not None]  # fmt: skip
+            if given:
+                raise ValueRangeError(
+                    f"Evaluator.update(): 'gt_joints' is required when other ground truth is given (got {given})"
+                )
             self._commit(None, pred_entry)
             return
         check_shape(t["gt_joints"], "B 21 3", name="gt_joints", dims=dims, fn="Evaluator.update")

@@ -189,6 +189,10 @@ def test_update_errors():
         ev.update(b["pred_joints"], b["gt_joints"], pred_verts=b["pred_verts"])
     with pytest.raises(ValueRangeError, match="obj_points"):
         ev.update(b["pred_joints"], b["gt_joints"], pred_obj_R=b["pred_obj_R"])
+    for key in ("gt_verts", "gt_obj_R", "gt_obj_t"):  # ground truth without gt_joints is not dropped silently
+        with pytest.raises(ValueRangeError, match=f"'gt_joints' is required.*{key}"):
+            ev.update(b["pred_joints"], **{key: b[key]})
+    assert ev.compute() == {"num_samples": 0.0}
     with pytest.raises(ValueRangeError, match="occlusion_bins"):
         Evaluator(occlusion_bins=(0.5, 0.25))
     with pytest.raises(ValueRangeError, match="units"):
