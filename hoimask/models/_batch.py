@@ -9,7 +9,7 @@ import torch
 
 from hoimask._checks import DTypeError, ShapeError, check_shape
 
-__all__ = ["get_image", "optional", "build_masker", "mask_batch"]
+__all__ = ["get_image", "optional", "object_present", "build_masker", "mask_batch"]
 
 
 def get_image(batch: Mapping[str, Any], fn: str) -> torch.Tensor:
@@ -27,6 +27,23 @@ def optional(batch: Mapping[str, Any], key: str) -> torch.Tensor | None:
     """``batch[key]`` if present and not None, else None."""
     value = batch.get(key)
     return value if isinstance(value, torch.Tensor) else None
+
+
+def object_present(batch: Mapping[str, Any], rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: the samples whose object pose targets count.
+
+    A sample counts when its targets are finite (NaN marks an absent object)
+    and, if the batch carries a ``has_object`` flag, that flag is set (hand-only
+    synthetic scenes carry a finite identity pose).
+
+    Shape:
+        rotation ``(B, 3, 3)``, translation ``(B, 3)`` -> ``(B,)``.
+    """
+    ok = torch.isfinite(rotation).flatten(1).all(1) & torch.isfinite(translation).flatten(1).all(1)
+    has = optional(batch, "has_object")
+    if has is not None:
+        ok = ok & has.to(device=ok.device, dtype=torch.bool).reshape(-1)
+    return ok
 
 
 def build_masker(kind: str, mask_ratio: float, kwargs: dict[str, Any]):

@@ -30,7 +30,7 @@ from hoimask.losses import (
     weighted_sum,
 )
 from hoimask.masking.base import MaskOutput
-from hoimask.models._batch import build_masker, get_image, mask_batch, optional
+from hoimask.models._batch import build_masker, get_image, mask_batch, object_present, optional
 from hoimask.models.config import MaskHOIConfig, resolve_preset
 from hoimask.nn import (
     DPTHead,
@@ -255,12 +255,7 @@ class MaskHOI(nn.Module):
         )
         R, t = optional(batch, "object_rotation"), optional(batch, "object_translation")
         if R is not None and t is not None:
-            # (B,) samples with an object: the data's `has_object` flag when present (hand-only
-            # synthetic scenes carry a finite identity pose), else finite targets (NaN = absent).
-            ok = torch.isfinite(R).flatten(1).all(1) & torch.isfinite(t).all(1)
-            has = optional(batch, "has_object")
-            if has is not None:
-                ok = ok & has.to(device=ok.device, dtype=torch.bool).reshape(-1)
+            ok = object_present(batch, R, t)  # (B,)
             if ok.any():
                 terms["object_pose"] = object_pose_loss(pose.rotation_6d[ok], pose.translation[ok], R[ok], t[ok])
 

@@ -24,6 +24,7 @@ from hoimask._checks import FileFormatError, check_shape
 from hoimask.geometry import rotation_6d_to_matrix
 from hoimask.losses import HandMeshLoss, object_pose_loss
 from hoimask.losses.pose import hand_from_rotation_6d
+from hoimask.models._batch import object_present
 from hoimask.nn import MANOTransformerHead, ObjectPoseHead, ViTEncoder
 
 __all__ = ["PoseRegressionModel", "POSE_LOSS_WEIGHTS"]
@@ -171,8 +172,7 @@ class PoseRegressionModel(nn.Module):
             terms["hand_root"] = (preds["root"] - joints[:, 0].to(preds["root"].dtype)).abs().mean()
         R, t = batch.get("object_rotation"), batch.get("object_translation")
         if R is not None and t is not None:
-            has = batch.get("has_object")
-            ok = has.bool() if has is not None else torch.isfinite(t).all(1)  # (B,)
+            ok = object_present(batch, R, t)  # (B,)
             if ok.any():
                 terms["object_pose"] = object_pose_loss(
                     preds["object_rotation_6d"][ok], preds["object_translation"][ok], R[ok], t[ok]

@@ -45,6 +45,18 @@ def test_object_term_skipped_without_objects_and_gradients_flow():
     assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
 
 
+def test_object_term_ignores_non_finite_targets_even_when_flagged():
+    # A sample flagged has_object=True whose pose is NaN must not turn the loss into NaN
+    # (same rule as MaskHOI: finite targets and the flag).
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL)
+    batch = _batch(with_object=(True, True, True))
+    batch["object_translation"][1] = float("nan")
+    out = model(batch)
+    assert "object_pose" in out["terms"]
+    assert torch.isfinite(out["terms"]["object_pose"]) and torch.isfinite(out["loss"])
+
+
 @pytest.mark.slow
 def test_loss_falls_when_overfitting():
     torch.manual_seed(0)
