@@ -312,3 +312,19 @@ def test_winding_sign_for_overlapping_components():
     torch.testing.assert_close(signed.abs(), mesh_sdf(p, v2, f2).abs())
     with _pytest.raises(ValueRangeError, match="'sign'"):
         mesh_sdf(p, v2, f2, sign="normals")
+
+
+def test_brute_force_winding_batches_uneven_masks():
+    """Winding numbers of masked points, batched over meshes with different masked counts."""
+    from hoimask.ops.mesh_sdf.reference import brute_force_winding
+
+    v, f = hand_sized(icosphere(1))
+    verts = torch.stack([v, (v - CAMERA_OFFSET) * 1.5 + CAMERA_OFFSET, v + 0.01])  # (3, V, 3)
+    points = torch.cat([random_points(30, CAMERA_OFFSET, 0.08, seed=s) for s in range(3)])  # (3, 30, 3)
+    g = torch.Generator().manual_seed(4)
+    mask = torch.rand(3, 30, generator=g) < torch.tensor([[0.2], [0.7], [0.0]])
+    assert mask.sum(1).tolist()[2] == 0 and mask.sum(1)[0] != mask.sum(1)[1]
+    got = brute_force_winding(points, verts, f)(mask)
+    full = torch.stack([triangle_search(points[b : b + 1], verts[b : b + 1], f)[1][0] for b in range(3)])
+    torch.testing.assert_close(got, torch.where(mask, full, torch.zeros_like(full)), atol=1e-12, rtol=0)
+    assert torch.equal(brute_force_winding(points, verts, f)(torch.zeros_like(mask)), torch.zeros(3, 30).double())

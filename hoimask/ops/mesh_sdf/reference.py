@@ -269,11 +269,17 @@ def brute_force_winding(points: Tensor, vertices: Tensor, faces: Tensor) -> Wind
 
     def winding_of(mask: Tensor) -> Tensor:
         out = points.new_zeros(mask.shape)
-        for b in range(points.shape[0]):
-            if bool(mask[b].any()):
-                sub = points[b, mask[b]].unsqueeze(0)
-                out[b, mask[b]] = triangle_search(sub, vertices[b : b + 1], faces)[1][0]
-        return out
+        count = int(mask.sum(dim=1).max()) if mask.numel() else 0
+        if count == 0:
+            return out
+        # Masked points of every batch element first (stable), padded to the largest count: one
+        # batched search instead of one per batch element.
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :count]  # (B, M)
+        sub = torch.gather(points, 1, order.unsqueeze(-1).expand(-1, -1, 3))  # (B, M, 3)
+        winding = triangle_search(sub, vertices, faces)[1]  # (B, M)
+        keep = torch.gather(mask, 1, order)
+        # ``order`` holds distinct indices per row, so the scatter writes every entry once.
+        return out.scatter_(1, order, torch.where(keep, winding, torch.zeros_like(winding)))
 
     return winding_of
 
