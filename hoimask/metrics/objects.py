@@ -33,6 +33,7 @@ from hoimask._checks import (
     check_shape,
 )
 from hoimask.metrics._arrays import ArrayLike, like_input, to_tensors
+from hoimask.metrics.hand import _mean_distance
 from hoimask.metrics.nearest import DEFAULT_MAX_ELEMENTS, _nearest, point_set_diameter
 
 __all__ = [
@@ -112,10 +113,6 @@ def _pose_inputs(fn: str, R_pred, t_pred, R_gt, t_gt, model_points):
     posed_pred = transform_points(pts, t["R_pred"], t["t_pred"])  # (B, P, 3)
     posed_gt = transform_points(pts, t["R_gt"], t["t_gt"])  # (B, P, 3)
     return was_numpy, posed_pred, posed_gt
-
-
-def _mean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(a - b, dim=-1).mean(dim=-1)
 
 
 def center_error(t_pred: ArrayLike, t_gt: ArrayLike) -> ArrayLike:
