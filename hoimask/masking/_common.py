@@ -11,7 +11,7 @@ import torch
 from hoimask._checks import DTypeError, ValueRangeError, check_in_range
 from hoimask.masking.base import MaskOutput
 
-__all__ = ["Masker", "check_ratio", "check_grid", "resolve_device", "uniform", "keep_count"]
+__all__ = ["Masker", "check_ratio", "check_grid", "resolve_device", "uniform", "blob_scores", "keep_count"]
 
 #: Region labels of the segmentation maps (background, hand, object).
 BACKGROUND, HAND, OBJECT = 0, 1, 2
@@ -62,6 +62,31 @@ def uniform(shape: Sequence[int], generator: torch.Generator | None, device: tor
     """
     draw_device = generator.device if generator is not None else device
     return torch.rand(tuple(shape), generator=generator, device=draw_device).to(device)
+
+
+def blob_scores(noise: torch.Tensor, region: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Scores in ``[0, 2)`` that fall with the grid distance to a seed patch of ``region`` (a blob).
+
+    The seed of each row is the ``region`` patch with the largest noise (any patch
+    when the row's region is empty); higher score = nearer the seed, with a little
+    noise to break ties.
+
+    Args:
+        noise: ``(B, N)`` ``U[0, 1)`` noise.
+        region: ``(B, N)`` bool, where the seed may lie.
+        grid: ``(gh, gw)`` with ``gh * gw = N``.
+
+    Returns:
+        ``(B, N)`` scores, dtype of ``noise``.
+    """
+    gh, gw = grid
+    N = noise.shape[1]
+    seed = (noise + 2.0 * region.to(noise.dtype)).argmax(dim=1)  # (B,)
+    rows = torch.arange(N, device=noise.device) // gw
+    cols = torch.arange(N, device=noise.device) % gw
+    dist = torch.hypot((rows - (seed // gw).unsqueeze(1)).float(), (cols - (seed % gw).unsqueeze(1)).float())
+    diag = float((gh * gh + gw * gw) ** 0.5) + 1.0
+    return (1.0 - dist / diag) * 1.98 + 0.01 * noise  # (B, N)
 
 
 def keep_count(num_patches: int, mask_ratio: float) -> int:

@@ -32,7 +32,7 @@ from hoimask._checks import (
     check_in_range,
     check_shape,
 )
-from hoimask.masking._common import HAND, uniform
+from hoimask.masking._common import HAND, blob_scores, uniform
 from hoimask.skeleton.joints import FINGER_CHAINS, FINGERS, JOINT_DEPTH, PARENTS
 from hoimask.skeleton.raster import _rasterize
 from hoimask.skeleton.tree import dfs
@@ -219,16 +219,10 @@ def skeleton_hand_scores(
     """
     B, N = labels.shape
     gh, gw = int(grid_size[0]), int(grid_size[1])
-    device = labels.device
-    u = uniform((B, N), generator, device) if noise is None else noise  # (B, N)
+    u = uniform((B, N), generator, labels.device) if noise is None else noise  # (B, N)
     on_bones = skeleton_targets(joints_2d.to(torch.float32), pattern, index, (gh, gw), patch_size,
                                 thickness=thickness)  # (B, N)
     structure = u + on_bones.to(u.dtype)
-    # Region pattern: seed = the hand patch with the largest noise (any patch if there is no hand).
-    seed = (u + 2.0 * (labels == HAND).to(u.dtype)).argmax(dim=1)  # (B,)
-    rows = torch.arange(N, device=device) // gw
-    cols = torch.arange(N, device=device) % gw
-    dist = torch.hypot((rows - (seed // gw).unsqueeze(1)).float(), (cols - (seed % gw).unsqueeze(1)).float())
-    diag = float((gh * gh + gw * gw) ** 0.5) + 1.0
-    region = (1.0 - dist / diag) * 1.98 + 0.01 * u  # (B, N) in [0, 2)
+    # Region pattern: a blob around the hand patch with the largest noise (any patch if there is no hand).
+    region = blob_scores(u, labels == HAND, (gh, gw))  # (B, N) in [0, 2)
     return torch.where((pattern == REGION).unsqueeze(-1), region, structure)

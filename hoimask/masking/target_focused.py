@@ -23,11 +23,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hoimask._checks import DTypeError, check_choice, check_in_range
-from hoimask.masking._common import BACKGROUND, HAND, OBJECT, uniform
+from hoimask._checks import DTypeError, check_in_range
+from hoimask.masking._common import BACKGROUND, HAND, OBJECT, blob_scores, uniform
 from hoimask.masking.base import MaskOutput, _keep_to_output
 from hoimask.masking.region_ratio import RegionRatioMasker
-from hoimask.masking.regions import LABEL_RULES, select_in_regions
+from hoimask.masking.regions import select_in_regions
 
 __all__ = ["interaction_region", "TargetFocusedMasker"]
 
@@ -87,7 +87,6 @@ class TargetFocusedMasker(RegionRatioMasker):
         if isinstance(margin, bool) or not isinstance(margin, int):
             raise DTypeError(f"TargetFocusedMasker(): argument 'margin' must be an int, got {type(margin).__name__}")
         self.margin = int(check_in_range(margin, name="margin", low=0))
-        check_choice(label_rule, LABEL_RULES, name="label_rule")
 
     def __call__(
         self,
@@ -131,11 +130,6 @@ class TargetFocusedMasker(RegionRatioMasker):
         counts = torch.stack([N - n_target, n_target], dim=1)
         u = uniform((B, N), generator, dev)  # (B, N)
         # Blob around a random target patch: nearer = higher score = masked first.
-        centre = (u + 2.0 * target.to(u.dtype)).argmax(dim=1)  # (B,)
-        rows = torch.arange(N, device=dev) // gw
-        cols = torch.arange(N, device=dev) % gw
-        dist = torch.hypot((rows - (centre // gw).unsqueeze(1)).float(), (cols - (centre % gw).unsqueeze(1)).float())
-        blob = (1.0 - dist / (float((gh * gh + gw * gw) ** 0.5) + 1.0)) * 1.98 + 0.01 * u
-        scores = torch.where(target, blob, u)
+        scores = torch.where(target, blob_scores(u, target, (gh, gw)), u)  # (B, N)
         keep = select_in_regions(target.long(), counts, keep_counts, scores)  # (B, N)
         return _keep_to_output(keep, num_keep)
