@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hoimask._checks import check_shape
+from hoimask._checks import ValueRangeError, check_shape
 from hoimask.encoding import FourierEncoder
 from hoimask.geometry.sampling import pixel_aligned_features
 
@@ -50,7 +50,7 @@ class SDFDecoder(nn.Module):
     ) -> None:
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"SDFDecoder(): argument 'num_layers' must be >= 1, got {num_layers}")
+            raise ValueRangeError(f"SDFDecoder(): argument 'num_layers' expected an int >= 1, got {num_layers}")
         self.feature_dim = feature_dim
         self.output_scale = float(output_scale)
         self.encoder = FourierEncoder(3, num_bands=num_bands, include_input=False)

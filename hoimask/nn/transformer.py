@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from hoimask._checks import check_shape
+from hoimask._checks import ValueRangeError, check_shape
 
 __all__ = ["Mlp", "Attention", "CrossAttention", "Block", "CrossAttentionBlock"]
 
@@ -54,9 +54,12 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def _heads_split(dim: int, num_heads: int) -> int:
+def _heads_split(dim: int, num_heads: int, type_name: str) -> int:
     if num_heads < 1 or dim % num_heads != 0:
-        raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads} (>= 1)")
+        raise ValueRangeError(
+            f"{type_name}(): argument 'num_heads' expected an int >= 1 dividing dim={dim}, got {num_heads} "
+            "(dim must be divisible by num_heads)"
+        )
     return dim // num_heads
 
 
@@ -75,7 +78,7 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 8, *, qkv_bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        _heads_split(dim, num_heads)
+        _heads_split(dim, num_heads, "Attention")
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias, device=device, dtype=dtype)
         self.proj = nn.Linear(dim, dim, device=device, dtype=dtype)
@@ -111,7 +114,7 @@ class CrossAttention(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        _heads_split(dim, num_heads)
+        _heads_split(dim, num_heads, "CrossAttention")
         context_dim = context_dim or dim
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim, bias=qkv_bias, device=device, dtype=dtype)

@@ -7,12 +7,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hoimask._checks import ShapeError
+from hoimask._checks import ShapeError, ValueRangeError
 from hoimask.geometry import rotation_6d_to_matrix
 from hoimask.nn import (
     IDENTITY_6D,
     Attention,
     Block,
+    CrossAttention,
     CrossAttentionBlock,
     HeatmapHead,
     MANOTransformerHead,
@@ -65,6 +66,13 @@ def test_head_errors():
         MANOTransformerHead(4, dim=8, num_heads=2)(torch.randn(3, 5))
     with pytest.raises(ValueError, match="divisible"):
         Attention(10, num_heads=3)
+
+
+def test_head_count_errors_are_typed_and_name_the_argument():
+    with pytest.raises(ValueRangeError, match=r"Attention\(\): argument 'num_heads'"):
+        Attention(10, num_heads=3)
+    with pytest.raises(ValueRangeError, match=r"CrossAttention\(\): argument 'num_heads'"):
+        CrossAttention(8, num_heads=0)
 
 
 def test_block_attention_mask_matches_dropping_tokens():

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hoimask._checks import ShapeError
+from hoimask._checks import ShapeError, ValueRangeError
 from hoimask.nn import SDFDecoder
 
 K = torch.tensor([[[80.0, 0.0, 32.0], [0.0, 80.0, 32.0], [0.0, 0.0, 1.0]]])
@@ -59,3 +59,8 @@ def test_errors():
         dec(torch.zeros(2, 5, 3), K, maps(2), (64, 64))
     with pytest.raises(ShapeError, match="feature_maps"):
         dec(torch.zeros(1, 5, 3), K, [torch.zeros(1, 3, 8, 8)], (64, 64))
+
+
+def test_num_layers_error_is_typed():
+    with pytest.raises(ValueRangeError, match="num_layers"):
+        SDFDecoder(8, num_layers=0)
