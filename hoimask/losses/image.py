@@ -141,6 +141,12 @@ class HeatmapLoss(nn.Module):
         super().__init__()
         self.sigma = check_positive(sigma, name="sigma")
 
-    def forward(self, pred: torch.Tensor, joints_2d: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self,
+        pred: torch.Tensor,
+        joints_2d: torch.Tensor,
+        image_size: tuple[int, int],
+        visible: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """See :func:`heatmap_loss`."""
-        return heatmap_loss(pred, joints_2d, image_size, sigma=self.sigma)
+        return heatmap_loss(pred, joints_2d, image_size, sigma=self.sigma, visible=visible)

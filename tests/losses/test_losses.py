@@ -87,6 +87,7 @@ def test_heatmap_loss_zero_on_rendered_target_and_visibility():
     visible[:, 3] = False
     assert heatmap_loss(pred, joints, (64, 64)) > 0.01
     assert heatmap_loss(pred, joints, (64, 64), visible=visible) < 1e-12
+    assert HeatmapLoss(1.5)(pred, joints, (64, 64), visible=visible) < 1e-12  # module == function
 
 
 def test_mano_parameter_loss_zero_at_target_and_ignores_6d_scale():
