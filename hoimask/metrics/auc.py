@@ -146,7 +146,11 @@ class PCKAccumulator:
 
     def __init__(self, num_keypoints: int, lo: float = 0.0, hi: float = 0.05, steps: int = 100):
         _check_range(lo, hi, steps, "PCKAccumulator")
-        self.num_keypoints = int(num_keypoints)
+        if isinstance(num_keypoints, bool) or not isinstance(num_keypoints, int) or num_keypoints < 1:
+            raise ValueRangeError(
+                f"PCKAccumulator(): argument 'num_keypoints' expected an int >= 1, got {num_keypoints!r}"
+            )
+        self.num_keypoints = num_keypoints
         self.thresholds = thresholds_like_numpy(lo, hi, steps)
         self.counts = torch.zeros(self.num_keypoints, steps, dtype=torch.int64)
         self.num_samples = 0

@@ -85,3 +85,6 @@ def test_errors():
         pck_auc(torch.zeros(0, 2))
     with pytest.raises(ShapeError, match="errors"):
         PCKAccumulator(21).update(torch.zeros(4, 20))
+    for bad in (0, -1, 2.5):  # not truncated to an int, nor left to fail inside torch.zeros
+        with pytest.raises(ValueRangeError, match="num_keypoints"):
+            PCKAccumulator(bad)
