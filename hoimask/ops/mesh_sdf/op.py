@@ -167,6 +167,11 @@ def winding_number(points: Tensor, vertices: Tensor, faces: Tensor) -> Tensor:
         points ``(B, Q, 3)``, vertices ``(B, V, 3)``, faces ``(T, 3)`` -> ``(B, Q)``.
     """
     faces = validate_mesh_sdf_inputs(points, vertices, faces, fn="winding_number")
+    return _winding(points, vertices, faces)
+
+
+def _winding(points: Tensor, vertices: Tensor, faces: Tensor) -> Tensor:
+    """:func:`winding_number` of validated inputs."""
     with torch.no_grad():
         return triangle_search(points.detach(), vertices.detach(), faces, with_winding=True)[1]
 
@@ -225,7 +230,7 @@ def mesh_sdf(
     check_choice(sign, ("auto", "winding"), name="sign", fn="mesh_sdf")
     sdf, index, bary = torch.ops.hoimask.mesh_sdf(points, vertices, faces)
     if sign == "winding":
-        inside = winding_number(points, vertices, faces).abs() > 0.5
+        inside = _winding(points, vertices, faces).abs() > 0.5  # inputs validated above
         sdf = torch.where(inside, -sdf.abs(), sdf.abs())
     if not return_index:
         return sdf

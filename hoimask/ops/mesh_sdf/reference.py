@@ -284,6 +284,16 @@ def brute_force_winding(points: Tensor, vertices: Tensor, faces: Tensor) -> Wind
     return winding_of
 
 
+def _closest_triangles(vertices: Tensor, faces: Tensor, face_index: Tensor) -> Tensor:
+    """Corners of triangle ``face_index`` of every point: ``(B, Q, 3 corners, 3 xyz)`` (differentiable)."""
+    corner = faces[face_index]  # (B, Q, 3) vertex ids
+    return torch.gather(
+        vertices.unsqueeze(1).expand(-1, corner.shape[1], -1, -1),
+        2,
+        corner.unsqueeze(-1).expand(-1, -1, -1, 3),
+    )
+
+
 def finish_from_search(
     points: Tensor,
     vertices: Tensor,
@@ -316,12 +326,7 @@ def finish_from_search(
         - face_index: ``(B, Q)``
         - sdf: ``(B, Q)``; barycentric: ``(B, Q, 3)``
     """
-    corner = faces[face_index]  # (B, Q, 3) vertex ids
-    tri = torch.gather(
-        vertices.unsqueeze(1).expand(-1, corner.shape[1], -1, -1),
-        2,
-        corner.unsqueeze(-1).expand(-1, -1, -1, 3),
-    )  # (B, Q, 3 corners, 3 xyz)
+    tri = _closest_triangles(vertices, faces, face_index)  # (B, Q, 3 corners, 3 xyz)
     bary = closest_point_on_triangle(points, tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
     closest = (bary.unsqueeze(-1) * tri).sum(-2)
     diff = points - closest
@@ -349,13 +354,7 @@ def closest_points_from_barycentric(vertices: Tensor, faces: Tensor, face_index:
         - vertices: ``(B, V, 3)``; faces: ``(T, 3)``; face_index: ``(B, Q)``;
           bary: ``(B, Q, 3)``; output: ``(B, Q, 3)``
     """
-    corner = faces[face_index]
-    tri = torch.gather(
-        vertices.unsqueeze(1).expand(-1, corner.shape[1], -1, -1),
-        2,
-        corner.unsqueeze(-1).expand(-1, -1, -1, 3),
-    )
-    return (bary.detach().unsqueeze(-1) * tri).sum(-2)
+    return (bary.detach().unsqueeze(-1) * _closest_triangles(vertices, faces, face_index)).sum(-2)
 
 
 def mesh_sdf_reference(
