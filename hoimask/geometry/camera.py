@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from hoimask._checks import ShapeError, check_floating, check_shape
+from hoimask._checks import ShapeError, ValueRangeError, check_floating, check_shape
 
 __all__ = [
     "affine_intrinsics",
@@ -83,8 +83,7 @@ def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.T
     Returns:
         ``(..., 3)`` points with ``project(points, K) == uv`` and ``points[..., 2] == depth``.
     """
-    dims = check_shape(uv, "... 2", name="uv")
-    del dims
+    check_shape(uv, "... 2", name="uv")
     check_shape(K, "... 3 3", name="K")
     check_floating(uv, name="uv")
     if depth.shape != uv.shape[:-1]:
@@ -143,7 +142,9 @@ def resize_intrinsics(
     sx = torch.as_tensor(scale_x, dtype=K.dtype, device=K.device)
     sy = sx if scale_y is None else torch.as_tensor(scale_y, dtype=K.dtype, device=K.device)
     if bool((sx <= 0).any()) or bool((sy <= 0).any()):
-        raise ShapeError(f"resize_intrinsics(): scales must be > 0, got scale_x={scale_x}, scale_y={scale_y}")
+        raise ValueRangeError(
+            f"resize_intrinsics(): arguments 'scale_x', 'scale_y' must be > 0, got scale_x={scale_x}, scale_y={scale_y}"
+        )
     out = K.clone()
     out[..., 0, :] = K[..., 0, :] * sx[..., None]
     out[..., 1, :] = K[..., 1, :] * sy[..., None]

@@ -170,6 +170,7 @@ def quaternion_to_axis_angle(quaternion: torch.Tensor) -> torch.Tensor:
         quaternion ``(..., 4)`` -> ``(..., 3)``.
     """
     check_shape(quaternion, "... 4", name="quaternion")
+    check_floating(quaternion, name="quaternion")
     q = F.normalize(quaternion, dim=-1)
     q = torch.where(q[..., :1] < 0, -q, q)
     w, xyz = q[..., 0], q[..., 1:]

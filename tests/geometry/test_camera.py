@@ -5,7 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hoimask._checks import ShapeError
+from hoimask._checks import ShapeError, ValueRangeError
 from hoimask.geometry import (
     axis_angle_to_matrix,
     crop_intrinsics,
@@ -91,3 +91,11 @@ def test_bad_inputs():
         unproject(project(pts, K), pts[..., 2][:, :3], K)
     with pytest.raises(ShapeError, match="batch dims"):
         project(pts[0, 0], K)
+
+
+def test_resize_intrinsics_rejects_non_positive_scales_with_a_range_error():
+    K, _, _ = make_scene(0)
+    with pytest.raises(ValueRangeError, match="scale_x"):
+        resize_intrinsics(K, 0.0)
+    with pytest.raises(ValueRangeError, match="scale_y"):
+        resize_intrinsics(K, 1.0, -2.0)

@@ -5,12 +5,13 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hoimask._checks import ShapeError
+from hoimask._checks import DTypeError, ShapeError
 from hoimask.geometry import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
     matrix_to_quaternion,
     matrix_to_rotation_6d,
+    quaternion_to_axis_angle,
     quaternion_to_matrix,
     rotation_6d_to_matrix,
     skew,
@@ -120,3 +121,8 @@ def test_dtype_and_device_follow_input(device, dtype):
 def test_bad_shapes_raise(fn, bad):
     with pytest.raises(ShapeError, match=fn.__name__):
         fn(bad)
+
+
+def test_quaternion_to_axis_angle_rejects_integer_input():
+    with pytest.raises(DTypeError, match="quaternion_to_axis_angle"):
+        quaternion_to_axis_angle(torch.tensor([1, 0, 0, 0]))
