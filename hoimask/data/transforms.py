@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from hoimask._checks import ValueRangeError, check_in_range, check_positive, check_shape
+from hoimask._checks import ShapeError, ValueRangeError, check_in_range, check_positive, check_shape
 from hoimask.data.photometric import (  # re-exported
     IMAGE_KEYS,
     ColorJitter,
@@ -111,6 +111,12 @@ def warp_sample(
     Shape:
         images ``(C, H, W) -> (C, H', W')``; other keys keep their shapes.
     """
+    if tuple(affine.shape) not in ((2, 3), (3, 3)):
+        raise ShapeError(f"warp_sample(): argument 'affine' expected shape (2, 3) or (3, 3), got {tuple(affine.shape)}")
+    if len(output_size) != 2:
+        raise ShapeError(f"warp_sample(): argument 'output_size' expected (H', W'), got {tuple(output_size)}")
+    for k, v in enumerate(output_size):
+        check_positive(v, name=f"output_size[{k}]", fn="warp_sample")
     A = _homogeneous(affine.to(torch.float64))
     Rz = torch.eye(3, dtype=torch.float64) if rotation is None else rotation.to(torch.float64)
     check_shape(Rz, "3 3", name="rotation")

@@ -20,6 +20,7 @@ from hoimask.data import (
     gaussian_blur,
     hand_object_box,
     validate_sample,
+    warp_sample,
 )
 from hoimask.geometry import axis_angle_to_matrix, project
 
@@ -142,3 +143,8 @@ def test_transform_errors(synthetic_samples):
     s = dict(synthetic_samples[0], joints_2d=torch.full((21, 2), float("nan")), has_object=torch.tensor(False))
     with pytest.raises(ValueRangeError, match="no finite"):
         hand_object_box(s)
+    for bad in (torch.eye(2), torch.eye(4), torch.zeros(3)):
+        with pytest.raises(ShapeError, match="affine"):
+            warp_sample(synthetic_samples[0], bad, (8, 8))
+    with pytest.raises(ValueRangeError, match=r"output_size\[0\]"):
+        warp_sample(synthetic_samples[0], torch.eye(3), (0, 8))
