@@ -5,9 +5,14 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from hoimask._checks import ShapeError, check_shape
+from hoimask._checks import ShapeError, ValueRangeError, check_shape
 
 __all__ = ["patchify", "unpatchify", "pixel_reconstruction_loss"]
+
+
+def _check_patch_size(patch_size: int, fn: str) -> None:
+    if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
+        raise ValueRangeError(f"{fn}(): argument 'patch_size' expected an int >= 1, got {patch_size!r}")
 
 
 def patchify(image: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -17,6 +22,7 @@ def patchify(image: torch.Tensor, patch_size: int) -> torch.Tensor:
         ``(B, C, H, W)`` -> ``(B, N, P*P*C)``.
     """
     check_shape(image, "B C H W", name="image")
+    _check_patch_size(patch_size, "patchify")
     H, W = image.shape[-2:]
     if H % patch_size or W % patch_size:
         raise ShapeError(f"patchify(): image sides ({H}, {W}) must be multiples of patch_size={patch_size}")
@@ -30,6 +36,7 @@ def unpatchify(patches: torch.Tensor, patch_size: int, grid_size: tuple[int, int
         ``(B, N, P*P*C)`` -> ``(B, C, gh*P, gw*P)``.
     """
     check_shape(patches, "B N D", name="patches")
+    _check_patch_size(patch_size, "unpatchify")
     gh, gw = grid_size
     return rearrange(patches, "b (h w) (p q c) -> b c (h p) (w q)", h=gh, w=gw, p=patch_size, q=patch_size)
 

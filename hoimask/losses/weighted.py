@@ -35,7 +35,8 @@ def weighted_sum(terms: Mapping[str, torch.Tensor | None], weights: Mapping[str,
         :class:`LossOutput`; ``terms`` holds only the present terms, unweighted.
 
     Raises:
-        ValueRangeError: a term without a weight, or no term present at all.
+        ValueRangeError: a term without a weight, a negative weight, or no term
+            present at all.
 
     Shape:
         scalars -> scalar.
@@ -49,6 +50,7 @@ def weighted_sum(terms: Mapping[str, torch.Tensor | None], weights: Mapping[str,
     total = None
     for name, value in present.items():
         check_shape(value, "", name=f"terms[{name!r}]")
+        check_positive(weights[name], name=f"weights[{name!r}]", strict=False)
         part = weights[name] * value
         total = part if total is None else total + part
     return LossOutput(total, present)

@@ -152,6 +152,8 @@ def test_weighted_sum_and_module():
         weighted_sum({"a": None}, {"a": 1.0})
     with pytest.raises(ValueRangeError, match="weights"):
         WeightedLoss({"a": -1.0})
+    with pytest.raises(ValueRangeError, match=r"weights\['a'\]"):
+        weighted_sum({"a": torch.tensor(1.0)}, {"a": -1.0})
 
 
 def test_pixel_loss_patchify_round_trip_and_masking():
@@ -169,6 +171,10 @@ def test_pixel_loss_patchify_round_trip_and_masking():
     assert pixel_reconstruction_loss(wrong, image, mask, 16, norm_pix_loss=False) == pytest.approx(0.5)
     with pytest.raises(ShapeError, match="patch_size"):
         patchify(torch.randn(1, 3, 30, 32), 16)
+    with pytest.raises(ValueRangeError, match="patch_size"):
+        patchify(image, 0)  # was a ZeroDivisionError
+    with pytest.raises(ValueRangeError, match="patch_size"):
+        unpatchify(patches, 0, (2, 3))
 
 
 def test_gaussian_heatmap_known_value_at_a_pixel_centre():
