@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from hoimask._checks import check_choice, check_shape
+
 FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little")
 PHALANGES: tuple[str, ...] = ("mcp", "pip", "dip", "tip")
 
@@ -81,8 +83,6 @@ def order_indices(source: str, target: str) -> list[int]:
         >>> JOINT_ORDERS["mano"][idx[4]]
         'thumb_tip'
     """
-    from hoimask._checks import check_choice
-
     check_choice(source, JOINT_ORDERS, name="source")
     check_choice(target, JOINT_ORDERS, name="target")
     src = {n: i for i, n in enumerate(JOINT_ORDERS[source])}
@@ -103,8 +103,6 @@ def convert_joint_order(joints: torch.Tensor, source: str, target: str) -> torch
     Shape:
         joints ``(..., 21, C)`` -> ``(..., 21, C)``.
     """
-    from hoimask._checks import check_shape
-
     check_shape(joints, "... 21 _", name="joints")
     idx = order_indices(source, target)
     return joints[..., idx, :]

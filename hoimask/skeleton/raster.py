@@ -42,7 +42,7 @@ from hoimask._checks import (
     check_shape,
 )
 from hoimask.skeleton.joints import PARENTS
-from hoimask.skeleton.tree import validate_parents
+from hoimask.skeleton.tree import bones, validate_parents
 
 __all__ = ["patch_centers", "rasterize_segments", "rasterize_joints", "rasterize_bones"]
 
@@ -273,10 +273,8 @@ def rasterize_bones(
     _check_joints(joints_2d, visibility, len(par))
     thickness = _check_thickness(thickness, "thickness")
     grid, patch = _pair(grid_size, "grid_size"), _pair(patch_size, "patch_size")
-    child = [j for j, p in enumerate(par) if p >= 0]
-    parent = [par[j] for j in child]
-    child_t = torch.tensor(child, device=joints_2d.device)
-    parent_t = torch.tensor(parent, device=joints_2d.device)
+    pairs = torch.tensor(bones(par), dtype=torch.int64, device=joints_2d.device).reshape(-1, 2)  # (J-1, 2)
+    parent_t, child_t = pairs.unbind(-1)
     out = _rasterize(joints_2d[:, parent_t], joints_2d[:, child_t], grid, patch, thickness)  # (B, J-1, N)
     if visibility is not None:
         ok = visibility[:, parent_t] & visibility[:, child_t]  # (B, J-1)

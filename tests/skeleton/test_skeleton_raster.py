@@ -104,3 +104,9 @@ def test_raster_bad_inputs():
         rasterize_bones(j, (0, 4), 16)
     with pytest.raises(ShapeError, match="visibility"):
         rasterize_joints(j, (4, 4), 16, visibility=torch.ones(2, 20, dtype=torch.bool))
+
+
+def test_rasterize_bones_of_a_single_node_tree_is_empty():
+    # A tree without bones used to index with an empty float tensor and crash.
+    out = rasterize_bones(torch.full((2, 1, 2), 5.0), (4, 4), 16, parents=[-1])
+    assert out.shape == (2, 0, 16) and out.dtype == torch.bool
