@@ -192,7 +192,8 @@ class ProceduralHand(nn.Module):
         """
         self._check(pose, shape, trans, "ProceduralHand.forward")
         posed = self._pose(pose, shape, trans)
-        template = {k[3:]: v.to(pose.dtype) for k, v in self._buffers.items() if k.startswith("_m_")}
+        template = {k[3:]: v.to(device=pose.device, dtype=pose.dtype) for k, v in self._buffers.items()
+                    if k.startswith("_m_")}  # fmt: skip
         verts = capsule_mesh_vertices(posed["a"], posed["b"], posed["radii"], posed["ref"], _Template(**template))
         vertices = verts.flatten(1, 2)  # (B, 23 * Vc, 3)
         return HandOutput(vertices, posed["mano21"][:, _MANO_TO_CANONICAL], posed["mano_joints"])

@@ -221,3 +221,12 @@ def test_runs_on_every_device(device):
     assert hand.sdf(pts, pose, shape).abs().max() < 1e-9
     cpu = ProceduralHand(dtype=F64)(pose.cpu(), shape.cpu())
     torch.testing.assert_close(out.joints.cpu(), cpu.joints)
+
+
+def test_outputs_follow_the_input_device(hand):
+    """The constant tables move to the inputs' device in every method (meta stands in for a GPU)."""
+    pose, shape = torch.zeros(2, 16, 3, device="meta"), torch.zeros(2, 10, device="meta")
+    out = hand(pose, shape)
+    assert out.vertices.device.type == "meta" and out.vertices.shape == (2, int(hand.faces.max()) + 1, 3)
+    assert hand.capsules(pose, shape).a.device.type == "meta"
+    assert hand.sdf(torch.zeros(2, 5, 3, device="meta"), pose, shape).shape == (2, 5)
