@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from hoimask.data import SyntheticHOI, collate
-from hoimask.engine import MemoryCache, TrainConfig, Trainer, seed_everything
+from hoimask.engine import MemoryCache, TrainConfig, Trainer, atomic_write, seed_everything
 from hoimask.models import MAE, MaskHOI, PoseRegressionModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| ({'abc'[VARIANTS.index(variant)]}) {variant} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
         print()
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
-                                         "minutes": elapsed / 60}, indent=2))
+        atomic_write(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                                            "minutes": elapsed / 60}, indent=2))
     return 0
 
 
