@@ -20,8 +20,14 @@ from collections.abc import Callable
 
 import torch
 
-from hoimask._checks import check_in_range, check_probability, check_shape
-from hoimask.sdf.samplers import DEFAULT_SIGMAS, sample_surface, sample_uniform
+from hoimask._checks import (
+    ValueRangeError,
+    check_in_range,
+    check_positive,
+    check_probability,
+    check_shape,
+)
+from hoimask.sdf.samplers import DEFAULT_SIGMAS, _randn, sample_surface, sample_uniform
 
 __all__ = ["mesh_sdf_targets", "query_points"]
 
@@ -30,7 +36,7 @@ def _noisy(points: torch.Tensor, sigmas: tuple[float, ...], generator: torch.Gen
     n = points.shape[0]
     counts = [n // len(sigmas) + (1 if k < n % len(sigmas) else 0) for k in range(len(sigmas))]
     scale = torch.cat([points.new_full((c,), s) for c, s in zip(counts, sigmas)])
-    return points + torch.randn(points.shape, generator=generator, dtype=points.dtype) * scale[:, None]
+    return points + _randn(points.shape, points, generator) * scale[:, None]
 
 
 def query_points(
@@ -66,6 +72,9 @@ def query_points(
     check_in_range(num, name="num", low=0)
     check_probability(near_fraction, name="near_fraction")
     check_probability(hand_share, name="hand_share")
+    sigmas = tuple(check_positive(s, name="sigmas", fn="query_points") for s in sigmas)
+    if not sigmas:
+        raise ValueRangeError("query_points(): argument 'sigmas' expected at least one value, got none")
     n_near = round(num * near_fraction)
     n_hand = n_near if object_surface is None else round(n_near * hand_share)
     n_obj = n_near - n_hand
