@@ -55,6 +55,7 @@ def mask_output_from_scores(scores: torch.Tensor, num_keep: int) -> MaskOutput:
         >>> out.ids_keep.tolist(), out.mask.tolist()
         ([[1, 2]], [[True, False, False]])
     """
+    check_shape(scores, "B N", name="scores")
     B, N = scores.shape
     if not 0 <= num_keep <= N:
         raise ShapeError(f"mask_output_from_scores(): num_keep must be in [0, {N}], got {num_keep}")

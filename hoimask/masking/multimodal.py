@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from hoimask._checks import DTypeError, ValueRangeError, check_in_range
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_in_range, check_shape
 from hoimask.masking._common import (
     Masker,
     check_batch_size,
@@ -105,8 +105,14 @@ def allocate_tokens(proportions: torch.Tensor, num_keep: int, capacity: Sequence
     Shape:
         proportions ``(B, M)`` -> ``(B, M)``.
     """
+    check_shape(proportions, "B M", name="proportions")
     B, M = proportions.shape
-    cap = torch.tensor(list(capacity), dtype=torch.int64, device=proportions.device).expand(B, M)
+    capacity = list(capacity)
+    if len(capacity) != M:
+        raise ShapeError(
+            f"allocate_tokens(): argument 'capacity' needs one count per modality (M={M}), got {len(capacity)}"
+        )
+    cap = torch.tensor(capacity, dtype=torch.int64, device=proportions.device).expand(B, M)
     if not 0 <= num_keep <= int(cap[0].sum()):
         raise ValueRangeError(f"allocate_tokens(): num_keep must be in [0, {int(cap[0].sum())}], got {num_keep}")
     raw = proportions * num_keep

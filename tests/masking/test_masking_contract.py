@@ -196,3 +196,8 @@ def test_import_is_light():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == ""
+
+
+def test_mask_output_from_scores_checks_the_scores_shape():
+    with pytest.raises(ShapeError, match="'scores'"):
+        mask_output_from_scores(torch.rand(2, 3, 4), 2)

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_masking_contract import check_contract
 
-from hoimask._checks import ValueRangeError
+from hoimask._checks import ShapeError, ValueRangeError
 from hoimask.masking import MultiModalMasker, allocate_tokens, sample_dirichlet
 from hoimask.masking.multimodal import _sample_gamma
 
@@ -58,3 +58,10 @@ def test_multimodal_visible_split_varies_and_is_reproducible():
     rgb_visible = (~a.mask[:, :196]).sum(1).double() / 98
     assert rgb_visible.min() < 0.1 and rgb_visible.max() > 0.9  # Dirichlet(1, 1): anything from 0 to 1
     assert abs(rgb_visible.mean().item() - 0.5) < 0.05
+
+
+def test_allocate_tokens_checks_shapes():
+    with pytest.raises(ShapeError, match="'capacity'"):
+        allocate_tokens(torch.full((2, 3), 1 / 3), 4, [5, 5])
+    with pytest.raises(ShapeError, match="'proportions'"):
+        allocate_tokens(torch.full((3,), 1 / 3), 4, [5, 5, 5])
