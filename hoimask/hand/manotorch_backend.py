@@ -83,12 +83,14 @@ class ManotorchLayer(nn.Module):
         Shape:
             see the class docstring.
         """
+        if self.use_pca:
+            dims = check_shape(pose, f"B {3 + self.num_pca_comps}", name="pose")
+        elif isinstance(pose, Tensor) and pose.dim() == 3:
+            dims = check_shape(pose, "B 16 3", name="pose")
+        else:
+            dims = check_shape(pose, "B 48", name="pose")
         check_floating(pose, name="pose")
-        batch = pose.shape[0]
-        width = 3 + self.num_pca_comps if self.use_pca else 48
-        flat = pose.reshape(batch, -1)
-        check_shape(flat, f"B {width}", name="pose")
-        dims = {"B": batch}
+        flat = pose.reshape(dims["B"], -1)
         check_shape(shape, "B 10", name="shape", dims=dims)
         out = self.layer(flat, shape)
         vertices, joints = out.verts, out.joints

@@ -229,3 +229,40 @@ def test_runs_on_every_device(right_pkl, device):
     assert out.vertices.device.type == device.type and layer.faces.device.type == device.type
     ref = MANOLayer(right_pkl, dtype=F64)(pose, shape, trans)
     torch.testing.assert_close(out.vertices.cpu(), ref.vertices)
+
+
+def test_manotorch_adapter_checks_the_pose_layout(monkeypatch, tmp_path):
+    """A pose of 48 numbers in the wrong layout is refused, not silently reshaped (fake manotorch)."""
+    import sys
+    import types
+
+    from hoimask.hand.manotorch_backend import ManotorchLayer
+
+    class FakeManoLayer(torch.nn.Module):
+        def __init__(self, **kwargs):
+            super().__init__()
+
+        def forward(self, pose, shape):
+            batch = pose.shape[0]
+            transforms = torch.eye(4).expand(batch, 16, 4, 4)
+            return types.SimpleNamespace(
+                verts=torch.zeros(batch, 778, 3), joints=torch.zeros(batch, 21, 3), transforms_abs=transforms
+            )
+
+    fake = types.ModuleType("manotorch")
+    fake.manolayer = types.SimpleNamespace(ManoLayer=FakeManoLayer)
+    monkeypatch.setitem(sys.modules, "manotorch", fake)
+    monkeypatch.setitem(sys.modules, "manotorch.manolayer", fake.manolayer)
+    layer = ManotorchLayer(tmp_path)
+    assert layer(torch.zeros(2, 16, 3), torch.zeros(2, 10)).vertices.shape == (2, 778, 3)
+    assert layer(torch.zeros(2, 48), torch.zeros(2, 10)).mano_joints.shape == (2, 16, 3)
+    with pytest.raises(ShapeError, match="'pose'"):
+        layer(torch.zeros(2, 3, 16), torch.zeros(2, 10))
+    with pytest.raises(ShapeError, match="'pose'"):
+        layer(torch.zeros(2, 8, 6), torch.zeros(2, 10))
+    with pytest.raises(DTypeError, match="'pose'"):
+        layer(torch.zeros(2, 48, dtype=torch.long), torch.zeros(2, 10))
+    pca = ManotorchLayer(tmp_path, use_pca=True, num_pca_comps=6)
+    assert pca(torch.zeros(2, 9), torch.zeros(2, 10)).joints.shape == (2, 21, 3)
+    with pytest.raises(ShapeError, match="'pose'"):
+        pca(torch.zeros(2, 16, 3), torch.zeros(2, 10))
