@@ -152,6 +152,11 @@ def restore(tokens_kept: torch.Tensor, ids_restore: torch.Tensor, mask_token: to
     N = ids_restore.shape[1]
     if L > N:
         raise ShapeError(f"restore(): tokens_kept has L={L} tokens but ids_restore has only N={N}")
+    if mask_token.numel() != D:
+        raise ShapeError(
+            f"restore(): argument 'mask_token' expected D={D} values (shape (D,) or (1, 1, D)), "
+            f"got shape {tuple(mask_token.shape)}"
+        )
     fill = mask_token.reshape(1, 1, D).to(tokens_kept.dtype).expand(B, N - L, D)
     full = torch.cat([tokens_kept, fill], dim=1)  # (B, N, D) in shuffled order
     index = ids_restore.unsqueeze(-1).expand(-1, -1, D)

@@ -201,3 +201,9 @@ def test_import_is_light():
 def test_mask_output_from_scores_checks_the_scores_shape():
     with pytest.raises(ShapeError, match="'scores'"):
         mask_output_from_scores(torch.rand(2, 3, 4), 2)
+
+
+def test_restore_names_a_mask_token_of_the_wrong_size():
+    out = mask_output_from_scores(torch.rand(2, 6), 3)
+    with pytest.raises(ShapeError, match="'mask_token'"):
+        restore(torch.zeros(2, 3, 4), out.ids_restore, torch.zeros(5))
