@@ -239,6 +239,7 @@ def intersect_mesh(
     check_shape(dirs, "R 3", name="dirs")
     check_shape(vertices, "V 3", name="vertices")
     check_shape(faces, "T 3", name="faces")
+    check_positive(chunk, name="chunk")
     v0, v1, v2 = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]  # (T, 3)
     e1, e2 = v1 - v0, v2 - v0
     s = -v0  # ray origin (0) minus v0

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hoimask._checks import ValueRangeError
 from hoimask.data.objects import SceneObject, sample_primitive
 from hoimask.data.raycast import (
     camera_rays,
@@ -101,6 +102,8 @@ def test_mesh_hits_match_box():
     assert torch.equal(torch.isfinite(t_box), torch.isfinite(t_mesh))
     fin = torch.isfinite(t_box)
     assert torch.allclose(t_box[fin], t_mesh[fin], atol=1e-9)
+    with pytest.raises(ValueRangeError, match="chunk"):
+        intersect_mesh(dirs, v + t, f, chunk=0)
 
 
 def test_normals_are_unit_and_outward():
