@@ -13,7 +13,14 @@ import math
 import torch
 from torch import Tensor
 
-from .._checks import DTypeError, check_in_range, check_positive
+from .._checks import (
+    DTypeError,
+    ValueRangeError,
+    check_floating,
+    check_in_range,
+    check_positive,
+    check_shape,
+)
 
 __all__ = ["icosphere", "torus_mesh", "box_mesh", "open_mesh"]
 
@@ -208,9 +215,17 @@ def open_mesh(vertices: Tensor, faces: Tensor, direction: Tensor, cos_angle: flo
         - vertices: ``(V, 3)``; faces: ``(T, 3)``; direction: ``(3,)``
         - kept_faces: ``(T', 3)`` with ``T' <= T``
     """
-    check_in_range(cos_angle, name="cos_angle", low=-1.0, high=1.0, fn="open_mesh")
+    fn = "open_mesh"
+    check_shape(vertices, "V 3", name="vertices", fn=fn)
+    check_shape(faces, "T 3", name="faces", fn=fn)
+    check_shape(direction, "3", name="direction", fn=fn)
+    check_floating(vertices, name="vertices", fn=fn)
+    check_in_range(cos_angle, name="cos_angle", low=-1.0, high=1.0, fn=fn)
     centroid = vertices[faces].mean(dim=1)
     unit = centroid / centroid.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(centroid.dtype).tiny)
-    d = direction.to(unit) / direction.to(unit).norm()
+    length = direction.to(unit).norm()
+    if not bool(length > 0):  # also catches NaN, which would silently drop every triangle
+        raise ValueRangeError(f"{fn}(): argument 'direction' expected a non-zero finite vector, got {direction.tolist()}")
+    d = direction.to(unit) / length
     keep = (unit @ d) <= cos_angle
     return vertices, faces[keep]

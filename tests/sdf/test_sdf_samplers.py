@@ -18,6 +18,7 @@ from hoimask.sdf import (
     box_sdf,
     field_guided_points,
     icosphere,
+    open_mesh,
     sample_near_surface,
     sample_surface,
     sample_uniform,
@@ -147,3 +148,19 @@ def test_sampler_errors():
         field_guided_points(lambda p: p[..., 0], torch.zeros(1, 3), 1.0, 2, K, torch.zeros(2, 4), 1)
     with pytest.raises(ShapeError, match="sdf_fn"):
         field_guided_points(lambda p: p, torch.tensor([[0.0, 0, 1]]), 1.0, 2, K, torch.tensor([[-9.0, -9, 9, 9]]), 1)
+
+
+def test_open_mesh_cuts_a_hole_and_checks_its_inputs():
+    v, f = icosphere(2)
+    up = torch.tensor([0.0, 0.0, 1.0])
+    kept_v, kept_f = open_mesh(v, f, up, math.cos(math.radians(30)))
+    assert kept_v is v and 0 < f.shape[0] - kept_f.shape[0] < f.shape[0] // 4
+    assert bool((v[kept_f].mean(1)[:, 2] / v[kept_f].mean(1).norm(dim=-1) <= math.cos(math.radians(30))).all())
+    with pytest.raises(ValueRangeError, match="'direction'"):
+        open_mesh(v, f, torch.zeros(3), 0.5)  # would drop every triangle
+    with pytest.raises(ShapeError, match="'direction'"):
+        open_mesh(v, f, torch.ones(2), 0.5)
+    with pytest.raises(ShapeError, match="'vertices'"):
+        open_mesh(v[None], f, up, 0.5)
+    with pytest.raises(ShapeError, match="'faces'"):
+        open_mesh(v, f[:, :2], up, 0.5)
