@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from hoimask._checks import FileFormatError
 from hoimask.engine import (
     Trainer,
     load_checkpoint,
@@ -97,7 +98,7 @@ def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel, str]:
         return PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
     try:
         state = load_checkpoint(args.encoder)
-    except Exception:  # not a hoimask file: MAE / MultiMAE / timm weights
+    except FileFormatError:  # not a hoimask file: MAE / MultiMAE / timm weights
         state = None
     if state is not None and "encoder" in state:
         model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
