@@ -106,8 +106,9 @@ class FourierEncoder(nn.Module):
         include_input: bool = True,
     ) -> None:
         super().__init__()
-        check_in_range(in_dim, name="in_dim", low=1)
-        self.in_dim = int(in_dim)
+        if isinstance(in_dim, bool) or not isinstance(in_dim, int) or in_dim < 1:
+            raise ValueRangeError(f"FourierEncoder(): argument 'in_dim' expected an int >= 1, got {in_dim!r}")
+        self.in_dim = in_dim
         self.num_bands = int(num_bands)
         self.include_input = bool(include_input)
         self.spacing = spacing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hoimask._checks import ValueRangeError
+from hoimask._checks import ValueRangeError, check_shape
 
 __all__ = ["sincos_pos_embed_1d", "sincos_pos_embed_2d"]
 
@@ -17,8 +17,9 @@ def sincos_pos_embed_1d(
     Shape:
         positions ``(M,)`` -> ``(M, dim)``; ``dim`` must be even.
     """
-    if dim % 2 != 0 or dim <= 0:
-        raise ValueRangeError(f"sincos_pos_embed_1d(): argument 'dim' expected a positive even int, got {dim}")
+    check_shape(positions, "M", name="positions")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim % 2 != 0 or dim <= 0:
+        raise ValueRangeError(f"sincos_pos_embed_1d(): argument 'dim' expected a positive even int, got {dim!r}")
     k = torch.arange(dim // 2, dtype=torch.float64, device=positions.device)
     omega = 1.0 / temperature ** (k / (dim / 2))  # (dim/2,)
     arg = positions.to(torch.float64)[:, None] * omega[None, :]  # (M, dim/2)

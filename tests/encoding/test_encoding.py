@@ -10,6 +10,7 @@ from hoimask.encoding import (
     FourierEncoder,
     fourier_encode,
     fourier_frequencies,
+    sincos_pos_embed_1d,
     sincos_pos_embed_2d,
 )
 
@@ -70,3 +71,12 @@ def test_sincos_pos_embed_2d_layout():
         sincos_pos_embed_2d(3, 5, 18)
     with pytest.raises(ValueRangeError, match="grid_h"):
         sincos_pos_embed_2d(0, 5, 16)
+
+
+def test_bad_in_dim_and_positions_raise_instead_of_truncating():
+    with pytest.raises(ValueRangeError, match="in_dim"):
+        FourierEncoder(2.5)
+    with pytest.raises(ShapeError, match="'positions'"):
+        sincos_pos_embed_1d(torch.zeros(2, 3), 8)
+    with pytest.raises(ValueRangeError, match="dim"):
+        sincos_pos_embed_1d(torch.zeros(3), 7.0)
