@@ -22,7 +22,8 @@ import bisect
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -37,6 +38,20 @@ _VERSION = 1
 _UINT8_KEYS = ("image", "deoccluded_image")
 
 
+@contextmanager
+def _replacing(path: Path) -> Iterator[str]:
+    """Yield a temporary file name in ``path``'s folder; move it onto ``path`` if the block succeeds."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``).
 
@@ -47,18 +62,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     Returns:
         None.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _replacing(Path(path)) as tmp, open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
@@ -71,16 +78,8 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
     Returns:
         None.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with _replacing(Path(path)) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _stack(samples: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -71,3 +71,14 @@ def test_cache_errors_name_the_file(cache_dir, tmp_path):
     (broken / "manifest.json").write_text(json.dumps(dict(manifest, version=99)))
     with pytest.raises(FileFormatError, match="version"):
         CachedHOI(broken)
+
+
+def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):
+    from hoimask.data.cache import atomic_save, atomic_write_text
+
+    path = tmp_path / "f.txt"
+    atomic_write_text(path, "old")
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch.save raises for a lambda
+        atomic_save({"f": lambda: 0}, path)
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]  # no temporary left
