@@ -24,11 +24,11 @@ from .._checks import (
     ValueRangeError,
     check_finite,
     check_floating,
-    check_in_range,
     check_positive,
     check_same_device,
     check_shape,
 )
+from .meshes import _check_int
 
 __all__ = [
     "DEFAULT_SIGMAS",
@@ -42,13 +42,6 @@ __all__ = [
 #: variances 0.0025 and 0.00025 on unit-radius shapes, rescaled to a hand-sized
 #: radius of 0.1 m (sigma = 0.1 * sqrt(var)).
 DEFAULT_SIGMAS = (0.005, 0.0016)
-
-
-def _check_count(n: int, name: str, fn: str, low: int = 0) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise DTypeError(f"{fn}(): argument '{name}' expected an int, got {type(n).__name__}")
-    check_in_range(n, name=name, low=low, fn=fn)
-    return n
 
 
 def _rand(shape: Sequence[int], like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -107,7 +100,7 @@ def sample_surface(
     """
     fn = "sample_surface"
     dims = _check_mesh(vertices, faces, fn)
-    _check_count(n, "n", fn)
+    _check_int(n, name="n", low=0, fn=fn)
     faces = faces.long()
     tri = vertices[:, faces]  # (B, T, 3, 3)
     area = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1).norm(dim=-1)
@@ -165,7 +158,7 @@ def sample_near_surface(
         torch.Size([1, 10, 3])
     """
     fn = "sample_near_surface"
-    _check_count(n, "n", fn)
+    _check_int(n, name="n", low=0, fn=fn)
     sig = [check_positive(s, name="sigmas", fn=fn) for s in sigmas]
     if not sig:
         raise ValueRangeError(f"{fn}(): argument 'sigmas' expected at least one value, got none")
@@ -213,7 +206,7 @@ def sample_uniform(
     check_finite(box_max, name="box_max", fn=fn)
     if bool((box_max <= box_min).any()):
         raise ValueRangeError(f"{fn}(): argument 'box_max' must be > 'box_min' on every axis")
-    _check_count(n, "n", fn)
+    _check_int(n, name="n", low=0, fn=fn)
     lo = box_min.unsqueeze(-2)
     hi = box_max.to(box_min.dtype).unsqueeze(-2)
     u = _rand(box_min.shape[:-1] + (n, 3), box_min, generator)
@@ -281,9 +274,9 @@ def field_guided_points(
     check_shape(box_2d, "B 4", name="box_2d", dims=dims, fn=fn)
     check_floating(center, name="center", fn=fn)
     check_same_device({"center": center, "K": K, "box_2d": box_2d}, fn=fn)
-    _check_count(resolution, "resolution", fn, low=1)
-    _check_count(k, "k", fn, low=1)
-    _check_count(chunk_size, "chunk_size", fn, low=1)
+    _check_int(resolution, name="resolution", low=1, fn=fn)
+    _check_int(k, name="k", low=1, fn=fn)
+    _check_int(chunk_size, name="chunk_size", low=1, fn=fn)
     total = resolution**3
     if k > total:
         raise ValueRangeError(f"{fn}(): argument 'k' expected at most resolution**3 = {total}, got {k}")
