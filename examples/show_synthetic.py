@@ -12,8 +12,7 @@ colour jitter, skeleton re-projected from ``joints_3d`` with the new ``K``).
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from hoimask.data import ColorJitter, Compose, GaussianBlur, RandomCropResize, SyntheticHOI
+from hoimask.engine import atomic_write
 from hoimask.geometry import project
 from hoimask.skeleton import PARENTS
 
@@ -61,10 +61,9 @@ def depth_picture(depth: torch.Tensor) -> torch.Tensor:
 
 
 def save_atomic(img: Image.Image, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    img.save(tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())  # temp file + os.replace, normal permissions, no temp left on failure
 
 
 def main() -> None:
