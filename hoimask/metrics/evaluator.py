@@ -200,10 +200,6 @@ class Evaluator:
             out[valid] = v
         self._pending_values[key] = out
 
-    def _feed_pck(self, kind: str, errors: torch.Tensor, groups: np.ndarray) -> None:
-        """Feed (B, K) errors in mm to the 'all' accumulator and each group's."""
-        self._pending_pck.append((kind, errors, groups))
-
     def _commit(self, groups: np.ndarray | None, pred_entry) -> None:
         """Store a fully validated batch (nothing is stored if update() raised)."""
         if pred_entry is not None:
@@ -314,8 +310,8 @@ class Evaluator:
         )  # fmt: skip
         for key, v in values.items():
             self._add(key, v, B)
-        for kind, e in errors.items():
-            self._feed_pck(kind, e, groups)
+        for kind, e in errors.items():  # (B, K) errors in mm, fed to the PCK accumulators on commit
+            self._pending_pck.append((kind, e, groups))
         self._update_object(
             pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, groups, B
         )
