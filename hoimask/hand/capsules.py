@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from hoimask._checks import DTypeError, check_floating, check_in_range, check_shape
+from hoimask._checks import DTypeError, ValueRangeError, check_floating, check_in_range, check_shape
 
 __all__ = [
     "CapsuleTemplate",
@@ -24,6 +24,14 @@ __all__ = [
     "capsule_sdf",
     "sample_capsule_surface",
 ]
+
+
+def _check_int(value: int, *, name: str, low: int, fn: str) -> int:
+    """A Python int ``>= low`` (floats are refused rather than truncated)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DTypeError(f"{fn}(): argument '{name}' expected an int, got {value!r}")
+    check_in_range(value, name=name, low=low, fn=fn)
+    return value
 
 
 def capsule_sdf(points: Tensor, a: Tensor, b: Tensor, radius: Tensor) -> Tensor:
@@ -90,9 +98,7 @@ def capsule_mesh_template(num_segments: int = 12) -> CapsuleTemplate:
     Shape:
         not applicable.
     """
-    if isinstance(num_segments, bool) or not isinstance(num_segments, int):
-        raise DTypeError(f"capsule_mesh_template(): argument 'num_segments' expected an int, got {num_segments!r}")
-    check_in_range(num_segments, name="num_segments", low=3)
+    _check_int(num_segments, name="num_segments", low=3, fn="capsule_mesh_template")
     n = num_segments
     n_cap = max(2, n // 4)
     end, axial, radial = [0.0], [-1.0], [0.0]  # pole at a
@@ -201,17 +207,15 @@ def sample_capsule_surface(
     Shape:
         a, b ``(B, S, 3)``, radius ``(B, S)`` -> ``(B, N, 3)``.
     """
-    from hoimask._checks import ValueRangeError
-
     dims = check_shape(a, "B S 3", name="a")
     check_shape(b, "B S 3", name="b", dims=dims)
     check_shape(radius, "B S", name="radius", dims=dims)
     for name, t in (("a", a), ("b", b), ("radius", radius)):
         check_floating(t, name=name)
-    check_in_range(num_points, name="num_points", low=1)
-    check_in_range(oversample, name="oversample", low=1)
+    _check_int(num_points, name="num_points", low=1, fn="sample_capsule_surface")
+    _check_int(oversample, name="oversample", low=1, fn="sample_capsule_surface")
     batch, dev, dt = dims["B"], a.device, a.dtype
-    count = max(int(oversample) * int(num_points), 256)
+    count = max(oversample * num_points, 256)
     axis = b - a  # (B, S, 3)
     length = axis.norm(dim=-1)  # (B, S)
     side_area = 2 * math.pi * radius * length
@@ -246,5 +250,5 @@ def sample_capsule_surface(
             f"surface, fewer than num_points={num_points}; raise 'oversample'"
         )
     key = outer.to(f64) + 0.5 * torch.rand(batch, count, generator=generator, dtype=f64).to(dev)
-    keep = key.topk(int(num_points), dim=1).indices  # outer candidates first, in random order
-    return torch.gather(points, 1, keep[..., None].expand(batch, int(num_points), 3))
+    keep = key.topk(num_points, dim=1).indices  # outer candidates first, in random order
+    return torch.gather(points, 1, keep[..., None].expand(batch, num_points, 3))

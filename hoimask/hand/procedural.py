@@ -26,6 +26,7 @@ from hoimask._checks import (
     check_shape,
 )
 from hoimask.hand.capsules import (
+    _check_int,
     capsule_mesh_template,
     capsule_mesh_vertices,
     capsule_sdf,
@@ -356,8 +357,8 @@ class ProceduralHand(nn.Module):
             ``-> (B, 10)``.
         """
         ref = self._buffers["_t_base"]
-        check_in_range(batch_size, name="batch_size", low=1)
-        beta = torch.randn(int(batch_size), 10, generator=generator, dtype=torch.float64).clamp(-3.0, 3.0)
+        _check_int(batch_size, name="batch_size", low=1, fn="ProceduralHand.sample_shape")
+        beta = torch.randn(batch_size, 10, generator=generator, dtype=torch.float64).clamp(-3.0, 3.0)
         return beta.to(device=ref.device, dtype=ref.dtype)
 
     def sample_pose(
@@ -382,8 +383,7 @@ class ProceduralHand(nn.Module):
         Shape:
             ``-> (B, 16, 3)``.
         """
-        check_in_range(batch_size, name="batch_size", low=1)
-        n = int(batch_size)
+        n = _check_int(batch_size, name="batch_size", low=1, fn="ProceduralHand.sample_pose")
         f64 = torch.float64
         tables = {k: v.to(device="cpu", dtype=f64) for k, v in self._tables(self._buffers["_t_base"]).items()}
         lo, hi = tables["limits"][..., 0], tables["limits"][..., 1]  # (15, 3)

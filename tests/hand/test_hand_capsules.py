@@ -128,3 +128,22 @@ def test_surface_samples_lie_on_the_union_boundary_uniformly():
     side = (one[0, :, 1] > 0) & (one[0, :, 1] < 0.3)
     area_side, area_caps = 2 * math.pi * 0.05 * 0.3, 4 * math.pi * 0.05**2
     assert abs(float(side.double().mean()) - area_side / (area_side + area_caps)) < 0.02
+
+
+def test_sample_counts_must_be_ints():
+    """Float counts are refused rather than truncated."""
+    from hoimask.hand import ProceduralHand
+
+    a, b, r = torch.zeros(1, 1, 3), torch.tensor([[[1.0, 0.0, 0.0]]]), torch.tensor([[0.5]])
+    assert sample_capsule_surface(a, b, r, 3, generator=torch.Generator().manual_seed(0)).shape == (1, 3, 3)
+    with pytest.raises(DTypeError, match="'num_points'"):
+        sample_capsule_surface(a, b, r, 2.5)
+    with pytest.raises(DTypeError, match="'oversample'"):
+        sample_capsule_surface(a, b, r, 3, oversample=2.0)
+    with pytest.raises(ValueRangeError, match="'num_points'"):
+        sample_capsule_surface(a, b, r, 0)
+    hand = ProceduralHand()
+    with pytest.raises(DTypeError, match="'batch_size'"):
+        hand.sample_shape(2.5)
+    with pytest.raises(DTypeError, match="'batch_size'"):
+        hand.sample_pose(2.0)
