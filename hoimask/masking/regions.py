@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_choice, check_shape
-from hoimask.masking._common import BACKGROUND, HAND, NUM_REGIONS, OBJECT, check_grid
+from hoimask.masking._common import BACKGROUND, HAND, NUM_REGIONS, OBJECT, check_grid, check_ratio
 
 __all__ = ["LABEL_RULES", "patch_labels", "region_counts", "region_keep_counts", "select_in_regions"]
 
@@ -206,7 +206,7 @@ def region_counts(labels: torch.Tensor) -> torch.Tensor:
     Shape:
         labels ``(B, N)`` -> ``(B, 3)``.
     """
-    B = labels.shape[0]
+    B = check_shape(labels, "B N", name="labels")["B"]
     counts = torch.zeros(B, NUM_REGIONS, dtype=torch.int64, device=labels.device)
     return counts.scatter_add_(1, labels, torch.ones_like(labels))
 
@@ -236,6 +236,10 @@ def region_keep_counts(
     Shape:
         counts ``(B, 3)`` -> ``(B, 3)``.
     """
+    check_shape(counts, "B 3", name="counts")
+    background_ratio = check_ratio(background_ratio, "background_ratio")
+    hand_ratio = check_ratio(hand_ratio, "hand_ratio")
+    object_ratio = check_ratio(object_ratio, "object_ratio")
     n = counts.to(torch.float64)
     n_bg, n_hand, n_obj = n.unbind(-1)
     total = float(num_keep)
@@ -274,8 +278,11 @@ def select_in_regions(
     Shape:
         labels, scores ``(B, N)``; counts, keep_counts ``(B, R)`` -> ``(B, N)``.
     """
-    B, N = labels.shape
-    R = counts.shape[1]
+    dims = check_shape(labels, "B N", name="labels")
+    check_shape(scores, "B N", name="scores", dims=dims)
+    check_shape(counts, "B R", name="counts", dims=dims)
+    check_shape(keep_counts, "B R", name="keep_counts", dims=dims)
+    B, N, R = dims["B"], dims["N"], dims["R"]
     device = labels.device
     label_bits = max(1, (R - 1).bit_length())
     quantised = (scores * float(1 << 22)).to(torch.int64).clamp_(0, (1 << 24) - 1)  # (B, N)

@@ -32,7 +32,7 @@ from hoimask._checks import (
     check_in_range,
     check_shape,
 )
-from hoimask.masking._common import HAND, blob_scores, uniform
+from hoimask.masking._common import HAND, blob_scores, check_grid, uniform
 from hoimask.skeleton.joints import FINGER_CHAINS, FINGERS, JOINT_DEPTH, PARENTS
 from hoimask.skeleton.raster import _rasterize
 from hoimask.skeleton.tree import dfs
@@ -135,6 +135,7 @@ def sample_skeleton_patterns(
     Shape:
         probs ``(4,)`` -> pattern ``(B,)``, index ``(B,)``.
     """
+    check_shape(probs, f"{len(PATTERNS)}", name="probs")
     dev = torch.device(device) if device is not None else torch.device("cpu")
     u = uniform((batch_size, 2), generator, dev).double()  # (B, 2)
     cdf = probs.to(dev).cumsum(0)  # (4,)
@@ -171,6 +172,9 @@ def skeleton_targets(
     Shape:
         joints_2d ``(B, 21, 2)``, pattern, index ``(B,)`` -> ``(B, N)``.
     """
+    dims = check_shape(joints_2d, "B 21 2", name="joints_2d")
+    check_shape(pattern, "B", name="pattern", dims=dims)
+    check_shape(index, "B", name="index", dims=dims)
     table = _TABLE.to(joints_2d.device)
     row = torch.where(pattern == FINGER, index, 4 + index)  # fingers 0-4, levels 5-8
     row = torch.where(pattern == REGION, torch.full_like(row, 9), row)
@@ -217,8 +221,10 @@ def skeleton_hand_scores(
     Shape:
         joints_2d ``(B, 21, 2)``, labels ``(B, N)``, pattern, index ``(B,)`` -> ``(B, N)``.
     """
-    B, N = labels.shape
-    gh, gw = int(grid_size[0]), int(grid_size[1])
+    gh, gw = check_grid(grid_size)
+    dims = check_shape(labels, f"B {gh * gw}", name="labels")
+    check_shape(joints_2d, "B 21 2", name="joints_2d", dims=dims)
+    B, N = dims["B"], gh * gw
     u = uniform((B, N), generator, labels.device) if noise is None else noise  # (B, N)
     on_bones = skeleton_targets(joints_2d.to(torch.float32), pattern, index, (gh, gw), patch_size,
                                 thickness=thickness)  # (B, N)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hoimask._checks import DTypeError, check_in_range
-from hoimask.masking._common import BACKGROUND, HAND, OBJECT, blob_scores, uniform
+from hoimask._checks import DTypeError, check_in_range, check_shape
+from hoimask.masking._common import BACKGROUND, HAND, OBJECT, blob_scores, check_grid, uniform
 from hoimask.masking.base import MaskOutput, _keep_to_output
 from hoimask.masking.region_ratio import RegionRatioMasker
 from hoimask.masking.regions import select_in_regions
@@ -56,7 +56,8 @@ def interaction_region(labels: torch.Tensor, grid_size: tuple[int, int], *, marg
     Shape:
         labels ``(B, N)`` -> ``(B, N)``.
     """
-    gh, gw = int(grid_size[0]), int(grid_size[1])
+    gh, gw = check_grid(grid_size)
+    check_shape(labels, f"B {gh * gw}", name="labels")
     hand, obj = labels == HAND, labels == OBJECT
     contact = _dilate(hand, (gh, gw), margin) & _dilate(obj, (gh, gw), margin)  # (B, N)
     foreground = labels != BACKGROUND

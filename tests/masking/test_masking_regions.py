@@ -192,3 +192,18 @@ def test_invalid_labels_raise_on_every_path(dtype, patch, rule, case):
         patch_labels(seg, (2, 2), rule=rule)
     with pytest.raises(ValueRangeError, match="segmentation"):
         RegionRatioMasker(label_rule=rule)(2, (2, 2), segmentation=seg)
+
+
+def test_region_helpers_check_their_inputs():
+    labels = torch.zeros(2, 25, dtype=torch.int64)
+    counts = region_counts(labels)
+    with pytest.raises(ShapeError, match="'labels'"):
+        region_counts(labels.view(2, 5, 5))
+    with pytest.raises(ShapeError, match="'counts'"):
+        region_keep_counts(counts[:, :2], 5, background_ratio=0.5, hand_ratio=0.5, object_ratio=0.5)
+    with pytest.raises(ValueRangeError, match="'hand_ratio'"):
+        region_keep_counts(counts, 5, background_ratio=0.5, hand_ratio=1.5, object_ratio=0.5)
+    with pytest.raises(ShapeError, match="'scores'"):
+        select_in_regions(labels, counts, counts, torch.rand(2, 24))
+    with pytest.raises(ShapeError, match="'labels'"):
+        interaction_region(labels, (4, 4))

@@ -8,7 +8,7 @@ from _hoi_toy import toy_scene
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hoimask._checks import ValueRangeError
+from hoimask._checks import ShapeError, ValueRangeError
 from hoimask.masking import (
     PATTERNS,
     HybridMasker,
@@ -153,3 +153,15 @@ def test_hybrid_keeps_rmra_budgets():
     b = RegionRatioMasker()(8, GRID, segmentation=seg, generator=torch.Generator().manual_seed(0))
     for region in range(3):
         assert torch.equal((a.mask & (labels == region)).sum(1), (b.mask & (labels == region)).sum(1))
+
+
+def test_skeleton_helpers_check_their_inputs():
+    joints = torch.zeros(3, 21, 2)
+    pattern = index = torch.zeros(3, dtype=torch.int64)
+    with pytest.raises(ShapeError, match="'pattern'"):
+        skeleton_targets(joints, pattern[:2], index, GRID, PATCH, thickness=1.0)
+    with pytest.raises(ShapeError, match="'labels'"):
+        skeleton_hand_scores(joints, torch.zeros(3, 7, dtype=torch.int64), pattern, index, GRID, PATCH,
+                             thickness=1.0)
+    with pytest.raises(ShapeError, match="'probs'"):
+        sample_skeleton_patterns(2, torch.full((3,), 1 / 3))
