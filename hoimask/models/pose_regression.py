@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from hoimask._checks import FileFormatError, check_shape
+from hoimask._checks import FileFormatError, ValueRangeError, check_shape
 from hoimask.geometry import rotation_6d_to_matrix
 from hoimask.losses import HandMeshLoss, object_pose_loss
 from hoimask.losses.pose import hand_from_rotation_6d
-from hoimask.models._batch import object_present
+from hoimask.models._batch import get_image, object_present
 from hoimask.nn import MANOTransformerHead, ObjectPoseHead, ViTEncoder
 
 __all__ = ["PoseRegressionModel", "POSE_LOSS_WEIGHTS"]
@@ -162,7 +162,7 @@ class PoseRegressionModel(nn.Module):
         Returns:
             ``{"loss": (), "terms": {name: ()}, "predictions": predict(...)}``.
         """
-        preds = self.predict(batch["image"])
+        preds = self.predict(get_image(batch, "PoseRegressionModel.forward"))
         terms = dict(self.hand_loss(
             preds["rotation_6d"], preds["shape"], target_pose=batch.get("hand_pose"),
             target_shape=batch.get("hand_shape"), target_joints=batch.get("joints_3d"),
@@ -178,6 +178,9 @@ class PoseRegressionModel(nn.Module):
                     preds["object_rotation_6d"][ok], preds["object_translation"][ok], R[ok], t[ok]
                 )
         if not terms:
-            raise FileFormatError("PoseRegressionModel.forward(): the batch holds no pose target")
+            raise ValueRangeError(
+                "PoseRegressionModel.forward(): argument 'batch' holds no pose target (expected any of joints_3d, "
+                "hand_pose + hand_shape, object_rotation + object_translation)"
+            )
         loss = torch.stack([self.loss_weights[k] * v for k, v in terms.items()]).sum()
         return {"loss": loss, "terms": terms, "predictions": preds}

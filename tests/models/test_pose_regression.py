@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hoimask._checks import FileFormatError
+from hoimask._checks import FileFormatError, ShapeError, ValueRangeError
 from hoimask.hand import ProceduralHand
 from hoimask.models import PoseRegressionModel
 
@@ -85,3 +85,11 @@ def test_load_encoder_checks_keys_and_shapes():
         b.load_encoder({})
     with pytest.raises(FileFormatError, match="loss_weights"):
         PoseRegressionModel(**SMALL, loss_weights={"nope": 1.0})
+
+
+def test_forward_input_errors_are_typed():
+    model = PoseRegressionModel(**SMALL)
+    with pytest.raises(ShapeError, match="image"):
+        model({"joints_3d": torch.zeros(1, 21, 3)})
+    with pytest.raises(ValueRangeError, match="no pose target"):
+        model({"image": torch.zeros(1, 3, 32, 32)})
