@@ -180,6 +180,8 @@ def check_floating(x: torch.Tensor, *, name: str, fn: str | None = None) -> None
 
 def check_device(x: torch.Tensor, device: torch.device | str, *, name: str, fn: str | None = None) -> None:
     """Raise :class:`DeviceError` unless ``x`` lives on ``device`` (type and index)."""
+    if not isinstance(x, torch.Tensor):
+        raise DTypeError(f"{_where(name, fn)} expected a torch.Tensor, got {type(x).__name__}")
     want = torch.device(device)
     got = x.device
     if want.type != got.type or (want.index is not None and want.index != got.index):
@@ -202,6 +204,8 @@ def check_same_device(tensors: Mapping[str, torch.Tensor], *, fn: str | None = N
 
 def check_finite(x: torch.Tensor, *, name: str, fn: str | None = None) -> None:
     """Raise :class:`ValueRangeError` if ``x`` contains NaN or infinity."""
+    if not isinstance(x, torch.Tensor):
+        raise DTypeError(f"{_where(name, fn)} expected a torch.Tensor, got {type(x).__name__}")
     if x.is_floating_point() or x.is_complex():
         bad = ~torch.isfinite(x)
         if bool(bad.any()):

@@ -8,6 +8,7 @@ from hoimask._checks import (
     ShapeError,
     ValueRangeError,
     check_choice,
+    check_device,
     check_dtype,
     check_finite,
     check_in_range,
@@ -108,3 +109,10 @@ def test_wrapped_checks_name_the_public_caller():
         my_tensor_fn(torch.zeros(2, 3, dtype=torch.int64))
     with pytest.raises(ShapeError, match=r"my_tensor_fn\(\): argument 'x'"):
         my_tensor_fn(torch.zeros(2, 4))
+
+
+def test_tensor_checks_refuse_non_tensors_with_a_typed_error():
+    with pytest.raises(DTypeError, match="'x'"):
+        check_finite([1.0, float("nan")], name="x")
+    with pytest.raises(DTypeError, match="'x'"):
+        check_device(3.0, "cpu", name="x")
