@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from hoimask._checks import ShapeError, ValueRangeError, check_choice
+from hoimask._checks import ValueRangeError, check_choice, check_shape
 from hoimask.masking._common import (
     HAND,
     Masker,
@@ -99,8 +99,7 @@ def region_ratio_masking(
     noise = uniform((B, N), generator, labels.device)
     scores = noise
     if hand_scores is not None:
-        if hand_scores.shape != (B, N):
-            raise ShapeError(f"argument 'hand_scores': expected shape ({B}, {N}), got {tuple(hand_scores.shape)}")
+        check_shape(hand_scores, f"{B} {N}", name="hand_scores")
         scores = torch.where(labels == HAND, hand_scores.to(noise), noise)
     return _masking_from_labels(labels, keep_count(N, check_ratio(mask_ratio, "mask_ratio")), ratios, scores)
 

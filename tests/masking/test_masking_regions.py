@@ -8,7 +8,7 @@ from _hoi_toy import toy_scene
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hoimask._checks import ShapeError, ValueRangeError
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError
 from hoimask.masking import (
     RegionRatioMasker,
     TargetFocusedMasker,
@@ -207,3 +207,11 @@ def test_region_helpers_check_their_inputs():
         select_in_regions(labels, counts, counts, torch.rand(2, 24))
     with pytest.raises(ShapeError, match="'labels'"):
         interaction_region(labels, (4, 4))
+
+
+def test_region_ratio_masking_names_bad_hand_scores():
+    seg = torch.zeros(2, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ShapeError, match="'hand_scores'"):
+        region_ratio_masking(seg, (4, 4), hand_scores=torch.rand(2, 15))
+    with pytest.raises(DTypeError, match="'hand_scores'"):
+        region_ratio_masking(seg, (4, 4), hand_scores=[[0.5] * 16] * 2)
