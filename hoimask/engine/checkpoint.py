@@ -232,13 +232,19 @@ class CheckpointManager:
     def save(self, step: int, state: Mapping[str, Any]) -> Path:
         """Write the checkpoint for ``step``, point ``latest.json`` at it, prune old ones.
 
+        The checkpoint just written is never pruned, even when numbered
+        checkpoints of later steps exist (a run resumed from an older one).
+
         Returns:
             The checkpoint path.
         """
         path = save_checkpoint(self.path_for(step), state)
         atomic_write(self.directory / "latest.json", json.dumps({"file": path.name, "step": step}) + "\n")
         for old in self.steps()[: -self.keep]:
-            for p in (self.path_for(old), self.path_for(old).with_name(self.path_for(old).name + ".sha256")):
+            if old == step:
+                continue
+            old_path = self.path_for(old)
+            for p in (old_path, old_path.with_name(old_path.name + ".sha256")):
                 if p.exists():
                     p.unlink()
         return path

@@ -88,6 +88,16 @@ def test_manager_latest_and_pruning(tmp_path):
     assert json.loads((tmp_path / "ck" / "step_00000020.pt.sha256").read_text())["bytes"] > 0
 
 
+def test_manager_never_prunes_the_checkpoint_it_just_wrote(tmp_path):
+    # A run resumed from an older checkpoint saves a step below the newest one on disk;
+    # latest.json must keep pointing at an existing file.
+    m = CheckpointManager(tmp_path / "ck", keep=1)
+    m.save(20, {"step": 20})
+    m.save(15, {"step": 15})
+    assert m.latest().name == "step_00000015.pt"
+    assert load_checkpoint(m.latest())["step"] == 15
+
+
 def test_rng_state_survives_weights_only_checkpoint(tmp_path):
     import random
 
