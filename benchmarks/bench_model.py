@@ -33,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hoimask.masking import RandomMasker
 from hoimask.models import MAE, MaskHOI
+from hoimask.models.config import resolve_preset
 
 
 def make_batch(batch: int, size: int, points: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -172,9 +173,7 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     points = args.points or (256 if args.preset == "tiny" else 1024)
-    probe = MaskHOI.from_preset(args.preset, masking="random")
-    size = probe.config.img_size
-    del probe
+    size = resolve_preset(args.preset, {}).img_size
     batch = make_batch(args.batch, size, points, device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
     print(f"# bench_model: preset={args.preset} device={device} batch={args.batch} img={size} points={points} "
