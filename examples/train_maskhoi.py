@@ -40,6 +40,7 @@ from hoimask.engine import (
     save_checkpoint,
     save_png,
     seed_everything,
+    to_device,
     train_preset,
     unwrap_model,
 )
@@ -130,8 +131,7 @@ def mask_picture(model, dataset, *, seed: int, count: int = 4) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
         mask = model.mask(batch, generator=torch.Generator().manual_seed(seed))
-        device = next(model.parameters()).device
-        batch_dev = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        batch_dev = to_device(batch, next(model.parameters()).device)
         logits = model(batch_dev, mask=mask)["predictions"]["segmentation"]  # (B, 3, h, w)
     model.train(was_training)
     H, W = batch["image"].shape[-2:]
