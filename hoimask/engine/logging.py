@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from hoimask._checks import check_shape
+from hoimask._checks import FileFormatError, check_shape
 from hoimask.engine.checkpoint import atomic_write
 
 __all__ = ["RunLogger", "progress_bar", "save_png", "tensorboard_available"]
@@ -151,26 +151,48 @@ class RunLogger:
             return
         self._writer.add_image(tag, _to_uint8_hwc(image).permute(2, 0, 1), step)
 
+    def _read(self) -> tuple[list[dict], bool]:
+        """The complete JSONL records, and whether a torn last line (no newline: a killed write) follows them."""
+        text = self.jsonl_path.read_text(encoding="utf-8")
+        complete, _, tail = text.rpartition("\n")
+        records = []
+        for number, line in enumerate(complete.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as err:
+                raise FileFormatError(
+                    f"RunLogger: line {number} of {str(self.jsonl_path)!r} is not a JSON record: {err}"
+                ) from err
+        return records, bool(tail.strip())
+
     def read_records(self) -> list[dict]:
-        """All JSONL records written so far (main rank; ``[]`` otherwise)."""
+        """All JSONL records written so far (main rank; ``[]`` otherwise).
+
+        A torn last line (a run killed while writing it) is not a record and is left out.
+
+        Raises:
+            FileFormatError: a complete line is not JSON.
+        """
         if not self.enabled or not self.jsonl_path.is_file():
             return []
-        lines = self.jsonl_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        return self._read()[0]
 
     def truncate_after(self, step: int) -> int:
-        """Drop JSONL records with ``step`` greater than ``step`` (rewritten atomically).
+        """Drop JSONL records with ``step`` greater than ``step``, and a torn last line (rewritten atomically).
 
         Returns:
-            The number of records dropped.
+            The number of records (and torn lines) dropped.
         """
         if not self.enabled or not self.jsonl_path.is_file():
             return 0
-        records = self.read_records()
+        records, torn = self._read()
         kept = [r for r in records if r.get("step", -1) <= step]
-        if len(kept) != len(records):
+        dropped = len(records) - len(kept) + int(torn)
+        if dropped:
             atomic_write(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in kept))
-        return len(records) - len(kept)
+        return dropped
 
     def close(self) -> None:
         """Flush and close TensorBoard."""

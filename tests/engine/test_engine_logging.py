@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hoimask._checks import ShapeError
+from hoimask._checks import FileFormatError, ShapeError
 from hoimask.engine import RunLogger, progress_bar, save_png, tensorboard_available
 
 
@@ -20,6 +20,22 @@ def test_jsonl_text_and_truncate(tmp_path):
     assert log.truncate_after(3) == 2
     assert [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert "step 4: loss=0.25" in (tmp_path / "train.log").read_text()
+
+
+def test_torn_last_line_is_dropped_on_truncate(tmp_path):
+    # A run killed while appending leaves a last line without its newline; resuming must not crash on it.
+    log = RunLogger(tmp_path, tensorboard=False)
+    for step in (1, 2):
+        log.log_scalars(step, {"loss": 1.0})
+    with open(tmp_path / "log.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"step": 3, "lo')
+    assert [r["step"] for r in log.read_records()] == [1, 2]
+    assert log.truncate_after(2) == 1
+    log.log_scalars(3, {"loss": 0.5})
+    assert [r["step"] for r in log.read_records()] == [1, 2, 3]
+    (tmp_path / "log.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(FileFormatError, match="line 2"):
+        log.read_records()
 
 
 def test_disabled_logger_writes_nothing(tmp_path):
