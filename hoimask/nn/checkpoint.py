@@ -71,17 +71,25 @@ def detect_checkpoint_format(state_dict: dict[str, torch.Tensor]) -> str:
     return "timm"
 
 
-def _rename(state_dict: dict[str, torch.Tensor], fmt: str) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Map checkpoint keys to ViTEncoder keys; returns (mapped, not mapped)."""
+def _rename(
+    state_dict: dict[str, torch.Tensor], fmt: str
+) -> tuple[dict[str, torch.Tensor], list[str], tuple[int, int] | None]:
+    """Map checkpoint keys to ViTEncoder keys.
+
+    Returns:
+        ``(mapped, not mapped, patch grid of the position embedding)``; the grid
+        is known only for MultiMAE, whose embedding is stored as ``(1, D, gh, gw)``.
+    """
     mapped: dict[str, torch.Tensor] = {}
     unused: list[str] = []
+    grid: tuple[int, int] | None = None
     for key, value in state_dict.items():
         if fmt == "multimae":
             if key.startswith("input_adapters.rgb.proj."):
                 mapped["patch_embed." + key[len("input_adapters.rgb.") :]] = value
             elif key == "input_adapters.rgb.pos_emb":
                 mapped["pos_embed"] = rearrange(value, "1 d h w -> 1 (h w) d")
-                mapped["__grid__"] = torch.tensor(value.shape[-2:])
+                grid = (int(value.shape[-2]), int(value.shape[-1]))
             elif key == "global_tokens":
                 mapped["cls_token"] = value[:, :1]
             elif re.match(r"^encoder\.\d+\.", key):
@@ -93,7 +101,7 @@ def _rename(state_dict: dict[str, torch.Tensor], fmt: str) -> tuple[dict[str, to
                 mapped[key] = value
             else:
                 unused.append(key)
-    return mapped, unused
+    return mapped, unused, grid
 
 
 def _resize_pos_embed(pos: torch.Tensor, model: nn.Module, src_grid: tuple[int, int] | None) -> torch.Tensor:
@@ -146,10 +154,9 @@ def convert_vit_state_dict(
     check_choice(format, FORMATS, name="format")
     state_dict = _unwrap(state_dict)
     fmt = detect_checkpoint_format(state_dict) if format == "auto" else format
-    mapped, unused = _rename(state_dict, fmt)
-    grid = mapped.pop("__grid__", None)
+    mapped, unused, grid = _rename(state_dict, fmt)
     if "pos_embed" in mapped:
-        mapped["pos_embed"] = _resize_pos_embed(mapped["pos_embed"], model, tuple(grid.tolist()) if grid is not None else None)
+        mapped["pos_embed"] = _resize_pos_embed(mapped["pos_embed"], model, grid)
     own = model.state_dict()
     wrong = [
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
