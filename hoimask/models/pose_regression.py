@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hoimask._checks import FileFormatError, ValueRangeError, check_shape
+from hoimask._checks import FileFormatError, ValueRangeError, check_positive, check_shape
 from hoimask.geometry import rotation_6d_to_matrix
 from hoimask.losses import HandMeshLoss, object_pose_loss
 from hoimask.losses.pose import hand_from_rotation_6d
@@ -94,6 +94,8 @@ class PoseRegressionModel(nn.Module):
         unknown = set(loss_weights or {}) - set(POSE_LOSS_WEIGHTS)
         if unknown:
             raise FileFormatError(f"PoseRegressionModel(): unknown loss_weights {sorted(unknown)}")
+        for name, value in (loss_weights or {}).items():
+            check_positive(value, name=f"loss_weights[{name!r}]", strict=False, fn="PoseRegressionModel")
         self.loss_weights = {**POSE_LOSS_WEIGHTS, **(loss_weights or {})}
 
     @classmethod

@@ -85,6 +85,8 @@ def test_load_encoder_checks_keys_and_shapes():
         b.load_encoder({})
     with pytest.raises(FileFormatError, match="loss_weights"):
         PoseRegressionModel(**SMALL, loss_weights={"nope": 1.0})
+    with pytest.raises(ValueRangeError, match="loss_weights"):
+        PoseRegressionModel(**SMALL, loss_weights={"hand_root": -1.0})
 
 
 def test_forward_input_errors_are_typed():
