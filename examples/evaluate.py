@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from hoimask._checks import FileFormatError
 from hoimask.engine import atomic_write, load_checkpoint
 from hoimask.engine.cli import mano_layer
 from hoimask.engine.datasets import DATASETS, build_dataset
@@ -58,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_model(path: Path, *, hand_layer=None, device: torch.device | str = "cpu") -> PoseRegressionModel:
     """Rebuild the model of a ``model.pt`` written by ``finetune.py``."""
     state = load_checkpoint(path, map_location=device)
+    for key in ("model", "encoder_config"):
+        if key not in state:
+            raise FileFormatError(
+                f"evaluate: {str(path)!r} lacks the '{key}' entry; expected a model.pt written by examples/finetune.py"
+            )
     model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
     model.load_state_dict(state["model"])
     return model.to(device).eval()

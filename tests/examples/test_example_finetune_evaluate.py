@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hoimask.engine import load_checkpoint
+from hoimask._checks import FileFormatError
+from hoimask.engine import load_checkpoint, save_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 QUIET = ["--no-progress", "--no-tensorboard"]
@@ -35,6 +36,12 @@ def test_evaluate_help(capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert "--checkpoint" in text and "--protocol" in text and "--hand-only" in text
+
+
+def test_evaluate_rejects_a_file_that_is_not_a_finetuned_model(tmp_path):
+    path = save_checkpoint(tmp_path / "encoder.pt", {"encoder": {}, "encoder_config": {}, "step": 0})
+    with pytest.raises(FileFormatError, match="'model' entry"):
+        _load("evaluate").load_model(path)
 
 
 @pytest.mark.slow
