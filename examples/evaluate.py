@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from hoimask._checks import FileFormatError
 from hoimask.engine import atomic_write, load_checkpoint
-from hoimask.engine.cli import mano_layer
+from hoimask.engine.cli import exit_with_usage_errors, mano_layer
 from hoimask.engine.datasets import DATASETS, build_dataset
 from hoimask.models import PoseRegressionModel
 
@@ -136,4 +136,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_with_usage_errors(main))

@@ -38,6 +38,7 @@ from hoimask.engine import (
     unwrap_model,
 )
 from hoimask.engine.cli import (
+    exit_with_usage_errors,
     loss_trend,
     main_printer,
     mano_layer,
@@ -163,4 +164,4 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_with_usage_errors(main))

@@ -45,6 +45,7 @@ from hoimask.engine import (
     unwrap_model,
 )
 from hoimask.engine.cli import (
+    exit_with_usage_errors,
     loss_trend,
     main_printer,
     prepare_run_dir,
@@ -224,4 +225,4 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_with_usage_errors(main))

@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hoimask._checks import HoimaskError
 from hoimask.engine.config import TrainConfig
 from hoimask.engine.distributed import DistributedContext, cleanup_distributed, init_distributed
 from hoimask.engine.run_dir import prepare_output_dir
 
-__all__ = ["run_distributed", "main_printer", "prepare_run_dir", "short_run_warmup", "loss_trend", "mano_layer"]
+__all__ = ["exit_with_usage_errors", "run_distributed", "main_printer", "prepare_run_dir", "short_run_warmup", "loss_trend", "mano_layer"]
 
 
 def run_distributed(run: Callable[[argparse.Namespace, DistributedContext], int], args: argparse.Namespace,
@@ -36,9 +37,29 @@ def run_distributed(run: Callable[[argparse.Namespace, DistributedContext], int]
     """
     ctx = init_distributed(device=device)
     try:
-        return run(args, ctx)
-    finally:
-        cleanup_distributed(ctx)
+        code = run(args, ctx)
+    except BaseException:
+        cleanup_distributed(ctx, wait=False)  # the other ranks may never reach a barrier
+        raise
+    cleanup_distributed(ctx)
+    return code
+
+
+def exit_with_usage_errors(main: Callable[[], int]) -> int:
+    """Run a script's ``main()``; report hoimask input errors as one line on stderr.
+
+    Bad input (an output directory that must not be overwritten, a missing or
+    corrupt file, an invalid option value) raises a subclass of
+    :class:`hoimask._checks.HoimaskError` whose message already says what was
+    wrong and what to do; a command-line user needs that line, not a traceback.
+    Returns the exit code: ``main()``'s, or 2 for such an error. Other
+    exceptions propagate unchanged.
+    """
+    try:
+        return main()
+    except HoimaskError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def main_printer(ctx: DistributedContext) -> Callable[..., None]:

@@ -93,9 +93,20 @@ def init_distributed(device: str | None = None, backend: str | None = None) -> D
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, initialized=True)
 
 
-def cleanup_distributed(ctx: DistributedContext) -> None:
-    """Destroy the process group created by :func:`init_distributed` (no-op otherwise)."""
+def cleanup_distributed(ctx: DistributedContext, *, wait: bool = True) -> None:
+    """Destroy the process group created by :func:`init_distributed` (no-op otherwise).
+
+    Args:
+        ctx: the distributed context.
+        wait: first wait at a barrier for every rank. Tearing gloo down while
+            another rank is still finishing its last collective can abort that
+            rank at exit ("terminate called without an active exception"), so a
+            normal exit waits. Pass ``False`` on an error path, where the other
+            ranks may never reach the barrier (torchrun stops them instead).
+    """
     if ctx.initialized and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -101,3 +101,20 @@ def test_torchrun_two_processes(tmp_path):
     state = load_checkpoint(out / "checkpoints" / "step_00000002.pt")
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     assert (out / "masks.png").is_file()
+
+
+def test_command_line_reports_refusal_without_traceback(tmp_path):
+    """Run as a script, a refused output dir is one 'error:' line on stderr and exit code 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "something.txt").write_text("user data")
+    script_path = Path(__file__).resolve().parents[2] / "examples" / "train_maskhoi.py"
+    result = subprocess.run([sys.executable, str(script_path), "--output-dir", str(out), "--steps", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert (out / "something.txt").read_text() == "user data"
