@@ -42,6 +42,7 @@ __all__ = [
     "check_same_device",
     "check_finite",
     "check_in_range",
+    "check_int",
     "check_probability",
     "check_positive",
     "check_choice",
@@ -236,6 +237,32 @@ def check_in_range(
         rb = "]" if high_inclusive else ")"
         raise ValueRangeError(f"{_where(name, fn)} expected a value in {lb}{low}, {high}{rb}, got {value!r}")
     return v
+
+
+def check_int(
+    value: int,
+    *,
+    name: str,
+    low: int | None = None,
+    high: int | None = None,
+    fn: str | None = None,
+) -> int:
+    """Check that ``value`` is a Python ``int`` (not a bool, not a float) in ``[low, high]``.
+
+    Raises:
+        DTypeError: ``value`` is not an int (``2.5`` is refused, never truncated).
+        ValueRangeError: ``value`` lies outside the inclusive bounds given.
+
+    Returns:
+        ``value``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DTypeError(f"{_where(name, fn)} expected an int, got {value!r} ({type(value).__name__})")
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueRangeError(f"{_where(name, fn)} expected an int in [{lo}, {hi}], got {value}")
+    return value
 
 
 def check_probability(value: float, *, name: str, fn: str | None = None) -> float:

@@ -116,3 +116,17 @@ def test_tensor_checks_refuse_non_tensors_with_a_typed_error():
         check_finite([1.0, float("nan")], name="x")
     with pytest.raises(DTypeError, match="'x'"):
         check_device(3.0, "cpu", name="x")
+
+
+def test_check_int_refuses_floats_and_bools_and_checks_bounds():
+    from hoimask._checks import check_int
+
+    assert check_int(3, name="n", low=1, high=3) == 3
+    with pytest.raises(DTypeError, match="'n'.*2.5"):
+        check_int(2.5, name="n")
+    with pytest.raises(DTypeError):
+        check_int(True, name="n")
+    with pytest.raises(ValueRangeError, match=r"\[1, inf\], got 0"):
+        check_int(0, name="n", low=1)
+    with pytest.raises(ValueRangeError, match=r"\[-inf, 4\], got 5"):
+        check_int(5, name="n", high=4)

@@ -15,15 +15,14 @@ import math
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from hoimask._checks import DTypeError, ValueRangeError, check_in_range
+from hoimask._checks import ValueRangeError, check_in_range, check_int
 
 __all__ = ["warmup_cosine_factor", "WarmupCosineSchedule"]
 
 
 def _check_schedule_args(total_steps: int, warmup_steps: int, decay_start: float, min_lr_ratio: float, fn: str) -> None:
     for name, value in (("total_steps", total_steps), ("warmup_steps", warmup_steps)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise DTypeError(f"{fn}(): argument '{name}' expected an int, got {type(value).__name__}")
+        check_int(value, name=name, fn=fn)
     if total_steps < 1:
         raise ValueRangeError(f"{fn}(): argument 'total_steps' expected >= 1, got {total_steps}")
     if not 0 <= warmup_steps <= total_steps:

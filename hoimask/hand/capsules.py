@@ -15,7 +15,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from hoimask._checks import DTypeError, ValueRangeError, check_floating, check_in_range, check_shape
+from hoimask._checks import (
+    ValueRangeError,
+    check_floating,
+    check_int,
+    check_shape,
+)
 
 __all__ = [
     "CapsuleTemplate",
@@ -24,14 +29,6 @@ __all__ = [
     "capsule_sdf",
     "sample_capsule_surface",
 ]
-
-
-def _check_int(value: int, *, name: str, low: int, fn: str) -> int:
-    """A Python int ``>= low`` (floats are refused rather than truncated)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DTypeError(f"{fn}(): argument '{name}' expected an int, got {value!r}")
-    check_in_range(value, name=name, low=low, fn=fn)
-    return value
 
 
 def capsule_sdf(points: Tensor, a: Tensor, b: Tensor, radius: Tensor) -> Tensor:
@@ -98,7 +95,7 @@ def capsule_mesh_template(num_segments: int = 12) -> CapsuleTemplate:
     Shape:
         not applicable.
     """
-    _check_int(num_segments, name="num_segments", low=3, fn="capsule_mesh_template")
+    check_int(num_segments, name="num_segments", low=3, fn="capsule_mesh_template")
     n = num_segments
     n_cap = max(2, n // 4)
     end, axial, radial = [0.0], [-1.0], [0.0]  # pole at a
@@ -212,8 +209,8 @@ def sample_capsule_surface(
     check_shape(radius, "B S", name="radius", dims=dims)
     for name, t in (("a", a), ("b", b), ("radius", radius)):
         check_floating(t, name=name)
-    _check_int(num_points, name="num_points", low=1, fn="sample_capsule_surface")
-    _check_int(oversample, name="oversample", low=1, fn="sample_capsule_surface")
+    check_int(num_points, name="num_points", low=1, fn="sample_capsule_surface")
+    check_int(oversample, name="oversample", low=1, fn="sample_capsule_surface")
     batch, dev, dt = dims["B"], a.device, a.dtype
     count = max(oversample * num_points, 256)
     axis = b - a  # (B, S, 3)

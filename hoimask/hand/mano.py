@@ -19,7 +19,7 @@ from hoimask._checks import (
     ValueRangeError,
     check_choice,
     check_floating,
-    check_in_range,
+    check_int,
     check_same_device,
     check_shape,
 )
@@ -148,9 +148,7 @@ class MANOLayer(nn.Module):
         super().__init__()
         check_choice(side, ("right", "left"), name="side")
         check_choice(fingertips, FINGERTIP_VERTEX_IDS, name="fingertips")
-        if isinstance(num_pca_comps, bool) or not isinstance(num_pca_comps, int):
-            raise DTypeError(f"MANOLayer(): argument 'num_pca_comps' expected an int, got {num_pca_comps!r}")
-        check_in_range(num_pca_comps, name="num_pca_comps", low=1, high=45)
+        check_int(num_pca_comps, name="num_pca_comps", low=1, high=45)
         path = Path(model_path)
         stated = "left" if "LEFT" in path.name.upper() else "right" if "RIGHT" in path.name.upper() else None
         if stated is not None and stated != side:

@@ -22,11 +22,11 @@ from hoimask._checks import (
     ValueRangeError,
     check_floating,
     check_in_range,
+    check_int,
     check_same_device,
     check_shape,
 )
 from hoimask.hand.capsules import (
-    _check_int,
     capsule_mesh_template,
     capsule_mesh_vertices,
     capsule_sdf,
@@ -357,7 +357,7 @@ class ProceduralHand(nn.Module):
             ``-> (B, 10)``.
         """
         ref = self._buffers["_t_base"]
-        _check_int(batch_size, name="batch_size", low=1, fn="ProceduralHand.sample_shape")
+        check_int(batch_size, name="batch_size", low=1, fn="ProceduralHand.sample_shape")
         beta = torch.randn(batch_size, 10, generator=generator, dtype=torch.float64).clamp(-3.0, 3.0)
         return beta.to(device=ref.device, dtype=ref.dtype)
 
@@ -383,7 +383,7 @@ class ProceduralHand(nn.Module):
         Shape:
             ``-> (B, 16, 3)``.
         """
-        n = _check_int(batch_size, name="batch_size", low=1, fn="ProceduralHand.sample_pose")
+        n = check_int(batch_size, name="batch_size", low=1, fn="ProceduralHand.sample_pose")
         f64 = torch.float64
         tables = {k: v.to(device="cpu", dtype=f64) for k, v in self._tables(self._buffers["_t_base"]).items()}
         lo, hi = tables["limits"][..., 0], tables["limits"][..., 1]  # (15, 3)

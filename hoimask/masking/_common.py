@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from hoimask._checks import DTypeError, ValueRangeError, check_in_range
+from hoimask._checks import DTypeError, ValueRangeError, check_in_range, check_int
 from hoimask.masking.base import MaskOutput
 
 __all__ = ["Masker", "check_ratio", "check_grid", "resolve_device", "uniform", "blob_scores", "keep_count"]
@@ -24,11 +24,7 @@ def check_ratio(value: float, name: str) -> float:
 
 
 def check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise DTypeError(f"argument 'batch_size': expected an int, got {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise ValueRangeError(f"argument 'batch_size': expected a positive int, got {batch_size}")
-    return batch_size
+    return check_int(batch_size, name="batch_size", low=1)
 
 
 def check_grid(grid_size: Sequence[int]) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hoimask._checks import DTypeError, check_in_range, check_shape
+from hoimask._checks import check_in_range, check_int, check_shape
 from hoimask.masking._common import BACKGROUND, HAND, OBJECT, blob_scores, check_grid, uniform
 from hoimask.masking.base import MaskOutput, _keep_to_output
 from hoimask.masking.region_ratio import RegionRatioMasker
@@ -85,9 +85,7 @@ class TargetFocusedMasker(RegionRatioMasker):
     ) -> None:
         super().__init__(mask_ratio, mask_ratio, mask_ratio, mask_ratio, label_rule=label_rule)
         self.focus_ratio = check_in_range(focus_ratio, name="focus_ratio", low=0.0, high=1.0)
-        if isinstance(margin, bool) or not isinstance(margin, int):
-            raise DTypeError(f"TargetFocusedMasker(): argument 'margin' must be an int, got {type(margin).__name__}")
-        self.margin = int(check_in_range(margin, name="margin", low=0))
+        self.margin = check_int(margin, name="margin", low=0)
 
     def __call__(
         self,

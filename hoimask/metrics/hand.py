@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from hoimask._checks import DTypeError, ValueRangeError, check_choice, check_shape
+from hoimask._checks import DTypeError, ValueRangeError, check_choice, check_int, check_shape
 from hoimask.metrics._arrays import ArrayLike, like_input, to_tensors
 from hoimask.skeleton.joints import JOINT_ORDERS
 
@@ -46,9 +46,7 @@ def joint_index(joint: int | str, joint_order: str = "canonical", *, num_joints:
         return names.index(joint)
     if isinstance(joint, bool) or not isinstance(joint, int):
         raise DTypeError(f"joint_index(): argument 'joint' expected a joint name or an int, got {type(joint).__name__}")
-    if num_joints is not None and not 0 <= joint < num_joints:
-        raise ValueRangeError(f"joint_index(): argument 'joint' expected an index in [0, {num_joints}), got {joint}")
-    return joint
+    return check_int(joint, name="joint", low=0, high=None if num_joints is None else num_joints - 1, fn="joint_index")
 
 
 def _mean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -18,18 +18,12 @@ from .._checks import (
     ValueRangeError,
     check_floating,
     check_in_range,
+    check_int,
     check_positive,
     check_shape,
 )
 
 __all__ = ["icosphere", "torus_mesh", "box_mesh", "open_mesh"]
-
-
-def _check_int(value: int, *, name: str, low: int, fn: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DTypeError(f"{fn}(): argument '{name}' expected an int, got {type(value).__name__}")
-    check_in_range(value, name=name, low=low, fn=fn)
-    return value
 
 
 def icosphere(
@@ -59,7 +53,7 @@ def icosphere(
         >>> v.shape, f.shape
         (torch.Size([42, 3]), torch.Size([80, 3]))
     """
-    _check_int(subdivisions, name="subdivisions", low=0, fn="icosphere")
+    check_int(subdivisions, name="subdivisions", low=0, fn="icosphere")
     check_in_range(subdivisions, name="subdivisions", high=8, fn="icosphere")
     check_positive(radius, name="radius", fn="icosphere")
     g = (1.0 + math.sqrt(5.0)) / 2.0
@@ -133,8 +127,8 @@ def torus_mesh(
     check_positive(major_radius, name="major_radius", fn="torus_mesh")
     check_in_range(minor_radius, name="minor_radius", low=0.0, high=major_radius,
                    low_inclusive=False, high_inclusive=False, fn="torus_mesh")
-    _check_int(major_segments, name="major_segments", low=3, fn="torus_mesh")
-    _check_int(minor_segments, name="minor_segments", low=3, fn="torus_mesh")
+    check_int(major_segments, name="major_segments", low=3, fn="torus_mesh")
+    check_int(minor_segments, name="minor_segments", low=3, fn="torus_mesh")
     u = torch.arange(major_segments, dtype=torch.float64) * (2 * math.pi / major_segments)
     v = torch.arange(minor_segments, dtype=torch.float64) * (2 * math.pi / minor_segments)
     uu, vv = torch.meshgrid(u, v, indexing="ij")

@@ -24,11 +24,11 @@ from .._checks import (
     ValueRangeError,
     check_finite,
     check_floating,
+    check_int,
     check_positive,
     check_same_device,
     check_shape,
 )
-from .meshes import _check_int
 
 __all__ = [
     "DEFAULT_SIGMAS",
@@ -100,7 +100,7 @@ def sample_surface(
     """
     fn = "sample_surface"
     dims = _check_mesh(vertices, faces, fn)
-    _check_int(n, name="n", low=0, fn=fn)
+    check_int(n, name="n", low=0, fn=fn)
     faces = faces.long()
     tri = vertices[:, faces]  # (B, T, 3, 3)
     area = torch.linalg.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1).norm(dim=-1)
@@ -158,7 +158,7 @@ def sample_near_surface(
         torch.Size([1, 10, 3])
     """
     fn = "sample_near_surface"
-    _check_int(n, name="n", low=0, fn=fn)
+    check_int(n, name="n", low=0, fn=fn)
     sig = [check_positive(s, name="sigmas", fn=fn) for s in sigmas]
     if not sig:
         raise ValueRangeError(f"{fn}(): argument 'sigmas' expected at least one value, got none")
@@ -206,7 +206,7 @@ def sample_uniform(
     check_finite(box_max, name="box_max", fn=fn)
     if bool((box_max <= box_min).any()):
         raise ValueRangeError(f"{fn}(): argument 'box_max' must be > 'box_min' on every axis")
-    _check_int(n, name="n", low=0, fn=fn)
+    check_int(n, name="n", low=0, fn=fn)
     lo = box_min.unsqueeze(-2)
     hi = box_max.to(box_min.dtype).unsqueeze(-2)
     u = _rand(box_min.shape[:-1] + (n, 3), box_min, generator)
@@ -274,9 +274,9 @@ def field_guided_points(
     check_shape(box_2d, "B 4", name="box_2d", dims=dims, fn=fn)
     check_floating(center, name="center", fn=fn)
     check_same_device({"center": center, "K": K, "box_2d": box_2d}, fn=fn)
-    _check_int(resolution, name="resolution", low=1, fn=fn)
-    _check_int(k, name="k", low=1, fn=fn)
-    _check_int(chunk_size, name="chunk_size", low=1, fn=fn)
+    check_int(resolution, name="resolution", low=1, fn=fn)
+    check_int(k, name="k", low=1, fn=fn)
+    check_int(chunk_size, name="chunk_size", low=1, fn=fn)
     total = resolution**3
     if k > total:
         raise ValueRangeError(f"{fn}(): argument 'k' expected at most resolution**3 = {total}, got {k}")

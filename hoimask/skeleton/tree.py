@@ -25,7 +25,7 @@ import operator
 from collections import deque
 from collections.abc import Sequence
 
-from hoimask._checks import DTypeError, ValueRangeError
+from hoimask._checks import DTypeError, ValueRangeError, check_int
 from hoimask.skeleton.joints import PARENTS
 
 __all__ = [
@@ -88,11 +88,7 @@ def validate_parents(parents: Sequence[int], *, name: str = "parents") -> tuple[
 
 
 def _check_root(root: int, num: int) -> int:
-    if isinstance(root, bool) or not isinstance(root, int):
-        raise DTypeError(f"argument 'root': expected an int node index, got {type(root).__name__}")
-    if not 0 <= root < num:
-        raise ValueRangeError(f"argument 'root': expected a node index in [0, {num}), got {root}")
-    return root
+    return check_int(root, name="root", low=0, high=num - 1)
 
 
 def children(parents: Sequence[int] = PARENTS) -> tuple[tuple[int, ...], ...]:
