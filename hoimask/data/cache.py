@@ -21,35 +21,20 @@ from __future__ import annotations
 import bisect
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
 from hoimask._checks import FileFormatError, ShapeError, check_positive
+from hoimask._io import atomic_replace
 
 __all__ = ["CACHE_FORMAT", "CachedHOI", "atomic_save", "atomic_write_text", "write_cache"]
 
 CACHE_FORMAT = "hoimask-sample-cache"
 _VERSION = 1
 _UINT8_KEYS = ("image", "deoccluded_image")
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[str]:
-    """Yield a temporary file name in ``path``'s folder; move it onto ``path`` if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -62,7 +47,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     Returns:
         None.
     """
-    with _replacing(Path(path)) as tmp, open(tmp, "w") as f:
+    with atomic_replace(path) as tmp, open(tmp, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -78,7 +63,7 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
     Returns:
         None.
     """
-    with _replacing(Path(path)) as tmp:
+    with atomic_replace(path) as tmp:
         torch.save(obj, tmp)
 
 

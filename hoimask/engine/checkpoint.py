@@ -15,15 +15,14 @@ import hashlib
 import json
 import os
 import re
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from hoimask._checks import DTypeError, FileFormatError
+from hoimask._io import atomic_replace
 
 __all__ = ["FORMAT_KEY", "atomic_write", "save_checkpoint", "load_checkpoint", "CheckpointManager"]
 
@@ -31,47 +30,6 @@ __all__ = ["FORMAT_KEY", "atomic_write", "save_checkpoint", "load_checkpoint", "
 FORMAT_KEY = "hoimask_checkpoint"
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[str]:
-    """A temporary file beside ``path`` that replaces ``path`` when the ``with`` block succeeds.
-
-    The file gets the permissions of a normally created one; on any exception it
-    is deleted and ``path`` is left as it was. The directory is created if needed
-    and synced after the rename.
-
-    Args:
-        path: the destination.
-
-    Returns:
-        (yields) the temporary file's name, for the block to write and flush.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, _umask_mode())
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
@@ -89,18 +47,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    with _replacing(path) as tmp, open(tmp, "wb") as fh:
+    with atomic_replace(path) as tmp, open(tmp, "wb") as fh:
         fh.write(payload)
         fh.flush()
         os.fsync(fh.fileno())
     return path
-
-
-def _umask_mode() -> int:
-    """Permission bits a normally created file would get (``mkstemp`` makes 0600 files)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -133,7 +84,7 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     path = Path(path)
     payload = dict(state)
     payload[FORMAT_KEY] = FORMAT_VERSION
-    with _replacing(path) as tmp:
+    with atomic_replace(path) as tmp:
         torch.save(payload, tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

@@ -9,7 +9,6 @@ into a plain ``.npz`` (no pickle at all on later loads).
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hoimask._checks import FileFormatError
+from hoimask._io import atomic_replace
 from hoimask.hand._unpickle import UnsafePickleError, resolve, restricted_load
 
 __all__ = ["MANO_ARRAY_SPECS", "load_mano_arrays", "to_npz"]
@@ -144,14 +144,6 @@ def to_npz(pkl_path: str | os.PathLike[str], npz_path: str | os.PathLike[str]) -
     out = Path(npz_path)
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp.npz", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_replace(out) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
     return out

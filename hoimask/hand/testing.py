@@ -22,13 +22,13 @@ import copyreg
 import os
 import pickle
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hoimask._checks import check_choice
+from hoimask._io import atomic_replace
 from hoimask.hand._unpickle import _np_reconstruct
 from hoimask.skeleton import MANO_PARENTS
 
@@ -207,14 +207,6 @@ def write_synthetic_mano(path: str | os.PathLike[str], side: str = "right", seed
     )
     payload["J_regressor"] = _pickled_as("scipy.sparse.csc", "csc_matrix", _csc_state(arrays["J_regressor"]))
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _Py2Pickler(fh, protocol=2).dump(payload)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_replace(out) as tmp, open(tmp, "wb") as fh:
+        _Py2Pickler(fh, protocol=2).dump(payload)
     return out

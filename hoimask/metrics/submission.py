@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from hoimask._checks import ShapeError, ValueRangeError, check_choice, check_shape
+from hoimask._io import atomic_replace
 from hoimask.metrics._arrays import ArrayLike, to_tensors
 from hoimask.skeleton.joints import JOINT_ORDERS, order_indices
 
@@ -75,20 +75,6 @@ def ho3d_submission_arrays(
     return xyz, verts
 
 
-def _atomic_write(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_ho3d_submission(
     path: str | os.PathLike,
     joints: ArrayLike,
@@ -136,5 +122,6 @@ def write_ho3d_submission(
         def write(f):
             f.write(payload)
 
-    _atomic_write(path, write)
+    with atomic_replace(path) as tmp, open(tmp, "wb") as f:
+        write(f)
     return path
