@@ -10,7 +10,12 @@
 Runs :class:`hoimask.metrics.Evaluator` over the test split (synthetic: scenes
 drawn with a seed disjoint from training; DexYCB: S0 test; HO3D: the
 evaluation split, whose hidden ground truth only feeds the CodaLab submission
-file ``pred.zip``). Results are printed and written as JSON next to the checkpoint.
+file ``pred.zip``). Beside the model it evaluates the trivial constant
+predictors fitted on the training split (:class:`hoimask.metrics.ConstantBaselines`:
+mean pose, joints at the wrist, mean object pose) on the same samples and
+prints model / constant ratios, so a model that learned nothing shows at once.
+Results are printed and written as JSON next to the checkpoint (``baselines``
+and ``ratios`` beside the model's metrics).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from torch.utils.data import DataLoader
 from hoimask._checks import FileFormatError
 from hoimask.engine import atomic_write, load_checkpoint
 from hoimask.engine.cli import exit_with_usage_errors, mano_layer
-from hoimask.engine.datasets import DATASETS, build_dataset
+from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
+from hoimask.metrics import ConstantBaselines, baseline_ratios, format_baseline_table
 from hoimask.models import PoseRegressionModel
 
 
@@ -52,12 +58,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
     p.add_argument("--output", type=Path, help="results JSON (default: eval-<dataset>.json beside the checkpoint)")
     p.add_argument("--submission", type=Path, help="HO3D: CodaLab file to write (default: pred.zip beside the checkpoint)")
+    p.add_argument("--baseline-samples", type=int, default=2048,
+                   help="training samples to fit the constant baselines on when the checkpoint has none stored")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag in ("num_samples", "batch_size", "baseline_samples"):
+        if getattr(args, flag) < 1:
+            p.error(f"argument --{flag.replace('_', '-')}: expected an integer >= 1, got {getattr(args, flag)}")
+    return args
 
 
 def load_model(path: Path, *, hand_layer=None, device: torch.device | str = "cpu") -> PoseRegressionModel:
     """Rebuild the model of a ``model.pt`` written by ``finetune.py``."""
+    return _load(path, hand_layer=hand_layer, device=device)[0]
+
+
+def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
     state = load_checkpoint(path, map_location=device)
     for key in ("model", "encoder_config"):
         if key not in state:
@@ -66,7 +82,8 @@ def load_model(path: Path, *, hand_layer=None, device: torch.device | str = "cpu
             )
     model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
     model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    baselines = state.get("baselines")
+    return model.to(device).eval(), None if baselines is None else ConstantBaselines.from_state_dict(baselines)
 
 
 def ground_truth_vertices(hand_layer, batch: dict) -> torch.Tensor | None:
@@ -80,18 +97,25 @@ def ground_truth_vertices(hand_layer, batch: dict) -> torch.Tensor | None:
 
 @torch.no_grad()
 def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, protocol: str = "hoisdf",
-             device: torch.device | str = "cpu"):
-    """Run the model over ``dataset`` and return the filled :class:`hoimask.metrics.Evaluator`."""
+             device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None):
+    """Run the model over ``dataset`` and return the filled :class:`hoimask.metrics.Evaluator`.
+
+    With ``baselines``, returns ``(evaluator, {name: evaluator})``: the constant
+    predictors evaluated on the same samples.
+    """
     from hoimask.data import collate
     from hoimask.engine import to_device
     from hoimask.metrics import Evaluator
 
     evaluator = Evaluator.from_protocol(protocol)
+    constants = {} if baselines is None else {
+        name: Evaluator.from_protocol(protocol, keep_predictions=False) for name in baselines.NAMES
+    }
     hand_layer = model.hand_loss.hand_layer
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     for batch in loader:
         batch = to_device(batch, torch.device(device))
-        pred = model.predict(batch["image"])
+        pred = model.predict(batch["image"], batch.get("K"))
         gt_joints = batch.get("joints_3d")
         if gt_joints is not None and not torch.isfinite(gt_joints).all():
             gt_joints = None  # hidden test set: predictions only feed the submission file
@@ -99,33 +123,60 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
             evaluator.update(pred["joints"], None, pred_verts=pred["vertices"])
             continue
         has_object = batch.get("has_object")
-        evaluator.update(
-            pred["joints"], gt_joints,
-            pred_verts=pred["vertices"], gt_verts=ground_truth_vertices(hand_layer, batch),
-            pred_obj_R=pred["object_rotation"], pred_obj_t=pred["object_translation"],
+        truth = dict(
             gt_obj_R=batch.get("object_rotation"), gt_obj_t=batch.get("object_translation"),
             obj_points=batch.get("object_points"), occlusion=batch.get("occlusion_ratio"),
             hand_only=None if has_object is None else ~has_object.bool(),
         )
-    return evaluator
+        evaluator.update(
+            pred["joints"], gt_joints,
+            pred_verts=pred["vertices"], gt_verts=ground_truth_vertices(hand_layer, batch),
+            pred_obj_R=pred["object_rotation"], pred_obj_t=pred["object_translation"], **truth,
+        )
+        if constants:
+            for name, const in baselines.predict(gt_joints.shape[0], dtype=gt_joints.dtype, device=device).items():
+                with_object = "object_rotation" in const and truth["gt_obj_R"] is not None
+                constants[name].update(
+                    const["joints"], gt_joints,
+                    pred_obj_R=const.get("object_rotation") if with_object else None,
+                    pred_obj_t=const.get("object_translation") if with_object else None,
+                    **(truth if with_object else {k: truth[k] for k in ("occlusion", "hand_only")}),
+                )
+    return evaluator if baselines is None else (evaluator, constants)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     hand_layer = mano_layer(args.dataset, args.mano_dir)
-    model = load_model(args.checkpoint, hand_layer=hand_layer, device=device)
+    model, baselines = _load(args.checkpoint, hand_layer=hand_layer, device=device)
     dataset = build_dataset(
         args.dataset, image_size=model.img_size, train=False, root=args.data_root, mano_dir=args.mano_dir,
         num_samples=args.num_samples, seed=args.seed, num_sdf_points=16 if args.dataset == "synthetic" else 0,
         num_object_points=256, hand_only_prob=1.0 if args.hand_only else 0.1,
     )
-    evaluator = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device)
+    if baselines is None and args.dataset != "ho3d":  # HO3D's evaluation split has no ground truth to compare
+        print(f"fitting the constant baselines on {args.baseline_samples} training samples "
+              "(the checkpoint stores none)")
+        train = build_dataset(
+            args.dataset, image_size=model.img_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
+            num_samples=args.baseline_samples, seed=args.seed, num_sdf_points=0, num_object_points=1,
+        )
+        baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)
+    out = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device,
+                   baselines=baselines)
+    evaluator, constants = out if baselines is not None else (out, {})
     split = "hand-only" if args.hand_only else "test"
     print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples, protocol {args.protocol})")
     results = evaluator.compute()
     if results.get("num_samples"):
         print(evaluator.format_tables())
+        consts = {name: ev.compute() for name, ev in constants.items()}
+        if consts:
+            print()
+            print(format_baseline_table(results, consts))
+            results["baselines"] = consts
+            results["ratios"] = baseline_ratios(results, consts)
     output = args.output or args.checkpoint.with_name(f"eval-{args.dataset}{'-hand-only' if args.hand_only else ''}.json")
     atomic_write(output, json.dumps(results, indent=2, default=float) + "\n")
     print(f"results: {output}")

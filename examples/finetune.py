@@ -46,7 +46,7 @@ from hoimask.engine.cli import (
     run_distributed,
     short_run_warmup,
 )
-from hoimask.engine.datasets import DATASETS, build_dataset
+from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
 from hoimask.models import PoseRegressionModel
 
 #: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
@@ -148,11 +148,13 @@ def _run(args: argparse.Namespace, ctx) -> int:
     start = time.perf_counter()
     history = trainer.fit()
     if ctx.is_main:
+        baselines = fit_constant_baselines(dataset, max_samples=args.baseline_samples)
         path = save_checkpoint(args.output_dir / "model.pt", {
             "model": unwrap_model(trainer.model).state_dict(),
             "encoder_config": model.encoder_config,
             "dataset": args.dataset,
             "step": trainer.step,
+            "baselines": baselines.state_dict(),  # constant predictors of the training split, for evaluate.py
         })
         trend = loss_trend([h["loss"] for h in history], most=5, label="loss", empty="nothing to do")
         say(f"\ndone: {len(history)} steps in {time.perf_counter() - start:.0f} s; {trend}")

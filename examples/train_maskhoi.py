@@ -80,9 +80,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision (default: tiny fp32, paper bf16)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its newest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run in --output-dir and start afresh")
-    p.add_argument("--masking", choices=("random", "region", "hybrid"), default="hybrid",
-                   help="masking strategy: MAE random, region ratios (RMRA), or RMRA + skeleton guidance (MaskHOI)")
-    p.add_argument("--mask-ratio", type=float, help="mask ratio of --masking random (default 0.75)")
+    p.add_argument("--masking", choices=("random", "region", "hybrid", "target"), default="hybrid",
+                   help="masking strategy: MAE random, region ratios (RMRA), RMRA + skeleton guidance (MaskHOI), "
+                        "or HOMAE's target-focused masking")
+    p.add_argument("--mask-ratio", type=float, help="overall mask ratio, in [0, 1) (default 0.75)")
+    m = p.add_argument_group("masking ablations (MaskHOI Tables V-VI; docs/masking.md)")
+    m.add_argument("--background-ratio", type=float, help="region/hybrid: background mask ratio (default 0.75)")
+    m.add_argument("--hand-ratio", type=float, help="region/hybrid: hand mask ratio (default 0.5)")
+    m.add_argument("--object-ratio", type=float, help="region/hybrid: object mask ratio (default 0.9)")
+    m.add_argument("--skeleton-prob", type=float,
+                   help="hybrid: proportion of skeleton-guided hand masking at the start (default 0.5; Table VI)")
+    m.add_argument("--skeleton-prob-end", type=float,
+                   help="hybrid: proportion at the end, linear in between (e.g. 0 -> 1 with --skeleton-prob 0); "
+                        "default: constant")
+    m.add_argument("--pattern-probs", type=str,
+                   help="hybrid: skeleton pattern weights as name=weight pairs, e.g. "
+                        "'finger=0.3,fingertips=0.3,level=0.1,region=0.3' (the default)")
+    m.add_argument("--focus-ratio", type=float, help="target: fraction of the hand-object box masked (default 0.5)")
     p.add_argument("--no-geometric", action="store_true", help="ablation: drop the SDF branch (GML off, Table IV)")
     p.add_argument("--no-direct-regression", action="store_true",
                    help="ablation: drop the MANO/object parameter heads (DPR off, Table IV)")
@@ -96,9 +110,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="TensorBoard logging (default: on when the tensorboard package is installed)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = p.parse_args(argv)
+    args.masker_kwargs = masker_kwargs(p, args)
     if args.output_dir is None:
         args.output_dir = Path("runs") / f"maskhoi-{args.preset}"
     return args
+
+
+#: Masking flags -> (masker keyword, the --masking values that take it, low, high (exclusive: '<')).
+MASKING_FLAGS = {
+    "background_ratio": ("background_ratio", ("region", "hybrid"), 0.0, "<1"),
+    "hand_ratio": ("hand_ratio", ("region", "hybrid"), 0.0, "<1"),
+    "object_ratio": ("object_ratio", ("region", "hybrid"), 0.0, "<1"),
+    "skeleton_prob": ("skeleton_prob", ("hybrid",), 0.0, 1.0),
+    "skeleton_prob_end": ("skeleton_prob_end", ("hybrid",), 0.0, 1.0),
+    "focus_ratio": ("focus_ratio", ("target",), 0.0, 1.0),
+}
+
+
+def masker_kwargs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """The masker keywords of the masking flags, checked (one-line usage errors naming the flag)."""
+    from hoimask.masking import PATTERNS
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    out: dict = {}
+    if args.mask_ratio is not None and not 0.0 <= args.mask_ratio < 1.0:
+        parser.error(f"argument --mask-ratio: expected a value in [0, 1), got {args.mask_ratio}")
+    for name, (key, kinds, low, high) in MASKING_FLAGS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if args.masking not in kinds:
+            parser.error(f"argument {flag(name)}: applies to --masking {' or '.join(kinds)}, not {args.masking!r}")
+        ok = low <= value < 1.0 if high == "<1" else low <= value <= high
+        if not ok:
+            bound = "[0, 1)" if high == "<1" else f"[{low}, {high}]"
+            parser.error(f"argument {flag(name)}: expected a value in {bound}, got {value}")
+        out[key] = value
+    if args.pattern_probs is not None:
+        if args.masking != "hybrid":
+            parser.error(f"argument --pattern-probs: applies to --masking hybrid, not {args.masking!r}")
+        probs = {}
+        for item in args.pattern_probs.split(","):
+            name, sep, weight = item.partition("=")
+            name = name.strip()
+            try:
+                value = float(weight)
+            except ValueError:
+                value = float("nan")
+            if not sep or name not in PATTERNS or not value >= 0:
+                parser.error(f"argument --pattern-probs: expected name=weight pairs with names in {list(PATTERNS)} "
+                             f"and weights >= 0, got {item!r}")
+            probs[name] = value
+        if not sum(probs.values()) > 0:
+            parser.error(f"argument --pattern-probs: the weights must not all be 0, got {args.pattern_probs!r}")
+        out["pattern_probs"] = probs
+    return out
 
 
 def build_model(args: argparse.Namespace):
@@ -106,7 +174,7 @@ def build_model(args: argparse.Namespace):
     from hoimask.models import MaskHOI
 
     overrides = dict(masking=args.masking, geometric=not args.no_geometric,
-                     direct_regression=not args.no_direct_regression)
+                     direct_regression=not args.no_direct_regression, masker_kwargs=dict(args.masker_kwargs))
     if args.mask_ratio is not None:
         overrides["mask_ratio"] = args.mask_ratio
     if args.dataset != "synthetic" and args.mano_dir is not None:
@@ -123,7 +191,7 @@ def build_model(args: argparse.Namespace):
 def mask_picture(model, dataset, *, seed: int, count: int = 4) -> torch.Tensor:
     """A ``(3, 4h, count*w)`` picture: images, their masks, the segmentation the masker used, and the
     segmentation the model predicts from the visible patches."""
-    from hoimask.data import IMAGENET_MEAN, IMAGENET_STD, collate
+    from hoimask.data import collate
     from hoimask.masking.draw import draw_mask
 
     samples = [dataset[i] for i in range(min(count, len(dataset)))]
@@ -138,7 +206,7 @@ def mask_picture(model, dataset, *, seed: int, count: int = 4) -> torch.Tensor:
     H, W = batch["image"].shape[-2:]
     predicted = torch.nn.functional.interpolate(logits.float(), size=(H, W), mode="bilinear").argmax(1).cpu()
     patch = model.config.patch_size
-    masked = draw_mask(batch["image"], mask.mask.cpu(), patch, mean=IMAGENET_MEAN, std=IMAGENET_STD)  # (B,H,W,3)
+    masked = draw_mask(batch["image"], mask.mask.cpu(), patch)  # (B,H,W,3); the batch is RGB in [0, 1]
     plain = torch.stack([(s["image"].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0) for s in samples])
     palette = torch.tensor([[40, 40, 40], [230, 160, 120], [80, 140, 230]], dtype=torch.uint8)
     seg = torch.stack([palette[s["segmentation"].long().clamp(0, 2)] for s in samples])
@@ -168,6 +236,9 @@ def _run(args: argparse.Namespace, ctx) -> int:
     model, report = build_model(args)
     if report is not None:
         say(f"initialised the encoder from {args.init}: {report}")
+    elif args.preset == "paper" and mode != "resume":
+        say("warning: --preset paper without --init: MaskHOI starts from MAE ImageNet weights "
+            "(mae_pretrain_vit_base.pth); this run starts from a random encoder")
     syn = SYNTHETIC[args.preset]
     dataset = build_dataset(
         args.dataset, image_size=model.config.img_size, train=True, root=args.data_root, mano_dir=args.mano_dir,

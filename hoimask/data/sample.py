@@ -26,10 +26,11 @@ occlusion_ratio      ()           float32  1 - visible / amodal hand pixels (0 w
 has_object           ()           bool     an object is present in the scene
 ==================== ============ ======== ==============================================
 
-Images stay in ``[0, 1]`` inside a sample so that transforms (colour jitter,
-blur) and pictures work on plain RGB; ImageNet normalisation is applied once,
-by :func:`collate` (``normalize=True``, the default) or by calling
-:func:`normalize_image` yourself. Without an object, ``object_rotation`` is the
+Images stay in ``[0, 1]`` inside a sample *and in a batch*: every hoimask
+model normalises its input itself (:class:`hoimask.nn.PixelNormalization`,
+ImageNet statistics by default) and refuses a batch outside ``[0, 1]``, so
+:func:`collate` and ``torch.utils.data.default_collate`` give the same,
+correct batch. :func:`normalize_image` remains for your own backbones. Without an object, ``object_rotation`` is the
 identity, ``object_translation`` and ``object_points`` are zeros,
 ``sdf_object`` is NaN and ``has_object`` is ``False``.
 """
@@ -41,6 +42,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_shape
+from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -52,10 +54,6 @@ __all__ = [
     "validate_sample",
 ]
 
-#: ImageNet channel means (RGB), the statistics MAE / ViT backbones were trained with.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-#: ImageNet channel standard deviations (RGB).
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 #: key -> (shape spec for ``check_shape``, dtype) of one sample.
 SAMPLE_SPEC: dict[str, tuple[str, torch.dtype]] = {
@@ -172,7 +170,7 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
     return dims
 
 
-def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = True) -> dict[str, object]:
+def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = False) -> dict[str, object]:
     """Stack a list of samples into a batch (a ``DataLoader`` ``collate_fn``).
 
     Tensors are stacked along a new first dimension (all samples must agree in
@@ -181,8 +179,9 @@ def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = True) 
 
     Args:
         samples: a non-empty sequence of sample dictionaries with the same keys.
-        normalize: apply :func:`normalize_image` to ``"image"`` (default); the
-            batch image is then ImageNet-normalised, the form the models expect.
+        normalize: apply :func:`normalize_image` to ``"image"``. Off by default:
+            hoimask models take RGB in ``[0, 1]`` and normalise it themselves
+            (and refuse a normalised batch); use it only for a backbone of your own.
 
     Returns:
         A dictionary with the same keys; tensors gain a leading batch dim ``B``.

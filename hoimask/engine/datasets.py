@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from hoimask._checks import ValueRangeError, check_choice
 
-__all__ = ["DATASETS", "build_dataset"]
+__all__ = ["DATASETS", "build_dataset", "fit_constant_baselines"]
 
 #: Datasets the example scripts accept.
 DATASETS = ("synthetic", "dexycb", "ho3d")
@@ -81,3 +81,32 @@ def build_dataset(
         else:
             ds = data.HO3D(root, split="train" if train else "evaluation", **common)
     return MemoryCache(ds) if cache_in_memory else ds
+
+
+def fit_constant_baselines(dataset: Dataset, *, max_samples: int = 2048, batch_size: int = 64):
+    """:class:`hoimask.metrics.ConstantBaselines` fitted on the first ``max_samples`` samples of ``dataset``.
+
+    ``examples/finetune.py`` stores the result in ``model.pt`` (from its
+    training split); ``examples/evaluate.py`` evaluates the constants beside the model.
+
+    Args:
+        dataset: a hoimask dataset (samples with ``joints_3d`` and, optionally, object poses).
+        max_samples: samples read (>= 1); the first ones, in order.
+        batch_size: loader batch size.
+
+    Returns:
+        The fitted :class:`~hoimask.metrics.ConstantBaselines`.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from hoimask._checks import check_int
+    from hoimask.data import collate
+    from hoimask.metrics import ConstantBaselines
+
+    check_int(max_samples, name="max_samples", low=1, fn="fit_constant_baselines")
+    base = ConstantBaselines()
+    subset = Subset(dataset, range(min(len(dataset), max_samples)))
+    for batch in DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        base.update(batch["joints_3d"], batch.get("object_rotation"), batch.get("object_translation"),
+                    batch.get("has_object"))
+    return base

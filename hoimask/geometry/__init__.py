@@ -11,6 +11,7 @@ from hoimask.geometry.camera import (
     project,
     resize_intrinsics,
     rotate_intrinsics,
+    translation_from_image,
     unproject,
 )
 from hoimask.geometry.rotations import (
@@ -44,5 +45,6 @@ __all__ = [
     "scale_translation_align",
     "similarity_procrustes",
     "skew",
+    "translation_from_image",
     "unproject",
 ]

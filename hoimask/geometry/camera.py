@@ -29,6 +29,7 @@ __all__ = [
     "project",
     "resize_intrinsics",
     "rotate_intrinsics",
+    "translation_from_image",
     "unproject",
 ]
 
@@ -188,3 +189,59 @@ def rotate_intrinsics(
     A = torch.cat([R2.expand(batch + (2, 2)), shift.expand(batch + (2,)).unsqueeze(-1)], dim=-1)
     K_new = affine_intrinsics(K, A) @ R_z.transpose(-1, -2)
     return K_new, R_z
+
+
+def translation_from_image(
+    raw: torch.Tensor,
+    K: torch.Tensor,
+    image_size: tuple[int, int],
+    *,
+    reference_depth: float = 0.5,
+) -> torch.Tensor:
+    """Camera-aware translation: a network's image-frame output ``(a, b, c)`` to a 3D point.
+
+    Absolute depth cannot be read from a picture without its camera: a hand
+    twice as far away, seen with twice the focal length, gives the same image.
+    A network therefore predicts where the point is *in the image* and how far
+    away it is *relative to the focal length*, and ``K`` turns that into metres:
+
+    * pixel ``u = W (1/2 + a)``, ``v = H (1/2 + b)`` (``a = b = 0``: the image centre);
+    * depth ``z = reference_depth · e^c · f / S`` with ``f = (f_x + f_y) / 2`` and
+      ``S = max(H, W)`` (``c = 0``: ``reference_depth`` for a camera whose focal
+      length equals the image side, i.e. a 53° field of view);
+    * the point ``unproject((u, v), z, K)``.
+
+    The map is smooth, so a loss on the returned point trains ``raw``.
+    (I2L-MeshNet and HandOccNet use the same idea for the root depth.)
+
+    Args:
+        raw: ``(B, 3)`` network output ``(a, b, c)``.
+        K: ``(B, 3, 3)`` intrinsics of the image the network saw.
+        image_size: ``(H, W)`` of that image.
+        reference_depth: metres, > 0.
+
+    Returns:
+        ``(B, 3)`` camera-frame point in metres (dtype of ``raw``).
+
+    Shape:
+        ``(B, 3), (B, 3, 3) -> (B, 3)``
+
+    Example:
+        >>> K = torch.tensor([[[128.0, 0, 64], [0, 128.0, 64], [0, 0, 1]]])
+        >>> translation_from_image(torch.zeros(1, 3), K, (128, 128))
+        tensor([[0.0000, 0.0000, 0.5000]])
+    """
+    dims = check_shape(raw, "B 3", name="raw")
+    check_shape(K, "B 3 3", name="K", dims=dims)
+    check_floating(raw, name="raw")
+    H, W = (int(s) for s in image_size)
+    if H < 1 or W < 1 or not reference_depth > 0:
+        raise ValueRangeError(
+            f"translation_from_image(): arguments 'image_size' must be positive and 'reference_depth' > 0, "
+            f"got {tuple(image_size)} and {reference_depth}"
+        )
+    K = K.to(raw.dtype)
+    uv = torch.stack([W * (0.5 + raw[:, 0]), H * (0.5 + raw[:, 1])], dim=-1)  # (B, 2) pixels
+    focal = (K[:, 0, 0] + K[:, 1, 1]) / 2
+    depth = reference_depth * torch.exp(raw[:, 2]) * focal / max(H, W)  # (B,)
+    return unproject(uv, depth, K)

@@ -12,6 +12,7 @@ from hoimask.losses.pose import (
     HandMeshLoss,
     hand_from_rotation_6d,
     hand_mesh_loss,
+    global_rotation_loss,
     mano_parameter_loss,
     object_pose_loss,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "hand_from_rotation_6d",
     "hand_mesh_loss",
     "heatmap_loss",
+    "global_rotation_loss",
     "mano_parameter_loss",
     "object_pose_loss",
     "patchify",

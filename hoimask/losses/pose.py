@@ -22,6 +22,7 @@ from hoimask.geometry import (
 
 __all__ = [
     "mano_parameter_loss",
+    "global_rotation_loss",
     "hand_from_rotation_6d",
     "hand_mesh_loss",
     "HandMeshLoss",
@@ -60,6 +61,35 @@ def mano_parameter_loss(
     target_6d = matrix_to_rotation_6d(axis_angle_to_matrix(target_pose.to(pred_rotation_6d.dtype)))
     rot = F.mse_loss(_normalise_6d(pred_rotation_6d), target_6d)
     return rot + F.mse_loss(pred_shape, target_shape.to(pred_shape.dtype))
+
+
+def global_rotation_loss(pred_rotation_6d: torch.Tensor, target_axis_angle: torch.Tensor) -> torch.Tensor:
+    """L1 between the orthonormalised predicted 6D rotation and the target's 6D (the hand's global rotation).
+
+    Inside :func:`mano_parameter_loss` the global rotation is 6 of 16 × 6 + 10
+    numbers and the shape coefficients dominate, so a pose model that learns
+    the fingers but not the hand's orientation still lowers that loss. This
+    term supervises the orientation on its own (PoseRegressionModel weighs it 1).
+
+    Args:
+        pred_rotation_6d: ``(B, 6)`` predicted rotation (raw 6D).
+        target_axis_angle: ``(B, 3)`` ground-truth rotation, axis-angle.
+
+    Returns:
+        Scalar ``mean |6D(pred) - 6D(target)|``.
+
+    Shape:
+        ``(B, 6), (B, 3) -> ()``.
+
+    Example:
+        >>> aa = torch.tensor([[0.0, 0.0, 1.0]])
+        >>> float(global_rotation_loss(matrix_to_rotation_6d(axis_angle_to_matrix(aa)), aa)) < 1e-6
+        True
+    """
+    dims = check_shape(pred_rotation_6d, "B 6", name="pred_rotation_6d")
+    check_shape(target_axis_angle, "B 3", name="target_axis_angle", dims=dims)
+    target = matrix_to_rotation_6d(axis_angle_to_matrix(target_axis_angle.to(pred_rotation_6d.dtype)))
+    return (_normalise_6d(pred_rotation_6d) - target).abs().mean()
 
 
 class HandMesh(NamedTuple):

@@ -9,6 +9,7 @@ HOISDF ``common/metrics.py``), including where those codes disagree.
 """
 
 from hoimask.metrics.auc import PCKAccumulator, PCKResult, pck_auc
+from hoimask.metrics.baselines import BASELINE_METRICS, ConstantBaselines, baseline_ratios, format_baseline_table
 from hoimask.metrics.evaluator import Evaluator
 from hoimask.metrics.fscore import f_score
 from hoimask.metrics.hand import joint_index, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe, st_align, st_mpjpe
@@ -26,16 +27,20 @@ from hoimask.metrics.objects import (
 from hoimask.metrics.submission import ho3d_submission_arrays, write_ho3d_submission
 
 __all__ = [
+    "BASELINE_METRICS",
+    "ConstantBaselines",
     "Evaluator",
     "PCKAccumulator",
     "PCKResult",
     "add",
     "add_s",
     "add_within",
+    "baseline_ratios",
     "box_corners",
     "center_error",
     "corner_error",
     "f_score",
+    "format_baseline_table",
     "ho3d_submission_arrays",
     "joint_index",
     "mpjpe",

@@ -9,7 +9,7 @@ import torch
 
 from hoimask._checks import DTypeError, ShapeError, check_shape
 
-__all__ = ["get_image", "optional", "object_present", "build_masker", "mask_batch"]
+__all__ = ["get_image", "optional", "object_present", "build_masker", "mask_batch", "default_intrinsics"]
 
 
 def get_image(batch: Mapping[str, Any], fn: str) -> torch.Tensor:
@@ -27,6 +27,14 @@ def optional(batch: Mapping[str, Any], key: str) -> torch.Tensor | None:
     """``batch[key]`` if present and not None, else None."""
     value = batch.get(key)
     return value if isinstance(value, torch.Tensor) else None
+
+
+def default_intrinsics(batch_size: int, image_size: tuple[int, int], *, like: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, 3)`` intrinsics assumed when a batch has no ``K``: focal ``max(H, W)``, centred principal point."""
+    H, W = image_size
+    f = float(max(H, W))
+    K = like.new_tensor([[f, 0.0, W / 2], [0.0, f, H / 2], [0.0, 0.0, 1.0]])
+    return K.expand(batch_size, 3, 3)
 
 
 def object_present(batch: Mapping[str, Any], rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
@@ -51,10 +59,13 @@ def build_masker(kind: str, mask_ratio: float, kwargs: dict[str, Any]):
 
     ``"random"`` -> ``RandomMasker``, ``"region"`` -> ``RegionRatioMasker``,
     ``"hybrid"`` -> ``HybridMasker`` (skeleton guidance with probability 0.5 by
-    default), each with ``mask_ratio`` (the overall ratio) and ``kwargs``.
+    default), ``"target"`` -> ``TargetFocusedMasker`` (HOMAE), each with
+    ``mask_ratio`` (the overall ratio) and ``kwargs``.
     """
     import hoimask.masking as masking
 
+    if kind == "target":
+        return masking.TargetFocusedMasker(**{"mask_ratio": mask_ratio, **kwargs})
     if kind == "random":
         return masking.RandomMasker(**{"mask_ratio": mask_ratio, **kwargs})
     if kind == "region":

@@ -7,6 +7,7 @@ from typing import Any
 
 from hoimask._checks import ValueRangeError, check_choice
 from hoimask.losses.weighted import MASKHOI_WEIGHTS
+from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["MaskHOIConfig", "MASKHOI_PRESETS", "resolve_preset", "DEFAULT_GROUP_WEIGHTS", "DEFAULT_TERM_WEIGHTS"]
 
@@ -35,12 +36,14 @@ class MaskHOIConfig:
     ``decoder_heads``. DPT: ``dpt_feature_dim``, ``dpt_reassemble_dims``. SDF:
     ``sdf_hidden``, ``sdf_layers``, ``sdf_bands``, ``sdf_clamp`` (m). Parameter
     heads: ``head_dim``, ``mano_head_depth``. Masking: ``masking``
-    (``"hybrid"``, ``"region"``, ``"random"``), ``mask_ratio`` (random), ``masker_kwargs``.
+    (``"hybrid"``, ``"region"``, ``"random"``, ``"target"``), ``mask_ratio`` (overall), ``masker_kwargs``.
     Ablations (Table IV): ``geometric`` (GML: SDF branch), ``direct_regression``
     (DPR: MANO / object heads). Losses: ``weights`` (λ1..λ4 of eq. 1),
     ``term_weights`` (inside each group) — partial dictionaries update the
     defaults — and ``heatmap_sigma`` (heatmap pixels).
     Hand layer: ``mano_path`` (None: the licence-free procedural hand).
+    Input: ``pixel_mean``, ``pixel_std`` — the model takes RGB in ``[0, 1]``
+    and normalises it with these (ImageNet's by default; :class:`~hoimask.nn.PixelNormalization`).
     """
 
     img_size: int = 224
@@ -68,9 +71,11 @@ class MaskHOIConfig:
     term_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TERM_WEIGHTS))
     heatmap_sigma: float = 1.5
     mano_path: str | None = None
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
-        check_choice(self.masking, ("hybrid", "region", "random"), name="masking", fn="MaskHOIConfig")
+        check_choice(self.masking, ("hybrid", "region", "random", "target"), name="masking", fn="MaskHOIConfig")
         if self.img_size % self.patch_size:
             raise ValueRangeError(
                 f"MaskHOIConfig(): argument 'img_size' ({self.img_size}) must be a multiple of patch_size ({self.patch_size})"
@@ -78,6 +83,7 @@ class MaskHOIConfig:
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueRangeError(f"MaskHOIConfig(): argument 'mask_ratio' must lie in [0, 1), got {self.mask_ratio}")
         self.dpt_reassemble_dims = tuple(self.dpt_reassemble_dims)
+        self.pixel_mean, self.pixel_std = tuple(self.pixel_mean), tuple(self.pixel_std)
         # Partial dictionaries update the defaults; unknown names are errors.
         for attr, defaults in (("weights", DEFAULT_GROUP_WEIGHTS), ("term_weights", DEFAULT_TERM_WEIGHTS)):
             given = dict(getattr(self, attr))

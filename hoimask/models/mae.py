@@ -16,7 +16,7 @@ from hoimask._checks import check_choice
 from hoimask.losses import pixel_reconstruction_loss
 from hoimask.masking.base import MaskOutput
 from hoimask.models._batch import build_masker, get_image, mask_batch
-from hoimask.nn import TokenDecoder, ViTEncoder
+from hoimask.nn import IMAGENET_MEAN, IMAGENET_STD, PixelNormalization, TokenDecoder, ViTEncoder
 
 __all__ = ["MAE", "MAE_PRESETS"]
 
@@ -39,6 +39,10 @@ class MAE(nn.Module):
         masking: ``"random"`` (default), ``"region"`` or ``"hybrid"``.
         norm_pix_loss: normalise target patches (MAE default).
         masker: optional masker instance overriding ``masking``.
+        pixel_mean, pixel_std: channel statistics the model normalises its
+            input with (:class:`~hoimask.nn.PixelNormalization`; ImageNet's by
+            default). Images come in as RGB in ``[0, 1]``; the reconstruction
+            target is the normalised image, as in MAE.
 
     Shape:
         batch ``image (B, 3, H, W)`` -> ``{"loss": (), "terms": {"pixel": ()}, "predictions": {"pixels": (B, N, P*P*3), "mask": MaskOutput}}``.
@@ -60,9 +64,12 @@ class MAE(nn.Module):
         norm_pix_loss: bool = True,
         masker: Any = None,
         masker_kwargs: dict[str, Any] | None = None,
+        pixel_mean: tuple[float, ...] = IMAGENET_MEAN,
+        pixel_std: tuple[float, ...] = IMAGENET_STD,
     ) -> None:
         super().__init__()
-        check_choice(masking, ("random", "region", "hybrid"), name="masking")
+        self.pixel_norm = PixelNormalization(pixel_mean, pixel_std)
+        check_choice(masking, ("random", "region", "hybrid", "target"), name="masking")
         self.patch_size = patch_size
         self.img_size = img_size
         self.norm_pix_loss = norm_pix_loss
@@ -100,7 +107,7 @@ class MAE(nn.Module):
         """Mask, encode the visible patches, reconstruct every patch, score the masked ones.
 
         Args:
-            batch: needs ``image``; ``segmentation`` / ``joints_2d`` are passed to
+            batch: needs ``image`` (RGB in ``[0, 1]``); ``segmentation`` / ``joints_2d`` are passed to
                 the masker when present.
             generator: RNG of the masker.
             mask: use this mask instead of drawing one.
@@ -108,7 +115,7 @@ class MAE(nn.Module):
         Returns:
             ``{"loss", "terms": {"pixel"}, "predictions": {"pixels", "mask"}}``.
         """
-        image = get_image(batch, "MAE.forward")
+        image = self.pixel_norm(get_image(batch, "MAE.forward"), name="batch['image']", fn="MAE.forward")
         grid = self.encoder.patch_embed.grid_size(image.shape[-2], image.shape[-1])
         if mask is None:
             mask = mask_batch(self.masker, batch, image, grid, generator=generator)

@@ -37,6 +37,7 @@ from hoimask.nn import (
     HeatmapHead,
     MANOTransformerHead,
     ObjectPoseHead,
+    PixelNormalization,
     SDFDecoder,
     SegmentationHead,
     TokenDecoder,
@@ -126,6 +127,7 @@ class MaskHOI(nn.Module):
         super().__init__()
         cfg = config or MaskHOIConfig()
         self.config = cfg
+        self.pixel_norm = PixelNormalization(cfg.pixel_mean, cfg.pixel_std)
         self.encoder = ViTEncoder(
             img_size=cfg.img_size,
             patch_size=cfg.patch_size,
@@ -183,7 +185,8 @@ class MaskHOI(nn.Module):
         """Predict and compute the loss of a collated batch.
 
         Args:
-            batch: ``image`` (required) and any of ``segmentation (B,H,W)``,
+            batch: ``image`` (required; RGB in ``[0, 1]``, the model
+                normalises it) and any of ``segmentation (B,H,W)``,
                 ``joints_2d (B,21,2)``, ``joints_3d (B,21,3)``, ``K (B,3,3)``,
                 ``sdf_points (B,Q,3)``, ``sdf_hand (B,Q)``, ``sdf_object (B,Q)``,
                 ``hand_pose (B,16,3)``, ``hand_shape (B,10)``,
@@ -198,7 +201,7 @@ class MaskHOI(nn.Module):
             ``terms`` has the present individual terms and the group losses
             ``loss_2d``, ``loss_3d``, ``loss_hand``, ``loss_object``.
         """
-        image = get_image(batch, "MaskHOI.forward")
+        image = self.pixel_norm(get_image(batch, "MaskHOI.forward"), name="batch['image']", fn="MaskHOI.forward")
         B, _, H, W = image.shape
         grid = self.encoder.patch_embed.grid_size(H, W)
         if mask is None:

@@ -10,6 +10,16 @@ experiment train and evaluate it with :class:`hoimask.engine.Trainer`.
 
 Predictions are in the camera frame (metres): the hand layer gives wrist-relative
 joints and vertices from the 16 6D rotations and β, the wrist head places them.
+
+Two choices make it learn (docs/training.md, "Why the pose heads predicted the
+batch mean"): the image goes in as RGB in ``[0, 1]`` and the model normalises it
+itself (:class:`~hoimask.nn.PixelNormalization`); and the wrist and object
+positions are *camera-aware* (:func:`~hoimask.geometry.translation_from_image`):
+the heads predict an image position and a depth relative to the focal length,
+and the batch's ``K`` turns them into metres — absolute depth is not visible in
+an image whose camera is unknown. The global hand rotation has its own loss
+term (``global_rotation``), because inside ``mano_params`` it is 6 of 106
+numbers and the shape coefficients dominate.
 """
 
 from __future__ import annotations
@@ -21,11 +31,19 @@ import torch
 from torch import nn
 
 from hoimask._checks import FileFormatError, ValueRangeError, check_positive, check_shape
-from hoimask.geometry import rotation_6d_to_matrix
-from hoimask.losses import HandMeshLoss, object_pose_loss
+from hoimask.geometry import rotation_6d_to_matrix, translation_from_image
+from hoimask.losses import HandMeshLoss, global_rotation_loss, object_pose_loss
 from hoimask.losses.pose import hand_from_rotation_6d
-from hoimask.models._batch import get_image, object_present
-from hoimask.nn import MANOTransformerHead, ObjectPoseHead, ViTEncoder
+from hoimask.models._batch import default_intrinsics, get_image, object_present, optional
+from hoimask.nn import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MANOTransformerHead,
+    ObjectPoseHead,
+    PixelNormalization,
+    SpatialTranslationHead,
+    ViTEncoder,
+)
 
 __all__ = ["PoseRegressionModel", "POSE_LOSS_WEIGHTS"]
 
@@ -34,6 +52,7 @@ POSE_LOSS_WEIGHTS: dict[str, float] = {
     "hand_joints": 10.0,
     "hand_vertices": 10.0,
     "mano_params": 1.0,
+    "global_rotation": 1.0,
     "hand_root": 10.0,
     "object_pose": 1.0,
 }
@@ -49,9 +68,13 @@ class PoseRegressionModel(nn.Module):
         mano_head_depth: blocks of the MANO transformer head.
         hand_layer: ``ProceduralHand`` / ``MANOLayer``; default: the licence-free procedural hand.
         loss_weights: overrides of :data:`POSE_LOSS_WEIGHTS`.
+        pixel_mean, pixel_std: input normalisation (ImageNet's by default); images come in as RGB in ``[0, 1]``.
+        reference_depth: depth (m) the wrist and object heads start at for a
+            camera whose focal length equals the image side (see
+            :func:`~hoimask.geometry.translation_from_image`).
 
     Shape:
-        batch ``image (B, 3, H, W)`` (+ targets) -> ``{"loss": (), "terms", "predictions"}`` with
+        batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}`` with
         predictions ``joints (B, 21, 3)``, ``vertices (B, V, 3)``, ``object_rotation (B, 3, 3)``,
         ``object_translation (B, 3)``.
     """
@@ -68,24 +91,29 @@ class PoseRegressionModel(nn.Module):
         mano_head_depth: int = 1,
         hand_layer: nn.Module | None = None,
         loss_weights: Mapping[str, float] | None = None,
+        pixel_mean: tuple[float, ...] = IMAGENET_MEAN,
+        pixel_std: tuple[float, ...] = IMAGENET_STD,
+        reference_depth: float = 0.5,
     ) -> None:
         super().__init__()
         self.img_size = img_size
+        self.reference_depth = check_positive(reference_depth, name="reference_depth", fn="PoseRegressionModel")
         #: The encoder's size (stored in checkpoints so evaluation rebuilds the same model).
         self.encoder_config = dict(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-                                   num_heads=num_heads)
+                                   num_heads=num_heads, pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std))
+        self.pixel_norm = PixelNormalization(pixel_mean, pixel_std)
         self.encoder = ViTEncoder(
             img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads
         )
         self.mano_head = MANOTransformerHead(
             embed_dim, dim=head_dim, depth=mano_head_depth, num_heads=max(1, head_dim // 32)
         )
+        # The object's rotation comes from ObjectPoseHead (its translation output is not used); the wrist and
+        # object positions are camera-aware: image position by soft-argmax over the tokens, log relative depth
+        # from the attention-pooled tokens (see SpatialTranslationHead, translation_from_image).
         self.object_head = ObjectPoseHead(embed_dim, hidden=head_dim)
-        self.root_head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, head_dim), nn.GELU(),
-                                       nn.Linear(head_dim, 3))
-        with torch.no_grad():  # start at a plausible wrist position, 0.5 m in front of the camera
-            self.root_head[-1].weight.mul_(0.01)
-            self.root_head[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
+        self.object_translation_head = SpatialTranslationHead(embed_dim, hidden=head_dim)
+        self.root_head = SpatialTranslationHead(embed_dim, hidden=head_dim)
         if hand_layer is None:
             import hoimask.hand as hand
 
@@ -101,8 +129,9 @@ class PoseRegressionModel(nn.Module):
     @classmethod
     def from_encoder_config(cls, config: Any, **kwargs) -> PoseRegressionModel:
         """Size the encoder like a :class:`~hoimask.models.MaskHOIConfig` (or any object with those fields)."""
+        extra = {k: tuple(getattr(config, k)) for k in ("pixel_mean", "pixel_std") if hasattr(config, k)}
         return cls(img_size=config.img_size, patch_size=config.patch_size, embed_dim=config.embed_dim,
-                   depth=config.depth, num_heads=config.num_heads, **kwargs)
+                   depth=config.depth, num_heads=config.num_heads, **{**extra, **kwargs})
 
     def load_encoder(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Load pre-trained encoder weights (``MaskHOI.encoder_state_dict()`` / ``MAE.encoder_state_dict()``).
@@ -121,11 +150,15 @@ class PoseRegressionModel(nn.Module):
             )
         self.encoder.load_state_dict(dict(state_dict))
 
-    def predict(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Camera-frame predictions for a normalised image batch.
+    def predict(self, image: torch.Tensor, K: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Camera-frame predictions for an image batch.
 
         Args:
-            image: ``(B, 3, H, W)``.
+            image: ``(B, 3, H, W)`` RGB in ``[0, 1]`` (the model normalises it).
+            K: ``(B, 3, 3)`` intrinsics of the images. Without it a camera with
+                focal length ``max(H, W)`` and the principal point at the image
+                centre is assumed, so wrist and object depths are only right up
+                to that camera's scale.
 
         Returns:
             ``rotation_6d (B, 16, 6)``, ``shape (B, 10)``, ``joints (B, 21, 3)``,
@@ -135,11 +168,20 @@ class PoseRegressionModel(nn.Module):
         Shape:
             See Returns.
         """
-        check_shape(image, "B 3 H W", name="image")
-        tokens = self.encoder(image).tokens  # (B, N, D)
+        dims = check_shape(image, "B 3 H W", name="image", fn="PoseRegressionModel.predict")
+        H, W = dims["H"], dims["W"]
+        if K is None:
+            K = default_intrinsics(image.shape[0], (H, W), like=image)
+        check_shape(K, "B 3 3", name="K", dims=dims, fn="PoseRegressionModel.predict")
+        tokens = self.encoder(self.pixel_norm(image, fn="PoseRegressionModel.predict")).tokens  # (B, N, D)
+        grid = self.encoder.patch_embed.grid_size(H, W)
         mano = self.mano_head(tokens)
         pose = self.object_head(tokens)
-        root = self.root_head(tokens.mean(dim=1))  # (B, 3)
+        K = K.to(tokens.dtype)
+        root = translation_from_image(self.root_head(tokens, grid), K, (H, W),
+                                      reference_depth=self.reference_depth)  # (B, 3) m
+        object_translation = translation_from_image(self.object_translation_head(tokens, grid), K, (H, W),
+                                                    reference_depth=self.reference_depth)  # (B, 3) m
         rel = hand_from_rotation_6d(self.hand_loss.hand_layer, mano.rotation_6d, mano.shape)
         return {
             "rotation_6d": mano.rotation_6d,
@@ -149,26 +191,29 @@ class PoseRegressionModel(nn.Module):
             "vertices": rel.vertices + root[:, None],
             "object_rotation_6d": pose.rotation_6d,
             "object_rotation": rotation_6d_to_matrix(pose.rotation_6d),
-            "object_translation": pose.translation,
+            "object_translation": object_translation,
         }
 
     def forward(self, batch: Mapping[str, Any], *, generator: torch.Generator | None = None) -> dict[str, Any]:
         """Predict and compute the weighted L1 pose loss of a collated batch.
 
         Args:
-            batch: ``image`` and the targets present among ``joints_3d``,
-                ``hand_pose``, ``hand_shape``, ``object_rotation``,
-                ``object_translation``, ``has_object``.
+            batch: ``image`` (RGB in ``[0, 1]``), ``K`` (see :meth:`predict`)
+                and the targets present among ``joints_3d``, ``hand_pose``,
+                ``hand_shape``, ``object_rotation``, ``object_translation``, ``has_object``.
             generator: unused (the model is deterministic); accepted for the loop's interface.
 
         Returns:
             ``{"loss": (), "terms": {name: ()}, "predictions": predict(...)}``.
         """
-        preds = self.predict(get_image(batch, "PoseRegressionModel.forward"))
+        preds = self.predict(get_image(batch, "PoseRegressionModel.forward"), optional(batch, "K"))
+        pose_gt = optional(batch, "hand_pose")
         terms = dict(self.hand_loss(
-            preds["rotation_6d"], preds["shape"], target_pose=batch.get("hand_pose"),
+            preds["rotation_6d"], preds["shape"], target_pose=pose_gt,
             target_shape=batch.get("hand_shape"), target_joints=batch.get("joints_3d"),
         ))
+        if pose_gt is not None:
+            terms["global_rotation"] = global_rotation_loss(preds["rotation_6d"][:, 0], pose_gt[:, 0])
         joints = batch.get("joints_3d")
         if joints is not None:
             terms["hand_root"] = (preds["root"] - joints[:, 0].to(preds["root"].dtype)).abs().mean()

@@ -1,6 +1,6 @@
 """Neural-network building blocks of MaskHOI (§III-A, §III-C).
 
-ViT encoder on visible tokens, checkpoint loading, token decoders, DPT heads,
+Pixel normalisation (the models' input layer), ViT encoder on visible tokens, checkpoint loading, token decoders, DPT heads,
 the SDF decoder and the 2D / parameter heads. Light: imports neither the data
 package nor trimesh.
 """
@@ -20,8 +20,11 @@ from hoimask.nn.heads import (
     ObjectPose,
     ObjectPoseHead,
     SegmentationHead,
+    SpatialTranslationHead,
+    spatial_soft_argmax,
 )
 from hoimask.nn.patch_embed import PatchEmbed
+from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD, PixelNormalization, check_unit_range, normalize_pixels
 from hoimask.nn.sdf_decoder import SDFDecoder
 from hoimask.nn.token_decoder import DecoderOutput, TokenDecoder
 from hoimask.nn.transformer import Attention, Block, CrossAttention, CrossAttentionBlock, Mlp
@@ -38,6 +41,8 @@ from hoimask.nn.vit import (
 
 __all__ = [
     "IDENTITY_6D",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "VIT_CONFIGS",
     "Attention",
     "Block",
@@ -55,15 +60,20 @@ __all__ = [
     "ObjectPose",
     "ObjectPoseHead",
     "PatchEmbed",
+    "PixelNormalization",
     "ResidualConvUnit",
     "SDFDecoder",
     "SegmentationHead",
+    "SpatialTranslationHead",
     "TokenDecoder",
     "ViTConfig",
     "ViTEncoder",
+    "check_unit_range",
     "convert_vit_state_dict",
     "detect_checkpoint_format",
     "load_vit_checkpoint",
+    "normalize_pixels",
+    "spatial_soft_argmax",
     "vit_base",
     "vit_large",
     "vit_small",

@@ -25,6 +25,8 @@ __all__ = [
     "MANOTransformerHead",
     "MANOParameters",
     "IDENTITY_6D",
+    "SpatialTranslationHead",
+    "spatial_soft_argmax",
 ]
 
 #: 6D representation (first two columns of R, concatenated) of the identity rotation.
@@ -201,3 +203,78 @@ class MANOTransformerHead(nn.Module):
         rot = self.rotation_out(x[:, : self.num_rotations])  # (B, 16, 6)
         shape = self.shape_out(x[:, self.num_rotations])  # (B, num_betas)
         return MANOParameters(rot, shape)
+
+
+def spatial_soft_argmax(logits: torch.Tensor, grid_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over a token grid and the expected position of each map (soft-argmax).
+
+    Args:
+        logits: ``(B, N, K)`` one score per token and map (``N = h * w``, row-major).
+        grid_size: ``(h, w)``.
+
+    Returns:
+        ``(weights (B, N, K), positions (B, K, 2))`` with positions ``(x, y)`` as
+        fractions of the image side measured from its centre (``[-1/2, 1/2]``;
+        the centre of token ``(i, j)`` is at ``((j + 1/2) / w - 1/2, (i + 1/2) / h - 1/2)``).
+
+    Shape:
+        ``(B, N, K) -> (B, N, K), (B, K, 2)``.
+
+    Example:
+        >>> logits = torch.full((1, 4, 1), -1e4); logits[0, 3] = 0.0  # all weight on token (1, 1) of a 2x2 grid
+        >>> spatial_soft_argmax(logits, (2, 2))[1]
+        tensor([[[0.2500, 0.2500]]])
+    """
+    h, w = grid_size
+    check_shape(logits, f"B {h * w} K", name="logits")
+    weights = logits.softmax(dim=1)  # (B, N, K)
+    ys = (torch.arange(h, device=logits.device, dtype=logits.dtype) + 0.5) / h - 0.5
+    xs = (torch.arange(w, device=logits.device, dtype=logits.dtype) + 0.5) / w - 0.5
+    centres = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(h * w, 2)  # (N, 2) row-major
+    return weights, torch.einsum("bnk,nc->bkc", weights, centres)
+
+
+class SpatialTranslationHead(nn.Module):
+    """Where a thing is in the image and how far away: soft-argmax over the tokens + a pooled depth.
+
+    A mean over tokens discards *where* the tokens are; this head scores each
+    token, takes the score-weighted mean of the token centres as the image
+    position ``(a, b)`` and the score-weighted mean of the tokens (attention
+    pooling) through an MLP for the log relative depth ``c`` and a small
+    position correction. The output is the raw ``(a, b, c)`` of
+    :func:`hoimask.geometry.translation_from_image`, which turns it into metres
+    with the camera's ``K``. Starts at the image centre at the reference depth.
+
+    Args:
+        dim: token size D.
+        hidden: MLP width.
+
+    Shape:
+        tokens ``(B, N, D)``, ``grid_size = (h, w)`` with ``N = h w`` -> ``(B, 3)``.
+
+    Example:
+        >>> head = SpatialTranslationHead(16, hidden=8)
+        >>> head(torch.randn(2, 12, 16), (3, 4)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, dim: int, *, hidden: int = 128, device=None, dtype=None) -> None:
+        super().__init__()
+        self.dim = dim
+        self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
+        self.score = nn.Linear(dim, 1, device=device, dtype=dtype)
+        self.mlp = Mlp(dim, hidden, 3, device=device, dtype=dtype)
+        with torch.no_grad():
+            self.score.weight.mul_(0.1)
+            self.score.bias.zero_()
+            self.mlp.fc2.weight.mul_(0.01)
+            self.mlp.fc2.bias.zero_()
+
+    def forward(self, tokens: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
+        """Predict the raw image-frame translation ``(a, b, c)``."""
+        check_shape(tokens, f"B N {self.dim}", name="tokens")
+        x = self.norm(tokens)
+        weights, position = spatial_soft_argmax(self.score(x), grid_size)  # (B, N, 1), (B, 1, 2)
+        pooled = (weights * x).sum(dim=1)  # (B, D)
+        out = self.mlp(pooled)  # (B, 3): position correction, log relative depth
+        return torch.cat([position[:, 0] + 0.1 * out[:, :2], out[:, 2:]], dim=-1)

@@ -30,14 +30,16 @@ def test_normalize_errors():
         normalize_image(torch.zeros(3, 2, 2, dtype=torch.uint8))
 
 
-def test_collate_stacks_and_normalises(synthetic_samples):
+def test_collate_stacks_and_keeps_rgb_by_default(synthetic_samples):
+    # The models normalise their input themselves: collate keeps RGB in [0, 1], like default_collate.
     batch = collate(synthetic_samples[:3])
     assert batch["image"].shape == (3, 3, 64, 64)
     assert batch["grasped"].dtype == torch.bool and batch["grasped"].shape == (3,)
-    assert torch.allclose(batch["image"][1], normalize_image(synthetic_samples[1]["image"]))
-    raw = collate(synthetic_samples[:3], normalize=False)
-    assert torch.equal(raw["image"][2], synthetic_samples[2]["image"])
-    assert torch.equal(raw["segmentation"][0], synthetic_samples[0]["segmentation"])
+    assert torch.equal(batch["image"][2], synthetic_samples[2]["image"])
+    assert torch.equal(batch["segmentation"][0], synthetic_samples[0]["segmentation"])
+    assert torch.equal(batch["image"], torch.utils.data.default_collate(synthetic_samples[:3])["image"])
+    normalised = collate(synthetic_samples[:3], normalize=True)
+    assert torch.allclose(normalised["image"][1], normalize_image(synthetic_samples[1]["image"]))
 
 
 def test_collate_errors(synthetic_samples):

@@ -58,8 +58,8 @@ def make_batch(
     seg[obj & present[:, None, None]] = 2
     near = (pix[None, None] - joints_2d[:, :, None, None]).norm(dim=-1).min(dim=1).values < S / 32
     seg[near] = 1
-    palette = torch.tensor([[-1.0, -1.0, 0.5], [1.5, 0.5, -0.5], [-0.5, 1.5, 1.0]])
-    image = palette[seg].permute(0, 3, 1, 2) + 0.1 * torch.randn(B, 3, S, S, generator=g)
+    palette = torch.tensor([[0.15, 0.15, 0.6], [0.9, 0.6, 0.35], [0.3, 0.85, 0.7]])  # RGB in [0, 1], as datasets give
+    image = (palette[seg].permute(0, 3, 1, 2) + 0.05 * torch.randn(B, 3, S, S, generator=g)).clamp(0, 1)
     return {
         "image": image,
         "segmentation": seg,

@@ -73,7 +73,8 @@ def test_masked_pixels_do_not_reach_any_prediction(model, batch):
     changed = {**batch, "image": batch["image"].clone()}
     patch = int(torch.nonzero(mask.mask[0])[0])
     r, c = divmod(patch, 4)
-    changed["image"][0, :, r * 16 : (r + 1) * 16, c * 16 : (c + 1) * 16] = 9.0
+    cell = changed["image"][0, :, r * 16 : (r + 1) * 16, c * 16 : (c + 1) * 16]
+    cell.copy_(1.0 - cell)  # inverted colours, still RGB in [0, 1]
     with torch.no_grad():
         a, b = model(batch, mask=mask), model(changed, mask=mask)
     for key in ("segmentation", "heatmaps", "sdf_hand", "hand_rotation_6d", "object_translation"):

@@ -14,7 +14,7 @@ def _batch(B=3, with_object=(True, False, True)):
     shape = 0.5 * torch.randn(B, 10, generator=g)
     hand = ProceduralHand()(pose, shape, torch.tensor([[0.0, 0.0, 0.5]]).expand(B, 3))
     return {
-        "image": torch.randn(B, 3, 32, 32, generator=g),
+        "image": torch.rand(B, 3, 32, 32, generator=g),
         "joints_3d": hand.joints,
         "hand_pose": pose,
         "hand_shape": shape,
@@ -31,7 +31,8 @@ def test_shapes_terms_and_camera_frame():
     p = out["predictions"]
     assert p["joints"].shape == (3, 21, 3) and p["object_rotation"].shape == (3, 3, 3)
     assert torch.allclose(p["joints"][:, 0], p["root"], atol=1e-6)  # the wrist sits at the predicted root
-    assert set(out["terms"]) == {"mano_params", "hand_joints", "hand_vertices", "hand_root", "object_pose"}
+    assert set(out["terms"]) == {"mano_params", "global_rotation", "hand_joints", "hand_vertices", "hand_root",
+                                 "object_pose"}
     R = p["object_rotation"]
     assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5)
 

@@ -1,0 +1,192 @@
+"""Trivial constant predictors, so every evaluation shows whether a model learned anything.
+
+A pose model that predicts the same hand pose and object pose for every image
+can reach a plausible-looking MJE. :class:`ConstantBaselines` fits such
+predictors on the *training* split — the statistics a model could have learned
+without looking at any image — and :meth:`ConstantBaselines.predict` returns
+their predictions for a test batch, to be fed to a second
+:class:`~hoimask.metrics.Evaluator` beside the model's:
+
+* ``mean_pose``: the mean root-relative training pose placed at the mean
+  training wrist position; the object at the mean training translation with the
+  chordal mean rotation (the rotation closest to the mean rotation matrix).
+* ``wrist``: all 21 joints at the mean training wrist position (the object as
+  in ``mean_pose``).
+
+:func:`baseline_ratios` and :func:`format_baseline_table` put the model's
+metrics next to theirs as ratios (model / constant; below 1 is better than the
+constant). ``examples/evaluate.py`` prints and stores them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from hoimask._checks import ValueRangeError, check_shape
+from hoimask.metrics.report import format_table
+
+__all__ = ["BASELINE_METRICS", "ConstantBaselines", "baseline_ratios", "format_baseline_table"]
+
+#: Metrics compared with the constants (lengths in mm; lower is better).
+BASELINE_METRICS: tuple[str, ...] = ("rr_mje", "pa_mje", "mje", "oce", "mce", "add_s")
+
+
+class ConstantBaselines:
+    """Accumulate training-split statistics; predict the constant baselines for any batch.
+
+    Example:
+        >>> base = ConstantBaselines()
+        >>> joints = torch.rand(8, 21, 3)
+        >>> base.update(joints, torch.eye(3).expand(8, 3, 3), torch.rand(8, 3))
+        >>> preds = base.predict(2)
+        >>> sorted(preds), tuple(preds["mean_pose"]["joints"].shape)
+        (['mean_pose', 'wrist'], (2, 21, 3))
+    """
+
+    NAMES: tuple[str, ...] = ("mean_pose", "wrist")
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._rel = torch.zeros(21, 3, dtype=torch.float64)
+        self._root = torch.zeros(3, dtype=torch.float64)
+        self._n_obj = 0
+        self._R = torch.zeros(3, 3, dtype=torch.float64)
+        self._t = torch.zeros(3, dtype=torch.float64)
+
+    def update(
+        self,
+        joints: torch.Tensor,
+        object_rotation: torch.Tensor | None = None,
+        object_translation: torch.Tensor | None = None,
+        has_object: torch.Tensor | None = None,
+    ) -> None:
+        """Add training samples.
+
+        Args:
+            joints: ``(B, 21, 3)`` camera-frame joints (wrist first); samples
+                with non-finite joints are skipped.
+            object_rotation: ``(B, 3, 3)`` object rotations, or None.
+            object_translation: ``(B, 3)`` object translations, or None.
+            has_object: ``(B,)`` bool; samples without an object (or with
+                non-finite object poses) do not count for the object statistics.
+        """
+        dims = check_shape(joints, "B 21 3", name="joints", fn="ConstantBaselines.update")
+        j = joints.detach().double().cpu()
+        ok = torch.isfinite(j).flatten(1).all(1)
+        j = j[ok]
+        self._n += int(j.shape[0])
+        self._rel += (j - j[:, :1]).sum(0)
+        self._root += j[:, 0].sum(0)
+        if object_rotation is None or object_translation is None:
+            return
+        check_shape(object_rotation, "B 3 3", name="object_rotation", dims=dims, fn="ConstantBaselines.update")
+        check_shape(object_translation, "B 3", name="object_translation", dims=dims, fn="ConstantBaselines.update")
+        R, t = object_rotation.detach().double().cpu(), object_translation.detach().double().cpu()
+        keep = torch.isfinite(R).flatten(1).all(1) & torch.isfinite(t).all(1)
+        if has_object is not None:
+            check_shape(has_object, "B", name="has_object", dims=dims, fn="ConstantBaselines.update")
+            keep &= has_object.detach().cpu().bool()
+        self._n_obj += int(keep.sum())
+        self._R += R[keep].sum(0)
+        self._t += t[keep].sum(0)
+
+    @property
+    def num_samples(self) -> int:
+        """Training samples with finite joints seen so far."""
+        return self._n
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The fitted constants (float64 tensors), e.g. to store in a checkpoint."""
+        if self._n == 0:
+            raise ValueRangeError("ConstantBaselines.state_dict(): no training sample was added (call update first)")
+        out = {
+            "num_samples": torch.tensor(self._n),
+            "mean_relative_joints": self._rel / self._n,
+            "mean_root": self._root / self._n,
+            "num_objects": torch.tensor(self._n_obj),
+        }
+        if self._n_obj:
+            U, _, Vh = torch.linalg.svd(self._R / self._n_obj)
+            D = torch.diag(torch.tensor([1.0, 1.0, float(torch.sign(torch.linalg.det(U @ Vh)))], dtype=torch.float64))
+            out["mean_object_rotation"] = U @ D @ Vh  # chordal L2 mean, a proper rotation
+            out["mean_object_translation"] = self._t / self._n_obj
+        return out
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> ConstantBaselines:
+        """Rebuild from :meth:`state_dict` (the sums are restored from the means)."""
+        missing = [k for k in ("num_samples", "mean_relative_joints", "mean_root", "num_objects") if k not in state]
+        if missing:
+            raise ValueRangeError(f"ConstantBaselines.from_state_dict(): argument 'state' lacks {missing}")
+        base = cls()
+        n, n_obj = int(state["num_samples"]), int(state["num_objects"])
+        base._n, base._n_obj = n, n_obj
+        base._rel = state["mean_relative_joints"].double().cpu() * n
+        base._root = state["mean_root"].double().cpu() * n
+        if n_obj:
+            base._R = state["mean_object_rotation"].double().cpu() * n_obj
+            base._t = state["mean_object_translation"].double().cpu() * n_obj
+        return base
+
+    def predict(self, batch_size: int, *, dtype: torch.dtype = torch.float32,
+                device: torch.device | str = "cpu") -> dict[str, dict[str, torch.Tensor]]:
+        """Predictions of every baseline for a batch of ``batch_size`` test samples.
+
+        Returns:
+            ``{name: {"joints": (B, 21, 3), "object_rotation": (B, 3, 3), "object_translation": (B, 3)}}``
+            for the names in :attr:`NAMES` (object entries only when the
+            training data had objects).
+        """
+        state = self.state_dict()
+        B = int(batch_size)
+
+        def expand(x: torch.Tensor) -> torch.Tensor:
+            return x.to(device=device, dtype=dtype).expand(B, *x.shape).clone()
+
+        root = state["mean_root"]
+        poses = {"mean_pose": root + state["mean_relative_joints"], "wrist": root.expand(21, 3)}
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for name, joints in poses.items():
+            out[name] = {"joints": expand(joints)}
+            if "mean_object_rotation" in state:
+                out[name]["object_rotation"] = expand(state["mean_object_rotation"])
+                out[name]["object_translation"] = expand(state["mean_object_translation"])
+        return out
+
+
+def baseline_ratios(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+                    metrics: tuple[str, ...] = BASELINE_METRICS) -> dict[str, dict[str, float]]:
+    """``{baseline: {metric: model / baseline}}`` for the metrics both have (and a non-zero baseline)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, res in baselines.items():
+        out[name] = {k: float(model[k]) / float(res[k]) for k in metrics
+                     if model.get(k) is not None and res.get(k) not in (None, 0)}
+    return out
+
+
+def format_baseline_table(model: Mapping[str, float], baselines: Mapping[str, Mapping[str, float]],
+                          metrics: tuple[str, ...] = BASELINE_METRICS) -> str:
+    """A table: each metric for the model and each constant, and model / constant.
+
+    Example:
+        >>> print(format_baseline_table({"rr_mje": 20.0}, {"mean_pose": {"rr_mje": 100.0}}))
+        Model vs. constant predictors fitted on the training split (mm; ratio < 1: better than the constant)
+        | metric | model | mean_pose | model / mean_pose |
+        |-------:|------:|----------:|------------------:|
+        | rr_mje | 20.00 |    100.00 |              0.20 |
+    """
+    ratios = baseline_ratios(model, baselines, metrics)
+    names = list(baselines)
+    header = ["metric", "model", *names, *(f"model / {n}" for n in names)]
+    rows = []
+    for k in metrics:
+        if model.get(k) is None:
+            continue
+        cells = [k, f"{model[k]:.2f}"]
+        cells += ["-" if baselines[n].get(k) is None else f"{baselines[n][k]:.2f}" for n in names]
+        cells += ["-" if k not in ratios[n] else f"{ratios[n][k]:.2f}" for n in names]
+        rows.append(cells)
+    title = "Model vs. constant predictors fitted on the training split (mm; ratio < 1: better than the constant)"
+    return format_table(title, header, rows)
