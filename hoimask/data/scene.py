@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from hoimask._checks import check_shape
-from hoimask.geometry import matrix_to_axis_angle, quaternion_to_matrix
+from hoimask.geometry import axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_matrix
 from hoimask.hand.capsules import capsule_sdf
 from hoimask.skeleton import JOINT_INDEX
 
@@ -102,6 +102,22 @@ def _random_rotation(generator: torch.Generator | None) -> torch.Tensor:
     return quaternion_to_matrix(q / q.norm())
 
 
+#: Hand orientation that shows the palm to the camera with the fingers up in the image (procedural/MANO
+#: hand frame: fingers along -x, palm normal -y, thumb +z; camera frame: x right, y down, z forward).
+PALM_VIEW = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+
+
+def _view_rotation(generator: torch.Generator | None, view_range: float) -> torch.Tensor:
+    """A rotation within ``view_range`` degrees of :data:`PALM_VIEW` (uniform axis, uniform angle),
+    then a uniform in-plane rotation about the optical axis."""
+    axis = torch.randn(3, generator=generator, dtype=torch.float64)
+    angle = torch.deg2rad(torch.tensor(_u(generator, 0.0, view_range), dtype=torch.float64))
+    spin = torch.deg2rad(torch.tensor(_u(generator, -180.0, 180.0), dtype=torch.float64))
+    tilt = axis_angle_to_matrix(axis / axis.norm() * angle)
+    roll = axis_angle_to_matrix(torch.stack([spin.new_zeros(()), spin.new_zeros(()), spin]))
+    return roll @ tilt @ PALM_VIEW
+
+
 def _u(generator: torch.Generator | None, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand(1, generator=generator, dtype=torch.float64))
 
@@ -162,6 +178,7 @@ def sample_scene(
     min_gap: float = 0.01,
     depth_range: tuple[float, float] = (0.35, 0.7),
     fill_range: tuple[float, float] = (0.6, 0.9),
+    view_range: float | None = None,
 ) -> Scene:
     """Draw a random scene (see the module docstring).
 
@@ -177,6 +194,12 @@ def sample_scene(
         min_gap: minimum hand–object distance of a not-grasped object.
         depth_range: distance of the scene centre from the camera, metres.
         fill_range: fraction of the image side the scene's bounding sphere spans.
+        view_range: ``None`` (default): the hand's global rotation is uniform
+            over all rotations. A number of degrees: the hand is turned at most
+            that far out of :data:`PALM_VIEW` (palm to the camera, fingers up),
+            then rolled uniformly about the optical axis — 180 is again uniform
+            out of plane; smaller values give the viewpoints of a typical
+            capture rig. Draws the same other random numbers either way.
 
     Returns:
         A :class:`Scene`.
@@ -197,7 +220,7 @@ def sample_scene(
         pose[1:] = pose[1:] + 0.04 * torch.randn((15, 3), generator=g, dtype=f64)
     else:
         pose = hand.sample_pose(1, generator=g, random_orient=False).to(f64)[0]
-    pose[0] = matrix_to_axis_angle(_random_rotation(g))
+    pose[0] = matrix_to_axis_angle(_random_rotation(g) if view_range is None else _view_rotation(g, view_range))
     a, b, r = (x[0].to(f64) for x in hand.capsules(pose[None].float(), shape[None].float()))
     posed = hand(pose[None].float(), shape[None].float())
     joints, vertices = posed.joints[0].to(f64), posed.vertices[0]

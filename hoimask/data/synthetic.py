@@ -22,7 +22,14 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from hoimask._checks import check_in_range, check_positive, check_probability, check_shape
+from hoimask._checks import (
+    ValueRangeError,
+    check_in_range,
+    check_int,
+    check_positive,
+    check_probability,
+    check_shape,
+)
 from hoimask.geometry import project
 
 from .cache import _index_seed, write_cache
@@ -48,6 +55,16 @@ class SyntheticHOI(Dataset):
         not_grasped_prob: fraction of scenes with an object away from the hand.
         object_mesh: optional ``(vertices (V, 3), faces (T, 3))`` user mesh
             (metres, centred at its origin) used instead of random primitives.
+        occlusion_range: ``(low, high)`` in ``[0, 1]``: only scenes whose hand
+            occlusion ratio lies in ``[low, high]`` (both ends included): sample
+            ``i`` is re-drawn from ``(seed, i, attempt)`` until one fits, so it
+            stays deterministic. Builds occlusion-binned test splits (rare bins
+            cost more renders; hand-only scenes have ratio 0). ``None``: all scenes.
+        max_attempts: draws per sample before ``occlusion_range`` gives up
+            with :class:`~hoimask._checks.ValueRangeError`.
+        view_range: ``None`` (default): uniformly random global hand rotation;
+            degrees: at most that far from a palm-to-camera view, rolled about
+            the optical axis (see :func:`hoimask.data.scene.sample_scene`).
         deoccluded: add ``deoccluded_image`` (3, H, W), the same scene rendered
             without the object (UniHOPE's de-occluded pair).
         transform: ``t(sample, generator=None) -> sample`` applied last, with
@@ -73,6 +90,9 @@ class SyntheticHOI(Dataset):
         object_mesh: tuple[torch.Tensor, torch.Tensor] | None = None,
         deoccluded: bool = False,
         transform: Callable | None = None,
+        view_range: float | None = None,
+        occlusion_range: tuple[float, float] | None = None,
+        max_attempts: int = 200,
     ) -> None:
         self.num_samples = int(check_in_range(num_samples, name="num_samples", low=1))
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -92,6 +112,15 @@ class SyntheticHOI(Dataset):
         self.object_mesh = object_mesh
         self.deoccluded = bool(deoccluded)
         self.transform = transform
+        self.view_range = None if view_range is None else check_in_range(view_range, name="view_range", low=0.0, high=180.0)
+        if occlusion_range is not None:
+            lo, hi = (check_in_range(float(v), name=f"occlusion_range[{k}]", low=0.0, high=1.0)
+                      for k, v in enumerate(occlusion_range))
+            if lo > hi:
+                raise ValueRangeError(f"SyntheticHOI(): argument 'occlusion_range' must have low <= high, got {occlusion_range}")
+            occlusion_range = (lo, hi)
+        self.occlusion_range = occlusion_range
+        self.max_attempts = check_int(max_attempts, name="max_attempts", low=1, fn="SyntheticHOI")
         self._hand = None
 
     def __len__(self) -> int:
@@ -118,7 +147,29 @@ class SyntheticHOI(Dataset):
             "num_sdf_points": self.num_sdf_points, "num_object_points": self.num_object_points,
             "hand_only_prob": self.hand_only_prob, "not_grasped_prob": self.not_grasped_prob,
             "object_mesh": self.object_mesh is not None, "deoccluded": self.deoccluded,
+            **({} if self.view_range is None else {"view_range": self.view_range}),
+            **({} if self.occlusion_range is None else {"occlusion_range": list(self.occlusion_range)}),
         }  # fmt: skip
+
+    def _draw(self, index: int):
+        """The generator, scene and rendering of sample ``index`` (re-drawn until the occlusion fits)."""
+        seed = _index_seed(self.seed, index)
+        for attempt in range(self.max_attempts):
+            g = torch.Generator().manual_seed(seed if attempt == 0 else _index_seed(seed, attempt))
+            scene = sample_scene(
+                self.hand, self.image_size, generator=g, hand_only_prob=self.hand_only_prob,
+                not_grasped_prob=self.not_grasped_prob, object_mesh=self.object_mesh, view_range=self.view_range,
+            )  # fmt: skip
+            render = render_scene(scene, deoccluded=self.deoccluded)
+            if self.occlusion_range is None:
+                return g, scene, render
+            lo, hi = self.occlusion_range
+            if lo <= _occlusion(render) <= hi:
+                return g, scene, render
+        raise ValueRangeError(
+            f"SyntheticHOI: no scene for index {index} had a hand occlusion ratio in [{lo}, {hi}] after "
+            f"{self.max_attempts} attempts; widen 'occlusion_range', raise 'max_attempts', or lower 'hand_only_prob'"
+        )
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Generate sample ``index`` (deterministic in ``(seed, index)``)."""
@@ -126,13 +177,8 @@ class SyntheticHOI(Dataset):
         if not -n <= index < n:
             raise IndexError(f"SyntheticHOI: index {index} out of range for {n} samples")
         index %= n
-        g = torch.Generator().manual_seed(_index_seed(self.seed, index))
         hand = self.hand
-        scene = sample_scene(
-            hand, self.image_size, generator=g, hand_only_prob=self.hand_only_prob,
-            not_grasped_prob=self.not_grasped_prob, object_mesh=self.object_mesh,
-        )  # fmt: skip
-        render = render_scene(scene, deoccluded=self.deoccluded)
+        g, scene, render = self._draw(index)
         f64 = torch.float64
         obj = scene.obj
         Q, P = self.num_sdf_points, self.num_object_points
@@ -158,8 +204,6 @@ class SyntheticHOI(Dataset):
             R, t = obj.rotation, obj.translation
         else:
             object_points, R, t = torch.zeros(P, 3), torch.eye(3), torch.zeros(3)
-        visible = int((render.segmentation == 1).sum())
-        amodal = int(render.amodal_hand_mask.sum())
         sample = {
             "image": render.image,
             "segmentation": render.segmentation,
@@ -177,7 +221,7 @@ class SyntheticHOI(Dataset):
             "sdf_hand": sdf_hand.float(),
             "sdf_object": sdf_obj.float(),
             "grasped": torch.tensor(scene.grasped),
-            "occlusion_ratio": torch.tensor(1.0 - visible / amodal if amodal else 0.0, dtype=torch.float32),
+            "occlusion_ratio": torch.tensor(_occlusion(render), dtype=torch.float32),
             "has_object": torch.tensor(obj is not None),
         }
         if render.deoccluded_image is not None:
@@ -185,6 +229,13 @@ class SyntheticHOI(Dataset):
         if self.transform is not None:
             sample = self.transform(sample, generator=g)
         return sample
+
+
+def _occlusion(render) -> float:
+    """``1 - visible / amodal`` hand pixels (0 without a hand pixel)."""
+    visible = int((render.segmentation == 1).sum())
+    amodal = int(render.amodal_hand_mask.sum())
+    return 1.0 - visible / amodal if amodal else 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -188,3 +188,39 @@ def test_dataloader_workers_reproduce_the_samples():
     direct = collate([ds[i] for i in range(4)])
     assert torch.equal(torch.cat([b["image"] for b in batches]), direct["image"])
     assert torch.equal(torch.cat([b["joints_3d"] for b in batches]), direct["joints_3d"])
+
+
+def test_view_range_keeps_the_palm_towards_the_camera_and_leaves_the_default_alone():
+    from hoimask.geometry import axis_angle_to_matrix
+
+    kw = dict(num_samples=6, image_size=32, num_sdf_points=0, num_object_points=8, hand_only_prob=1.0,
+              not_grasped_prob=0.0)
+    plain, viewed = SyntheticHOI(**kw), SyntheticHOI(**kw, view_range=20.0)
+    assert "view_range" not in plain.config() and viewed.config()["view_range"] == 20.0
+    for i in range(6):
+        R = axis_angle_to_matrix(viewed[i]["hand_pose"][0].double())
+        palm_normal = R @ torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64)  # hand frame: palm normal -y
+        assert palm_normal[2] < -0.9  # within 20 degrees of facing the camera (camera looks along +z)
+    # the draws before the orientation are unchanged: same shape and finger pose, another global rotation
+    a, b = plain[2], viewed[2]
+    assert torch.equal(a["hand_shape"], b["hand_shape"]) and torch.equal(a["hand_pose"][1:], b["hand_pose"][1:])
+    assert not torch.equal(a["hand_pose"][0], b["hand_pose"][0])
+    with pytest.raises(ValueRangeError, match="view_range"):
+        SyntheticHOI(**kw, view_range=200.0)
+
+
+def test_occlusion_range_redraws_deterministically_until_the_hand_is_occluded_enough():
+    kw = dict(num_samples=4, image_size=48, num_sdf_points=0, num_object_points=8, hand_only_prob=0.0,
+              not_grasped_prob=0.0)
+    ds = SyntheticHOI(**kw, occlusion_range=(0.3, 1.0))
+    ratios = [float(ds[i]["occlusion_ratio"]) for i in range(4)]
+    assert all(0.3 <= r <= 1.0 for r in ratios), ratios
+    assert torch.equal(ds[1]["image"], SyntheticHOI(**kw, occlusion_range=(0.3, 1.0))[1]["image"])
+    assert ds.config()["occlusion_range"] == [0.3, 1.0]
+    # a range that the first draw already satisfies gives the default sample
+    assert torch.equal(SyntheticHOI(**kw, occlusion_range=(0.0, 1.0))[2]["image"], SyntheticHOI(**kw)[2]["image"])
+    hand_only = SyntheticHOI(**{**kw, "hand_only_prob": 1.0}, occlusion_range=(0.5, 1.0), max_attempts=3)
+    with pytest.raises(ValueRangeError, match="after 3 attempts"):
+        hand_only[0]
+    with pytest.raises(ValueRangeError, match="low <= high"):
+        SyntheticHOI(**kw, occlusion_range=(0.6, 0.2))
