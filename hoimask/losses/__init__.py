@@ -3,6 +3,7 @@
 from hoimask.losses.image import (
     HeatmapLoss,
     SegmentationLoss,
+    heatmap_kl_divergence,
     heatmap_loss,
     render_gaussian_heatmaps,
     segmentation_loss,
@@ -10,9 +11,9 @@ from hoimask.losses.image import (
 from hoimask.losses.pixel import patchify, pixel_reconstruction_loss, unpatchify
 from hoimask.losses.pose import (
     HandMeshLoss,
+    global_rotation_loss,
     hand_from_rotation_6d,
     hand_mesh_loss,
-    global_rotation_loss,
     mano_parameter_loss,
     object_pose_loss,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "WeightedLoss",
     "hand_from_rotation_6d",
     "hand_mesh_loss",
+    "heatmap_kl_divergence",
     "heatmap_loss",
     "global_rotation_loss",
     "mano_parameter_loss",

@@ -23,8 +23,15 @@ from hoimask.nn.heads import (
     SpatialTranslationHead,
     spatial_soft_argmax,
 )
+from hoimask.nn.keypoints import Keypoint25DHead, lift_keypoints, soft_argmax_2d
 from hoimask.nn.patch_embed import PatchEmbed
-from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD, PixelNormalization, check_unit_range, normalize_pixels
+from hoimask.nn.pixel_norm import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PixelNormalization,
+    check_unit_range,
+    normalize_pixels,
+)
 from hoimask.nn.sdf_decoder import SDFDecoder
 from hoimask.nn.token_decoder import DecoderOutput, TokenDecoder
 from hoimask.nn.transformer import Attention, Block, CrossAttention, CrossAttentionBlock, Mlp
@@ -53,6 +60,7 @@ __all__ = [
     "EncoderOutput",
     "FusionBlock",
     "HeatmapHead",
+    "Keypoint25DHead",
     "LoadReport",
     "MANOParameters",
     "MANOTransformerHead",
@@ -71,8 +79,10 @@ __all__ = [
     "check_unit_range",
     "convert_vit_state_dict",
     "detect_checkpoint_format",
+    "lift_keypoints",
     "load_vit_checkpoint",
     "normalize_pixels",
+    "soft_argmax_2d",
     "spatial_soft_argmax",
     "vit_base",
     "vit_large",

@@ -1,0 +1,144 @@
+"""2.5D keypoints (Iqbal et al., ECCV 2018): per-joint heatmaps + relative depths, lifted with ``K``.
+
+Regressing a hand's global rotation from pooled tokens did not learn within a
+CPU budget (docs/training.md); localising each joint in the image is a dense,
+translation-equivariant task that does. :class:`Keypoint25DHead` turns the
+encoder's token grid — upsampled and fused with a shallow convolutional stem of
+the image, which restores the detail that 16-pixel patches lack (as DPT and
+ViTPose fuse finer features) — into one heatmap and one relative-depth map per
+joint at stride 4. :func:`soft_argmax_2d` reads pixel positions and the
+expected depths; :func:`lift_keypoints` back-projects them with the root depth
+and ``K`` into camera-frame joints.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hoimask._checks import check_shape
+from hoimask.geometry.camera import unproject
+
+__all__ = ["Keypoint25DHead", "lift_keypoints", "soft_argmax_2d"]
+
+
+def soft_argmax_2d(logits: torch.Tensor, image_size: tuple[int, int],
+                   values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Expected pixel position under a spatial softmax, and the expected ``values`` there.
+
+    Args:
+        logits: ``(B, J, h, w)`` heatmap scores.
+        image_size: ``(H, W)`` of the image the heatmaps cover (pixel ``(i, j)``
+            of the map covers image pixels ``[jW/w, (j+1)W/w) × [iH/h, (i+1)H/h)``).
+        values: optional ``(B, J, h, w)`` maps (e.g. relative depths) to average
+            with the same weights.
+
+    Returns:
+        ``uv (B, J, 2)`` in image pixels (continuous, centre convention) and the
+        averaged values ``(B, J)`` (or None).
+
+    Shape:
+        ``(B, J, h, w) -> (B, J, 2), (B, J)``.
+
+    Example:
+        >>> logits = torch.full((1, 1, 4, 4), -1e4); logits[0, 0, 1, 2] = 0.0
+        >>> soft_argmax_2d(logits, (16, 16))[0]
+        tensor([[[10.,  6.]]])
+    """
+    dims = check_shape(logits, "B J h w", name="logits")
+    if values is not None:
+        check_shape(values, "B J h w", name="values", dims=dims)
+    h, w = dims["h"], dims["w"]
+    H, W = image_size
+    probs = logits.flatten(2).softmax(dim=-1).view_as(logits)  # (B, J, h, w)
+    xs = (torch.arange(w, device=logits.device, dtype=logits.dtype) + 0.5) * (W / w)
+    ys = (torch.arange(h, device=logits.device, dtype=logits.dtype) + 0.5) * (H / h)
+    u = (probs.sum(dim=2) * xs).sum(dim=-1)  # (B, J)
+    v = (probs.sum(dim=3) * ys).sum(dim=-1)
+    expected = None if values is None else (probs * values).flatten(2).sum(dim=-1)
+    return torch.stack([u, v], dim=-1), expected
+
+
+def lift_keypoints(uv: torch.Tensor, relative_depth: torch.Tensor, root_depth: torch.Tensor,
+                   K: torch.Tensor) -> torch.Tensor:
+    """Camera-frame points from pixels and depths relative to a root: ``unproject(uv, z_root + d, K)``.
+
+    Args:
+        uv: ``(B, J, 2)`` pixels.
+        relative_depth: ``(B, J)`` depth of each joint minus the root depth, metres.
+        root_depth: ``(B,)`` root depth (camera z), metres.
+        K: ``(B, 3, 3)`` intrinsics.
+
+    Returns:
+        ``(B, J, 3)`` camera-frame points, metres.
+
+    Shape:
+        ``(B, J, 2), (B, J), (B,), (B, 3, 3) -> (B, J, 3)``.
+    """
+    dims = check_shape(uv, "B J 2", name="uv")
+    check_shape(relative_depth, "B J", name="relative_depth", dims=dims)
+    check_shape(root_depth, "B", name="root_depth", dims=dims)
+    check_shape(K, "B 3 3", name="K", dims=dims)
+    return unproject(uv, root_depth[:, None] + relative_depth, K.to(uv.dtype))
+
+
+def _conv(i: int, o: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+
+
+class Keypoint25DHead(nn.Module):
+    """Token grid + image -> per-joint heatmap logits and relative-depth maps at stride 4.
+
+    The image goes through a shallow stem (two stride-2 stages to stride 4, one
+    more to stride 8); the ``(h, w)`` token grid is resized to stride 8, fused
+    with the stride-8 stem features, upsampled to stride 4 and fused again, and a
+    1×1 convolution gives ``2 J`` maps: J heatmap logits and J relative depths.
+    The relative depths are in units of ``depth_scale`` metres (0.1: decimetres,
+    so the maps stay O(1)).
+
+    Args:
+        dim: token size D.
+        num_joints: J.
+        channels: width of the stride-4 stage (the stride-8 stage has twice as many).
+        depth_scale: metres per unit of the depth maps.
+
+    Shape:
+        tokens ``(B, h w, D)``, image ``(B, 3, H, W)`` (normalised; sides
+        multiples of 8) -> heatmaps ``(B, J, H/4, W/4)``, depths ``(B, J, H/4, W/4)`` metres.
+
+    Example:
+        >>> head = Keypoint25DHead(32, channels=16)
+        >>> maps, depth = head(torch.randn(2, 16, 32), (4, 4), torch.randn(2, 3, 64, 64))
+        >>> tuple(maps.shape), tuple(depth.shape)
+        ((2, 21, 16, 16), (2, 21, 16, 16))
+    """
+
+    def __init__(self, dim: int, *, num_joints: int = 21, channels: int = 64, depth_scale: float = 0.1) -> None:
+        super().__init__()
+        self.dim, self.num_joints, self.depth_scale = dim, num_joints, float(depth_scale)
+        c = channels
+        self.stem4 = nn.Sequential(_conv(3, c // 2, 2), _conv(c // 2, c // 2), _conv(c // 2, c, 2), _conv(c, c))
+        self.stem8 = _conv(c, 2 * c, 2)
+        self.fuse8 = _conv(dim + 2 * c, 2 * c)
+        self.fuse4 = _conv(2 * c + c, c)
+        self.out = nn.Conv2d(c, 2 * num_joints, 1)
+        with torch.no_grad():
+            self.out.weight.mul_(0.1)
+            self.out.bias.zero_()
+
+    def forward(self, tokens: torch.Tensor, grid_size: tuple[int, int],
+                image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmap logits and relative depths (metres) of every joint."""
+        h, w = grid_size
+        check_shape(tokens, f"B {h * w} {self.dim}", name="tokens")
+        check_shape(image, "B 3 H W", name="image")
+        f4 = self.stem4(image)  # (B, c, H/4, W/4)
+        f8 = self.stem8(f4)  # (B, 2c, H/8, W/8)
+        grid = tokens.transpose(1, 2).reshape(tokens.shape[0], self.dim, h, w)
+        grid = F.interpolate(grid, size=f8.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.fuse8(torch.cat([grid, f8], dim=1))
+        x = F.interpolate(x, size=f4.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.out(self.fuse4(torch.cat([x, f4], dim=1)))  # (B, 2J, H/4, W/4)
+        J = self.num_joints
+        return x[:, :J], x[:, J:] * self.depth_scale

@@ -1,0 +1,60 @@
+"""2.5D keypoints: soft-argmax, lifting with K, the head, and the heatmap cross-entropy."""
+
+import pytest
+import torch
+
+from hoimask._checks import ShapeError
+from hoimask.geometry import project
+from hoimask.losses import heatmap_kl_divergence
+from hoimask.nn import Keypoint25DHead, lift_keypoints, soft_argmax_2d
+
+
+def test_soft_argmax_peaks_at_pixel_centres_and_averages_values():
+    logits = torch.full((2, 3, 8, 8), -1e4)
+    logits[0, 0, 2, 5] = logits[1, 2, 7, 0] = 0.0
+    logits[0, 1:] = logits[1, :2] = 0.0  # flat maps: the image centre
+    values = torch.arange(64.0).view(1, 1, 8, 8).expand(2, 3, 8, 8)
+    uv, v = soft_argmax_2d(logits, (32, 64), values)
+    torch.testing.assert_close(uv[0, 0], torch.tensor([5.5 * 8, 2.5 * 4]))
+    torch.testing.assert_close(uv[1, 2], torch.tensor([0.5 * 8, 7.5 * 4]))
+    torch.testing.assert_close(uv[0, 1], torch.tensor([32.0, 16.0]))
+    assert float(v[0, 0]) == 2 * 8 + 5 and float(v[1, 2]) == 7 * 8
+    with pytest.raises(ShapeError):
+        soft_argmax_2d(logits, (32, 64), values[:, :2])
+
+
+def test_lift_inverts_project(generator):
+    K = torch.tensor([[300.0, 0.0, 60.0], [0.0, 310.0, 70.0], [0.0, 0.0, 1.0]]).expand(2, 3, 3)
+    points = torch.randn(2, 21, 3, generator=generator) * 0.05 + torch.tensor([0.0, 0.0, 0.5])
+    uv = project(points, K)
+    lifted = lift_keypoints(uv, points[..., 2] - points[:, :1, 2], points[:, 0, 2], K)
+    torch.testing.assert_close(lifted, points, atol=1e-5, rtol=1e-5)
+
+
+def test_head_shapes_gradients_and_errors(generator):
+    head = Keypoint25DHead(16, channels=8)
+    tokens = torch.randn(2, 16, 16, generator=generator, requires_grad=True)
+    image = torch.randn(2, 3, 64, 64, generator=generator)
+    maps, depth = head(tokens, (4, 4), image)
+    assert maps.shape == depth.shape == (2, 21, 16, 16)
+    (maps.sum() + depth.sum()).backward()
+    assert tokens.grad.abs().sum() > 0
+    with pytest.raises(ShapeError):
+        head(tokens[:, :15], (4, 4), image)
+
+
+def test_heatmap_kl_divergence_is_lowest_at_the_target_and_skips_invisible_joints():
+    joints = torch.tensor([[[20.0, 12.0], [500.0, 500.0]]])  # the second is far outside the image
+    from hoimask.losses import render_gaussian_heatmaps
+
+    target = render_gaussian_heatmaps(joints, (8, 8), (32, 32), sigma=1.0).clamp_min(1e-12).log()  # the optimum
+    good = heatmap_kl_divergence(target, joints, (32, 32))
+    shifted = heatmap_kl_divergence(target.roll(2, dims=-1), joints, (32, 32))
+    assert good < shifted
+    bad = heatmap_kl_divergence(torch.zeros(1, 2, 8, 8), joints, (32, 32))
+    assert good < bad
+    visible = torch.tensor([[False, True]])
+    assert float(heatmap_kl_divergence(target, joints, (32, 32), visible=visible)) == 0.0  # nothing counts
+    nan = joints.clone()
+    nan[0, 0] = float("nan")
+    assert torch.isfinite(heatmap_kl_divergence(target, nan, (32, 32)))
