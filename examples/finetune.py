@@ -52,7 +52,7 @@ from hoimask.models import PoseRegressionModel
 #: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
 ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3),
             "paper": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)}
-RECIPES = {"tiny": dict(steps=200, batch_size=8, lr=5e-4, layer_decay=0.75, num_samples=64),
+RECIPES = {"tiny": dict(steps=1000, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024),
            "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000)}
 
 
@@ -69,15 +69,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, help="DexYCB or HO3D root directory")
     p.add_argument("--mano-dir", type=Path, help="folder with MANO_RIGHT.pkl (real data)")
     p.add_argument("--output-dir", type=Path, help="run directory (default: runs/finetune-<preset>)")
-    p.add_argument("--steps", type=int, help="optimisation steps (default: tiny 200, paper 50000)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default: tiny 1000, paper 50000)")
     p.add_argument("--batch-size", type=int, help="per-process batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--layer-decay", type=float, help="layer-wise lr decay of the encoder (default 0.75)")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
-    p.add_argument("--num-samples", type=int, help="synthetic training scenes")
+    p.add_argument("--num-samples", type=int, help="synthetic training scenes (default: tiny 1024, cached in memory)")
     p.add_argument("--seed", type=int, default=0, help="seed of the heads' init and the data order")
+    p.add_argument("--baseline-samples", type=int, default=2048,
+                   help="training samples the constant baselines stored in model.pt are fitted on (see evaluate.py)")
     p.add_argument("--num-workers", type=int, help="DataLoader workers per process")
     p.add_argument("--log-every", type=int, help="steps between log records")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
@@ -87,6 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.encoder is None and not args.no_pretrain:
         p.error("give --encoder PATH (pre-trained weights) or --no-pretrain")
+    for flag in ("steps", "batch_size", "num_samples", "baseline_samples"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            p.error(f"argument --{flag.replace('_', '-')}: expected an integer >= 1, got {value}")
     if args.output_dir is None:
         args.output_dir = Path("runs") / f"finetune-{args.preset}"
     return args

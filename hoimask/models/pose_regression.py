@@ -31,18 +31,26 @@ import torch
 from torch import nn
 
 from hoimask._checks import FileFormatError, ValueRangeError, check_positive, check_shape
-from hoimask.geometry import rotation_6d_to_matrix, translation_from_image
-from hoimask.losses import HandMeshLoss, global_rotation_loss, object_pose_loss
+from hoimask.geometry import project, rotation_6d_to_matrix, translation_from_image
+from hoimask.losses import (
+    HandMeshLoss,
+    global_rotation_loss,
+    heatmap_kl_divergence,
+    object_pose_loss,
+)
 from hoimask.losses.pose import hand_from_rotation_6d
 from hoimask.models._batch import default_intrinsics, get_image, object_present, optional
 from hoimask.nn import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    Keypoint25DHead,
     MANOTransformerHead,
     ObjectPoseHead,
     PixelNormalization,
     SpatialTranslationHead,
     ViTEncoder,
+    lift_keypoints,
+    soft_argmax_2d,
 )
 
 __all__ = ["PoseRegressionModel", "POSE_LOSS_WEIGHTS"]
@@ -55,6 +63,8 @@ POSE_LOSS_WEIGHTS: dict[str, float] = {
     "global_rotation": 1.0,
     "hand_root": 10.0,
     "object_pose": 1.0,
+    "keypoint_heatmap": 1.0,
+    "keypoint_depth": 10.0,
 }
 
 
@@ -72,6 +82,9 @@ class PoseRegressionModel(nn.Module):
         reference_depth: depth (m) the wrist and object heads start at for a
             camera whose focal length equals the image side (see
             :func:`~hoimask.geometry.translation_from_image`).
+        keypoint_channels: width of the 2.5D keypoint head's convolutional
+            stage (:class:`~hoimask.nn.Keypoint25DHead`).
+        heatmap_sigma: Gaussian width of the keypoint heatmap targets, in heatmap pixels (stride 4).
 
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}`` with
@@ -94,6 +107,8 @@ class PoseRegressionModel(nn.Module):
         pixel_mean: tuple[float, ...] = IMAGENET_MEAN,
         pixel_std: tuple[float, ...] = IMAGENET_STD,
         reference_depth: float = 0.5,
+        keypoint_channels: int = 64,
+        heatmap_sigma: float = 1.0,
     ) -> None:
         super().__init__()
         self.img_size = img_size
@@ -114,6 +129,9 @@ class PoseRegressionModel(nn.Module):
         self.object_head = ObjectPoseHead(embed_dim, hidden=head_dim)
         self.object_translation_head = SpatialTranslationHead(embed_dim, hidden=head_dim)
         self.root_head = SpatialTranslationHead(embed_dim, hidden=head_dim)
+        # The joints: per-joint heatmaps and relative depths (2.5D), lifted with the wrist depth and K.
+        self.keypoint_head = Keypoint25DHead(embed_dim, channels=keypoint_channels)
+        self.heatmap_sigma = check_positive(heatmap_sigma, name="heatmap_sigma", fn="PoseRegressionModel")
         if hand_layer is None:
             import hoimask.hand as hand
 
@@ -161,8 +179,14 @@ class PoseRegressionModel(nn.Module):
                 to that camera's scale.
 
         Returns:
-            ``rotation_6d (B, 16, 6)``, ``shape (B, 10)``, ``joints (B, 21, 3)``,
-            ``vertices (B, V, 3)``, ``root (B, 3)``, ``object_rotation_6d (B, 6)``,
+            ``joints (B, 21, 3)`` (2.5D keypoints lifted with the wrist depth
+            and ``K``), ``root (B, 3)`` (= ``joints[:, 0]``), ``keypoints_2d
+            (B, 21, 2)`` pixels, ``heatmaps (B, 21, H/4, W/4)`` logits,
+            ``joint_depth (B, 21)`` (relative to the wrist, m), ``root_head
+            (B, 3)`` (the wrist head's camera-aware estimate, whose depth lifts
+            the keypoints), ``rotation_6d (B, 16, 6)``, ``shape (B, 10)``,
+            ``mano_joints (B, 21, 3)`` and ``vertices (B, V, 3)`` (the MANO
+            hand, placed at ``root``), ``object_rotation_6d (B, 6)``,
             ``object_rotation (B, 3, 3)``, ``object_translation (B, 3)``.
 
         Shape:
@@ -173,7 +197,8 @@ class PoseRegressionModel(nn.Module):
         if K is None:
             K = default_intrinsics(image.shape[0], (H, W), like=image)
         check_shape(K, "B 3 3", name="K", dims=dims, fn="PoseRegressionModel.predict")
-        tokens = self.encoder(self.pixel_norm(image, fn="PoseRegressionModel.predict")).tokens  # (B, N, D)
+        normalised = self.pixel_norm(image, fn="PoseRegressionModel.predict")
+        tokens = self.encoder(normalised).tokens  # (B, N, D)
         grid = self.encoder.patch_embed.grid_size(H, W)
         mano = self.mano_head(tokens)
         pose = self.object_head(tokens)
@@ -182,13 +207,22 @@ class PoseRegressionModel(nn.Module):
                                       reference_depth=self.reference_depth)  # (B, 3) m
         object_translation = translation_from_image(self.object_translation_head(tokens, grid), K, (H, W),
                                                     reference_depth=self.reference_depth)  # (B, 3) m
+        heatmaps, depth_maps = self.keypoint_head(tokens, grid, normalised)  # (B, 21, H/4, W/4) each
+        uv, joint_depth = soft_argmax_2d(heatmaps, (H, W), depth_maps)  # (B, 21, 2) px, (B, 21) m
+        joints = lift_keypoints(uv, joint_depth - joint_depth[:, :1], root[:, 2], K)  # (B, 21, 3)
         rel = hand_from_rotation_6d(self.hand_loss.hand_layer, mano.rotation_6d, mano.shape)
+        wrist = joints[:, :1]  # (B, 1, 3)
         return {
+            "joints": joints,
+            "root": joints[:, 0],
+            "keypoints_2d": uv,
+            "heatmaps": heatmaps,
+            "joint_depth": joint_depth,
+            "root_head": root,
             "rotation_6d": mano.rotation_6d,
             "shape": mano.shape,
-            "root": root,
-            "joints": rel.joints + root[:, None],
-            "vertices": rel.vertices + root[:, None],
+            "mano_joints": rel.joints + wrist,
+            "vertices": rel.vertices + wrist,
             "object_rotation_6d": pose.rotation_6d,
             "object_rotation": rotation_6d_to_matrix(pose.rotation_6d),
             "object_translation": object_translation,
@@ -214,9 +248,19 @@ class PoseRegressionModel(nn.Module):
         ))
         if pose_gt is not None:
             terms["global_rotation"] = global_rotation_loss(preds["rotation_6d"][:, 0], pose_gt[:, 0])
-        joints = batch.get("joints_3d")
+        joints = optional(batch, "joints_3d")
         if joints is not None:
-            terms["hand_root"] = (preds["root"] - joints[:, 0].to(preds["root"].dtype)).abs().mean()
+            joints = joints.to(preds["root_head"].dtype)
+            terms["hand_root"] = (preds["root_head"] - joints[:, 0]).abs().mean()
+            depth = joints[..., 2] - joints[:, :1, 2]  # (B, 21) relative to the wrist
+            terms["keypoint_depth"] = (preds["joint_depth"] - preds["joint_depth"][:, :1] - depth).abs().mean()
+            j2d = optional(batch, "joints_2d")
+            if j2d is None:
+                K = optional(batch, "K")
+                K = K if K is not None else default_intrinsics(joints.shape[0], self._image_size(batch), like=joints)
+                j2d = project(joints, K.to(joints.dtype))
+            terms["keypoint_heatmap"] = heatmap_kl_divergence(preds["heatmaps"], j2d, self._image_size(batch),
+                                                              sigma=self.heatmap_sigma)
         R, t = batch.get("object_rotation"), batch.get("object_translation")
         if R is not None and t is not None:
             ok = object_present(batch, R, t)  # (B,)
@@ -231,3 +275,7 @@ class PoseRegressionModel(nn.Module):
             )
         loss = torch.stack([self.loss_weights[k] * v for k, v in terms.items()]).sum()
         return {"loss": loss, "terms": terms, "predictions": preds}
+
+    @staticmethod
+    def _image_size(batch: Mapping[str, Any]) -> tuple[int, int]:
+        return tuple(batch["image"].shape[-2:])

@@ -32,7 +32,10 @@ def test_shapes_terms_and_camera_frame():
     assert p["joints"].shape == (3, 21, 3) and p["object_rotation"].shape == (3, 3, 3)
     assert torch.allclose(p["joints"][:, 0], p["root"], atol=1e-6)  # the wrist sits at the predicted root
     assert set(out["terms"]) == {"mano_params", "global_rotation", "hand_joints", "hand_vertices", "hand_root",
-                                 "object_pose"}
+                                 "object_pose", "keypoint_heatmap", "keypoint_depth"}
+    assert p["keypoints_2d"].shape == (3, 21, 2) and p["heatmaps"].shape == (3, 21, 8, 8)
+    # the MANO mesh hangs at the same wrist as the keypoints
+    torch.testing.assert_close(p["mano_joints"][:, 0], p["root"])
     R = p["object_rotation"]
     assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5)
 
@@ -66,7 +69,9 @@ def test_loss_falls_when_overfitting():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = None
     for _ in range(20):
-        loss = model(batch)["loss"]
+        terms = model(batch)["terms"]
+        terms.pop("keypoint_heatmap")  # bounded below by the target Gaussians' entropy
+        loss = torch.stack([model.loss_weights[k] * v for k, v in terms.items()]).sum()
         first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
