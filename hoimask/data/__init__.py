@@ -2,7 +2,7 @@
 
 Every dataset returns the sample dictionary described in
 :mod:`hoimask.data.sample` (images in ``[0, 1]``); :func:`collate` stacks
-samples and applies ImageNet normalisation.
+samples (images stay RGB in ``[0, 1]``: the models normalise their own input).
 """
 
 from hoimask.data.cache import CachedHOI, write_cache

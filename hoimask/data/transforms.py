@@ -16,7 +16,7 @@ convention: pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``):
 Images are resampled bilinearly, masks, segmentation and depth with nearest
 neighbour; pixels from outside the source become 0 (black / background / no depth).
 Photometric transforms touch ``image`` (and ``deoccluded_image``) only. ImageNet
-normalisation is *not* a transform: :func:`hoimask.data.collate` applies it.
+normalisation is *not* a transform: the models apply it (:class:`hoimask.nn.PixelNormalization`).
 """
 
 from __future__ import annotations

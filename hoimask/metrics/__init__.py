@@ -9,7 +9,12 @@ HOISDF ``common/metrics.py``), including where those codes disagree.
 """
 
 from hoimask.metrics.auc import PCKAccumulator, PCKResult, pck_auc
-from hoimask.metrics.baselines import BASELINE_METRICS, ConstantBaselines, baseline_ratios, format_baseline_table
+from hoimask.metrics.baselines import (
+    BASELINE_METRICS,
+    ConstantBaselines,
+    baseline_ratios,
+    format_baseline_table,
+)
 from hoimask.metrics.evaluator import Evaluator
 from hoimask.metrics.fscore import f_score
 from hoimask.metrics.hand import joint_index, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe, st_align, st_mpjpe

@@ -238,7 +238,7 @@ class ViTEncoder(nn.Module):
         """Encode the visible patches of ``image``.
 
         Args:
-            image: ``(B, C, H, W)`` normalised image; sides multiples of P.
+            image: ``(B, C, H, W)`` image (normalised by the model that owns the encoder); sides multiples of P.
             mask: the masker's output over the ``(H/P, W/P)`` grid; ``None``
                 keeps every token (fine-tuning / inference).
             return_layers: block indices (negative counts from the end) whose

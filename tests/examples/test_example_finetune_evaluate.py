@@ -66,5 +66,12 @@ def test_pretrain_finetune_evaluate_chain(tmp_path, capsys):
                           "--batch-size", "2", "--output", str(out_json)]) == 0
     printed = capsys.readouterr().out
     assert "Table I" in printed and "PAMJE" in printed
+    assert "constant predictors" in printed and "model / mean_pose" in printed
     results = json.loads(out_json.read_text())
     assert results["num_samples"] == 4 and results["pa_mje"] > 0
+    # the constants fitted on the training split, evaluated on the same samples, with the ratios
+    assert set(results["baselines"]) == {"mean_pose", "wrist"}
+    assert results["baselines"]["mean_pose"]["num_samples"] == 4
+    ratio = results["ratios"]["mean_pose"]["rr_mje"]
+    assert ratio == pytest.approx(results["rr_mje"] / results["baselines"]["mean_pose"]["rr_mje"])
+    assert "baselines" in load_checkpoint(tmp_path / "ft" / "model.pt")

@@ -36,8 +36,38 @@ def test_help_documents_every_flag(capsys, script):
     text = capsys.readouterr().out
     for flag in ("--preset", "--dataset", "--data-root", "--mano-dir", "--init", "--output-dir", "--steps",
                  "--batch-size", "--lr", "--resume", "--overwrite", "--masking", "--no-geometric",
-                 "--no-direct-regression", "--seed"):
+                 "--no-direct-regression", "--seed", "--skeleton-prob", "--skeleton-prob-end", "--hand-ratio",
+                 "--object-ratio", "--background-ratio", "--pattern-probs", "--focus-ratio"):
         assert flag in text, flag
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--skeleton-prob", "1.5"], "--skeleton-prob: expected a value in [0.0, 1.0], got 1.5"),
+    (["--hand-ratio", "1.0"], "--hand-ratio: expected a value in [0, 1)"),
+    (["--masking", "random", "--skeleton-prob", "0.5"], "--skeleton-prob: applies to --masking hybrid"),
+    (["--masking", "random", "--object-ratio", "0.5"], "--object-ratio: applies to --masking region or hybrid"),
+    (["--pattern-probs", "finger=0.5,thumb=0.5"], "--pattern-probs: expected name=weight pairs"),
+    (["--pattern-probs", "finger=x"], "--pattern-probs: expected name=weight pairs"),
+    (["--pattern-probs", "finger=0"], "must not all be 0"),
+    (["--mask-ratio", "1"], "--mask-ratio: expected a value in [0, 1)"),
+    (["--masking", "hybrid", "--focus-ratio", "0.5"], "--focus-ratio: applies to --masking target"),
+])
+def test_masking_flags_refuse_bad_values_naming_the_flag(capsys, script, argv, message):
+    with pytest.raises(SystemExit) as info:
+        script.parse_args(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_masking_flags_reach_the_masker(script):
+    args = script.parse_args(["--skeleton-prob", "0", "--skeleton-prob-end", "1", "--hand-ratio", "0.4",
+                              "--pattern-probs", "finger=1,fingertips=1"])
+    model, _ = script.build_model(args)
+    masker = model.masker
+    assert (masker.skeleton_prob, masker.skeleton_prob_end, masker.hand_ratio) == (0.0, 1.0, 0.4)
+    assert masker.pattern_probs == {"finger": 1.0, "fingertips": 1.0}
+    target = script.build_model(script.parse_args(["--masking", "target", "--focus-ratio", "0.3"]))[0].masker
+    assert type(target).__name__ == "TargetFocusedMasker" and target.focus_ratio == 0.3
 
 
 @pytest.mark.slow

@@ -1,0 +1,107 @@
+"""Every model in hoimask.models can learn: it overfits a handful of fixed samples.
+
+For each model, a few fixed synthetic samples (``SyntheticHOI(seed=3)``, stacked
+as the dataset returns them: RGB in [0, 1], the way ``default_collate`` or any
+user's pipeline gives them) are fitted with one fixed mask: *every* loss term
+must fall at least 10x, and the predictions must differ across the samples as
+the targets do (a head that predicts the batch mean fails, as MaskHOI's
+parameter heads did before the model normalised its own input).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hoimask.data import SyntheticHOI
+from hoimask.models import MAE, MaskHOI, PoseRegressionModel
+
+#: Steps of the overfit loops (each model fits in well under 10x this many in practice).
+STEPS = 300
+
+
+@pytest.fixture(scope="module")
+def samples() -> dict[str, torch.Tensor]:
+    ds = SyntheticHOI(num_samples=4, image_size=128, seed=3, num_sdf_points=256, num_object_points=64,
+                      hand_only_prob=0.0, not_grasped_prob=0.0)
+    return torch.utils.data.default_collate([ds[i] for i in range(4)])
+
+
+def _fit(model: torch.nn.Module, batch, *, lr: float, steps: int = STEPS, **forward) -> tuple[dict, dict, dict]:
+    """Train on ``batch``; return the first terms, the final terms and the final predictions."""
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    first = None
+    for _ in range(steps):
+        out = model(batch, **forward)
+        first = first or {k: float(v.detach()) for k, v in out["terms"].items()}
+        opt.zero_grad()
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        out = model(batch, **forward)
+    return first, {k: float(v) for k, v in out["terms"].items()}, out["predictions"]
+
+
+def _assert_every_term_falls(first: dict, last: dict, factor: float = 10.0) -> None:
+    slow = {k: (round(first[k], 4), round(last[k], 4)) for k in first if not last[k] * factor <= first[k]}
+    assert not slow, f"terms that fell less than {factor}x (first, last): {slow}"
+
+
+def _assert_varies_like_targets(pred: torch.Tensor, target: torch.Tensor, name: str) -> None:
+    """Across the samples, the predictions spread as the targets do (not the batch mean)."""
+    spread_p = pred.flatten(1).std(0).mean()
+    spread_t = target.flatten(1).std(0).mean()
+    assert spread_p > 0.5 * spread_t, f"{name}: prediction spread {spread_p:.4f} vs target spread {spread_t:.4f}"
+    err = (pred - target).flatten(1).abs().mean()
+    assert err < 0.25 * spread_t, f"{name}: error {err:.4f} vs target spread {spread_t:.4f}"
+
+
+@pytest.mark.slow
+def test_maskhoi_learns_every_term_on_raw_rgb_batches(samples):
+    from hoimask.geometry import matrix_to_rotation_6d, rotation_6d_to_matrix
+
+    model = MaskHOI.from_preset("tiny")
+    mask = model.mask(samples, generator=torch.Generator().manual_seed(0))
+    first, last, pred = _fit(model, samples, lr=1e-3, mask=mask)
+    _assert_every_term_falls(first, {k: v for k, v in last.items()})
+    target_6d = matrix_to_rotation_6d(samples["object_rotation"])
+    pred_6d = matrix_to_rotation_6d(rotation_6d_to_matrix(pred["object_rotation_6d"]))
+    _assert_varies_like_targets(pred_6d, target_6d, "object rotation")
+    _assert_varies_like_targets(pred["object_translation"], samples["object_translation"], "object translation")
+    from hoimask.geometry import axis_angle_to_matrix
+
+    global_6d = matrix_to_rotation_6d(axis_angle_to_matrix(samples["hand_pose"][:, 0]))
+    pred_global = matrix_to_rotation_6d(rotation_6d_to_matrix(pred["hand_rotation_6d"][:, 0]))
+    _assert_varies_like_targets(pred_global, global_6d, "global hand rotation")
+
+
+@pytest.mark.slow
+def test_mae_learns_on_raw_rgb_batches(samples):
+    model = MAE.from_preset("tiny")
+    mask = model.masker(4, model.encoder.grid_size, generator=torch.Generator().manual_seed(0))
+    first, last, _ = _fit(model, samples, lr=1e-3, mask=mask)
+    _assert_every_term_falls(first, last)
+
+
+@pytest.mark.slow
+def test_pose_regression_model_learns_every_term(samples):
+    model = PoseRegressionModel()
+    first, last, pred = _fit(model, samples, lr=5e-4)
+    _assert_every_term_falls(first, last)
+    joints = samples["joints_3d"]
+    _assert_varies_like_targets(pred["joints"] - pred["joints"][:, :1], joints - joints[:, :1], "root-relative joints")
+    _assert_varies_like_targets(pred["root"], joints[:, 0], "wrist position")
+    _assert_varies_like_targets(pred["object_translation"], samples["object_translation"], "object translation")
+
+
+def test_models_refuse_normalised_images(samples):
+    from hoimask._checks import ValueRangeError
+    from hoimask.data import normalize_image
+
+    batch = {**samples, "image": normalize_image(samples["image"])}
+    for model in (MaskHOI.from_preset("tiny"), MAE.from_preset("tiny"), PoseRegressionModel()):
+        with pytest.raises(ValueRangeError, match=r"RGB in \[0, 1\]"):
+            model(batch)
