@@ -1,23 +1,34 @@
 #!/usr/bin/env python
-"""Pre-training ablation on synthetic data: does MaskHOI pre-training help fine-tuning?
+"""Pre-training ablation on synthetic data: does MaskHOI pre-training help fine-tuning, under occlusion?
 
-Three encoders are fine-tuned the same way and evaluated on held-out synthetic
-scenes (hand-object and hand-only):
+The protocol (issue 18, item 5) is the one under which pre-training *can* show
+an effect:
 
-    (a) none     -- no pre-training (random encoder; the baseline);
-    (b) mae      -- MAE pixel reconstruction with random masking;
-    (c) maskhoi  -- MaskHOI: hybrid masking + SDF (GML) + parameter regression (DPR).
+1. **Pre-train** each encoder on a large pool of unlabelled-for-fine-tuning
+   synthetic scenes (``--pool``; MaskHOI uses the pool's labels, as it does on
+   DexYCB's training set).
+2. **Fine-tune** ``PoseRegressionModel`` the same way for every encoder on a
+   small *labelled* subset: each of ``--label-fractions`` of ``--labelled``
+   scenes (drawn with another seed than the pool).
+3. **Evaluate** on held-out scenes in four hand-occlusion bins (0–25, 25–50,
+   50–75, 75–100 %), ``--test-per-bin`` scenes each, built with
+   ``SyntheticHOI(occlusion_range=...)``, beside the constant predictors fitted
+   on the labelled subset.
+4. Repeat for ``--seeds`` and report mean ± standard deviation.
 
-Pre-training and fine-tuning use the same labelled training scenes (as the
-paper pre-trains and fine-tunes on DexYCB/HO3D train); the test scenes come
-from a different seed. Every run is seeded; ``--seeds 0 1`` repeats the whole
-experiment and reports mean ± spread.
+Variants (MaskHOI Tables IV–VI where they apply): ``none`` (no pre-training),
+``mae`` (pixel MAE, random masking), ``maskhoi`` (hybrid masking, GML, DPR;
+skeleton proportion 0.5), ``maskhoi-random`` / ``maskhoi-region`` (masking
+strategy, Table V), ``maskhoi-no-gml`` / ``maskhoi-no-dpr`` (Table IV),
+``skeleton-0`` / ``skeleton-1`` / ``skeleton-0to1`` (skeleton proportion,
+Table VI; 0.5 is ``maskhoi``).
 
-    python benchmarks/pretraining_ablation.py                       # small CPU scale (defaults below)
-    python benchmarks/pretraining_ablation.py --pretrain-steps 2000 --finetune-steps 2000 --num-train 2000 \
-        --batch-size 32 --device cuda                              # larger, on a GPU
+    python benchmarks/pretraining_ablation.py --preset cpu            # hours on 2 CPU cores (see docs/results.md)
+    python benchmarks/pretraining_ablation.py --preset gpu --device cuda --json gpu.json
+    python benchmarks/pretraining_ablation.py --preset smoke          # a minute: checks the pipeline only
 
-Prints a table with each variant's errors and its ratio to (a).
+Prints one table per label fraction: root-relative MJE per occlusion bin (mm),
+OCE, and the ratio to variant ``none``.
 """
 
 from __future__ import annotations
@@ -39,14 +50,40 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 
 from hoimask.data import SyntheticHOI, collate
 from hoimask.engine import MemoryCache, TrainConfig, Trainer, atomic_write, seed_everything
+from hoimask.engine.datasets import fit_constant_baselines
 from hoimask.models import MAE, MaskHOI, PoseRegressionModel
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("none", "mae", "maskhoi")
-METRICS = (("rr_mje", "MJE (root-rel.)"), ("pa_mje", "PA-MJE"), ("oce", "OCE"), ("add_s", "ADD-S"))
+BINS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
+
+#: variant -> how to pre-train (None: no pre-training).
+VARIANTS: dict[str, dict | None] = {
+    "none": None,
+    "mae": {"model": "mae"},
+    "maskhoi": {"model": "maskhoi"},
+    "maskhoi-random": {"model": "maskhoi", "masking": "random"},
+    "maskhoi-region": {"model": "maskhoi", "masking": "region"},
+    "maskhoi-no-gml": {"model": "maskhoi", "geometric": False},
+    "maskhoi-no-dpr": {"model": "maskhoi", "direct_regression": False},
+    "skeleton-0": {"model": "maskhoi", "masker_kwargs": {"skeleton_prob": 0.0}},
+    "skeleton-1": {"model": "maskhoi", "masker_kwargs": {"skeleton_prob": 1.0}},
+    "skeleton-0to1": {"model": "maskhoi", "masker_kwargs": {"skeleton_prob": 0.0, "skeleton_prob_end": 1.0}},
+}
+
+#: Scales. ``cpu`` fits one variant-seed-fraction run in ~10 min on 2 cores; ``gpu`` is for one GPU.
+PRESETS = {
+    "smoke": dict(pool=16, labelled=16, label_fractions=[1.0], test_per_bin=2, pretrain_steps=4,
+                  finetune_steps=4, batch_size=4, seeds=[0], variants=["none", "maskhoi"]),
+    "cpu": dict(pool=2048, labelled=1024, label_fractions=[0.1, 1.0], test_per_bin=64, pretrain_steps=600,
+                finetune_steps=1000, batch_size=16, seeds=[0, 1, 2], variants=["none", "mae", "maskhoi"]),
+    "gpu": dict(pool=100_000, labelled=10_000, label_fractions=[0.01, 0.1, 1.0], test_per_bin=500,
+                pretrain_steps=20_000, finetune_steps=10_000, batch_size=64, seeds=[0, 1, 2],
+                variants=list(VARIANTS)),
+}
 
 
 def _evaluate_fn():
@@ -57,21 +94,31 @@ def _evaluate_fn():
 
 
 def _config(steps: int, batch: int, lr: float, seed: int, layer_decay: float | None = None) -> TrainConfig:
-    return TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup_steps=max(1, math.ceil(0.1 * steps)),
+    return TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup_steps=max(1, math.ceil(0.05 * steps)),
                        layer_decay=layer_decay, log_every=max(1, steps // 10), checkpoint_every=steps, seed=seed)
+
+
+def _ctx(args):
+    from hoimask.engine import DistributedContext
+
+    return DistributedContext(device=torch.device(args.device))
 
 
 def pretrain(variant: str, data, args, seed: int, workdir: Path) -> dict | None:
     """Pre-train and return the encoder weights (``None`` for variant ``none``)."""
-    if variant == "none":
+    spec = VARIANTS[variant]
+    if spec is None:
         return None
     seed_everything(seed)
-    model = MAE.from_preset("tiny") if variant == "mae" else MaskHOI.from_preset("tiny")
+    if spec["model"] == "mae":
+        model = MAE.from_preset("tiny")
+    else:
+        model = MaskHOI.from_preset("tiny", **{k: v for k, v in spec.items() if k != "model"})
     trainer = Trainer(model, _config(args.pretrain_steps, args.batch_size, args.pretrain_lr, seed), dataset=data,
                       output_dir=workdir / f"pre-{variant}-{seed}", collate_fn=collate, progress=args.progress,
                       tensorboard=False, ctx=_ctx(args))
     hist = trainer.fit()
-    print(f"  pre-train {variant:8s} seed {seed}: loss {hist[0]['loss']:.3f} -> {hist[-1]['loss']:.3f}", flush=True)
+    print(f"  pre-train {variant:15s} seed {seed}: loss {hist[0]['loss']:.3f} -> {hist[-1]['loss']:.3f}", flush=True)
     return model.encoder_state_dict()
 
 
@@ -86,80 +133,97 @@ def finetune(encoder: dict | None, data, args, seed: int, workdir: Path, name: s
                       num_layers=model.encoder_config["depth"], progress=args.progress, tensorboard=False,
                       ctx=_ctx(args))
     hist = trainer.fit()
-    print(f"  fine-tune {name:8s} seed {seed}: loss {hist[0]['loss']:.3f} -> {hist[-1]['loss']:.3f}", flush=True)
+    print(f"  fine-tune {name:22s} seed {seed}: loss {hist[0]['loss']:.3f} -> {hist[-1]['loss']:.3f}", flush=True)
     return model.eval()
 
 
-def _ctx(args):
-    from hoimask.engine import DistributedContext
-
-    return DistributedContext(device=torch.device(args.device))
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--pretrain-steps", type=int, default=60)
-    p.add_argument("--finetune-steps", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--preset", choices=tuple(PRESETS), default="cpu", help="scale of every setting below")
+    p.add_argument("--pool", type=int, help="synthetic scenes in the pre-training pool")
+    p.add_argument("--labelled", type=int, help="labelled scenes; fractions of them are fine-tuned on")
+    p.add_argument("--label-fractions", type=float, nargs="+", help="fractions of --labelled, in (0, 1]")
+    p.add_argument("--test-per-bin", type=int, help="held-out scenes per occlusion bin")
+    p.add_argument("--pretrain-steps", type=int)
+    p.add_argument("--finetune-steps", type=int)
+    p.add_argument("--batch-size", type=int)
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
-    p.add_argument("--finetune-lr", type=float, default=5e-4)
+    p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--layer-decay", type=float, default=0.75)
-    p.add_argument("--num-train", type=int, default=48, help="synthetic training scenes (pre-training and fine-tuning)")
-    p.add_argument("--num-test", type=int, default=32, help="held-out scenes per test split")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS))
     p.add_argument("--device", default="cpu")
     p.add_argument("--progress", action="store_true", help="show tqdm bars")
     p.add_argument("--json", type=Path, help="also write the raw results here")
     args = p.parse_args(argv)
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    for key in ("pool", "labelled", "test_per_bin", "pretrain_steps", "finetune_steps", "batch_size"):
+        if getattr(args, key) < 1:
+            p.error(f"argument --{key.replace('_', '-')}: expected an integer >= 1, got {getattr(args, key)}")
+    for f in args.label_fractions:
+        if not 0.0 < f <= 1.0 or round(f * args.labelled) < 1:
+            p.error(f"argument --label-fractions: expected values in (0, 1] that keep >= 1 of --labelled "
+                    f"{args.labelled} scenes, got {f}")
+    return args
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     evaluate = _evaluate_fn()
     start = time.perf_counter()
     common = dict(image_size=128, num_sdf_points=512, num_object_points=256)
-    # One rendered pool per split, shared by every variant (each scene rendered once).
-    train = MemoryCache(SyntheticHOI(args.num_train, seed=1, hand_only_prob=0.1, **common))
-    tests = {
-        "hand-object": MemoryCache(SyntheticHOI(args.num_test, seed=2, hand_only_prob=0.0, **common)),
-        "hand-only": MemoryCache(SyntheticHOI(args.num_test, seed=3, hand_only_prob=1.0, not_grasped_prob=0.0, **common)),
-    }
+    pool = MemoryCache(SyntheticHOI(args.pool, seed=1, **common))
+    labelled = MemoryCache(SyntheticHOI(args.labelled, seed=4, **{**common, "num_sdf_points": 16}))
+    tests = {f"{int(lo * 100)}-{int(hi * 100)}%": MemoryCache(SyntheticHOI(
+        args.test_per_bin, seed=10 + k, hand_only_prob=0.0, occlusion_range=(lo, hi), max_attempts=2000, **common))
+        for k, (lo, hi) in enumerate(BINS)}
     results: dict[str, dict[str, list[float]]] = {}
+
+    def record(key: str, metric: str, value: float) -> None:
+        results.setdefault(key, {}).setdefault(metric, []).append(float(value))
+
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            for variant in args.variants:
-                encoder = pretrain(variant, train, args, seed, Path(tmp))
-                model = finetune(encoder, train, args, seed, Path(tmp), variant)
-                for split, data in tests.items():
-                    values = evaluate(model, data, batch_size=16, protocol="hoisdf", device=args.device).compute()
-                    for key, _ in METRICS:
-                        if key in values:
-                            results.setdefault(f"{variant}/{split}", {}).setdefault(key, []).append(float(values[key]))
+            encoders = {v: pretrain(v, pool, args, seed, Path(tmp)) for v in args.variants}
+            for fraction in args.label_fractions:
+                subset = Subset(labelled, range(round(fraction * args.labelled)))
+                constants = fit_constant_baselines(subset, max_samples=len(subset))
+                for variant in args.variants:
+                    model = finetune(encoders[variant], subset, args, seed, Path(tmp), f"{variant}@{fraction:g}")
+                    for split, data in tests.items():
+                        ev, const = evaluate(model, data, batch_size=16, protocol="hoisdf", device=args.device,
+                                             baselines=constants)
+                        values = ev.compute()
+                        for metric in ("rr_mje", "pa_mje", "oce"):
+                            record(f"{fraction:g}/{variant}/{split}", metric, values[metric])
+                            if variant == args.variants[0]:
+                                record(f"{fraction:g}/constant/{split}", metric,
+                                       const["mean_pose"].compute()[metric])
     elapsed = time.perf_counter() - start
-
-    print(f"\nPre-training ablation: {args.pretrain_steps} pre-training + {args.finetune_steps} fine-tuning steps, "
-          f"batch {args.batch_size}, {args.num_train} training scenes, {args.num_test} test scenes per split, "
-          f"seeds {args.seeds}, device {args.device}; {elapsed / 60:.1f} min")
-    print("Errors in mm (mean over seeds; ± half the range when several seeds); ratio = variant / (a) none.\n")
-    for split in tests:
-        keys = [(k, label) for k, label in METRICS if f"none/{split}" in results and k in results[f"none/{split}"]]
-        print(f"{split} test scenes")
-        print("| variant | " + " | ".join(label for _, label in keys) + " | " + " | ".join(f"ratio {label}" for _, label in keys) + " |")
-        print("|---|" + "---:|" * (2 * len(keys)))
-        for variant in args.variants:
-            row = results.get(f"{variant}/{split}", {})
+    print(f"\nPre-training ablation ({args.preset}): pool {args.pool}, labelled {args.labelled} x "
+          f"{args.label_fractions}, {args.pretrain_steps} pre-training + {args.finetune_steps} fine-tuning steps of "
+          f"{args.batch_size}, {args.test_per_bin} test scenes per occlusion bin, seeds {args.seeds}, "
+          f"device {args.device}; {elapsed / 60:.1f} min")
+    print("Root-relative MJE (mm) per hand-occlusion bin, mean ± std over seeds; ratio = variant / none.\n")
+    splits = list(tests)
+    for fraction in args.label_fractions:
+        print(f"labelled fraction {fraction:g} ({round(fraction * args.labelled)} scenes)")
+        print("| variant | " + " | ".join(splits) + " | OCE | " + " | ".join(f"ratio {s}" for s in splits) + " |")
+        print("|---|" + "---:|" * (2 * len(splits) + 1))
+        for variant in [*args.variants, "constant"]:
             cells, ratios = [], []
-            for key, _ in keys:
-                vals = row.get(key, [])
-                if not vals:
-                    cells.append("-")
-                    ratios.append("-")
-                    continue
-                mean = statistics.fmean(vals)
-                spread = f" ± {(max(vals) - min(vals)) / 2:.1f}" if len(vals) > 1 else ""
-                cells.append(f"{mean:.1f}{spread}")
-                base = statistics.fmean(results[f"none/{split}"][key])
-                ratios.append(f"{mean / base:.2f}")
-            print(f"| ({'abc'[VARIANTS.index(variant)]}) {variant} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+            for split in splits:
+                vals = results[f"{fraction:g}/{variant}/{split}"]["rr_mje"]
+                sd = f" ± {statistics.stdev(vals):.1f}" if len(vals) > 1 else ""
+                cells.append(f"{statistics.fmean(vals):.1f}{sd}")
+                base = statistics.fmean(results[f"{fraction:g}/none/{split}"]["rr_mje"]) \
+                    if "none" in args.variants else float("nan")
+                ratios.append(f"{statistics.fmean(vals) / base:.2f}")
+            oce = [statistics.fmean(results[f"{fraction:g}/{variant}/{s}"]["oce"]) for s in splits]
+            print(f"| {variant} | " + " | ".join(cells) + f" | {statistics.fmean(oce):.1f} | " + " | ".join(ratios) + " |")
         print()
     if args.json:
         atomic_write(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
