@@ -2,24 +2,29 @@
 
 The issue asks fine-tuning to use the HOISDF-style model once it exists and,
 until then, "a direct-regression model from the MaskHOI heads". This is that
-model: the full-grid ViT encoder (no masking) followed by the MaskHOI
-parameter heads (:class:`~hoimask.nn.MANOTransformerHead`,
-:class:`~hoimask.nn.ObjectPoseHead`) and a wrist-position head. The example
-scripts (`examples/finetune.py`, `examples/evaluate.py`) and the ablation
-experiment train and evaluate it with :class:`hoimask.engine.Trainer`.
+model: the full-grid ViT encoder (no masking) followed by a 2.5D keypoint head
+for the joints (:class:`~hoimask.nn.Keypoint25DHead`), the MaskHOI parameter
+heads (:class:`~hoimask.nn.MANOTransformerHead` for the mesh,
+:class:`~hoimask.nn.ObjectPoseHead` for the object rotation) and camera-aware
+wrist and object-position heads. The example scripts (`examples/finetune.py`,
+`examples/evaluate.py`) and the ablation experiment train and evaluate it with
+:class:`hoimask.engine.Trainer`.
 
-Predictions are in the camera frame (metres): the hand layer gives wrist-relative
-joints and vertices from the 16 6D rotations and β, the wrist head places them.
+Predictions are in the camera frame (metres): the keypoints are lifted with the
+wrist head's depth and ``K``; the hand layer gives the mesh from the 16 6D
+rotations and β, hung at the keypoints' wrist.
 
-Two choices make it learn (docs/training.md, "Why the pose heads predicted the
+These choices make it learn (docs/training.md, "Why the pose heads predicted the
 batch mean"): the image goes in as RGB in ``[0, 1]`` and the model normalises it
 itself (:class:`~hoimask.nn.PixelNormalization`); and the wrist and object
 positions are *camera-aware* (:func:`~hoimask.geometry.translation_from_image`):
 the heads predict an image position and a depth relative to the focal length,
 and the batch's ``K`` turns them into metres — absolute depth is not visible in
-an image whose camera is unknown. The global hand rotation has its own loss
+an image whose camera is unknown; the global hand rotation has its own loss
 term (``global_rotation``), because inside ``mano_params`` it is 6 of 106
-numbers and the shape coefficients dominate.
+numbers and the shape coefficients dominate; and the joints come from dense
+per-joint heatmaps, which learn on a CPU budget where regressing the hand's
+rotation from pooled tokens did not.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ POSE_LOSS_WEIGHTS: dict[str, float] = {
 
 
 class PoseRegressionModel(nn.Module):
-    """ViT encoder + MANO / object / wrist regression heads, trained with L1 pose losses.
+    """ViT encoder + 2.5D keypoint head (joints) + MANO (mesh), object and camera-aware wrist/object-position heads.
 
     Args:
         img_size, patch_size, embed_dim, depth, num_heads: encoder size (match
@@ -89,7 +94,7 @@ class PoseRegressionModel(nn.Module):
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}`` with
         predictions ``joints (B, 21, 3)``, ``vertices (B, V, 3)``, ``object_rotation (B, 3, 3)``,
-        ``object_translation (B, 3)``.
+        ``object_translation (B, 3)`` (camera frame, metres) and the intermediate outputs of :meth:`predict`.
     """
 
     def __init__(
