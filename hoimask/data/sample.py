@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_shape
-from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
+from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD, normalize_pixels
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -78,12 +78,6 @@ SAMPLE_SPEC: dict[str, tuple[str, torch.dtype]] = {
 }
 
 
-def _stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = image.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = image.new_tensor(IMAGENET_STD).view(3, 1, 1)
-    return mean, std
-
-
 def normalize_image(image: torch.Tensor) -> torch.Tensor:
     """ImageNet-normalise an RGB image in ``[0, 1]``: ``(image - mean) / std`` per channel.
 
@@ -104,8 +98,7 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
     check_shape(image, "... 3 H W", name="image")
     if not image.is_floating_point():
         raise DTypeError(f"normalize_image(): argument 'image' expected a floating tensor, got {image.dtype}")
-    mean, std = _stats(image)
-    return (image - mean) / std
+    return normalize_pixels(image, image.new_tensor(IMAGENET_MEAN), image.new_tensor(IMAGENET_STD))
 
 
 def denormalize_image(image: torch.Tensor) -> torch.Tensor:
@@ -123,8 +116,8 @@ def denormalize_image(image: torch.Tensor) -> torch.Tensor:
     check_shape(image, "... 3 H W", name="image")
     if not image.is_floating_point():
         raise DTypeError(f"denormalize_image(): argument 'image' expected a floating tensor, got {image.dtype}")
-    mean, std = _stats(image)
-    return image * std + mean
+    std = image.new_tensor(IMAGENET_STD)
+    return normalize_pixels(image, -image.new_tensor(IMAGENET_MEAN) / std, 1.0 / std)
 
 
 def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) -> dict[str, int]:

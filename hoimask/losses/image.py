@@ -110,9 +110,7 @@ def heatmap_loss(
     err = (pred - target).pow(2).mean(dim=(-2, -1))  # (B, J)
     if visible is None:
         return err.mean()
-    check_shape(visible, "B J", name="visible", dims=dims)
-    use = visible.bool()
-    return torch.where(use, err, torch.zeros_like(err)).sum() / use.sum().clamp(min=1).to(err.dtype)
+    return _mean_over(err, torch.ones_like(err, dtype=torch.bool), visible, dims)
 
 
 def heatmap_kl_divergence(
@@ -158,12 +156,15 @@ def heatmap_kl_divergence(
     mass = target.flatten(2).sum(dim=-1)  # (B, J)
     target = target.flatten(2) / mass.clamp_min(1e-8)[..., None]
     ce = (target * (target.clamp_min(1e-30).log() - logits.flatten(2).log_softmax(dim=-1))).sum(dim=-1)  # (B, J)
-    use = (mass > 1e-3) & torch.isfinite(joints_2d).all(dim=-1)
+    return _mean_over(ce, (mass > 1e-3) & torch.isfinite(joints_2d).all(dim=-1), visible, dims)
+
+
+def _mean_over(err: torch.Tensor, use: torch.Tensor, visible: torch.Tensor | None, dims: dict) -> torch.Tensor:
+    """Mean of ``err (B, J)`` over the joints in ``use`` and ``visible`` (0 when none counts)."""
     if visible is not None:
         check_shape(visible, "B J", name="visible", dims=dims)
         use = use & visible.bool()
-    ce = torch.where(use, ce, torch.zeros_like(ce))
-    return ce.sum() / use.sum().clamp(min=1).to(ce.dtype)
+    return torch.where(use, err, torch.zeros_like(err)).sum() / use.sum().clamp(min=1).to(err.dtype)
 
 
 class SegmentationLoss(nn.Module):

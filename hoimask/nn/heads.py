@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hoimask._checks import check_shape
+from hoimask.nn.keypoints import expected_position
 from hoimask.nn.transformer import CrossAttentionBlock, Mlp
 
 __all__ = [
@@ -228,10 +229,8 @@ def spatial_soft_argmax(logits: torch.Tensor, grid_size: tuple[int, int]) -> tup
     h, w = grid_size
     check_shape(logits, f"B {h * w} K", name="logits")
     weights = logits.softmax(dim=1)  # (B, N, K)
-    ys = (torch.arange(h, device=logits.device, dtype=logits.dtype) + 0.5) / h - 0.5
-    xs = (torch.arange(w, device=logits.device, dtype=logits.dtype) + 0.5) / w - 0.5
-    centres = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(h * w, 2)  # (N, 2) row-major
-    return weights, torch.einsum("bnk,nc->bkc", weights, centres)
+    maps = weights.transpose(1, 2).reshape(weights.shape[0], -1, h, w)  # (B, K, h, w), row-major tokens
+    return weights, expected_position(maps, (1.0, 1.0)) - 0.5
 
 
 class SpatialTranslationHead(nn.Module):

@@ -49,15 +49,21 @@ def soft_argmax_2d(logits: torch.Tensor, image_size: tuple[int, int],
     dims = check_shape(logits, "B J h w", name="logits")
     if values is not None:
         check_shape(values, "B J h w", name="values", dims=dims)
-    h, w = dims["h"], dims["w"]
-    H, W = image_size
     probs = logits.flatten(2).softmax(dim=-1).view_as(logits)  # (B, J, h, w)
-    xs = (torch.arange(w, device=logits.device, dtype=logits.dtype) + 0.5) * (W / w)
-    ys = (torch.arange(h, device=logits.device, dtype=logits.dtype) + 0.5) * (H / h)
-    u = (probs.sum(dim=2) * xs).sum(dim=-1)  # (B, J)
-    v = (probs.sum(dim=3) * ys).sum(dim=-1)
     expected = None if values is None else (probs * values).flatten(2).sum(dim=-1)
-    return torch.stack([u, v], dim=-1), expected
+    return expected_position(probs, image_size), expected
+
+
+def expected_position(probs: torch.Tensor, size: tuple[float, float]) -> torch.Tensor:
+    """``(B, K, 2)`` mean ``(x, y)`` of probability maps ``(B, K, h, w)`` spanning ``size = (H, W)``.
+
+    Cell ``(i, j)`` sits at its centre ``((j + 1/2) W / w, (i + 1/2) H / h)``.
+    """
+    h, w = probs.shape[-2:]
+    H, W = size
+    xs = (torch.arange(w, device=probs.device, dtype=probs.dtype) + 0.5) * (W / w)
+    ys = (torch.arange(h, device=probs.device, dtype=probs.dtype) + 0.5) * (H / h)
+    return torch.stack([(probs.sum(dim=-2) * xs).sum(dim=-1), (probs.sum(dim=-1) * ys).sum(dim=-1)], dim=-1)
 
 
 def lift_keypoints(uv: torch.Tensor, relative_depth: torch.Tensor, root_depth: torch.Tensor,
