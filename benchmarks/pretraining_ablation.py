@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     model = finetune(encoders[variant], subset, args, seed, Path(tmp), f"{variant}@{fraction:g}")
                     for split, data in tests.items():
                         ev, const = evaluate(model, data, batch_size=16, protocol="hoisdf", device=args.device,
-                                             baselines=constants)
+                                             baselines=constants, root_depth="ground-truth")
                         values = ev.compute()
                         for metric in ("rr_mje", "pa_mje", "oce"):
                             record(f"{fraction:g}/{variant}/{split}", metric, values[metric])

@@ -14,6 +14,14 @@ file ``pred.zip``). Beside the model it evaluates the trivial constant
 predictors fitted on the training split (:class:`hoimask.metrics.ConstantBaselines`:
 mean pose, joints at the wrist, mean object pose) on the same samples and
 prints model / constant ratios, so a model that learned nothing shows at once.
+
+``--root-depth ground-truth`` (the default) gives the model the ground-truth
+wrist depth to lift its keypoints and object centre with, as HOISDF's
+evaluation does (it lifts the object centre to the ground-truth hand-root
+depth); the constants are then anchored at the ground-truth wrist (see
+:class:`hoimask.metrics.ConstantBaselines`). ``--root-depth predicted`` scores
+fully camera-frame predictions — absolute depth, which the synthetic scenes do
+not show (docs/training.md).
 Results are printed and written as JSON next to the checkpoint (``baselines``
 and ``ratios`` beside the model's metrics).
 """
@@ -34,12 +42,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from hoimask._checks import FileFormatError
+from hoimask._checks import FileFormatError, ValueRangeError
 from hoimask.engine import atomic_write, load_checkpoint
 from hoimask.engine.cli import exit_with_usage_errors, mano_layer
 from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
 from hoimask.metrics import ConstantBaselines, baseline_ratios, format_baseline_table
 from hoimask.models import PoseRegressionModel
+
+#: Choices of ``--root-depth``.
+ROOT_DEPTHS = ("ground-truth", "predicted")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="synthetic: seed of the training split (the test split differs)")
     p.add_argument("--protocol", choices=("hoisdf", "official"), default="hoisdf",
                    help="Procrustes/ADD-S conventions: 'hoisdf' (MaskHOI's tables) or 'official' (HO3D/DexYCB/BOP code)")
+    p.add_argument("--root-depth", choices=ROOT_DEPTHS, default="ground-truth",
+                   help="wrist depth that lifts the keypoints and the object centre: the ground truth (HOISDF's "
+                        "anchor; the constants then sit at the true wrist) or the model's own estimate")
     p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
     p.add_argument("--output", type=Path, help="results JSON (default: eval-<dataset>.json beside the checkpoint)")
     p.add_argument("--submission", type=Path, help="HO3D: CodaLab file to write (default: pred.zip beside the checkpoint)")
@@ -97,12 +111,17 @@ def ground_truth_vertices(hand_layer, batch: dict) -> torch.Tensor | None:
 
 @torch.no_grad()
 def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, protocol: str = "hoisdf",
-             device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None):
+             device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None,
+             root_depth: str = "predicted"):
     """Run the model over ``dataset`` and return the filled :class:`hoimask.metrics.Evaluator`.
 
     With ``baselines``, returns ``(evaluator, {name: evaluator})``: the constant
-    predictors evaluated on the same samples.
+    predictors evaluated on the same samples. ``root_depth`` is ``"predicted"``
+    or ``"ground-truth"`` (see the module docstring); samples without
+    ground-truth joints always use the prediction.
     """
+    if root_depth not in ROOT_DEPTHS:
+        raise ValueRangeError(f"evaluate(): argument 'root_depth' expected one of {ROOT_DEPTHS}, got {root_depth!r}")
     from hoimask.data import collate
     from hoimask.engine import to_device
     from hoimask.metrics import Evaluator
@@ -115,10 +134,11 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     for batch in loader:
         batch = to_device(batch, torch.device(device))
-        pred = model.predict(batch["image"], batch.get("K"))
         gt_joints = batch.get("joints_3d")
         if gt_joints is not None and not torch.isfinite(gt_joints).all():
             gt_joints = None  # hidden test set: predictions only feed the submission file
+        anchor = gt_joints[:, 0] if gt_joints is not None and root_depth == "ground-truth" else None
+        pred = model.predict(batch["image"], batch.get("K"), root_depth=None if anchor is None else anchor[:, 2])
         if gt_joints is None:
             evaluator.update(pred["joints"], None, pred_verts=pred["vertices"])
             continue
@@ -134,7 +154,8 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
             pred_obj_R=pred["object_rotation"], pred_obj_t=pred["object_translation"], **truth,
         )
         if constants:
-            for name, const in baselines.predict(gt_joints.shape[0], dtype=gt_joints.dtype, device=device).items():
+            fixed = baselines.predict(gt_joints.shape[0], dtype=gt_joints.dtype, device=device, root=anchor)
+            for name, const in fixed.items():
                 with_object = "object_rotation" in const and truth["gt_obj_R"] is not None
                 constants[name].update(
                     const["joints"], gt_joints,
@@ -164,11 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)
     out = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device,
-                   baselines=baselines)
+                   baselines=baselines, root_depth=args.root_depth)
     evaluator, constants = out if baselines is not None else (out, {})
     split = "hand-only" if args.hand_only else "test"
-    print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples, protocol {args.protocol})")
+    print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples, protocol {args.protocol}, "
+          f"{args.root_depth} wrist depth)")
     results = evaluator.compute()
+    results["root_depth"] = args.root_depth
     if results.get("num_samples"):
         print(evaluator.format_tables())
         consts = {name: ev.compute() for name, ev in constants.items()}

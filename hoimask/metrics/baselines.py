@@ -13,6 +13,13 @@ their predictions for a test batch, to be fed to a second
 * ``wrist``: all 21 joints at the mean training wrist position (the object as
   in ``mean_pose``).
 
+Given the test samples' ground-truth wrist (``predict(..., root=...)``, the
+anchor of HOISDF's evaluation, which lifts the object centre to the
+ground-truth hand-root depth), both constants are placed there instead: the
+hand at that wrist, the object at the wrist plus the mean training offset of the
+object centre from the wrist. They then see the whole wrist position, more than
+a model anchored at its depth only.
+
 :func:`baseline_ratios` and :func:`format_baseline_table` put the model's
 metrics next to theirs as ratios (model / constant; below 1 is better than the
 constant). ``examples/evaluate.py`` prints and stores them.
@@ -54,6 +61,8 @@ class ConstantBaselines:
         self._n_obj = 0
         self._R = torch.zeros(3, 3, dtype=torch.float64)
         self._t = torch.zeros(3, dtype=torch.float64)
+        self._n_offset = 0
+        self._offset = torch.zeros(3, dtype=torch.float64)
 
     def update(
         self,
@@ -75,6 +84,7 @@ class ConstantBaselines:
         dims = check_shape(joints, "B 21 3", name="joints", fn="ConstantBaselines.update")
         j = joints.detach().double().cpu()
         ok = torch.isfinite(j).flatten(1).all(1)
+        wrist = j[:, 0]  # (B, 3); the object statistics index all B samples
         j = j[ok]
         self._n += int(j.shape[0])
         self._rel += (j - j[:, :1]).sum(0)
@@ -91,6 +101,9 @@ class ConstantBaselines:
         self._n_obj += int(keep.sum())
         self._R += R[keep].sum(0)
         self._t += t[keep].sum(0)
+        keep &= ok  # the offset from the wrist needs the wrist too
+        self._n_offset += int(keep.sum())
+        self._offset += (t[keep] - wrist[keep]).sum(0)
 
     @property
     def num_samples(self) -> int:
@@ -112,6 +125,9 @@ class ConstantBaselines:
             D = torch.diag(torch.tensor([1.0, 1.0, float(torch.sign(torch.linalg.det(U @ Vh)))], dtype=torch.float64))
             out["mean_object_rotation"] = U @ D @ Vh  # chordal L2 mean, a proper rotation
             out["mean_object_translation"] = self._t / self._n_obj
+        if self._n_offset:
+            out["num_offsets"] = torch.tensor(self._n_offset)
+            out["mean_object_offset"] = self._offset / self._n_offset  # object centre minus wrist
         return out
 
     @classmethod
@@ -128,11 +144,22 @@ class ConstantBaselines:
         if n_obj:
             base._R = state["mean_object_rotation"].double().cpu() * n_obj
             base._t = state["mean_object_translation"].double().cpu() * n_obj
+        if "mean_object_offset" in state:  # absent from files written before it was stored
+            base._n_offset = int(state["num_offsets"])
+            base._offset = state["mean_object_offset"].double().cpu() * base._n_offset
         return base
 
     def predict(self, batch_size: int, *, dtype: torch.dtype = torch.float32,
-                device: torch.device | str = "cpu") -> dict[str, dict[str, torch.Tensor]]:
+                device: torch.device | str = "cpu",
+                root: torch.Tensor | None = None) -> dict[str, dict[str, torch.Tensor]]:
         """Predictions of every baseline for a batch of ``batch_size`` test samples.
+
+        Args:
+            batch_size: B.
+            dtype, device: of the returned tensors.
+            root: ``(B, 3)`` ground-truth wrist positions to anchor the
+                constants at (see the module docstring), or None for the
+                mean training wrist.
 
         Returns:
             ``{name: {"joints": (B, 21, 3), "object_rotation": (B, 3, 3), "object_translation": (B, 3)}}``
@@ -145,14 +172,24 @@ class ConstantBaselines:
         def expand(x: torch.Tensor) -> torch.Tensor:
             return x.to(device=device, dtype=dtype).expand(B, *x.shape).clone()
 
-        root = state["mean_root"]
-        poses = {"mean_pose": root + state["mean_relative_joints"], "wrist": root.expand(21, 3)}
+        if root is None:
+            anchor = expand(state["mean_root"])  # (B, 3)
+            translation = expand(state.get("mean_object_translation", state["mean_root"]))
+        else:
+            check_shape(root, f"{B} 3", name="root", fn="ConstantBaselines.predict")
+            anchor = root.detach().to(device=device, dtype=dtype)
+            if "mean_object_rotation" in state and "mean_object_offset" not in state:
+                raise ValueRangeError("ConstantBaselines.predict(): argument 'root' needs the mean object offset "
+                                      "from the wrist, which these constants lack (fitted by an older version)")
+            translation = anchor + expand(state.get("mean_object_offset", torch.zeros(3, dtype=torch.float64)))
+        poses = {"mean_pose": anchor[:, None] + expand(state["mean_relative_joints"]),
+                 "wrist": anchor[:, None].expand(B, 21, 3).clone()}
         out: dict[str, dict[str, torch.Tensor]] = {}
         for name, joints in poses.items():
-            out[name] = {"joints": expand(joints)}
+            out[name] = {"joints": joints}
             if "mean_object_rotation" in state:
                 out[name]["object_rotation"] = expand(state["mean_object_rotation"])
-                out[name]["object_translation"] = expand(state["mean_object_translation"])
+                out[name]["object_translation"] = translation.clone()
         return out
 
 

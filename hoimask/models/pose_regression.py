@@ -6,20 +6,23 @@ model: the full-grid ViT encoder (no masking) followed by a 2.5D keypoint head
 for the joints (:class:`~hoimask.nn.Keypoint25DHead`), the MaskHOI parameter
 heads (:class:`~hoimask.nn.MANOTransformerHead` for the mesh,
 :class:`~hoimask.nn.ObjectPoseHead` for the object rotation) and camera-aware
-wrist and object-position heads. The example scripts (`examples/finetune.py`,
+wrist head. The example scripts (`examples/finetune.py`,
 `examples/evaluate.py`) and the ablation experiment train and evaluate it with
 :class:`hoimask.engine.Trainer`.
 
-Predictions are in the camera frame (metres): the keypoints are lifted with the
-wrist head's depth and ``K``; the hand layer gives the mesh from the 16 6D
-rotations and β, hung at the keypoints' wrist.
+Predictions are in the camera frame (metres): the keypoints — the 21 joints and
+the object centre as a 22nd point — are lifted with the wrist head's depth and
+``K`` (or with a given wrist depth: HOISDF's evaluation anchors the object at
+the ground-truth hand-root depth, see :meth:`PoseRegressionModel.predict`); the
+hand layer gives the mesh from the 16 6D rotations and β, hung at the
+keypoints' wrist.
 
 These choices make it learn (docs/training.md, "Why the pose heads predicted the
 batch mean"): the image goes in as RGB in ``[0, 1]`` and the model normalises it
 itself (:class:`~hoimask.nn.PixelNormalization`); and the wrist and object
 positions are *camera-aware* (:func:`~hoimask.geometry.translation_from_image`):
-the heads predict an image position and a depth relative to the focal length,
-and the batch's ``K`` turns them into metres — absolute depth is not visible in
+the wrist head predicts an image position and a depth relative to the focal
+length, and the batch's ``K`` turns them into metres — absolute depth is not visible in
 an image whose camera is unknown; the global hand rotation has its own loss
 term (``global_rotation``), because inside ``mano_params`` it is 6 of 106
 numbers and the shape coefficients dominate; and the joints come from dense
@@ -70,11 +73,12 @@ POSE_LOSS_WEIGHTS: dict[str, float] = {
     "object_pose": 1.0,
     "keypoint_heatmap": 1.0,
     "keypoint_depth": 10.0,
+    "keypoint_joints": 10.0,
 }
 
 
 class PoseRegressionModel(nn.Module):
-    """ViT encoder + 2.5D keypoint head (joints) + MANO (mesh), object and camera-aware wrist/object-position heads.
+    """ViT encoder + 2.5D keypoint head (joints, object centre) + MANO (mesh), object-rotation and camera-aware wrist heads.
 
     Args:
         img_size, patch_size, embed_dim, depth, num_heads: encoder size (match
@@ -84,7 +88,7 @@ class PoseRegressionModel(nn.Module):
         hand_layer: ``ProceduralHand`` / ``MANOLayer``; default: the licence-free procedural hand.
         loss_weights: overrides of :data:`POSE_LOSS_WEIGHTS`.
         pixel_mean, pixel_std: input normalisation (ImageNet's by default); images come in as RGB in ``[0, 1]``.
-        reference_depth: depth (m) the wrist and object heads start at for a
+        reference_depth: depth (m) the wrist head starts at for a
             camera whose focal length equals the image side (see
             :func:`~hoimask.geometry.translation_from_image`).
         keypoint_channels: width of the 2.5D keypoint head's convolutional
@@ -128,14 +132,14 @@ class PoseRegressionModel(nn.Module):
         self.mano_head = MANOTransformerHead(
             embed_dim, dim=head_dim, depth=mano_head_depth, num_heads=max(1, head_dim // 32)
         )
-        # The object's rotation comes from ObjectPoseHead (its translation output is not used); the wrist and
-        # object positions are camera-aware: image position by soft-argmax over the tokens, log relative depth
-        # from the attention-pooled tokens (see SpatialTranslationHead, translation_from_image).
+        # The object's rotation comes from ObjectPoseHead (its translation output is not used); the wrist
+        # position is camera-aware: image position by soft-argmax over the tokens, log relative depth from the
+        # attention-pooled tokens (see SpatialTranslationHead, translation_from_image).
         self.object_head = ObjectPoseHead(embed_dim, hidden=head_dim)
-        self.object_translation_head = SpatialTranslationHead(embed_dim, hidden=head_dim)
         self.root_head = SpatialTranslationHead(embed_dim, hidden=head_dim)
-        # The joints: per-joint heatmaps and relative depths (2.5D), lifted with the wrist depth and K.
-        self.keypoint_head = Keypoint25DHead(embed_dim, channels=keypoint_channels)
+        # The joints and the object centre (point 22): per-point heatmaps and depths relative to the wrist
+        # (2.5D), lifted with the wrist depth and K.
+        self.keypoint_head = Keypoint25DHead(embed_dim, num_joints=22, channels=keypoint_channels)
         self.heatmap_sigma = check_positive(heatmap_sigma, name="heatmap_sigma", fn="PoseRegressionModel")
         if hand_layer is None:
             import hoimask.hand as hand
@@ -173,7 +177,8 @@ class PoseRegressionModel(nn.Module):
             )
         self.encoder.load_state_dict(dict(state_dict))
 
-    def predict(self, image: torch.Tensor, K: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def predict(self, image: torch.Tensor, K: torch.Tensor | None = None,
+                root_depth: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Camera-frame predictions for an image batch.
 
         Args:
@@ -182,27 +187,36 @@ class PoseRegressionModel(nn.Module):
                 focal length ``max(H, W)`` and the principal point at the image
                 centre is assumed, so wrist and object depths are only right up
                 to that camera's scale.
+            root_depth: ``(B,)`` wrist depth (camera z, m) to lift the
+                keypoints and the object centre with, instead of the wrist
+                head's. HOISDF's evaluation gives its model this anchor (the
+                object centre is lifted to the ground-truth hand-root depth,
+                ``examples/evaluate.py --root-depth ground-truth``); the
+                root-relative hand is nearly unaffected by it.
 
         Returns:
             ``joints (B, 21, 3)`` (2.5D keypoints lifted with the wrist depth
             and ``K``), ``root (B, 3)`` (= ``joints[:, 0]``), ``keypoints_2d
-            (B, 21, 2)`` pixels, ``heatmaps (B, 21, H/4, W/4)`` logits,
-            ``joint_depth (B, 21)`` (relative to the wrist, m), ``root_head
-            (B, 3)`` (the wrist head's camera-aware estimate, whose depth lifts
-            the keypoints), ``rotation_6d (B, 16, 6)``, ``shape (B, 10)``,
+            (B, 21, 2)`` pixels, ``heatmaps (B, 22, H/4, W/4)`` logits (21
+            joints + the object centre), ``joint_depth (B, 21)`` (relative to
+            the wrist, m), ``root_head (B, 3)`` (the wrist head's camera-aware
+            estimate, whose depth lifts the keypoints unless ``root_depth`` is
+            given), ``rotation_6d (B, 16, 6)``, ``shape (B, 10)``,
             ``mano_joints (B, 21, 3)`` and ``vertices (B, V, 3)`` (the MANO
-            hand, placed at ``root``), ``object_rotation_6d (B, 6)``,
-            ``object_rotation (B, 3, 3)``, ``object_translation (B, 3)``.
+            hand, placed at ``root``), ``object_center_2d (B, 2)`` pixels,
+            ``object_rotation_6d (B, 6)``, ``object_rotation (B, 3, 3)``,
+            ``object_translation (B, 3)`` (the lifted object centre).
 
         Shape:
             See Returns.
         """
-        dims = check_shape(image, "B 3 H W", name="image", fn="PoseRegressionModel.predict")
+        fn = "PoseRegressionModel.predict"
+        dims = check_shape(image, "B 3 H W", name="image", fn=fn)
         H, W = dims["H"], dims["W"]
         if K is None:
             K = default_intrinsics(image.shape[0], (H, W), like=image)
-        check_shape(K, "B 3 3", name="K", dims=dims, fn="PoseRegressionModel.predict")
-        normalised = self.pixel_norm(image, fn="PoseRegressionModel.predict")
+        check_shape(K, "B 3 3", name="K", dims=dims, fn=fn)
+        normalised = self.pixel_norm(image, fn=fn)
         tokens = self.encoder(normalised).tokens  # (B, N, D)
         grid = self.encoder.patch_embed.grid_size(H, W)
         mano = self.mano_head(tokens)
@@ -210,40 +224,47 @@ class PoseRegressionModel(nn.Module):
         K = K.to(tokens.dtype)
         root = translation_from_image(self.root_head(tokens, grid), K, (H, W),
                                       reference_depth=self.reference_depth)  # (B, 3) m
-        object_translation = translation_from_image(self.object_translation_head(tokens, grid), K, (H, W),
-                                                    reference_depth=self.reference_depth)  # (B, 3) m
-        heatmaps, depth_maps = self.keypoint_head(tokens, grid, normalised)  # (B, 21, H/4, W/4) each
-        uv, joint_depth = soft_argmax_2d(heatmaps, (H, W), depth_maps)  # (B, 21, 2) px, (B, 21) m
-        joints = lift_keypoints(uv, joint_depth - joint_depth[:, :1], root[:, 2], K)  # (B, 21, 3)
+        if root_depth is None:
+            depth = root[:, 2]
+        else:
+            check_shape(root_depth, "B", name="root_depth", dims=dims, fn=fn)
+            depth = root_depth.to(tokens.dtype)
+        heatmaps, depth_maps = self.keypoint_head(tokens, grid, normalised)  # (B, 22, H/4, W/4) each
+        uv, point_depth = soft_argmax_2d(heatmaps, (H, W), depth_maps)  # (B, 22, 2) px, (B, 22) m
+        points = lift_keypoints(uv, point_depth - point_depth[:, :1], depth, K)  # (B, 22, 3)
+        joints = points[:, :21]
         rel = hand_from_rotation_6d(self.hand_loss.hand_layer, mano.rotation_6d, mano.shape)
         wrist = joints[:, :1]  # (B, 1, 3)
         return {
             "joints": joints,
             "root": joints[:, 0],
-            "keypoints_2d": uv,
+            "keypoints_2d": uv[:, :21],
             "heatmaps": heatmaps,
-            "joint_depth": joint_depth,
+            "joint_depth": point_depth[:, :21],
             "root_head": root,
             "rotation_6d": mano.rotation_6d,
             "shape": mano.shape,
             "mano_joints": rel.joints + wrist,
             "vertices": rel.vertices + wrist,
+            "object_center_2d": uv[:, 21],
             "object_rotation_6d": pose.rotation_6d,
             "object_rotation": rotation_6d_to_matrix(pose.rotation_6d),
-            "object_translation": object_translation,
+            "object_translation": points[:, 21],
         }
 
     def forward(self, batch: Mapping[str, Any], *, generator: torch.Generator | None = None) -> dict[str, Any]:
-        """Predict and compute the weighted L1 pose loss of a collated batch.
+        """Predict and compute the weighted pose loss of a collated batch.
 
         Args:
             batch: ``image`` (RGB in ``[0, 1]``), ``K`` (see :meth:`predict`)
-                and the targets present among ``joints_3d``, ``hand_pose``,
-                ``hand_shape``, ``object_rotation``, ``object_translation``, ``has_object``.
+                and the targets present among ``joints_3d``, ``joints_2d``,
+                ``hand_pose``, ``hand_shape``, ``object_rotation``,
+                ``object_translation``, ``has_object``.
             generator: unused (the model is deterministic); accepted for the loop's interface.
 
         Returns:
-            ``{"loss": (), "terms": {name: ()}, "predictions": predict(...)}``.
+            ``{"loss": (), "terms": {name: ()}, "predictions": predict(...)}``;
+            the terms are those of :data:`POSE_LOSS_WEIGHTS` whose targets the batch holds.
         """
         preds = self.predict(get_image(batch, "PoseRegressionModel.forward"), optional(batch, "K"))
         pose_gt = optional(batch, "hand_pose")
@@ -253,26 +274,15 @@ class PoseRegressionModel(nn.Module):
         ))
         if pose_gt is not None:
             terms["global_rotation"] = global_rotation_loss(preds["rotation_6d"][:, 0], pose_gt[:, 0])
+        R, t = batch.get("object_rotation"), batch.get("object_translation")
+        ok = object_present(batch, R, t) if R is not None and t is not None else None  # (B,)
         joints = optional(batch, "joints_3d")
         if joints is not None:
-            joints = joints.to(preds["root_head"].dtype)
-            terms["hand_root"] = (preds["root_head"] - joints[:, 0]).abs().mean()
-            depth = joints[..., 2] - joints[:, :1, 2]  # (B, 21) relative to the wrist
-            terms["keypoint_depth"] = (preds["joint_depth"] - preds["joint_depth"][:, :1] - depth).abs().mean()
-            j2d = optional(batch, "joints_2d")
-            if j2d is None:
-                K = optional(batch, "K")
-                K = K if K is not None else default_intrinsics(joints.shape[0], self._image_size(batch), like=joints)
-                j2d = project(joints, K.to(joints.dtype))
-            terms["keypoint_heatmap"] = heatmap_kl_divergence(preds["heatmaps"], j2d, self._image_size(batch),
-                                                              sigma=self.heatmap_sigma)
-        R, t = batch.get("object_rotation"), batch.get("object_translation")
-        if R is not None and t is not None:
-            ok = object_present(batch, R, t)  # (B,)
-            if ok.any():
-                terms["object_pose"] = object_pose_loss(
-                    preds["object_rotation_6d"][ok], preds["object_translation"][ok], R[ok], t[ok]
-                )
+            terms.update(self._keypoint_terms(batch, preds, joints.to(preds["root_head"].dtype), ok))
+        if ok is not None and ok.any():
+            terms["object_pose"] = object_pose_loss(
+                preds["object_rotation_6d"][ok], preds["object_translation"][ok], R[ok], t[ok]
+            )
         if not terms:
             raise ValueRangeError(
                 "PoseRegressionModel.forward(): argument 'batch' holds no pose target (expected any of joints_3d, "
@@ -280,6 +290,37 @@ class PoseRegressionModel(nn.Module):
             )
         loss = torch.stack([self.loss_weights[k] * v for k, v in terms.items()]).sum()
         return {"loss": loss, "terms": terms, "predictions": preds}
+
+    def _keypoint_terms(self, batch: Mapping[str, Any], preds: Mapping[str, torch.Tensor], joints: torch.Tensor,
+                        has_object: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Wrist, heatmap, relative-depth and lifted-joint terms; the object centre counts where present."""
+        size = self._image_size(batch)
+        K = optional(batch, "K")
+        K = (K if K is not None else default_intrinsics(joints.shape[0], size, like=joints)).to(joints.dtype)
+        j2d = optional(batch, "joints_2d")
+        j2d = project(joints, K) if j2d is None else j2d.to(joints.dtype)
+        depth = joints[..., 2] - joints[:, :1, 2]  # (B, 21) relative to the wrist
+        visible = torch.ones(joints.shape[0], 22, dtype=torch.bool, device=joints.device)
+        if has_object is None:
+            visible[:, 21] = False
+            center = joints[:, 0]
+        else:
+            visible[:, 21] = has_object
+            # Absent objects get the wrist as a stand-in target (finite, and masked out below).
+            center = torch.where(has_object[:, None], batch["object_translation"].to(joints.dtype), joints[:, 0])
+        points_2d = torch.cat([j2d, project(center[:, None], K)], dim=1)  # (B, 22, 2)
+        depth = torch.cat([depth, center[:, 2:] - joints[:, :1, 2]], dim=1)  # (B, 22)
+        pred_depth = preds["joint_depth"] - preds["joint_depth"][:, :1]
+        object_depth = preds["object_translation"][:, 2] - preds["root"][:, 2]  # the lifted centre's depth
+        error = (torch.cat([pred_depth, object_depth[:, None]], dim=1) - depth).abs()  # (B, 22)
+        lifted, target = preds["joints"] - preds["root"][:, None], joints - joints[:, :1]
+        return {
+            "hand_root": (preds["root_head"] - joints[:, 0]).abs().mean(),
+            "keypoint_heatmap": heatmap_kl_divergence(preds["heatmaps"], points_2d, size, sigma=self.heatmap_sigma,
+                                                      visible=visible),
+            "keypoint_depth": error[visible].mean(),
+            "keypoint_joints": (lifted - target).abs().mean(),
+        }
 
     @staticmethod
     def _image_size(batch: Mapping[str, Any]) -> tuple[int, int]:

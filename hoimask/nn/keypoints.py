@@ -89,23 +89,29 @@ def lift_keypoints(uv: torch.Tensor, relative_depth: torch.Tensor, root_depth: t
     return unproject(uv, root_depth[:, None] + relative_depth, K.to(uv.dtype))
 
 
-def _conv(i: int, o: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+def _conv(i: int, o: int, stride: int = 1, kernel: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(o),
+                         nn.ReLU(inplace=True))
 
 
 class Keypoint25DHead(nn.Module):
     """Token grid + image -> per-joint heatmap logits and relative-depth maps at stride 4.
 
-    The image goes through a shallow stem (two stride-2 stages to stride 4, one
-    more to stride 8); the ``(h, w)`` token grid is resized to stride 8, fused
-    with the stride-8 stem features, upsampled to stride 4 and fused again, and a
-    1×1 convolution gives ``2 J`` maps: J heatmap logits and J relative depths.
-    The relative depths are in units of ``depth_scale`` metres (0.1: decimetres,
-    so the maps stay O(1)).
+    The image goes through a shallow stem (two stride-2 convolutions to stride
+    4, one more to stride 8); the ``(h, w)`` token grid is resized to stride 8
+    and fused with the stride-8 stem features (1×1 reduction, 3×3
+    convolution), upsampled to stride 4 and fused the same way with the
+    stride-4 features, and a 1×1 convolution gives ``2 J`` maps: J heatmap
+    logits and J relative depths. The relative depths are in units of
+    ``depth_scale`` metres (0.1: decimetres, so the maps stay O(1)). The 1×1
+    reductions before the 3×3 convolutions keep the head at about twice the
+    cost of the ``tiny`` encoder (it was 3× with full 3×3 fusions, for the same
+    accuracy; docs/training.md).
 
     Args:
         dim: token size D.
-        num_joints: J.
+        num_joints: J (21 hand joints; :class:`~hoimask.models.PoseRegressionModel`
+            adds the object centre as a 22nd point).
         channels: width of the stride-4 stage (the stride-8 stage has twice as many).
         depth_scale: metres per unit of the depth maps.
 
@@ -124,10 +130,10 @@ class Keypoint25DHead(nn.Module):
         super().__init__()
         self.dim, self.num_joints, self.depth_scale = dim, num_joints, float(depth_scale)
         c = channels
-        self.stem4 = nn.Sequential(_conv(3, c // 2, 2), _conv(c // 2, c // 2), _conv(c // 2, c, 2), _conv(c, c))
+        self.stem4 = nn.Sequential(_conv(3, c // 2, 2), _conv(c // 2, c, 2), _conv(c, c))
         self.stem8 = _conv(c, 2 * c, 2)
-        self.fuse8 = _conv(dim + 2 * c, 2 * c)
-        self.fuse4 = _conv(2 * c + c, c)
+        self.fuse8 = nn.Sequential(_conv(dim + 2 * c, 2 * c, kernel=1), _conv(2 * c, 2 * c))
+        self.fuse4 = nn.Sequential(_conv(2 * c + c, c, kernel=1), _conv(c, c))
         self.out = nn.Conv2d(c, 2 * num_joints, 1)
         with torch.no_grad():
             self.out.weight.mul_(0.1)

@@ -69,6 +69,7 @@ def test_pretrain_finetune_evaluate_chain(tmp_path, capsys):
     assert "constant predictors" in printed and "model / mean_pose" in printed
     results = json.loads(out_json.read_text())
     assert results["num_samples"] == 4 and results["pa_mje"] > 0
+    assert results["root_depth"] == "ground-truth"  # HOISDF's anchor by default
     # the constants fitted on the training split, evaluated on the same samples, with the ratios
     assert set(results["baselines"]) == {"mean_pose", "wrist"}
     assert results["baselines"]["mean_pose"]["num_samples"] == 4

@@ -30,6 +30,17 @@ def test_fit_predict_and_state_roundtrip(generator):
     torch.testing.assert_close(pred["mean_pose"]["joints"][2], state["mean_root"] + state["mean_relative_joints"])
     torch.testing.assert_close(pred["wrist"]["joints"][1], state["mean_root"].expand(21, 3))
     torch.testing.assert_close(pred["wrist"]["object_rotation"][0], Rm)
+    # anchored at given wrists: the hand there, the object at the wrist + the mean offset (samples with both)
+    both = has & ok
+    offset = (t[both] - joints[both, 0]).mean(0)
+    torch.testing.assert_close(state["mean_object_offset"], offset)
+    root = torch.randn(4, 3, generator=generator, dtype=torch.float64)
+    anchored = ConstantBaselines.from_state_dict(state).predict(4, dtype=torch.float64, root=root)
+    torch.testing.assert_close(anchored["mean_pose"]["joints"], root[:, None] + state["mean_relative_joints"])
+    torch.testing.assert_close(anchored["wrist"]["object_translation"], root + offset)
+    old = {k: v for k, v in state.items() if k not in ("mean_object_offset", "num_offsets")}
+    with pytest.raises(ValueRangeError, match="root"):
+        ConstantBaselines.from_state_dict(old).predict(4, root=root)
 
 
 def test_empty_and_bad_state_raise():

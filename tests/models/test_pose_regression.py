@@ -32,12 +32,45 @@ def test_shapes_terms_and_camera_frame():
     assert p["joints"].shape == (3, 21, 3) and p["object_rotation"].shape == (3, 3, 3)
     assert torch.allclose(p["joints"][:, 0], p["root"], atol=1e-6)  # the wrist sits at the predicted root
     assert set(out["terms"]) == {"mano_params", "global_rotation", "hand_joints", "hand_vertices", "hand_root",
-                                 "object_pose", "keypoint_heatmap", "keypoint_depth"}
-    assert p["keypoints_2d"].shape == (3, 21, 2) and p["heatmaps"].shape == (3, 21, 8, 8)
+                                 "object_pose", "keypoint_heatmap", "keypoint_depth", "keypoint_joints"}
+    assert p["keypoints_2d"].shape == (3, 21, 2) and p["heatmaps"].shape == (3, 22, 8, 8)
+    assert p["object_center_2d"].shape == (3, 2) and p["object_translation"].shape == (3, 3)
     # the MANO mesh hangs at the same wrist as the keypoints
     torch.testing.assert_close(p["mano_joints"][:, 0], p["root"])
     R = p["object_rotation"]
     assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5)
+
+
+def test_given_root_depth_lifts_joints_and_object_centre():
+    # HOISDF's evaluation anchor: the keypoints and the object centre are lifted with the given wrist depth,
+    # their image positions and depths relative to the wrist stay the model's.
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL).eval()
+    image = torch.rand(2, 3, 32, 32)
+    K = torch.tensor([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]]).expand(2, 3, 3)
+    own = model.predict(image, K)
+    given = model.predict(image, K, root_depth=torch.tensor([0.4, 0.9]))
+    torch.testing.assert_close(given["root"][:, 2], torch.tensor([0.4, 0.9]))
+    torch.testing.assert_close(given["keypoints_2d"], own["keypoints_2d"])
+    torch.testing.assert_close(given["object_translation"][:, 2] - given["root"][:, 2],
+                               own["object_translation"][:, 2] - own["root"][:, 2])
+    from hoimask.geometry import project
+    torch.testing.assert_close(project(given["object_translation"][:, None], K)[:, 0], given["object_center_2d"])
+    with pytest.raises(ShapeError, match="root_depth"):
+        model.predict(image, K, root_depth=torch.ones(3))
+
+
+def test_absent_object_does_not_supervise_the_object_keypoint():
+    # The 22nd heatmap (object centre) only counts for samples with an object: changing the object target of a
+    # hand-only sample changes no term.
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL)
+    a = _batch(with_object=(True, False, True))
+    b = _batch(with_object=(True, False, True))
+    b["object_translation"][1] = torch.tensor([0.1, -0.1, 0.8])
+    ta, tb = model(a)["terms"], model(b)["terms"]
+    for k in ta:
+        torch.testing.assert_close(ta[k], tb[k])
 
 
 def test_object_term_skipped_without_objects_and_gradients_flow():
