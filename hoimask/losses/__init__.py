@@ -1,5 +1,12 @@
-"""Loss functions of MaskHOI eq. (1): 2D, SDF (3D), hand parameters, object pose, and their weighted sum."""
+"""Loss functions of MaskHOI eq. (1): 2D, SDF (3D), hand parameters, object pose, and their weighted sum; HOISDF's 2D loss L_img."""
 
+from hoimask.losses.hoisdf_image import (
+    HOISDF_HEATMAP_PEAK,
+    HOISDF_HEATMAP_SIGMA,
+    HOISDF_IMAGE_WEIGHTS,
+    HOISDFImageLoss,
+    hoisdf_image_loss,
+)
 from hoimask.losses.image import (
     HeatmapLoss,
     SegmentationLoss,
@@ -9,6 +16,12 @@ from hoimask.losses.image import (
     segmentation_loss,
 )
 from hoimask.losses.pixel import patchify, pixel_reconstruction_loss, unpatchify
+from hoimask.losses.point_pose import (
+    JointVoteLoss,
+    PointObjectPoseLoss,
+    joint_vote_loss,
+    point_object_pose_loss,
+)
 from hoimask.losses.pose import (
     HandMeshLoss,
     global_rotation_loss,
@@ -21,7 +34,11 @@ from hoimask.losses.sdf import SDFLoss, sdf_l1_loss
 from hoimask.losses.weighted import MASKHOI_WEIGHTS, LossOutput, WeightedLoss, weighted_sum
 
 __all__ = [
+    "HOISDF_HEATMAP_PEAK",
+    "HOISDF_HEATMAP_SIGMA",
+    "HOISDF_IMAGE_WEIGHTS",
     "MASKHOI_WEIGHTS",
+    "HOISDFImageLoss",
     "HandMeshLoss",
     "HeatmapLoss",
     "LossOutput",
@@ -32,6 +49,7 @@ __all__ = [
     "hand_mesh_loss",
     "heatmap_kl_divergence",
     "heatmap_loss",
+    "hoisdf_image_loss",
     "global_rotation_loss",
     "mano_parameter_loss",
     "object_pose_loss",
@@ -42,4 +60,8 @@ __all__ = [
     "sdf_l1_loss",
     "segmentation_loss",
     "weighted_sum",
+    "JointVoteLoss",
+    "PointObjectPoseLoss",
+    "joint_vote_loss",
+    "point_object_pose_loss",
 ]

@@ -1,8 +1,10 @@
 """Neural-network building blocks of MaskHOI (§III-A, §III-C).
 
 Pixel normalisation (the models' input layer), ViT encoder on visible tokens, checkpoint loading, token decoders, DPT heads,
-the SDF decoder and the 2D / parameter heads. Light: imports neither the data
-package nor trimesh.
+the SDF decoders, the 2D / parameter heads, HOISDF's ResNet U-Net image
+backbone with its 2D heads, and HOISDF's point-side parts (point tokens, point
+attention, joint voting, per-point object pose). Light: imports neither the
+data package nor trimesh.
 """
 
 from hoimask.nn.checkpoint import (
@@ -32,9 +34,36 @@ from hoimask.nn.pixel_norm import (
     check_unit_range,
     normalize_pixels,
 )
-from hoimask.nn.sdf_decoder import SDFDecoder
+from hoimask.nn.point_attention import (
+    PointEncoderOutput,
+    PointPoseOutput,
+    PointPoseTransformer,
+    PointTransformerEncoder,
+    mano_query_mask,
+    point_memory_mask,
+)
+from hoimask.nn.point_heads import (
+    JointVotes,
+    JointVotingHead,
+    PointObjectPose,
+    PointObjectPoseHead,
+    average_object_pose,
+    vote_joints,
+)
+from hoimask.nn.point_tokens import PointTokenEmbedding
+from hoimask.nn.resnet import (
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    load_resnet_checkpoint,
+    resnet18,
+    resnet34,
+    resnet50,
+)
+from hoimask.nn.sdf_decoder import DeepSDFDecoder, DeepSDFOutput, SDFDecoder
 from hoimask.nn.token_decoder import DecoderOutput, TokenDecoder
 from hoimask.nn.transformer import Attention, Block, CrossAttention, CrossAttentionBlock, Mlp
+from hoimask.nn.unet import HOISDFImageHeads, HOISDFImageOutput, ResNetUNet
 from hoimask.nn.vit import (
     VIT_CONFIGS,
     EncoderOutput,
@@ -52,13 +81,17 @@ __all__ = [
     "IMAGENET_STD",
     "VIT_CONFIGS",
     "Attention",
+    "BasicBlock",
     "Block",
+    "Bottleneck",
     "CrossAttention",
     "CrossAttentionBlock",
     "DPTHead",
     "DecoderOutput",
     "EncoderOutput",
     "FusionBlock",
+    "HOISDFImageHeads",
+    "HOISDFImageOutput",
     "HeatmapHead",
     "Keypoint25DHead",
     "LoadReport",
@@ -69,6 +102,8 @@ __all__ = [
     "ObjectPoseHead",
     "PatchEmbed",
     "PixelNormalization",
+    "ResNet",
+    "ResNetUNet",
     "ResidualConvUnit",
     "SDFDecoder",
     "SegmentationHead",
@@ -80,12 +115,31 @@ __all__ = [
     "convert_vit_state_dict",
     "detect_checkpoint_format",
     "lift_keypoints",
+    "load_resnet_checkpoint",
     "load_vit_checkpoint",
     "normalize_pixels",
+    "resnet18",
+    "resnet34",
+    "resnet50",
     "soft_argmax_2d",
     "spatial_soft_argmax",
     "vit_base",
     "vit_large",
     "vit_small",
     "vit_tiny",
+    "PointEncoderOutput",
+    "PointPoseOutput",
+    "PointPoseTransformer",
+    "PointTokenEmbedding",
+    "PointTransformerEncoder",
+    "mano_query_mask",
+    "point_memory_mask",
+    "JointVotes",
+    "JointVotingHead",
+    "PointObjectPose",
+    "PointObjectPoseHead",
+    "average_object_pose",
+    "vote_joints",
+    "DeepSDFDecoder",
+    "DeepSDFOutput",
 ]

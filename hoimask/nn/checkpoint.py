@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
@@ -37,7 +38,7 @@ FORMATS = ("auto", "timm", "mae", "multimae")
 
 
 class LoadReport(NamedTuple):
-    """Outcome of :func:`load_vit_checkpoint`."""
+    """Outcome of :func:`load_vit_checkpoint` and :func:`~hoimask.nn.load_resnet_checkpoint`."""
 
     format: str  #: the detected (or given) key format
     missing_keys: list[str]  #: model parameters the checkpoint did not provide
@@ -51,6 +52,26 @@ def _unwrap(obj) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise FileFormatError("load_vit_checkpoint(): the file does not hold a state dict of tensors")
     return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
+
+
+def _read_checkpoint(path: str | os.PathLike, fn: str) -> object:
+    """``torch.load(path, weights_only=True)`` on CPU; :class:`FileFormatError` naming ``fn`` and the file otherwise."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{fn}(): argument 'path' is not a file: {path!r}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised as a typed error naming the file
+        raise FileFormatError(f"{fn}(): cannot read {path!r} as a tensor checkpoint: {exc}") from exc
+
+
+def _shape_mismatches(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> list[str]:
+    """``"key: checkpoint (..) vs model (..)"`` for every shared key whose shapes differ."""
+    return [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
 
 
 def detect_checkpoint_format(state_dict: dict[str, torch.Tensor]) -> str:
@@ -158,11 +179,7 @@ def convert_vit_state_dict(
     if "pos_embed" in mapped:
         mapped["pos_embed"] = _resize_pos_embed(mapped["pos_embed"], model, grid)
     own = model.state_dict()
-    wrong = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in mapped.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
+    wrong = _shape_mismatches(mapped, own)
     if wrong:
         raise FileFormatError(
             f"load_vit_checkpoint(): {len(wrong)} tensors have mismatched shapes ({fmt} format):\n  " + "\n  ".join(wrong)
@@ -194,12 +211,7 @@ def load_vit_checkpoint(
         not applicable (loads parameters in place).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileFormatError(f"load_vit_checkpoint(): argument 'path' is not a file: {path!r}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised as a typed error naming the file
-        raise FileFormatError(f"load_vit_checkpoint(): cannot read {path!r} as a tensor checkpoint: {exc}") from exc
+    raw = _read_checkpoint(path, "load_vit_checkpoint")
     mapped, unexpected, fmt = convert_vit_state_dict(raw, model, format=format)
     missing = sorted(k for k in model.state_dict() if k not in mapped)
     if strict and (missing or unexpected):
