@@ -52,7 +52,7 @@ from hoimask.models import PoseRegressionModel
 #: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
 ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3),
             "paper": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)}
-RECIPES = {"tiny": dict(steps=1000, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024),
+RECIPES = {"tiny": dict(steps=1200, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024),
            "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000)}
 
 
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, help="DexYCB or HO3D root directory")
     p.add_argument("--mano-dir", type=Path, help="folder with MANO_RIGHT.pkl (real data)")
     p.add_argument("--output-dir", type=Path, help="run directory (default: runs/finetune-<preset>)")
-    p.add_argument("--steps", type=int, help="optimisation steps (default: tiny 1000, paper 50000)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default: tiny 1200, paper 50000)")
     p.add_argument("--batch-size", type=int, help="per-process batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--layer-decay", type=float, help="layer-wise lr decay of the encoder (default 0.75)")
