@@ -7,6 +7,7 @@ from hoimask.losses.hoisdf_image import (
     HOISDFImageLoss,
     hoisdf_image_loss,
 )
+from hoimask.losses.hoisdf_mano import hoisdf_mano_loss
 from hoimask.losses.image import (
     HeatmapLoss,
     SegmentationLoss,
@@ -64,4 +65,5 @@ __all__ = [
     "PointObjectPoseLoss",
     "joint_vote_loss",
     "point_object_pose_loss",
+    "hoisdf_mano_loss",
 ]

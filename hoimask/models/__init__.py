@@ -1,5 +1,5 @@
-"""Composed models: the MaskHOI pre-training model, the plain MAE baseline and a
-direct-regression pose model for fine-tuning.
+"""Composed models: the MaskHOI pre-training model, the plain MAE baseline, HOISDF (the
+fine-tuning model of MaskHOI's Table IV) and a direct-regression pose model.
 
 Imports only what they compose: :mod:`hoimask.nn`, :mod:`hoimask.losses`,
 :mod:`hoimask.masking`, :mod:`hoimask.geometry`, :mod:`hoimask.encoding` and
@@ -12,6 +12,8 @@ from hoimask.models.config import (
     MASKHOI_PRESETS,
     MaskHOIConfig,
 )
+from hoimask.models.hoisdf import HOISDF
+from hoimask.models.hoisdf_config import HOISDF_LOSS_WEIGHTS, HOISDF_PRESETS, HOISDFConfig
 from hoimask.models.mae import MAE, MAE_PRESETS
 from hoimask.models.maskhoi import MaskHOI, build_hand_layer
 from hoimask.models.pose_regression import POSE_LOSS_WEIGHTS, PoseRegressionModel
@@ -19,6 +21,10 @@ from hoimask.models.pose_regression import POSE_LOSS_WEIGHTS, PoseRegressionMode
 __all__ = [
     "DEFAULT_GROUP_WEIGHTS",
     "DEFAULT_TERM_WEIGHTS",
+    "HOISDF",
+    "HOISDFConfig",
+    "HOISDF_LOSS_WEIGHTS",
+    "HOISDF_PRESETS",
     "MAE",
     "MAE_PRESETS",
     "MASKHOI_PRESETS",
