@@ -47,7 +47,7 @@ from hoimask.engine import atomic_write, load_checkpoint
 from hoimask.engine.cli import exit_with_usage_errors, mano_layer
 from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
 from hoimask.metrics import ConstantBaselines, baseline_ratios, format_baseline_table
-from hoimask.models import PoseRegressionModel
+from hoimask.models import HOISDF, HOISDFConfig, PoseRegressionModel
 
 #: Choices of ``--root-depth``.
 ROOT_DEPTHS = ("ground-truth", "predicted")
@@ -82,19 +82,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_model(path: Path, *, hand_layer=None, device: torch.device | str = "cpu") -> PoseRegressionModel:
+def load_model(path: Path, *, hand_layer=None, device: torch.device | str = "cpu") -> PoseRegressionModel | HOISDF:
     """Rebuild the model of a ``model.pt`` written by ``finetune.py``."""
     return _load(path, hand_layer=hand_layer, device=device)[0]
 
 
 def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
     state = load_checkpoint(path, map_location=device)
-    for key in ("model", "encoder_config"):
+    kind = state.get("model_type", "pose")  # files written before HOISDF existed hold a pose model
+    for key in ("model", "hoisdf_config" if kind == "hoisdf" else "encoder_config"):
         if key not in state:
             raise FileFormatError(
                 f"evaluate: {str(path)!r} lacks the '{key}' entry; expected a model.pt written by examples/finetune.py"
             )
-    model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
+    if kind == "hoisdf":
+        config = {k: tuple(v) if isinstance(v, list) else v for k, v in state["hoisdf_config"].items()}
+        model = HOISDF(HOISDFConfig(**config), hand_layer=hand_layer)
+    else:
+        model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
     model.load_state_dict(state["model"])
     baselines = state.get("baselines")
     return model.to(device).eval(), None if baselines is None else ConstantBaselines.from_state_dict(baselines)
@@ -110,6 +115,37 @@ def ground_truth_vertices(hand_layer, batch: dict) -> torch.Tensor | None:
 
 
 @torch.no_grad()
+def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
+    """HOISDF's predictions with its evaluation anchors: the ground-truth hand root, the 2D joints' box ×1.1 (or the
+    dataset's hand box, e.g. HO3D's) and the projected object's box, whose centre at the root depth is the
+    object field's centre (HOISDF's ``obj_center_cam``)."""
+    from hoimask.models.hoisdf_sampling import hand_box, object_box
+    from hoimask.models._batch import default_intrinsics
+
+    image = batch["image"]
+    B, _, H, W = image.shape
+    K = batch.get("K")
+    K = default_intrinsics(B, (H, W), like=image) if K is None else K
+    joints = batch.get("joints_3d")
+    if joints is None or not torch.isfinite(joints[:, 0]).all():
+        raise ValueRangeError("evaluate: HOISDF needs the ground-truth hand root (batch['joints_3d'][:, 0]) of every "
+                              "test sample; this split does not provide it")
+    root = joints[:, 0]
+    j2d = batch.get("joints_2d")
+    boxes = {}
+    if j2d is not None and torch.isfinite(j2d).all():
+        boxes["hand_box"] = hand_box(j2d.float(), model.config.hand_box_scale)
+    elif batch.get("box") is not None:
+        boxes["hand_box"] = batch["box"].float()
+    R, t, pts = batch.get("object_rotation"), batch.get("object_translation"), batch.get("object_points")
+    if R is not None and t is not None and pts is not None:
+        projected = object_box(pts.float(), R.float(), t.float(), K.float())
+        fallback = boxes.get("hand_box", torch.tensor([[0.0, 0.0, W, H]]).expand(B, 4))
+        boxes["object_box"] = torch.where(torch.isfinite(projected).all(-1, keepdim=True), projected, fallback)
+    return model.predict(image, K, root, **boxes)
+
+
+@torch.no_grad()
 def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, protocol: str = "hoisdf",
              device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None,
              root_depth: str = "predicted"):
@@ -122,6 +158,9 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
     """
     if root_depth not in ROOT_DEPTHS:
         raise ValueRangeError(f"evaluate(): argument 'root_depth' expected one of {ROOT_DEPTHS}, got {root_depth!r}")
+    if isinstance(model, HOISDF) and root_depth != "ground-truth":
+        raise ValueRangeError("evaluate(): HOISDF is evaluated at the ground-truth hand root (its fields are centred "
+                              f"there); argument 'root_depth' must be 'ground-truth', got {root_depth!r}")
     from hoimask.data import collate
     from hoimask.engine import to_device
     from hoimask.metrics import Evaluator
@@ -130,7 +169,7 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
     constants = {} if baselines is None else {
         name: Evaluator.from_protocol(protocol, keep_predictions=False) for name in baselines.NAMES
     }
-    hand_layer = model.hand_loss.hand_layer
+    hand_layer = model.hand_layer if isinstance(model, HOISDF) else model.hand_loss.hand_layer
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     for batch in loader:
         batch = to_device(batch, torch.device(device))
@@ -138,7 +177,10 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
         if gt_joints is not None and not torch.isfinite(gt_joints).all():
             gt_joints = None  # hidden test set: predictions only feed the submission file
         anchor = gt_joints[:, 0] if gt_joints is not None and root_depth == "ground-truth" else None
-        pred = model.predict(batch["image"], batch.get("K"), root_depth=None if anchor is None else anchor[:, 2])
+        if isinstance(model, HOISDF):
+            pred = predict_hoisdf(model, batch)
+        else:
+            pred = model.predict(batch["image"], batch.get("K"), root_depth=None if anchor is None else anchor[:, 2])
         if gt_joints is None:
             evaluator.update(pred["joints"], None, pred_verts=pred["vertices"])
             continue
@@ -171,8 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     hand_layer = mano_layer(args.dataset, args.mano_dir)
     model, baselines = _load(args.checkpoint, hand_layer=hand_layer, device=device)
+    image_size = model.config.img_size if isinstance(model, HOISDF) else model.img_size
+    if isinstance(model, HOISDF) and args.root_depth != "ground-truth":
+        print(f"error: argument --root-depth: HOISDF is evaluated at the ground-truth hand root, got {args.root_depth!r}",
+              file=sys.stderr)
+        return 2
     dataset = build_dataset(
-        args.dataset, image_size=model.img_size, train=False, root=args.data_root, mano_dir=args.mano_dir,
+        args.dataset, image_size=image_size, train=False, root=args.data_root, mano_dir=args.mano_dir,
         num_samples=args.num_samples, seed=args.seed, num_sdf_points=16 if args.dataset == "synthetic" else 0,
         num_object_points=256, hand_only_prob=1.0 if args.hand_only else 0.1,
     )
@@ -180,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fitting the constant baselines on {args.baseline_samples} training samples "
               "(the checkpoint stores none)")
         train = build_dataset(
-            args.dataset, image_size=model.img_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
+            args.dataset, image_size=image_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
             num_samples=args.baseline_samples, seed=args.seed, num_sdf_points=0, num_object_points=1,
         )
         baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)

@@ -2,14 +2,22 @@
 """Fine-tune a pre-trained encoder for 3D hand and object pose estimation.
 
 Loads the encoder written by ``examples/train_maskhoi.py`` (``encoder.pt``), or
-MAE / MultiMAE / timm ViT weights, into
-:class:`hoimask.models.pose_regression.PoseRegressionModel` (the ViT encoder plus
-MaskHOI's MANO / object heads and a wrist head; the stand-in for the HOISDF-style
-model until that exists) and trains it with L1 pose losses::
+MAE / MultiMAE / timm ViT weights, into one of two models and trains it:
+
+* ``--model pose`` (default): :class:`hoimask.models.PoseRegressionModel`, the
+  ViT encoder with a 2.5D keypoint head, MaskHOI's MANO / object heads and a
+  camera-aware wrist head — small and fast, the library's CPU reference;
+* ``--model hoisdf``: :class:`hoimask.models.HOISDF`, the model MaskHOI is
+  evaluated in (its Table IV), on ``--backbone vit`` (takes the ViT weights) or
+  ``--backbone resnet50`` (HOISDF's baseline; ``--encoder`` takes torchvision
+  ImageNet weights). It also trains on the SDF samples of the scenes.
+
+::
 
     python examples/finetune.py --encoder runs/maskhoi-tiny/encoder.pt     # writes runs/finetune-tiny
     python examples/finetune.py --no-pretrain --output-dir runs/scratch    # baseline from random init
     python examples/evaluate.py --checkpoint runs/finetune-tiny/model.pt
+    python examples/finetune.py --model hoisdf --encoder runs/maskhoi-tiny/encoder.pt   # runs/finetune-hoisdf-tiny
 
 Checkpoints, logs, ``--resume``/``--overwrite`` and ``torchrun`` behave as in
 ``train_maskhoi.py`` (see docs/training.md).
@@ -47,13 +55,21 @@ from hoimask.engine.cli import (
     short_run_warmup,
 )
 from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
-from hoimask.models import PoseRegressionModel
+from hoimask.models import HOISDF, PoseRegressionModel
 
 #: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
 ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3),
             "paper": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)}
 RECIPES = {"tiny": dict(steps=1200, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024),
            "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000)}
+#: HOISDF presets per (--preset, --backbone), and its recipes: no layer decay (HOISDF fine-tunes every layer
+#: at one rate; its step decay is replaced by the engine's warm-up + cosine), SDF samples in the scenes.
+HOISDF_PRESETS = {("tiny", "vit"): "tiny", ("tiny", "resnet50"): "tiny_resnet",
+                  ("paper", "vit"): "vit", ("paper", "resnet50"): "hoisdf"}
+HOISDF_RECIPES = {"tiny": dict(steps=1200, batch_size=8, lr=1e-3, layer_decay=None, num_samples=1024,
+                               num_sdf_points=512),
+                  "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=None, num_samples=100_000,
+                                num_sdf_points=2000)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--encoder", type=Path,
                      help="encoder.pt from train_maskhoi.py, or a MAE/MultiMAE/timm ViT weights file")
     src.add_argument("--no-pretrain", action="store_true", help="start from a randomly initialised encoder")
+    p.add_argument("--model", choices=("pose", "hoisdf"), default="pose",
+                   help="PoseRegressionModel (2.5D keypoints) or HOISDF (SDF-guided; MaskHOI's downstream model)")
+    p.add_argument("--backbone", choices=("vit", "resnet50"),
+                   help="HOISDF's image backbone: a ViT + DPT (takes ViT weights) or HOISDF's ResNet U-Net (takes "
+                        "torchvision ResNet weights); --model hoisdf only (default: vit)")
     p.add_argument("--preset", choices=tuple(ENCODERS), default="tiny", help="encoder size and recipe")
     p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="training data")
     p.add_argument("--data-root", type=Path, help="DexYCB or HO3D root directory")
@@ -93,14 +114,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and value < 1:
             p.error(f"argument --{flag.replace('_', '-')}: expected an integer >= 1, got {value}")
+    if args.backbone is not None and args.model != "hoisdf":
+        p.error(f"argument --backbone: only with --model hoisdf (got --model {args.model})")
+    if args.model == "hoisdf" and args.backbone is None:
+        args.backbone = "vit"
     if args.output_dir is None:
-        args.output_dir = Path("runs") / f"finetune-{args.preset}"
+        name = args.preset if args.model == "pose" else f"hoisdf-{args.preset}"
+        if args.backbone == "resnet50":
+            name += "-resnet"
+        args.output_dir = Path("runs") / f"finetune-{name}"
     return args
 
 
-def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel, str]:
+def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel | HOISDF, str]:
     """The pose model with the pre-trained encoder loaded; also a line describing the initialisation."""
     hand_layer = mano_layer(args.dataset, args.mano_dir)
+    if args.model == "hoisdf":
+        return build_hoisdf(args, hand_layer)
     if args.encoder is None:
         return PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
     try:
@@ -117,6 +147,41 @@ def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel, str]:
     return model, f"encoder from {args.encoder}: {load_vit_checkpoint(args.encoder, model.encoder)}"
 
 
+def build_hoisdf(args: argparse.Namespace, hand_layer) -> tuple[HOISDF, str]:
+    """HOISDF of ``--preset`` / ``--backbone`` with the ``--encoder`` weights (ViT or torchvision ResNet)."""
+    model = HOISDF.from_preset(HOISDF_PRESETS[args.preset, args.backbone], hand_layer=hand_layer)
+    if args.encoder is None:
+        return model, "random initialisation"
+    if args.backbone == "resnet50":
+        from hoimask.nn import load_resnet_checkpoint
+
+        return model, f"backbone from {args.encoder}: {load_resnet_checkpoint(args.encoder, model.encoder)}"
+    try:
+        state = load_checkpoint(args.encoder)
+    except FileFormatError:  # not a hoimask file: MAE / MultiMAE / timm weights
+        state = None
+    if state is not None and "encoder" in state:
+        model.load_encoder(state["encoder"])  # raises FileFormatError naming mismatched keys / shapes
+        return model, f"encoder from {args.encoder} (pre-trained {state.get('step', '?')} steps)"
+    from hoimask.nn import load_vit_checkpoint
+
+    return model, f"encoder from {args.encoder}: {load_vit_checkpoint(args.encoder, model.encoder)}"
+
+
+def model_image_size(model: PoseRegressionModel | HOISDF) -> int:
+    """The side of the square images the model takes."""
+    return model.config.img_size if isinstance(model, HOISDF) else model.img_size
+
+
+def hoisdf_config_state(model: HOISDF) -> dict:
+    """``model.config`` as plain checkpoint data (``HOISDFConfig(**state)`` rebuilds it)."""
+    from dataclasses import asdict
+
+    state = asdict(model.config)
+    state["loss_weights"] = dict(state["loss_weights"])
+    return state
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return run_distributed(_run, args, device=args.device)
@@ -124,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, ctx) -> int:
     say = main_printer(ctx)
-    recipe = RECIPES[args.preset]
+    recipe = (RECIPES if args.model == "pose" else HOISDF_RECIPES)[args.preset]
     steps = args.steps or recipe["steps"]
     base = train_preset(args.preset)
     config = train_preset(
@@ -139,25 +204,28 @@ def _run(args: argparse.Namespace, ctx) -> int:
     from hoimask.data import collate
 
     dataset = build_dataset(
-        args.dataset, image_size=model.img_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
+        args.dataset, image_size=model_image_size(model), train=True, root=args.data_root, mano_dir=args.mano_dir,
         num_samples=args.num_samples or recipe["num_samples"], seed=args.seed,
-        num_sdf_points=16 if args.dataset == "synthetic" else 0,  # fine-tuning uses no SDF targets
+        # PoseRegressionModel uses no SDF targets; HOISDF learns its fields from them
+        num_sdf_points=recipe.get("num_sdf_points", 16) if args.dataset == "synthetic" else 0,
         num_object_points=256, cache_in_memory=args.dataset == "synthetic" and args.preset == "tiny",
     )
     trainer = Trainer(model, config, dataset=dataset, output_dir=args.output_dir, collate_fn=collate, ctx=ctx,
-                      num_layers=model.encoder_config["depth"],
+                      num_layers=getattr(model, "encoder_config", {}).get("depth"),
                       progress=not args.no_progress, tensorboard=args.tensorboard)
     if mode == "resume":
         say(f"resumed from step {trainer.resume()} of {config.steps}")
-    say(f"fine-tuning PoseRegressionModel '{args.preset}' ({origin}) on {args.dataset} data; "
+    say(f"fine-tuning {type(model).__name__} '{args.preset}' ({origin}) on {args.dataset} data; "
         f"{config.steps} steps of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}")
     start = time.perf_counter()
     history = trainer.fit()
     if ctx.is_main:
         baselines = fit_constant_baselines(dataset, max_samples=args.baseline_samples)
+        description = ({"model_type": "hoisdf", "hoisdf_config": hoisdf_config_state(model)}
+                       if args.model == "hoisdf" else {"model_type": "pose", "encoder_config": model.encoder_config})
         path = save_checkpoint(args.output_dir / "model.pt", {
             "model": unwrap_model(trainer.model).state_dict(),
-            "encoder_config": model.encoder_config,
+            **description,
             "dataset": args.dataset,
             "step": trainer.step,
             "baselines": baselines.state_dict(),  # constant predictors of the training split, for evaluate.py
