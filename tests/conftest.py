@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fnmatch import fnmatch
 
 # Before torch loads: on a busy 2-core machine spinning OpenMP threads make
 # torch ops many times slower (docs/training.md); idle threads should sleep.
@@ -47,3 +48,17 @@ def dtype(request) -> torch.dtype:
 def generator() -> torch.Generator:
     """A CPU generator with a fixed seed."""
     return torch.Generator().manual_seed(0)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Keep helper files under tests/ out of collection.
+
+    ``--doctest-modules`` (setup.cfg) imports every ``.py`` file it is given;
+    here only test modules and conftest files are modules, the rest are helpers,
+    some of them scripts that run on import (``engine/engine_run_toy_training.py``).
+    """
+    name = collection_path.name
+    if collection_path.suffix == ".py" and name != "conftest.py":
+        if not any(fnmatch(name, pattern) for pattern in config.getini("python_files")):
+            return True
+    return None

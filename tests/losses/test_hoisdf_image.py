@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
@@ -11,7 +10,6 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-import hoimask.losses.hoisdf_image
 from hoimask._checks import ShapeError, ValueRangeError
 from hoimask.losses import (
     HOISDF_HEATMAP_PEAK,
@@ -180,8 +178,3 @@ def test_errors_name_the_argument():
         hoisdf_image_loss(target, hand_logits, obj_logits, joints, hand, obj, image_size=(32,))
     with pytest.raises(ValueRangeError, match="'sigma'"):
         hoisdf_image_loss(target, hand_logits, obj_logits, joints, hand, obj, image_size=(32, 32), sigma=0.0)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(hoimask.losses.hoisdf_image, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

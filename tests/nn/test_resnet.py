@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
@@ -10,8 +9,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import hoimask.nn.resnet
-import hoimask.nn.unet
 from hoimask._checks import DTypeError, FileFormatError, ShapeError, ValueRangeError
 from hoimask.data import SyntheticHOI
 from hoimask.losses import hoisdf_image_loss
@@ -334,9 +331,3 @@ def test_unet_and_heads_overfit_two_synthetic_images():
         segmentation == 2, image_size=(64, 64), peak=1.0,
     )["heatmap"]
     assert last["heatmap"] < float(zeros) / 10
-
-
-@pytest.mark.parametrize("module", [hoimask.nn.resnet, hoimask.nn.unet])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
