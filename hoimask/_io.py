@@ -1,4 +1,4 @@
-"""Atomic file replacement shared by every writer in hoimask.
+"""Atomic file replacement shared by every writer in hoimask; safe joining of names read from files.
 
 Checkpoints, cache shards, converted MANO files, test assets and submission
 files are all written the same way: to a temporary file in the destination's
@@ -12,9 +12,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
-__all__ = ["atomic_replace"]
+from hoimask._checks import FileFormatError
+
+__all__ = ["atomic_replace", "contained_path"]
 
 
 def _umask_mode() -> int:
@@ -72,3 +74,46 @@ def atomic_replace(path: str | os.PathLike) -> Iterator[str]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def contained_path(directory: str | os.PathLike, name: object, *, source: str) -> Path:
+    """``directory / name`` for a file name read from a pointer or manifest, refusing any way out of ``directory``.
+
+    ``latest.json`` and cache manifests name files of their own folder. A name
+    that is absolute (``/etc/passwd``, ``C:\\x``, ``\\\\server\\share``), that
+    climbs with ``..`` (either separator), or that resolves outside the folder
+    through a symbolic link is refused, so an edited or hostile pointer cannot
+    make hoimask read (or later prune) a file elsewhere.
+
+    Args:
+        directory: the folder the name is relative to.
+        name: the name as read (anything: it is type-checked here).
+        source: what the name was read from, for the error message (e.g. the pointer file).
+
+    Returns:
+        ``Path(directory) / name``.
+
+    Raises:
+        FileFormatError: ``name`` is not a non-empty string or leaves ``directory``.
+
+    Example:
+        >>> contained_path("runs/x", "step_00000010.pt", source="latest.json").as_posix()
+        'runs/x/step_00000010.pt'
+        >>> contained_path("runs/x", "../y/step.pt", source="latest.json")
+        Traceback (most recent call last):
+        ...
+        hoimask._checks.FileFormatError: latest.json: file name '../y/step.pt' points outside 'runs/x'; only names inside it are accepted
+    """
+    directory = Path(directory)
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise FileFormatError(f"{source}: expected a non-empty file name, got {name!r}")
+    parts = PureWindowsPath(name)  # splits on both separators; knows drives and UNC roots
+    escapes = (
+        os.path.isabs(name) or parts.drive or parts.root or ".." in parts.parts
+        or not (directory / name).resolve().is_relative_to(directory.resolve())
+    )
+    if escapes:
+        raise FileFormatError(
+            f"{source}: file name {name!r} points outside {str(directory)!r}; only names inside it are accepted"
+        )
+    return directory / name

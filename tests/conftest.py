@@ -54,11 +54,16 @@ def pytest_ignore_collect(collection_path, config):
     """Keep helper files under tests/ out of collection.
 
     ``--doctest-modules`` (setup.cfg) imports every ``.py`` file it is given;
-    here only test modules and conftest files are modules, the rest are helpers,
-    some of them scripts that run on import (``engine/engine_run_toy_training.py``).
+    here only test modules are modules, the rest are helpers, some of them
+    scripts that run on import (``engine/engine_run_toy_training.py``);
+    conftest files hold no doctests.
     """
     name = collection_path.name
-    if collection_path.suffix == ".py" and name != "conftest.py":
+    if name == "conftest.py":
+        # Loaded as plugins all the same; collected as doctest modules, the several tests/**/conftest.py
+        # (same basename, no packages) clash when more than one folder is named on the command line.
+        return True
+    if collection_path.suffix == ".py":
         if not any(fnmatch(name, pattern) for pattern in config.getini("python_files")):
             return True
     return None

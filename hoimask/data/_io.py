@@ -122,8 +122,8 @@ def read_pickle(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict
     try:
         with open(p, "rb") as f:
             data = resolve(restricted_load(f))
-    except FileFormatError as e:
-        raise FileFormatError(f"{p}: {e}") from e
+    except FileFormatError as e:  # unsafe global, resource limit, damaged stream: keep the type
+        raise type(e)(f"{p}: {e}") from e
     except Exception as e:  # noqa: BLE001
         raise FileFormatError(f"{p}: could not unpickle ({e})") from e
     return _checked_mapping(p, data, required, "a pickled dict")

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hoimask._checks import FileFormatError, ShapeError, check_positive
-from hoimask._io import atomic_replace
+from hoimask._io import atomic_replace, contained_path
 
 __all__ = ["CACHE_FORMAT", "CachedHOI", "atomic_save", "atomic_write_text", "write_cache"]
 
@@ -149,7 +149,8 @@ class CachedHOI(Dataset):
         seed: seed of the per-index generator passed to ``transform``.
 
     Raises:
-        FileFormatError: the manifest or a shard is missing or malformed.
+        FileFormatError: the manifest or a shard is missing or malformed, or the
+            manifest names a shard outside ``root`` (absolute path, ``..``, link out).
     """
 
     def __init__(self, root: str | os.PathLike, *, transform: Callable | None = None, seed: int = 0) -> None:
@@ -170,10 +171,13 @@ class CachedHOI(Dataset):
             )
         self.manifest = manifest
         self._offsets = []
+        self._files: list[Path] = []
         total = 0
         for shard in manifest["shards"]:
-            if not (self.root / shard["file"]).is_file():
-                raise FileFormatError(f"CachedHOI(): shard {self.root / shard['file']} listed in {path} is missing")
+            file = contained_path(self.root, shard["file"], source=f"CachedHOI(): {path}")
+            if not file.is_file():
+                raise FileFormatError(f"CachedHOI(): shard {file} listed in {path} is missing")
+            self._files.append(file)
             self._offsets.append(total)
             total += int(shard["count"])
         if total != manifest["num_samples"]:
@@ -190,7 +194,7 @@ class CachedHOI(Dataset):
 
     def _shard(self, k: int) -> dict[str, torch.Tensor]:
         if self._loaded is None or self._loaded[0] != k:
-            file = self.root / self.manifest["shards"][k]["file"]
+            file = self._files[k]
             try:
                 data = torch.load(file, map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001 - any load failure is a format error of this file

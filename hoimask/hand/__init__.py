@@ -3,7 +3,7 @@
 ``import hoimask.hand`` stays light: it imports torch and NumPy only.
 """
 
-from hoimask.hand._unpickle import UnsafePickleError
+from hoimask.hand._unpickle import PickleLimitError, PickleLimits, UnsafePickleError
 from hoimask.hand.assets import MANO_ARRAY_SPECS, load_mano_arrays, to_npz
 from hoimask.hand.capsules import (
     capsule_mesh_template,
@@ -12,7 +12,7 @@ from hoimask.hand.capsules import (
     sample_capsule_surface,
 )
 from hoimask.hand.kinematics import forward_kinematics, linear_blend_skinning
-from hoimask.hand.mano import FINGERTIP_VERTEX_IDS, MANOLayer, mano_skin
+from hoimask.hand.mano import FINGERTIP_VERTEX_IDS, LEFT_FINGERTIP_VERTEX_IDS, MANOLayer, mano_skin
 from hoimask.hand.output import HandOutput
 from hoimask.hand.procedural import NUM_CAPSULES, HandCapsules, ProceduralHand
 
@@ -20,9 +20,12 @@ __all__ = [
     "FINGERTIP_VERTEX_IDS",
     "HandCapsules",
     "HandOutput",
+    "LEFT_FINGERTIP_VERTEX_IDS",
     "MANOLayer",
     "MANO_ARRAY_SPECS",
     "NUM_CAPSULES",
+    "PickleLimitError",
+    "PickleLimits",
     "ProceduralHand",
     "UnsafePickleError",
     "capsule_mesh_template",

@@ -17,7 +17,7 @@ import numpy as np
 
 from hoimask._checks import FileFormatError
 from hoimask._io import atomic_replace
-from hoimask.hand._unpickle import UnsafePickleError, resolve, restricted_load
+from hoimask.hand._unpickle import resolve, restricted_load
 
 __all__ = ["MANO_ARRAY_SPECS", "load_mano_arrays", "to_npz"]
 
@@ -89,8 +89,10 @@ def load_mano_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         and ``J`` when present). Left-hand files are returned as stored.
 
     Raises:
-        FileFormatError: the file is missing, not a MANO model, corrupt, or
-            (:class:`UnsafePickleError`) names a global outside the allow-list.
+        FileFormatError: the file is missing, not a MANO model, corrupt,
+            (:class:`UnsafePickleError`) names a global outside the allow-list,
+            or (:class:`PickleLimitError`) asks for more memory, objects,
+            nesting or time than the restricted unpickler allows.
 
     Shape:
         see Returns.
@@ -111,10 +113,8 @@ def load_mano_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         try:
             with open(p, "rb") as fh:
                 raw = resolve(restricted_load(fh))
-        except UnsafePickleError as exc:
-            raise UnsafePickleError(f"MANO file '{p}': {exc}") from exc
-        except FileFormatError as exc:
-            raise FileFormatError(f"MANO file '{p}': {exc}") from exc
+        except FileFormatError as exc:  # unsafe global, resource limit, damaged stream: keep the type
+            raise type(exc)(f"MANO file '{p}': {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - pickle raises many types on corrupt input
             raise FileFormatError(
                 f"MANO file '{p}' is not a readable MANO pickle ({type(exc).__name__}: {exc})"

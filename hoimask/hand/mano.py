@@ -28,13 +28,20 @@ from hoimask.hand.kinematics import forward_kinematics, linear_blend_skinning
 from hoimask.hand.output import HandOutput
 from hoimask.skeleton import MANO_PARENTS, order_indices
 
-__all__ = ["FINGERTIP_VERTEX_IDS", "MANOLayer", "mano_skin"]
+__all__ = ["FINGERTIP_VERTEX_IDS", "LEFT_FINGERTIP_VERTEX_IDS", "MANOLayer", "mano_skin"]
 
-#: Fingertip vertex ids (thumb, index, middle, ring, little) of the MANO mesh.
+#: Fingertip vertex ids (thumb, index, middle, ring, little) of the right-hand MANO mesh.
 #: ``"manopth"``: the manopth layer used to annotate DexYCB (and by HO3D / HOISDF);
 #: ``"smplx"``: smplx's ``VERTEX_IDS["mano"]`` (FreiHAND-style tips).
 FINGERTIP_VERTEX_IDS: dict[str, tuple[int, int, int, int, int]] = {
     "manopth": (745, 317, 444, 556, 673),
+    "smplx": (744, 320, 443, 554, 671),
+}
+#: The same for the left-hand mesh. manopth takes the left middle tip from vertex
+#: 445, not 444 (``ManoLayer.forward`` in ``manopth/manolayer.py``; manotorch
+#: copies it); smplx uses one set of ids for both hands.
+LEFT_FINGERTIP_VERTEX_IDS: dict[str, tuple[int, int, int, int, int]] = {
+    "manopth": (745, 317, 445, 556, 673),
     "smplx": (744, 320, 443, 554, 671),
 }
 _MANO_TO_CANONICAL = order_indices("mano", "canonical")
@@ -104,7 +111,9 @@ class MANOLayer(nn.Module):
         flat_hand_mean: ``True``: zero pose is the flat template hand; ``False``:
             MANO's mean pose ``hands_mean`` is added to the 45 finger axis-angles.
         center_root: subtract the posed wrist (MANO joint 0) before adding ``trans``.
-        fingertips: which fingertip vertex ids to use (:data:`FINGERTIP_VERTEX_IDS`).
+        fingertips: which fingertip vertex ids to use (:data:`FINGERTIP_VERTEX_IDS` for the
+            right hand, :data:`LEFT_FINGERTIP_VERTEX_IDS` for the left: manopth's left
+            middle tip is vertex 445).
         fix_left_shapedirs: negate the x component of a left model's shape blend
             shapes (the official ``MANO_LEFT.pkl`` defect). ``None`` decides: when
             ``MANO_RIGHT`` sits next to the left file, fix only if both x
@@ -193,7 +202,8 @@ class MANOLayer(nn.Module):
         buf("hands_components", arrays["hands_components"][:num_pca_comps])
         buf("hands_mean", np.zeros(45) if flat_hand_mean else arrays["hands_mean"])
         self.register_buffer("faces", torch.as_tensor(arrays["f"], dtype=torch.int64, device=device), persistent=False)
-        tips = torch.tensor(FINGERTIP_VERTEX_IDS[fingertips], dtype=torch.int64, device=device)
+        tip_ids = (LEFT_FINGERTIP_VERTEX_IDS if side == "left" else FINGERTIP_VERTEX_IDS)[fingertips]
+        tips = torch.tensor(tip_ids, dtype=torch.int64, device=device)
         self.register_buffer("tip_vertex_ids", tips, persistent=False)
 
     def extra_repr(self) -> str:

@@ -73,6 +73,21 @@ def test_cache_errors_name_the_file(cache_dir, tmp_path):
         CachedHOI(broken)
 
 
+@pytest.mark.parametrize("name", ["/etc/hostname", "../shard_00000.pt", "sub/../../shard_00000.pt", 3])
+def test_manifest_cannot_name_a_shard_outside_the_cache(cache_dir, tmp_path, name):
+    out, _ = cache_dir
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (tmp_path / "shard_00000.pt").write_bytes((out / "shard_00000.pt").read_bytes())
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"][0]["file"] = name
+    for shard in manifest["shards"][1:]:
+        (inner / shard["file"]).write_bytes((out / shard["file"]).read_bytes())
+    (inner / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FileFormatError, match="manifest.json"):
+        CachedHOI(inner)
+
+
 def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):
     from hoimask.data.cache import atomic_save, atomic_write_text
 

@@ -41,7 +41,7 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(tmp_path):
     first.fit(stop_at=7)  # "killed" after step 7; the last checkpoint is step 6 ... plus the stop checkpoint
     # Drop the stop-point checkpoint so we genuinely resume from an earlier periodic one (step 6).
     ck = first.checkpoints
-    for name in ("step_00000007.pt", "step_00000007.pt.sha256", "latest.json"):
+    for name in ("step_00000007.pt", "latest.json"):
         (ck.directory / name).unlink()
     resumed = _trainer(tmp_path / "run")
     assert resumed.resume() == 6
@@ -84,6 +84,23 @@ def test_resume_errors_never_start_fresh(tmp_path):
     path = t.checkpoints.latest()
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(FileFormatError, match="truncated"):
+        _trainer(tmp_path).resume()
+
+
+def test_resume_refuses_a_checkpoint_with_one_changed_weight_and_no_side_file(tmp_path):
+    # Issue 15: such a checkpoint used to resume silently with the changed weight.
+    t = _trainer(tmp_path)
+    t.fit(stop_at=6)
+    path = t.checkpoints.latest()
+    assert not path.with_name(path.name + ".sha256").exists()
+    weight = t.model.state_dict()["net.0.weight"].numpy().tobytes()
+    data = bytearray(path.read_bytes())
+    at = data.find(weight[:64])
+    assert at > 0
+    data[at + 5] ^= 0x10  # one float of the first layer changes; the archive itself stays readable
+    path.write_bytes(bytes(data))
+    assert not torch.equal(torch.load(path, weights_only=True)["model"]["net.0.weight"], t.model.net[0].weight)
+    with pytest.raises(FileFormatError, match=r"step_00000006\.pt.*corrupt"):
         _trainer(tmp_path).resume()
 
 

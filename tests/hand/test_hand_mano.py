@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from hoimask._checks import DTypeError, ShapeError, ValueRangeError
 from hoimask.geometry import axis_angle_to_matrix, matrix_to_rotation_6d
-from hoimask.hand import FINGERTIP_VERTEX_IDS, MANOLayer, load_mano_arrays, to_npz
+from hoimask.hand import (
+    FINGERTIP_VERTEX_IDS,
+    LEFT_FINGERTIP_VERTEX_IDS,
+    MANOLayer,
+    load_mano_arrays,
+    to_npz,
+)
 from hoimask.skeleton import JOINT_INDEX
 
 F64 = torch.float64
@@ -49,6 +55,19 @@ def test_fingertips_are_the_chosen_vertices(right):
     # The non-tip joints are the 16 MANO joints, reordered.
     assert torch.equal(out.joints[:, 0], out.mano_joints[:, 0])
     assert torch.equal(out.joints[:, JOINT_INDEX["thumb_mcp"]], out.mano_joints[:, 13])
+
+
+def test_left_fingertips_follow_manopth(left_pkl):
+    # manopth/manolayer.py, ManoLayer.forward: right tips [745, 317, 444, 556, 673], left [745, 317, 445, 556, 673]
+    assert LEFT_FINGERTIP_VERTEX_IDS["manopth"] == (745, 317, 445, 556, 673)
+    assert FINGERTIP_VERTEX_IDS["manopth"] == (745, 317, 444, 556, 673)
+    left = MANOLayer(left_pkl, side="left", dtype=F64)
+    assert left.tip_vertex_ids.tolist() == [745, 317, 445, 556, 673]
+    pose, shape, trans = _random_inputs(2, 3)
+    out = left(_mirror_pose(pose), shape, trans)
+    torch.testing.assert_close(out.joints[:, TIPS], out.vertices[:, [745, 317, 445, 556, 673]], rtol=0, atol=0)
+    # smplx uses one set of ids for both hands
+    assert MANOLayer(left_pkl, side="left", fingertips="smplx").tip_vertex_ids.tolist() == [744, 320, 443, 554, 671]
 
 
 @settings(max_examples=10)
@@ -129,7 +148,11 @@ def test_left_hand_is_mirror_of_right(right_pkl, left_pkl, flat):
     mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=F64)  # x -> -x
     lo = left(_mirror_pose(pose), shape, trans * mirror)
     torch.testing.assert_close(lo.vertices, r.vertices * mirror, rtol=0, atol=1e-10)
-    torch.testing.assert_close(lo.joints, r.joints * mirror, rtol=0, atol=1e-10)
+    # every joint mirrors, except the middle tip: manopth takes it from vertex 445 on the left, 444 on the right
+    middle = JOINT_INDEX["middle_tip"]
+    others = [j for j in range(21) if j != middle]
+    torch.testing.assert_close(lo.joints[:, others], r.joints[:, others] * mirror, rtol=0, atol=1e-10)
+    torch.testing.assert_close(lo.joints[:, middle], r.vertices[:, 445] * mirror, rtol=0, atol=1e-10)
     # Without the fix the official-style left file is wrong as soon as the shape is not zero.
     unfixed = MANOLayer(left_pkl, side="left", fix_left_shapedirs=False, flat_hand_mean=flat, dtype=F64)
     bad = unfixed(_mirror_pose(pose), shape, trans * mirror)

@@ -91,7 +91,7 @@ def test_missing_file_names_path(tmp_path):
 def test_corrupt_file(tmp_path):
     path = tmp_path / "MANO_RIGHT.pkl"
     path.write_bytes(b"\x80\x02this is not a pickle at all")
-    with pytest.raises(FileFormatError, match="not a readable MANO pickle"):
+    with pytest.raises(FileFormatError, match="not a readable pickle"):
         load_mano_arrays(path)
     npz = tmp_path / "MANO_RIGHT.npz"
     npz.write_bytes(b"garbage")
