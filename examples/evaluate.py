@@ -119,8 +119,8 @@ def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
     """HOISDF's predictions with its evaluation anchors: the ground-truth hand root, the 2D joints' box ×1.1 (or the
     dataset's hand box, e.g. HO3D's) and the projected object's box, whose centre at the root depth is the
     object field's centre (HOISDF's ``obj_center_cam``)."""
-    from hoimask.models.hoisdf_sampling import hand_box, object_box
     from hoimask.models._batch import default_intrinsics
+    from hoimask.models.hoisdf_sampling import hand_box, object_box
 
     image = batch["image"]
     B, _, H, W = image.shape

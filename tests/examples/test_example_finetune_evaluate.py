@@ -46,20 +46,24 @@ def test_evaluate_rejects_a_file_that_is_not_a_finetuned_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_pretrain_finetune_evaluate_chain(tmp_path, capsys):
+@pytest.mark.parametrize("model", [None, "hoisdf"])  # None: the default, PoseRegressionModel
+def test_pretrain_finetune_evaluate_chain(tmp_path, capsys, model):
     small = ["--batch-size", "2", "--num-samples", "4", "--log-every", "1"]
     assert _load("train_maskhoi").main([*QUIET, *small, "--steps", "2", "--output-dir", str(tmp_path / "pre")]) == 0
     encoder = tmp_path / "pre" / "encoder.pt"
     finetune = _load("finetune")
-    assert finetune.main([*QUIET, *small, "--steps", "2", "--encoder", str(encoder),
+    choice = [] if model is None else ["--model", model]
+    assert finetune.main([*QUIET, *small, *choice, "--steps", "2", "--encoder", str(encoder),
                           "--output-dir", str(tmp_path / "ft")]) == 0
     printed = capsys.readouterr().out
     assert "encoder from" in printed and "pre-trained 2 steps" in printed
+    assert ("fine-tuning HOISDF" if model == "hoisdf" else "fine-tuning PoseRegressionModel") in printed
     state = load_checkpoint(tmp_path / "ft" / "model.pt")
     pre = load_checkpoint(encoder)["encoder"]
     # fine-tuning started from the pre-trained encoder: after 2 small steps it is still close to it
     key = "patch_embed.proj.weight"
-    drift = (state["model"][f"encoder.{key}"] - pre[key]).abs().max()
+    prefix = "backbone.encoder." if model == "hoisdf" else "encoder."
+    drift = (state["model"][f"{prefix}{key}"] - pre[key]).abs().max()
     assert drift < 0.05
     evaluate = _load("evaluate")
     out_json = tmp_path / "eval.json"
