@@ -7,9 +7,24 @@ from typing import Any
 
 import torch
 
-from hoimask._checks import DTypeError, ShapeError, check_shape
+from hoimask._checks import DTypeError, FileFormatError, ShapeError, check_shape
 
-__all__ = ["get_image", "optional", "object_present", "build_masker", "mask_batch", "default_intrinsics"]
+__all__ = ["get_image", "optional", "object_present", "build_masker", "mask_batch", "default_intrinsics",
+           "load_encoder_weights"]
+
+
+def load_encoder_weights(encoder: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], fn: str) -> None:
+    """Load an encoder state dict whose keys and shapes must match exactly; else ``FileFormatError`` listing them."""
+    own = encoder.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    bad = sorted(k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
+    if missing or unexpected or bad:
+        raise FileFormatError(
+            f"{fn}(): encoder weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"shape mismatch {bad[:5]}"
+        )
+    encoder.load_state_dict(dict(state_dict))
 
 
 def get_image(batch: Mapping[str, Any], fn: str) -> torch.Tensor:

@@ -54,7 +54,13 @@ from hoimask.losses import (
     sdf_l1_loss,
 )
 from hoimask.losses.pose import hand_from_rotation_6d
-from hoimask.models._batch import default_intrinsics, get_image, object_present, optional
+from hoimask.models._batch import (
+    default_intrinsics,
+    get_image,
+    load_encoder_weights,
+    object_present,
+    optional,
+)
 from hoimask.models.hoisdf_backbones import build_backbone
 from hoimask.models.hoisdf_config import HOISDF_LOSS_WEIGHTS, HOISDFConfig, resolve_hoisdf_preset
 from hoimask.models.hoisdf_sampling import (
@@ -171,16 +177,7 @@ class HOISDF(nn.Module):
         if self.config.backbone != "vit":
             raise FileFormatError("HOISDF.load_encoder(): expects backbone='vit'; load torchvision ResNet weights "
                                   "with hoimask.nn.load_resnet_checkpoint(path, model.encoder)")
-        own = self.encoder.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        bad = sorted(k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
-        if missing or unexpected or bad:
-            raise FileFormatError(
-                "HOISDF.load_encoder(): encoder weights do not fit: "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {bad[:5]}"
-            )
-        self.encoder.load_state_dict(dict(state_dict))
+        load_encoder_weights(self.encoder, state_dict, "HOISDF.load_encoder")
 
     def set_progress(self, progress: float, epoch_progress: float | None = None) -> None:
         """Set the training position that drives the query-point schedule.

@@ -47,7 +47,13 @@ from hoimask.losses import (
     object_pose_loss,
 )
 from hoimask.losses.pose import hand_from_rotation_6d
-from hoimask.models._batch import default_intrinsics, get_image, object_present, optional
+from hoimask.models._batch import (
+    default_intrinsics,
+    get_image,
+    load_encoder_weights,
+    object_present,
+    optional,
+)
 from hoimask.nn import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -166,16 +172,7 @@ class PoseRegressionModel(nn.Module):
         Raises:
             FileFormatError: keys or shapes do not match, listing them.
         """
-        own = self.encoder.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        bad = sorted(k for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
-        if missing or unexpected or bad:
-            raise FileFormatError(
-                "PoseRegressionModel.load_encoder(): encoder weights do not fit: "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {bad[:5]}"
-            )
-        self.encoder.load_state_dict(dict(state_dict))
+        load_encoder_weights(self.encoder, state_dict, "PoseRegressionModel.load_encoder")
 
     def predict(self, image: torch.Tensor, K: torch.Tensor | None = None,
                 root_depth: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
