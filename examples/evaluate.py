@@ -120,7 +120,7 @@ def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
     dataset's hand box, e.g. HO3D's) and the projected object's box, whose centre at the root depth is the
     object field's centre (HOISDF's ``obj_center_cam``)."""
     from hoimask.models._batch import default_intrinsics
-    from hoimask.models.hoisdf_sampling import hand_box, object_box
+    from hoimask.models.hoisdf_sampling import batch_anchors
 
     image = batch["image"]
     B, _, H, W = image.shape
@@ -130,19 +130,12 @@ def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
     if joints is None or not torch.isfinite(joints[:, 0]).all():
         raise ValueRangeError("evaluate: HOISDF needs the ground-truth hand root (batch['joints_3d'][:, 0]) of every "
                               "test sample; this split does not provide it")
-    root = joints[:, 0]
     j2d = batch.get("joints_2d")
-    boxes = {}
-    if j2d is not None and torch.isfinite(j2d).all():
-        boxes["hand_box"] = hand_box(j2d.float(), model.config.hand_box_scale)
-    elif batch.get("box") is not None:
-        boxes["hand_box"] = batch["box"].float()
-    R, t, pts = batch.get("object_rotation"), batch.get("object_translation"), batch.get("object_points")
-    if R is not None and t is not None and pts is not None:
-        projected = object_box(pts.float(), R.float(), t.float(), K.float())
-        fallback = boxes.get("hand_box", torch.tensor([[0.0, 0.0, W, H]]).expand(B, 4))
-        boxes["object_box"] = torch.where(torch.isfinite(projected).all(-1, keepdim=True), projected, fallback)
-    return model.predict(image, K, root, **boxes)
+    if (j2d is None or not torch.isfinite(j2d).all()) and batch.get("box") is not None:
+        batch = {**batch, "hand_box": batch["box"].float()}  # HO3D's evaluation split: the dataset's hand box
+    root, center, (h_box, o_box), _ = batch_anchors(batch, K, (H, W), hand_box_scale=model.config.hand_box_scale,
+                                                    fn="evaluate")
+    return model.predict(image, K, root, center, h_box, o_box)
 
 
 @torch.no_grad()

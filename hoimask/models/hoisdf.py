@@ -42,37 +42,27 @@ from hoimask._checks import (
 )
 from hoimask.geometry import (
     axis_angle_to_matrix,
-    matrix_to_axis_angle,
     pixel_aligned_features,
-    project,
-)
-from hoimask.losses import (
-    hoisdf_image_loss,
-    hoisdf_mano_loss,
-    joint_vote_loss,
-    point_object_pose_loss,
-    sdf_l1_loss,
 )
 from hoimask.losses.pose import hand_from_rotation_6d
 from hoimask.models._batch import (
     default_intrinsics,
     get_image,
     load_encoder_weights,
-    object_present,
     optional,
 )
 from hoimask.models.hoisdf_backbones import build_backbone
 from hoimask.models.hoisdf_config import HOISDF_LOSS_WEIGHTS, HOISDFConfig, resolve_hoisdf_preset
 from hoimask.models.hoisdf_sampling import (
     QueryPoints,
-    box_center_at_depth,
+    batch_anchors,
     field_guided_query_points,
     full_image_box,
-    hand_box,
     near_surface_points,
     noise_range,
-    object_box,
+    object_anchor,
 )
+from hoimask.models.hoisdf_terms import image_terms, pose_terms, sdf_terms
 from hoimask.models.maskhoi import build_hand_layer
 from hoimask.nn import (
     DeepSDFDecoder,
@@ -256,7 +246,7 @@ class HOISDF(nn.Module):
                 check_shape(box, "B 4", name=name, dims=dims, fn=fn)
             boxes.append(full if box is None else box)
         if object_center is None:
-            object_center = hand_root if object_box is None else self._object_anchor(object_box, hand_root, K)
+            object_center = hand_root if object_box is None else object_anchor(object_box, hand_root, K)
         check_shape(object_center, "B 3", name="object_center", dims=dims, fn=fn)
         maps = self.backbone(self.pixel_norm(image, fn=fn))
         anchors = self._check_anchors(hand_root, object_center, K, maps[0].dtype, fn)
@@ -305,59 +295,23 @@ class HOISDF(nn.Module):
         dtype = maps[0].dtype
         K = optional(batch, "K")
         K = default_intrinsics(B, size, like=image) if K is None else K
-        hand_root, object_center, boxes, has_object = self._batch_anchors(batch, K, size, fn)
+        hand_root, object_center, boxes, has_object = batch_anchors(batch, K, size,
+                                                                    hand_box_scale=self.config.hand_box_scale, fn=fn)
         hand_root, object_center, K = self._check_anchors(hand_root, object_center, K, dtype, fn)
         terms: dict[str, torch.Tensor] = {}
         extra = self._image_predictions(maps[0])
-        self._image_terms(batch, extra, K, size, terms)
-        self._sdf_terms(batch, maps, K, size, hand_root, object_center, terms, extra, fn)
+        terms.update(image_terms(batch, extra, K, size))
+        terms.update(sdf_terms(self, batch, maps, K, size, hand_root, object_center, extra, fn))
         mode = self._sampling_mode(batch, sampling, generator, fn)
         preds, raw = self._regress(maps, K, size, hand_root, object_center, mode, boxes, batch, generator)
         preds.update(extra)
-        self._pose_terms(batch, preds, raw, hand_root, object_center, has_object, terms)
+        terms.update(pose_terms(self, batch, raw, hand_root, object_center, has_object))
         if not terms:
             raise ValueRangeError(f"{fn}(): argument 'batch' holds no target (expected any of segmentation, joints_2d, "
                                   "sdf_hand, sdf_object, joints_3d, hand_pose, hand_shape, object pose)")
         weights = self.config.loss_weights
         loss = torch.stack([weights[k] * v for k, v in terms.items()]).sum()
         return {"loss": loss, "terms": terms, "predictions": preds}
-
-    # ------------------------------------------------------------------ anchors
-    def _object_anchor(self, box: torch.Tensor, hand_root: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-        """HOISDF's ``obj_center_cam``; the hand root where the box is not finite."""
-        center = box_center_at_depth(box.to(hand_root.dtype), hand_root[:, 2], K.to(hand_root.dtype))
-        return torch.where(torch.isfinite(center).all(-1, keepdim=True), center, hand_root)
-
-    def _batch_anchors(self, batch, K, size, fn):
-        joints = optional(batch, "joints_3d")
-        hand_root = optional(batch, "hand_root")
-        if hand_root is None:
-            if joints is None:
-                raise ValueRangeError(
-                    f"{fn}(): HOISDF centres the hand field on the ground-truth hand root; argument 'batch' needs "
-                    "'joints_3d' (B, 21, 3) or 'hand_root' (B, 3)")
-            check_shape(joints, "B 21 3", name="batch['joints_3d']", fn=fn)
-            hand_root = joints[:, 0]
-        B = hand_root.shape[0]
-        full = full_image_box(B, size, like=hand_root.float())
-        j2d = optional(batch, "joints_2d")
-        if j2d is None and joints is not None:
-            j2d = project(joints.to(K.dtype), K)
-        h_box = optional(batch, "hand_box")
-        if h_box is None:
-            h_box = full if j2d is None else hand_box(j2d.float(), self.config.hand_box_scale)
-        R, t, pts = (optional(batch, k) for k in ("object_rotation", "object_translation", "object_points"))
-        has_object = object_present(batch, R, t) if R is not None and t is not None else None
-        o_box = optional(batch, "object_box")
-        if o_box is None:
-            o_box = h_box.clone()
-            if pts is not None and has_object is not None:
-                projected = object_box(pts.float(), R.float(), t.float(), K.float())
-                o_box = torch.where(has_object[:, None], projected, o_box)
-        center = optional(batch, "object_center")
-        if center is None:
-            center = self._object_anchor(o_box, hand_root.float(), K)
-        return hand_root, center, [h_box, o_box], has_object
 
     @staticmethod
     def _check_anchors(hand_root, object_center, K, dtype, fn):
@@ -478,73 +432,8 @@ class HOISDF(nn.Module):
                "rotation_6d": hand_out.rotation_6d, "shape": hand_out.shape}
         return preds, raw
 
-    # ------------------------------------------------------------------ loss terms
+    # ------------------------------------------------------------------ image heads
     def _image_predictions(self, finest: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.image_heads(finest)
-        return {"heatmaps": out.heatmaps * self.config.heatmap_scale, "hand_segmentation": out.hand_logits, "object_segmentation": out.object_logits}
-
-    def _image_terms(self, batch, image, K, size, terms) -> None:
-        seg = optional(batch, "segmentation")
-        j2d = optional(batch, "joints_2d")
-        joints = optional(batch, "joints_3d")
-        if j2d is None and joints is not None:
-            j2d = project(joints.to(K.dtype), K)
-        if seg is None and j2d is None:
-            return
-        heatmaps = image["heatmaps"]
-        B = heatmaps.shape[0]
-        joints_2d = j2d if j2d is not None else heatmaps.new_full((B, 21, 2), float("nan"))
-        h, w = heatmaps.shape[-2:]
-        if seg is None:
-            labels = torch.zeros(B, h, w, dtype=torch.long, device=heatmaps.device)
-        else:  # hard targets at the logits' size, as HOISDF's loaders (nearest neighbour)
-            labels = torch.nn.functional.interpolate(seg[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
-        out = hoisdf_image_loss(heatmaps, image["hand_segmentation"], image["object_segmentation"],
-                                joints_2d.to(heatmaps.dtype), labels == 1, labels == 2, image_size=size)
-        if j2d is not None:
-            terms["heatmap"] = out["heatmap"]
-        if seg is not None:
-            terms["hand_seg"], terms["object_seg"] = out["hand_seg"], out["object_seg"]
-
-    def _sdf_terms(self, batch, maps, K, size, hand_root, object_center, terms, extra, fn) -> None:
-        points = optional(batch, "sdf_points")
-        if points is None or points.shape[1] == 0:
-            return
-        check_shape(points, "B Q 3", name="batch['sdf_points']", dims={"B": hand_root.shape[0]}, fn=fn)
-        check_finite(points, name="batch['sdf_points']", fn=fn)
-        points = points.to(hand_root.dtype)
-        cfg = self.config
-        for name, decoder, center in (("hand", self.hand_sdf, hand_root), ("object", self.object_sdf, object_center)):
-            target = optional(batch, f"sdf_{name}")
-            if target is None:
-                continue
-            check_shape(target, "B Q", name=f"batch['sdf_{name}']", dims={"B": points.shape[0], "Q": points.shape[1]},
-                        fn=fn)
-            pred = decoder(points, center, K, maps, size).sdf  # (B, Q) scaled units
-            extra[f"sdf_{name}"] = pred / cfg.point_scale
-            if bool(torch.isfinite(target).any()):
-                terms[f"sdf_{name}"] = sdf_l1_loss(pred, target.to(pred.dtype) * cfg.point_scale,
-                                                   clamp_distance=cfg.sdf_clamp)
-
-    def _pose_terms(self, batch, preds, raw, hand_root, object_center, has_object, terms) -> None:
-        cfg = self.config
-        joints = optional(batch, "joints_3d")
-        if joints is not None:
-            target = joints.to(hand_root.dtype) - hand_root[:, None]
-            if cfg.num_vote_joints == 20:
-                target = target[:, 1:]
-            votes = raw["votes"]
-            vote = joint_vote_loss(raw["relative"], votes.votes, votes.logits, raw["voted"], target,
-                                   radius=cfg.vote_radius)
-            terms.update(vote_offset=vote.offset, vote_classification=vote.classification, vote_joints=vote.joints)
-        terms.update(hoisdf_mano_loss(self.hand_layer, raw["rotation_6d"], raw["shape"],
-                                      target_pose=optional(batch, "hand_pose"),
-                                      target_shape=optional(batch, "hand_shape"), target_joints=joints))
-        if has_object is None or not bool(has_object.any()):
-            return
-        R = batch["object_rotation"].to(hand_root.dtype)
-        relative = batch["object_translation"].to(hand_root.dtype) - object_center
-        safe = torch.where(has_object[:, None, None], R, torch.eye(3, dtype=R.dtype, device=R.device))
-        obj = point_object_pose_loss(raw["object"].point_rotation, raw["object"].point_translation,
-                                     matrix_to_axis_angle(safe), relative, has_object=has_object)
-        terms.update(object_rotation=obj.rotation, object_translation=obj.translation)
+        return {"heatmaps": out.heatmaps * self.config.heatmap_scale, "hand_segmentation": out.hand_logits,
+                "object_segmentation": out.object_logits}

@@ -20,24 +20,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 
 from hoimask._checks import ShapeError, ValueRangeError, check_finite, check_int, check_shape
 from hoimask.geometry import project, unproject
+from hoimask.models._batch import object_present, optional
 
 logger = logging.getLogger("hoimask.models.hoisdf")
 
 __all__ = [
     "QueryPoints",
+    "batch_anchors",
     "box_center_at_depth",
     "field_guided_query_points",
     "full_image_box",
     "hand_box",
     "near_surface_points",
     "noise_range",
+    "object_anchor",
     "object_box",
 ]
 
@@ -96,6 +99,63 @@ def box_center_at_depth(box: torch.Tensor, depth: torch.Tensor, K: torch.Tensor)
     check_shape(box, "B 4", name="box", fn="box_center_at_depth")
     center = (box[:, :2] + box[:, 2:]) / 2  # (B, 2)
     return unproject(center, depth.to(center.dtype), K.to(center.dtype))
+
+
+def object_anchor(box: torch.Tensor, hand_root: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """HOISDF's ``obj_center_cam`` (the box centre at the root depth); the hand root where the box is not finite.
+
+    Shape:
+        box ``(B, 4)``, hand_root ``(B, 3)``, K ``(B, 3, 3)`` -> ``(B, 3)``.
+    """
+    center = box_center_at_depth(box.to(hand_root.dtype), hand_root[:, 2], K.to(hand_root.dtype))
+    return torch.where(torch.isfinite(center).all(-1, keepdim=True), center, hand_root)
+
+
+def batch_anchors(batch: Mapping[str, Any], K: torch.Tensor, image_size: tuple[int, int], *,
+                  hand_box_scale: float, fn: str):
+    """HOISDF's anchors and sampling boxes from a batch's ground truth (or its explicit entries).
+
+    The hand root is ``batch["hand_root"]`` or ``batch["joints_3d"][:, 0]``;
+    the hand box ``batch["hand_box"]`` or the 2D joints' box × ``hand_box_scale``
+    (the whole image without joints); the object box ``batch["object_box"]`` or
+    the box of the projected ``object_points`` where an object is present (the
+    hand box elsewhere); the object centre ``batch["object_center"]`` or
+    :func:`object_anchor` of the object box.
+
+    Returns:
+        ``(hand_root (B, 3), object_center (B, 3), [hand_box, object_box] (B, 4) each, has_object (B,) or None)``.
+
+    Raises:
+        ValueRangeError: neither ``hand_root`` nor ``joints_3d`` in the batch.
+    """
+    joints = optional(batch, "joints_3d")
+    hand_root = optional(batch, "hand_root")
+    if hand_root is None:
+        if joints is None:
+            raise ValueRangeError(
+                f"{fn}(): HOISDF centres the hand field on the ground-truth hand root; argument 'batch' needs "
+                "'joints_3d' (B, 21, 3) or 'hand_root' (B, 3)")
+        check_shape(joints, "B 21 3", name="batch['joints_3d']", fn=fn)
+        hand_root = joints[:, 0]
+    full = full_image_box(hand_root.shape[0], image_size, like=hand_root.float())
+    j2d = optional(batch, "joints_2d")
+    if j2d is None and joints is not None:
+        j2d = project(joints.to(K.dtype), K)
+    h_box = optional(batch, "hand_box")
+    if h_box is None:
+        h_box = full if j2d is None else hand_box(j2d.float(), hand_box_scale)
+    R, t, pts = (optional(batch, k) for k in ("object_rotation", "object_translation", "object_points"))
+    has_object = object_present(batch, R, t) if R is not None and t is not None else None
+    o_box = optional(batch, "object_box")
+    if o_box is None:
+        o_box = h_box.clone()
+        if pts is not None and has_object is not None:
+            projected = object_box(pts.float(), R.float(), t.float(), K.float())
+            o_box = torch.where(has_object[:, None], projected, o_box)
+    center = optional(batch, "object_center")
+    if center is None:
+        center = object_anchor(o_box, hand_root.float(), K)
+    return hand_root, center, [h_box, o_box], has_object
 
 
 def noise_range(epoch_progress: float, ranges: Sequence[float], thresholds: Sequence[float]) -> float:
