@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from hoimask._checks import DTypeError, FileFormatError, ShapeError, check_shape
+from hoimask._checks import DTypeError, FileFormatError, ShapeError, ValueRangeError, check_shape
 
-__all__ = ["get_image", "optional", "object_present", "build_masker", "mask_batch", "default_intrinsics",
+__all__ = ["MASKER_KINDS", "get_image", "optional", "object_present", "build_masker", "mask_batch", "default_intrinsics",
            "load_encoder_weights"]
 
 
@@ -69,6 +69,10 @@ def object_present(batch: Mapping[str, Any], rotation: torch.Tensor, translation
     return ok
 
 
+#: The masker names of ``MaskHOIConfig.masking`` / ``MAE(masking=)`` / ``train_maskhoi.py --masking``.
+MASKER_KINDS: tuple[str, ...] = ("hybrid", "region", "random", "target")
+
+
 def build_masker(kind: str, mask_ratio: float, kwargs: dict[str, Any]):
     """Instantiate the masker of a MaskHOI/MAE configuration from :mod:`hoimask.masking`.
 
@@ -85,7 +89,9 @@ def build_masker(kind: str, mask_ratio: float, kwargs: dict[str, Any]):
         return masking.RandomMasker(**{"mask_ratio": mask_ratio, **kwargs})
     if kind == "region":
         return masking.RegionRatioMasker(**{"mask_ratio": mask_ratio, **kwargs})
-    return masking.HybridMasker(**{"mask_ratio": mask_ratio, **kwargs})
+    if kind == "hybrid":
+        return masking.HybridMasker(**{"mask_ratio": mask_ratio, **kwargs})
+    raise ValueRangeError(f"build_masker(): argument 'kind' expected one of {MASKER_KINDS}, got {kind!r}")
 
 
 def mask_batch(masker, batch: Mapping[str, Any], image: torch.Tensor, grid: tuple[int, int], *,

@@ -7,6 +7,7 @@ from typing import Any
 
 from hoimask._checks import ValueRangeError, check_choice
 from hoimask.losses.weighted import MASKHOI_WEIGHTS
+from hoimask.models._batch import MASKER_KINDS
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["MaskHOIConfig", "MASKHOI_PRESETS", "resolve_preset", "DEFAULT_GROUP_WEIGHTS", "DEFAULT_TERM_WEIGHTS"]
@@ -75,7 +76,7 @@ class MaskHOIConfig:
     pixel_std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
-        check_choice(self.masking, ("hybrid", "region", "random", "target"), name="masking", fn="MaskHOIConfig")
+        check_choice(self.masking, MASKER_KINDS, name="masking", fn="MaskHOIConfig")
         if self.img_size % self.patch_size:
             raise ValueRangeError(
                 f"MaskHOIConfig(): argument 'img_size' ({self.img_size}) must be a multiple of patch_size ({self.patch_size})"

@@ -15,7 +15,7 @@ from torch import nn
 from hoimask._checks import check_choice
 from hoimask.losses import pixel_reconstruction_loss
 from hoimask.masking.base import MaskOutput
-from hoimask.models._batch import build_masker, get_image, mask_batch
+from hoimask.models._batch import MASKER_KINDS, build_masker, get_image, mask_batch
 from hoimask.nn import IMAGENET_MEAN, IMAGENET_STD, PixelNormalization, TokenDecoder, ViTEncoder
 
 __all__ = ["MAE", "MAE_PRESETS"]
@@ -33,16 +33,21 @@ class MAE(nn.Module):
     Args:
         img_size: image side.
         patch_size: P.
-        embed_dim, depth, num_heads: encoder size.
-        decoder_dim, decoder_depth, decoder_heads: decoder size.
+        embed_dim: encoder token width.
+        depth: encoder blocks.
+        num_heads: encoder attention heads.
+        decoder_dim: decoder token width.
+        decoder_depth: decoder blocks.
+        decoder_heads: decoder attention heads.
         mask_ratio: fraction of patches masked (random masking).
-        masking: ``"random"`` (default), ``"region"`` or ``"hybrid"``.
+        masking: ``"random"`` (default), ``"region"``, ``"hybrid"`` or ``"target"`` (HOMAE's target-focused masking).
         norm_pix_loss: normalise target patches (MAE default).
         masker: optional masker instance overriding ``masking``.
-        pixel_mean, pixel_std: channel statistics the model normalises its
-            input with (:class:`~hoimask.nn.PixelNormalization`; ImageNet's by
-            default). Images come in as RGB in ``[0, 1]``; the reconstruction
-            target is the normalised image, as in MAE.
+        pixel_mean: per-channel mean the model normalises its input with
+            (:class:`~hoimask.nn.PixelNormalization`; ImageNet's by default).
+            Images come in as RGB in ``[0, 1]``; the reconstruction target is
+            the normalised image, as in MAE.
+        pixel_std: per-channel standard deviation, as ``pixel_mean``.
 
     Shape:
         batch ``image (B, 3, H, W)`` -> ``{"loss": (), "terms": {"pixel": ()}, "predictions": {"pixels": (B, N, P*P*3), "mask": MaskOutput}}``.
@@ -69,7 +74,7 @@ class MAE(nn.Module):
     ) -> None:
         super().__init__()
         self.pixel_norm = PixelNormalization(pixel_mean, pixel_std)
-        check_choice(masking, ("random", "region", "hybrid", "target"), name="masking")
+        check_choice(masking, MASKER_KINDS, name="masking")
         self.patch_size = patch_size
         self.img_size = img_size
         self.norm_pix_loss = norm_pix_loss

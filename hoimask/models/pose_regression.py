@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hoimask._checks import FileFormatError, ValueRangeError, check_positive, check_shape
+from hoimask._checks import ValueRangeError, check_positive, check_shape
 from hoimask.geometry import project, rotation_6d_to_matrix, translation_from_image
 from hoimask.losses import (
     HandMeshLoss,
@@ -87,13 +87,18 @@ class PoseRegressionModel(nn.Module):
     """ViT encoder + 2.5D keypoint head (joints, object centre) + MANO (mesh), object-rotation and camera-aware wrist heads.
 
     Args:
-        img_size, patch_size, embed_dim, depth, num_heads: encoder size (match
-            the pre-trained encoder; see :meth:`from_encoder_config`).
+        img_size: encoder image side (match the pre-trained encoder; see
+            :meth:`from_encoder_config`).
+        patch_size: encoder patch side.
+        embed_dim: encoder token width.
+        depth: encoder blocks.
+        num_heads: encoder attention heads.
         head_dim: width of the heads.
         mano_head_depth: blocks of the MANO transformer head.
         hand_layer: ``ProceduralHand`` / ``MANOLayer``; default: the licence-free procedural hand.
         loss_weights: overrides of :data:`POSE_LOSS_WEIGHTS`.
-        pixel_mean, pixel_std: input normalisation (ImageNet's by default); images come in as RGB in ``[0, 1]``.
+        pixel_mean: per-channel input mean (ImageNet's by default); images come in as RGB in ``[0, 1]``.
+        pixel_std: per-channel input standard deviation (ImageNet's by default).
         reference_depth: depth (m) the wrist head starts at for a
             camera whose focal length equals the image side (see
             :func:`~hoimask.geometry.translation_from_image`).
@@ -154,7 +159,8 @@ class PoseRegressionModel(nn.Module):
         self.hand_loss = HandMeshLoss(hand_layer)
         unknown = set(loss_weights or {}) - set(POSE_LOSS_WEIGHTS)
         if unknown:
-            raise FileFormatError(f"PoseRegressionModel(): unknown loss_weights {sorted(unknown)}")
+            raise ValueRangeError(f"PoseRegressionModel(): argument 'loss_weights' has unknown terms {sorted(unknown)}; "
+                                  f"expected names among {sorted(POSE_LOSS_WEIGHTS)}")
         for name, value in (loss_weights or {}).items():
             check_positive(value, name=f"loss_weights[{name!r}]", strict=False, fn="PoseRegressionModel")
         self.loss_weights = {**POSE_LOSS_WEIGHTS, **(loss_weights or {})}

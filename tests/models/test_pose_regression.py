@@ -122,7 +122,7 @@ def test_load_encoder_checks_keys_and_shapes():
         b.load_encoder(wide.encoder.state_dict())
     with pytest.raises(FileFormatError, match="missing"):
         b.load_encoder({})
-    with pytest.raises(FileFormatError, match="loss_weights"):
+    with pytest.raises(ValueRangeError, match="loss_weights.*nope"):
         PoseRegressionModel(**SMALL, loss_weights={"nope": 1.0})
     with pytest.raises(ValueRangeError, match="loss_weights"):
         PoseRegressionModel(**SMALL, loss_weights={"hand_root": -1.0})
