@@ -43,7 +43,8 @@ def sincos_pos_embed_2d(
     ``get_2d_sincos_pos_embed``, so embeddings match MAE checkpoints.
 
     Args:
-        grid_h, grid_w: grid size in patches (any positive ints).
+        grid_h: grid height in patches (any positive int).
+        grid_w: grid width in patches (any positive int).
         dim: embedding size, a multiple of 4.
 
     Returns:

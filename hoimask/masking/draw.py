@@ -29,7 +29,8 @@ def draw_mask(
             un-normalised first when ``mean`` and ``std`` are given (e.g. ImageNet's).
         mask: bool, ``True`` = masked, row-major over the patch grid ``(H / ph, W / pw)``.
         patch_size: ``(ph, pw)`` or one int; must divide ``H`` and ``W``.
-        mean, std: per-channel normalisation to undo (both or neither).
+        mean: per-channel mean of the normalisation to undo (give ``std`` too, or neither).
+        std: per-channel standard deviation of the normalisation to undo.
         fill: RGB colour of masked patches.
         masked_alpha: how much of the image shows through masked patches, in ``[0, 1]``.
 

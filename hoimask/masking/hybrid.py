@@ -36,7 +36,9 @@ class HybridMasker(RegionRatioMasker):
 
     Args:
         mask_ratio: global fraction masked (fixes ``L``), in ``[0, 1)``.
-        background_ratio, hand_ratio, object_ratio: RMRA target ratios in ``[0, 1)``.
+        background_ratio: RMRA target ratio of background patches, in ``[0, 1)``.
+        hand_ratio: RMRA target ratio of hand patches, in ``[0, 1)``.
+        object_ratio: RMRA target ratio of object patches, in ``[0, 1)``.
         skeleton_prob: probability that a sample's hand budget follows the skeleton
             (paper best: 0.5). With ``skeleton_prob_end`` it is the value at progress 0.
         skeleton_prob_end: optional value at progress 1; the probability is then

@@ -79,7 +79,9 @@ def region_ratio_masking(
             ``(H // gh, W // gw)`` must divide the image exactly.
         grid_size: ``(gh, gw)``.
         mask_ratio: global fraction masked, fixes ``L = floor(N (1 - mask_ratio))``.
-        background_ratio, hand_ratio, object_ratio: target ratios in ``[0, 1)``.
+        background_ratio: target ratio of background patches, in ``[0, 1)``.
+        hand_ratio: target ratio of hand patches, in ``[0, 1)``.
+        object_ratio: target ratio of object patches, in ``[0, 1)``.
         label_rule: how patches get labels, ``"any"`` or ``"majority"``
             (see :func:`hoimask.masking.patch_labels`).
         hand_scores: optional ``(B, N)`` scores in ``[0, 2)`` ordering the hand patches.

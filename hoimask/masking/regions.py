@@ -228,7 +228,9 @@ def region_keep_counts(
     Args:
         counts: ``(B, 3)`` patches per region ``[background, hand, object]``.
         num_keep: ``L``, with ``0 <= L <= N``.
-        background_ratio, hand_ratio, object_ratio: target mask ratios in ``[0, 1)``.
+        background_ratio: target mask ratio of background patches, in ``[0, 1)``.
+        hand_ratio: target mask ratio of hand patches, in ``[0, 1)``.
+        object_ratio: target mask ratio of object patches, in ``[0, 1)``.
 
     Returns:
         int64 keep counts ``(B, 3)``; each row sums to ``L`` and ``0 <= k_r <= n_r``.

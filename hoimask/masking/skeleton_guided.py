@@ -208,7 +208,8 @@ def skeleton_hand_scores(
     Args:
         joints_2d: ``(B, 21, 2)`` pixels.
         labels: ``(B, N)`` patch labels (0 background, 1 hand, 2 object).
-        pattern, index: ``(B,)`` from :func:`sample_skeleton_patterns`.
+        pattern: ``(B,)`` pattern ids from :func:`sample_skeleton_patterns`.
+        index: ``(B,)`` finger or depth indices from :func:`sample_skeleton_patterns`.
         grid_size: ``(gh, gw)``.
         patch_size: ``(ph, pw)`` pixels.
         thickness: brush side in pixels.

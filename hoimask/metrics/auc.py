@@ -141,7 +141,9 @@ class PCKAccumulator:
 
     Args:
         num_keypoints: ``K``.
-        lo, hi, steps: the threshold grid, as in :func:`pck_auc`.
+        lo: lowest threshold, as in :func:`pck_auc`.
+        hi: highest threshold (> ``lo``).
+        steps: number of thresholds (>= 2).
     """
 
     def __init__(self, num_keypoints: int, lo: float = 0.0, hi: float = 0.05, steps: int = 100):

@@ -156,7 +156,8 @@ class ConstantBaselines:
 
         Args:
             batch_size: B.
-            dtype, device: of the returned tensors.
+            dtype: dtype of the returned tensors.
+            device: device of the returned tensors.
             root: ``(B, 3)`` ground-truth wrist positions to anchor the
                 constants at (see the module docstring), or None for the
                 mean training wrist.

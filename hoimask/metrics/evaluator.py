@@ -253,9 +253,12 @@ class Evaluator:
             pred_joints: ``(B, 21, 3)`` predicted joints (``joint_order``).
             gt_joints: ``(B, 21, 3)`` ground truth, or ``None`` when unknown (the
                 batch then only feeds the submission file).
-            pred_verts, gt_verts: ``(B, V, 3)`` MANO vertices (optional).
-            pred_obj_R, gt_obj_R: ``(B, 3, 3)`` object rotations (model -> camera).
-            pred_obj_t, gt_obj_t: ``(B, 3)`` object translations.
+            pred_verts: ``(B, V, 3)`` predicted MANO vertices (optional).
+            gt_verts: ``(B, V, 3)`` ground-truth MANO vertices (optional).
+            pred_obj_R: ``(B, 3, 3)`` predicted object rotations (model -> camera).
+            pred_obj_t: ``(B, 3)`` predicted object translations.
+            gt_obj_R: ``(B, 3, 3)`` ground-truth object rotations (model -> camera).
+            gt_obj_t: ``(B, 3)`` ground-truth object translations.
             obj_points: ``(P, 3)`` or ``(B, P, 3)`` object model points (mesh
                 vertices), or a list of ``B`` arrays ``(P_i, 3)`` for objects with
                 different point counts.

@@ -153,8 +153,10 @@ def corner_error(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
     model-frame box.
 
     Args:
-        R_pred, t_pred: predicted pose.
-        R_gt, t_gt: ground-truth pose.
+        R_pred: predicted rotation (model -> camera).
+        t_pred: predicted translation.
+        R_gt: ground-truth rotation.
+        t_gt: ground-truth translation.
         model_points: model-frame points (vertices) of the object.
 
     Returns:
@@ -175,8 +177,10 @@ def add(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
     ``mean_i || (R_pred x_i + t_pred) - (R_gt x_i + t_gt) ||``.
 
     Args:
-        R_pred, t_pred: predicted pose (model -> camera).
-        R_gt, t_gt: ground-truth pose.
+        R_pred: predicted rotation (model -> camera).
+        t_pred: predicted translation.
+        R_gt: ground-truth rotation.
+        t_gt: ground-truth translation.
         model_points: model-frame points of the object.
 
     Returns:
@@ -204,7 +208,11 @@ def add_s(
     """Average closest-point distance (ADD-S), for symmetric objects.
 
     Args:
-        R_pred, t_pred, R_gt, t_gt, model_points: as :func:`add`.
+        R_pred: predicted rotation, as in :func:`add`.
+        t_pred: predicted translation.
+        R_gt: ground-truth rotation.
+        t_gt: ground-truth translation.
+        model_points: model-frame points of the object.
         direction: ``"gt_to_pred"`` (default, BOP ``pose_error.adi``): mean over
             ground-truth points of the distance to the nearest predicted point;
             ``"pred_to_gt"``: mean over predicted points of the distance to the
@@ -237,8 +245,10 @@ def object_mesh_error(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
     The formula is ADD's; pass the object's mesh vertices as ``model_points``.
 
     Args:
-        R_pred, t_pred: predicted pose (model -> camera).
-        R_gt, t_gt: ground-truth pose.
+        R_pred: predicted rotation (model -> camera).
+        t_pred: predicted translation.
+        R_gt: ground-truth rotation.
+        t_gt: ground-truth translation.
         model_points: model-frame mesh vertices of the object.
 
     Returns:
@@ -269,7 +279,11 @@ def add_within(
     "ADD < 0.1 d"), else ``0``; the mean over samples is the accuracy.
 
     Args:
-        R_pred, t_pred, R_gt, t_gt, model_points: as :func:`add`.
+        R_pred: predicted rotation, as in :func:`add`.
+        t_pred: predicted translation.
+        R_gt: ground-truth rotation.
+        t_gt: ground-truth translation.
+        model_points: model-frame points of the object.
         fraction: the fraction of the diameter (UniHOPE: 0.5), > 0.
         diameter: the object diameter, a number or ``(B,)`` values in the
             points' units; ``None`` computes it from ``model_points`` as the

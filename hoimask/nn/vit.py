@@ -308,8 +308,16 @@ def _factory(name: str):
     return build
 
 
+#: ``vit_tiny(**overrides)``: a ViT-Ti/16 :class:`ViTEncoder` (D=192, depth 12, 3 heads);
+#: keywords override any constructor argument (see :meth:`ViTEncoder.from_config`).
 vit_tiny = _factory("vit_tiny")
+#: ``vit_small(**overrides)``: a ViT-S/16 :class:`ViTEncoder` (D=384, depth 12, 6 heads);
+#: keywords override any constructor argument (see :meth:`ViTEncoder.from_config`).
 vit_small = _factory("vit_small")
+#: ``vit_base(**overrides)``: a ViT-B/16 :class:`ViTEncoder` (D=768, depth 12, 12 heads);
+#: keywords override any constructor argument (see :meth:`ViTEncoder.from_config`).
 vit_base = _factory("vit_base")
+#: ``vit_large(**overrides)``: a ViT-L/16 :class:`ViTEncoder` (D=1024, depth 24, 16 heads);
+#: keywords override any constructor argument (see :meth:`ViTEncoder.from_config`).
 vit_large = _factory("vit_large")
 

@@ -17,11 +17,14 @@ import torch
 
 from hoimask._checks import check_choice, check_shape
 
+#: Finger names in the canonical order, thumb to little.
 FINGERS: tuple[str, ...] = ("thumb", "index", "middle", "ring", "little")
+#: Joint names along one finger, from the knuckle to the tip.
 PHALANGES: tuple[str, ...] = ("mcp", "pip", "dip", "tip")
 
 #: Joint names in the canonical order.
 JOINT_NAMES: tuple[str, ...] = ("wrist",) + tuple(f"{f}_{p}" for f in FINGERS for p in PHALANGES)
+#: Number of joints of the canonical skeleton.
 NUM_JOINTS: int = 21
 
 #: Parent of each canonical joint (-1 for the wrist, the root).
@@ -43,7 +46,7 @@ BONES: tuple[tuple[int, int], ...] = tuple((p, j) for j, p in enumerate(PARENTS)
 #: Name -> canonical index.
 JOINT_INDEX: dict[str, int] = {n: i for i, n in enumerate(JOINT_NAMES)}
 
-# MANO's 16 kinematic joints: wrist, index(3), middle(3), little(3), ring(3), thumb(3).
+#: MANO's 16 kinematic joints: wrist, index(3), middle(3), little(3), ring(3), thumb(3).
 MANO_JOINT_NAMES: tuple[str, ...] = (
     "wrist",
     "index_mcp", "index_pip", "index_dip",

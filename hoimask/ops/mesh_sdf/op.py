@@ -215,7 +215,7 @@ def mesh_sdf(
 
     Raises:
         ShapeError, DTypeError, DeviceError, ValueRangeError: bad input (see
-        :func:`validate_mesh_sdf_inputs`).
+            :func:`validate_mesh_sdf_inputs`).
 
     Example:
         >>> from hoimask.sdf.meshes import box_mesh
