@@ -2,13 +2,21 @@
 
 The licensed MANO assets cannot ship with hoimask, so tests (ours and other
 subpackages', e.g. the DexYCB/HO3D loaders) write a stand-in with
-:func:`write_synthetic_mano`. The pickle mimics the official Python 2 files
-byte-for-byte in structure: protocol 2, NumPy arrays reconstructed through
-``numpy.core.multiarray._reconstruct`` with their raw data as Python 2 ``str``,
-``shapedirs`` as a ``chumpy.ch.Ch`` object (state dict with ``x``) and
-``J_regressor`` as a ``scipy.sparse.csc.csc_matrix`` (state dict with ``data``,
-``indices``, ``indptr``, ``_shape``). Neither chumpy nor scipy is needed to
-write or read it.
+:func:`write_synthetic_mano`. The pickle has the structure of the official
+Python 2 files, so that the readers people use on the real files read it too
+(plain ``pickle.load(f, encoding="latin1")`` with chumpy and SciPy installed,
+as smplx and manopth's ``ready_arguments`` do): protocol 2; every string a
+Python 2 ``str`` (``SHORT_BINSTRING``/``BINSTRING``, no unicode opcodes); NumPy
+arrays reconstructed through ``numpy.core.multiarray._reconstruct`` with their
+raw data as ``str`` and dtypes as ``numpy.dtype('f8', 0, 1)``; ``shapedirs`` a
+``chumpy.ch.Ch`` built by ``copy_reg.__newobj__`` whose state is what chumpy's
+``Ch.__getstate__`` writes (``x``, ``_dirty_vars`` — a ``__builtin__.set`` —,
+``_itr``, ``_make_dense``, ``_make_sparse``, ``_depends_on_deps``,
+``_status``; no ``_cache``/``_parents``); ``J_regressor`` a
+``scipy.sparse.csc.csc_matrix`` (state ``_shape``, ``maxprint``, ``format``,
+``data``, ``indices``, ``indptr``); every other value a NumPy array or a
+``str``. Neither chumpy nor SciPy is needed to write it or to read it with
+hoimask's restricted unpickler.
 
 Every float is exactly representable in float32, so loaders that go through
 float32 (smplx) see the same numbers as float64 code. The left file is the
@@ -144,20 +152,45 @@ class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
         else:
             super().save_global(obj, name)
 
-    def save_py2_str(self, obj: bytes) -> None:
-        n = len(obj)
+    def save_py2_str(self, obj: bytes | str) -> None:
+        data = obj.encode("latin-1") if isinstance(obj, str) else obj
+        n = len(data)
         if n < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
+            self.write(pickle.SHORT_BINSTRING + bytes([n]) + data)
         else:
-            self.write(pickle.BINSTRING + struct.pack("<i", n) + obj)
+            self.write(pickle.BINSTRING + struct.pack("<i", n) + data)
         self.memoize(obj)
 
     dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str  # Python 2 had no unicode keys or values in these files
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, np.dtype):  # Python 2 NumPy: dtype('f8', 0, 1), ints rather than bools
+            _, (code, _, _), state = obj.__reduce__()
+            return np.dtype, (code, 0, 1), state
+        return NotImplemented
 
     def save_type(self, obj: type) -> None:
         self.save_global(obj)
 
     dispatch[type] = save_type
+
+
+def _chumpy_state(x: np.ndarray) -> dict[str, Any]:
+    """What ``chumpy.ch.Ch.__getstate__`` returns for an evaluated ``Ch(x)``: ``__dict__`` minus ``_parents``/``_cache``.
+
+    ``chumpy.ch.Ch.__setstate__`` restores ``_parents``/``_cache`` itself and then
+    needs ``_dirty_vars`` and ``_itr`` to be in the state.
+    """
+    return {
+        "_dirty_vars": set(),
+        "_itr": None,
+        "_make_dense": False,
+        "_make_sparse": False,
+        "_depends_on_deps": {},
+        "x": x,
+        "_status": "new",
+    }
 
 
 def _csc_state(dense: np.ndarray) -> dict[str, Any]:
@@ -202,9 +235,7 @@ def write_synthetic_mano(path: str | os.PathLike[str], side: str = "right", seed
     """
     arrays = synthetic_mano_arrays(side, seed)
     payload: dict[str, Any] = dict(arrays)
-    payload["shapedirs"] = _pickled_as(
-        "chumpy.ch", "Ch", {"x": arrays["shapedirs"], "_cache": {}, "_itr": None}
-    )
+    payload["shapedirs"] = _pickled_as("chumpy.ch", "Ch", _chumpy_state(arrays["shapedirs"]))
     payload["J_regressor"] = _pickled_as("scipy.sparse.csc", "csc_matrix", _csc_state(arrays["J_regressor"]))
     out = Path(path)
     with atomic_replace(out) as tmp, open(tmp, "wb") as fh:

@@ -15,6 +15,11 @@ from hoimask.metrics.baselines import (
     baseline_ratios,
     format_baseline_table,
 )
+from hoimask.metrics.dexycb_results import (
+    BOP_RESULTS_HEADER,
+    write_dexycb_bop_results,
+    write_dexycb_hpe_results,
+)
 from hoimask.metrics.evaluator import Evaluator
 from hoimask.metrics.fscore import f_score
 from hoimask.metrics.hand import joint_index, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe, st_align, st_mpjpe
@@ -33,6 +38,7 @@ from hoimask.metrics.submission import ho3d_submission_arrays, write_ho3d_submis
 
 __all__ = [
     "BASELINE_METRICS",
+    "BOP_RESULTS_HEADER",
     "ConstantBaselines",
     "Evaluator",
     "PCKAccumulator",
@@ -59,5 +65,7 @@ __all__ = [
     "st_align",
     "st_mpjpe",
     "transform_points",
+    "write_dexycb_bop_results",
+    "write_dexycb_hpe_results",
     "write_ho3d_submission",
 ]
