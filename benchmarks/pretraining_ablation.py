@@ -54,7 +54,9 @@ from torch.utils.data import Subset
 
 from hoimask.data import SyntheticHOI, collate
 from hoimask.engine import MemoryCache, TrainConfig, Trainer, atomic_write, seed_everything
+from hoimask.engine.cli import exit_with_usage_errors
 from hoimask.engine.datasets import fit_constant_baselines
+from hoimask.engine.flags import HelpFormatter, integer, output_file, real
 from hoimask.models import MAE, MaskHOI, PoseRegressionModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,36 +139,48 @@ def finetune(encoder: dict | None, data, args, seed: int, workdir: Path, name: s
     return model.eval()
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--preset", choices=tuple(PRESETS), default="cpu", help="scale of every setting below")
-    p.add_argument("--pool", type=int, help="synthetic scenes in the pre-training pool")
-    p.add_argument("--labelled", type=int, help="labelled scenes; fractions of them are fine-tuned on")
-    p.add_argument("--label-fractions", type=float, nargs="+", help="fractions of --labelled, in (0, 1]")
-    p.add_argument("--test-per-bin", type=int, help="held-out scenes per occlusion bin")
-    p.add_argument("--pretrain-steps", type=int)
-    p.add_argument("--finetune-steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--pretrain-lr", type=float, default=1e-3)
-    p.add_argument("--finetune-lr", type=float, default=1e-3)
-    p.add_argument("--layer-decay", type=float, default=0.75)
-    p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS))
-    p.add_argument("--device", default="cpu")
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("--preset", choices=tuple(PRESETS), default="cpu",
+                   help="scale of every setting below (smoke: a minute; cpu: hours on 2 cores; gpu: one GPU)")
+    p.add_argument("--pool", type=integer(low=1), help="synthetic scenes in the pre-training pool (default: the preset's)")
+    p.add_argument("--labelled", type=integer(low=1),
+                   help="labelled scenes; fractions of them are fine-tuned on (default: the preset's)")
+    p.add_argument("--label-fractions", type=real(0, 1, low_open=True), nargs="+",
+                   help="fractions of --labelled, in (0, 1] (default: the preset's)")
+    p.add_argument("--test-per-bin", type=integer(low=1),
+                   help="held-out scenes per occlusion bin (default: the preset's)")
+    p.add_argument("--pretrain-steps", type=integer(low=1), help="pre-training steps per variant (default: the preset's)")
+    p.add_argument("--finetune-steps", type=integer(low=1), help="fine-tuning steps per run (default: the preset's)")
+    p.add_argument("--batch-size", type=integer(low=1),
+                   help="batch size of pre-training and fine-tuning (default: the preset's)")
+    p.add_argument("--pretrain-lr", type=real(low=0, low_open=True), default=1e-3, help="peak pre-training learning rate")
+    p.add_argument("--finetune-lr", type=real(low=0, low_open=True), default=1e-3, help="peak fine-tuning learning rate")
+    p.add_argument("--layer-decay", type=real(0, 1, low_open=True), default=0.75,
+                   help="layer-wise lr decay of the encoder when fine-tuning, in (0, 1]")
+    p.add_argument("--seeds", type=integer(low=0), nargs="+", help="seeds to repeat everything with (default: the preset's)")
+    p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS),
+                   help="pre-training variants compared (default: the preset's)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate")
     p.add_argument("--progress", action="store_true", help="show tqdm bars")
-    p.add_argument("--json", type=Path, help="also write the raw results here")
+    p.add_argument("--json", type=output_file, help="also write the raw results here")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags; a bad value exits with a usage error naming the flag (status 2)."""
+    p = build_parser()
     args = p.parse_args(argv)
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    for key in ("pool", "labelled", "test_per_bin", "pretrain_steps", "finetune_steps", "batch_size"):
-        if getattr(args, key) < 1:
-            p.error(f"argument --{key.replace('_', '-')}: expected an integer >= 1, got {getattr(args, key)}")
     for f in args.label_fractions:
-        if not 0.0 < f <= 1.0 or round(f * args.labelled) < 1:
+        if round(f * args.labelled) < 1:
             p.error(f"argument --label-fractions: expected values in (0, 1] that keep >= 1 of --labelled "
                     f"{args.labelled} scenes, got {f}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("argument --device: cuda is not available on this machine")
     return args
 
 
@@ -232,4 +246,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exit_with_usage_errors(main))

@@ -23,7 +23,11 @@ depth); the constants are then anchored at the ground-truth wrist (see
 fully camera-frame predictions — absolute depth, which the synthetic scenes do
 not show (docs/training.md).
 Results are printed and written as JSON next to the checkpoint (``baselines``
-and ``ratios`` beside the model's metrics).
+and ``ratios`` beside the model's metrics), with two pictures in a folder
+beside it (``--pictures DIR``; ``--no-pictures`` to skip): ``predictions.png``
+(the first test images with the ground-truth and the predicted 2D skeleton and
+object box) and ``error_by_occlusion.png`` (the model's and the constants'
+errors per hand-occlusion level).
 """
 
 from __future__ import annotations
@@ -44,8 +48,18 @@ from torch.utils.data import DataLoader
 
 from hoimask._checks import FileFormatError, ValueRangeError
 from hoimask.engine import atomic_write, load_checkpoint
-from hoimask.engine.cli import exit_with_usage_errors, mano_layer
+from hoimask.engine.cli import check_data_flags, exit_with_usage_errors, mano_layer
 from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
+from hoimask.engine.flags import (
+    HelpFormatter,
+    errors_name_flag,
+    errors_name_flags,
+    existing_dir,
+    existing_file,
+    integer,
+    output_file,
+    output_folder,
+)
 from hoimask.metrics import ConstantBaselines, baseline_ratios, format_baseline_table
 from hoimask.models import HOISDF, HOISDFConfig, PoseRegressionModel
 
@@ -53,32 +67,44 @@ from hoimask.models import HOISDF, HOISDFConfig, PoseRegressionModel
 ROOT_DEPTHS = ("ground-truth", "predicted")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options (``--help`` documents each)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
     p = argparse.ArgumentParser(description="Evaluate a fine-tuned hand-object pose model.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True, help="model.pt written by examples/finetune.py")
+                                formatter_class=HelpFormatter)
+    p.add_argument("--checkpoint", type=existing_file, required=True, help="model.pt written by examples/finetune.py")
     p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="test data")
-    p.add_argument("--data-root", type=Path, help="DexYCB or HO3D root directory")
-    p.add_argument("--mano-dir", type=Path, help="folder with MANO_RIGHT.pkl (real data)")
-    p.add_argument("--num-samples", type=int, default=64, help="synthetic test scenes")
+    p.add_argument("--data-root", type=existing_dir, help="DexYCB or HO3D root directory")
+    p.add_argument("--mano-dir", type=existing_dir, help="folder with MANO_RIGHT.pkl (real data)")
+    p.add_argument("--num-samples", type=integer(low=1), default=64, help="synthetic test scenes")
     p.add_argument("--hand-only", action="store_true", help="synthetic: hand-only scenes (no object)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic: seed of the training split (the test split differs)")
+    p.add_argument("--seed", type=integer(low=0), default=0,
+                   help="synthetic: seed of the training split (the test split differs)")
     p.add_argument("--protocol", choices=("hoisdf", "official"), default="hoisdf",
                    help="Procrustes/ADD-S conventions: 'hoisdf' (MaskHOI's tables) or 'official' (HO3D/DexYCB/BOP code)")
     p.add_argument("--root-depth", choices=ROOT_DEPTHS, default="ground-truth",
                    help="wrist depth that lifts the keypoints and the object centre: the ground truth (HOISDF's "
                         "anchor; the constants then sit at the true wrist) or the model's own estimate")
-    p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
-    p.add_argument("--output", type=Path, help="results JSON (default: eval-<dataset>.json beside the checkpoint)")
-    p.add_argument("--submission", type=Path, help="HO3D: CodaLab file to write (default: pred.zip beside the checkpoint)")
-    p.add_argument("--baseline-samples", type=int, default=2048,
+    p.add_argument("--batch-size", type=integer(low=1), default=16, help="evaluation batch size")
+    p.add_argument("--output", type=output_file, help="results JSON (default: eval-<dataset>.json beside the checkpoint)")
+    p.add_argument("--submission", type=output_file,
+                   help="HO3D: CodaLab file to write (default: pred.zip beside the checkpoint)")
+    pictures = p.add_mutually_exclusive_group()
+    pictures.add_argument("--pictures", type=output_folder, metavar="DIR",
+                          help="folder for predictions.png (a few test images, ground-truth vs predicted 2D skeleton "
+                               "and object box) and error_by_occlusion.png (model vs constants per occlusion level) "
+                               "(default: <results JSON without .json>-pictures/, beside the JSON)")
+    pictures.add_argument("--no-pictures", action="store_true", help="write no pictures")
+    p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples to fit the constant baselines on when the checkpoint has none stored")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="where to evaluate (default: cuda when available)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags; a bad value exits with a usage error naming the flag (status 2)."""
+    p = build_parser()
     args = p.parse_args(argv)
-    for flag in ("num_samples", "batch_size", "baseline_samples"):
-        if getattr(args, flag) < 1:
-            p.error(f"argument --{flag.replace('_', '-')}: expected an integer >= 1, got {getattr(args, flag)}")
+    check_data_flags(p, args)
     return args
 
 
@@ -93,14 +119,19 @@ def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
     for key in ("model", "hoisdf_config" if kind == "hoisdf" else "encoder_config"):
         if key not in state:
             raise FileFormatError(
-                f"evaluate: {str(path)!r} lacks the '{key}' entry; expected a model.pt written by examples/finetune.py"
+                f"load_model(): {str(path)!r} lacks the '{key}' entry; expected a model.pt written by examples/finetune.py"
             )
-    if kind == "hoisdf":
-        config = {k: tuple(v) if isinstance(v, list) else v for k, v in state["hoisdf_config"].items()}
-        model = HOISDF(HOISDFConfig(**config), hand_layer=hand_layer)
-    else:
-        model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
-    model.load_state_dict(state["model"])
+    try:
+        if kind == "hoisdf":
+            config = {k: tuple(v) if isinstance(v, list) else v for k, v in state["hoisdf_config"].items()}
+            model = HOISDF(HOISDFConfig(**config), hand_layer=hand_layer)
+        else:
+            model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:  # a config or weights of another version
+        raise FileFormatError(f"load_model(): {str(path)!r} holds a {kind} model this hoimask cannot rebuild: "
+                              f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                              ) from err
     baselines = state.get("baselines")
     return model.to(device).eval(), None if baselines is None else ConstantBaselines.from_state_dict(baselines)
 
@@ -201,21 +232,140 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
     return evaluator if baselines is None else (evaluator, constants)
 
 
+#: Test samples drawn in predictions.png (the first ones of the split).
+PICTURE_SAMPLES = 4
+
+
+@torch.no_grad()
+def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: int = PICTURE_SAMPLES,
+                       root_depth: str = "ground-truth", device: torch.device | str = "cpu",
+                       title: str | None = None) -> torch.Tensor:
+    """``(H, W, 3)`` uint8: the first ``count`` samples of ``dataset`` (rows), with the ground-truth and the
+    predicted 2D skeleton and object box side by side and overlaid (columns), titled, with a legend.
+
+    The predicted 3D joints and object pose are projected with the sample's ``K``; the object box is the box of
+    its projected model points (``object_points``), drawn for samples with an object. Row titles give the hand
+    occlusion and the sample's root-relative joint error and object centre error (mm).
+    """
+    from hoimask.data import collate
+    from hoimask.engine import to_device
+    from hoimask.engine.figures import (
+        GROUND_TRUTH_COLOUR,
+        PREDICTED_COLOUR,
+        draw_box,
+        draw_skeleton,
+        enlarge,
+        label_grid,
+        picture_from_image,
+        points_box,
+    )
+    from hoimask.geometry import project
+    from hoimask.models._batch import default_intrinsics
+
+    samples = [dataset[i] for i in range(min(count, len(dataset)))]
+    batch = to_device(collate(samples), torch.device(device))
+    B, _, H, W = batch["image"].shape
+    K = batch.get("K")
+    K = default_intrinsics(B, (H, W), like=batch["image"]) if K is None else K
+    gt = batch.get("joints_3d")
+    known = gt is not None and bool(torch.isfinite(gt).all())
+    if isinstance(model, HOISDF):
+        pred = predict_hoisdf(model, batch)
+    else:
+        anchor = gt[:, 0, 2] if known and root_depth == "ground-truth" else None
+        pred = model.predict(batch["image"], batch.get("K"), root_depth=anchor)
+    pred_uv = project(pred["joints"].float(), K.float())  # (B, 21, 2) px
+    gt_uv = batch.get("joints_2d")
+    if gt_uv is None and known:
+        gt_uv = project(gt.float(), K.float())
+    points = batch.get("object_points")
+    has_object = batch.get("has_object")
+    posed = points is not None and has_object is not None and "object_rotation" in batch and "object_translation" in batch
+    with_object = has_object.bool() if posed else torch.zeros(B, dtype=torch.bool, device=K.device)
+
+    def box(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # (B, 3, 3), (B, 3) -> (B, 4) px
+        return points_box(project(points.float() @ R.float().transpose(-1, -2) + t.float()[:, None], K.float()))
+
+    gt_box = box(batch["object_rotation"], batch["object_translation"]) if with_object.any() else None
+    pred_box = box(pred["object_rotation"], pred["object_translation"]) if with_object.any() else None
+    factor = max(1, 256 // max(H, W))  # small test images are enlarged so the skeletons stay readable
+    images = picture_from_image(batch["image"])  # (B, H, W, 3)
+    rows, titles = [], []
+    for b in range(B):
+        base = enlarge(images[b], factor)
+        truth, guess = base, base
+        if gt_uv is not None:
+            truth = draw_skeleton(truth, gt_uv[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR)
+        guess = draw_skeleton(guess, pred_uv[b].cpu() * factor, colour=PREDICTED_COLOUR)
+        both = draw_skeleton(truth, pred_uv[b].cpu() * factor, colour=PREDICTED_COLOUR)
+        if with_object[b]:
+            truth = draw_box(truth, gt_box[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR)
+            guess = draw_box(guess, pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
+            both = draw_box(draw_box(both, gt_box[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR),
+                            pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
+        rows.append([truth, guess, both])
+        lines = [f"test sample {b}"]
+        occlusion = batch.get("occlusion_ratio")
+        if occlusion is not None and torch.isfinite(occlusion[b]):
+            lines.append(f"hand occlusion {100 * float(occlusion[b]):.0f} %")
+        if known:
+            rel = (pred["joints"][b] - pred["joints"][b, :1]) - (gt[b] - gt[b, :1])
+            lines.append(f"joint error {1000 * float(rel.norm(dim=-1).mean()):.0f} mm")
+            if with_object[b]:
+                centre = (pred["object_translation"][b] - batch["object_translation"][b]).norm()
+                lines.append(f"object centre error {1000 * float(centre):.0f} mm")
+        else:
+            lines.append("no ground truth")
+        titles.append("\n".join(lines))
+    legend = [("ground-truth hand skeleton", GROUND_TRUTH_COLOUR, "skeleton"),
+              ("ground-truth object box", GROUND_TRUTH_COLOUR, "box"),
+              ("predicted hand skeleton", PREDICTED_COLOUR, "skeleton"),
+              ("predicted object box", PREDICTED_COLOUR, "box")]
+    return label_grid(rows, row_titles=titles, column_titles=["ground truth", "prediction", "both"], title=title,
+                      legend=legend, row_title_width=180)
+
+
+def write_pictures(folder: Path, *, model, dataset, results: dict, root_depth: str, device, label: str) -> list[Path]:
+    """Write ``predictions.png`` and (when the results hold per-occlusion numbers) ``error_by_occlusion.png``
+    into ``folder``; returns the paths written."""
+    from hoimask.engine.figures import error_by_occlusion, save_figure
+
+    joint_error = "joint error = root-relative mean joint error" if results.get("num_samples") else "no ground truth"
+    written = [save_figure(folder / "predictions.png", prediction_picture(
+        model, dataset, root_depth=root_depth, device=device,
+        title=f"{label}: the first {min(PICTURE_SAMPLES, len(dataset))} samples (wrist depth: {root_depth}; "
+              f"{joint_error})"))]
+    try:
+        chart = error_by_occlusion(results, results.get("baselines"),
+                                   title=f"{label}: error per hand-occlusion level, model vs constant predictors")
+    except ValueRangeError:  # no ground truth (HO3D's evaluation split): nothing to break down
+        return written
+    written.append(save_figure(folder / "error_by_occlusion.png", chart))
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with errors_name_flags(build_parser()):  # errors name the flag the user typed
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     hand_layer = mano_layer(args.dataset, args.mano_dir)
-    model, baselines = _load(args.checkpoint, hand_layer=hand_layer, device=device)
+    with errors_name_flag("--checkpoint"):  # missing, corrupt or not a finetune.py model.pt
+        model, baselines = _load(args.checkpoint, hand_layer=hand_layer, device=device)
     image_size = model.config.img_size if isinstance(model, HOISDF) else model.img_size
     if isinstance(model, HOISDF) and args.root_depth != "ground-truth":
         print(f"error: argument --root-depth: HOISDF is evaluated at the ground-truth hand root, got {args.root_depth!r}",
               file=sys.stderr)
         return 2
-    dataset = build_dataset(
-        args.dataset, image_size=image_size, train=False, root=args.data_root, mano_dir=args.mano_dir,
-        num_samples=args.num_samples, seed=args.seed, num_sdf_points=16 if args.dataset == "synthetic" else 0,
-        num_object_points=256, hand_only_prob=1.0 if args.hand_only else 0.1,
-    )
+    with errors_name_flag("--data-root"):
+        dataset = build_dataset(
+            args.dataset, image_size=image_size, train=False, root=args.data_root, mano_dir=args.mano_dir,
+            num_samples=args.num_samples, seed=args.seed, num_sdf_points=16 if args.dataset == "synthetic" else 0,
+            num_object_points=256, hand_only_prob=1.0 if args.hand_only else 0.1,
+        )
     if baselines is None and args.dataset != "ho3d":  # HO3D's evaluation split has no ground truth to compare
         print(f"fitting the constant baselines on {args.baseline_samples} training samples "
               "(the checkpoint stores none)")
@@ -241,8 +391,15 @@ def main(argv: list[str] | None = None) -> int:
             results["baselines"] = consts
             results["ratios"] = baseline_ratios(results, consts)
     output = args.output or args.checkpoint.with_name(f"eval-{args.dataset}{'-hand-only' if args.hand_only else ''}.json")
-    atomic_write(output, json.dumps(results, indent=2, default=float) + "\n")
+    with errors_name_flag("--output"):  # e.g. a folder that cannot be written
+        atomic_write(output, json.dumps(results, indent=2, default=float) + "\n")
     print(f"results: {output}")
+    if not args.no_pictures:
+        folder = args.pictures or output.with_name(f"{output.stem}-pictures")
+        label = f"{args.checkpoint.parent.name}/{args.checkpoint.name} on {args.dataset} {split}"
+        for path in write_pictures(folder, model=model, dataset=dataset, results=results,
+                                   root_depth=args.root_depth, device=device, label=label):
+            print(f"picture: {path}")
     if args.dataset == "ho3d":
         submission = args.submission or args.checkpoint.with_name("pred.zip")
         print(f"HO3D submission: {evaluator.write_ho3d_submission(submission)}")

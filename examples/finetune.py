@@ -20,7 +20,8 @@ MAE / MultiMAE / timm ViT weights, into one of two models and trains it:
     python examples/finetune.py --model hoisdf --encoder runs/maskhoi-tiny/encoder.pt   # runs/finetune-hoisdf-tiny
 
 Checkpoints, logs, ``--resume``/``--overwrite`` and ``torchrun`` behave as in
-``train_maskhoi.py`` (see docs/training.md).
+``train_maskhoi.py`` (see docs/training.md); at the end it also draws the
+logged losses into ``loss_curves.png`` in the run directory.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from hoimask.engine import (
     train_preset,
     unwrap_model,
 )
+from hoimask.engine.checkpoint import is_sealed_checkpoint
 from hoimask.engine.cli import (
+    check_data_flags,
     exit_with_usage_errors,
     loss_trend,
     main_printer,
@@ -53,8 +56,22 @@ from hoimask.engine.cli import (
     prepare_run_dir,
     run_distributed,
     short_run_warmup,
+    write_loss_curves,
 )
 from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
+from hoimask.engine.flags import (
+    HelpFormatter,
+    errors_name_flag,
+    errors_name_flags,
+    existing_dir,
+    existing_file,
+    explain_interrupt,
+    integer,
+    missing_tensorboard,
+    output_folder,
+    real,
+    tensorboard_note,
+)
 from hoimask.models import HOISDF, PoseRegressionModel
 
 #: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
@@ -73,12 +90,12 @@ HOISDF_RECIPES = {"tiny": dict(steps=1200, batch_size=8, lr=3e-4, layer_decay=No
                                 num_sdf_points=2000)}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options (``--help`` documents each)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
     p = argparse.ArgumentParser(description="Fine-tune a pre-trained encoder for hand-object pose estimation.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--encoder", type=Path,
+    src.add_argument("--encoder", type=existing_file,
                      help="encoder.pt from train_maskhoi.py, or a MAE/MultiMAE/timm ViT weights file")
     src.add_argument("--no-pretrain", action="store_true", help="start from a randomly initialised encoder")
     p.add_argument("--model", choices=("pose", "hoisdf"), default="pose",
@@ -88,33 +105,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "torchvision ResNet weights); --model hoisdf only (default: vit)")
     p.add_argument("--preset", choices=tuple(ENCODERS), default="tiny", help="encoder size and recipe")
     p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="training data")
-    p.add_argument("--data-root", type=Path, help="DexYCB or HO3D root directory")
-    p.add_argument("--mano-dir", type=Path, help="folder with MANO_RIGHT.pkl (real data)")
-    p.add_argument("--output-dir", type=Path, help="run directory (default: runs/finetune-<preset>)")
-    p.add_argument("--steps", type=int, help="optimisation steps (default: tiny 1200, paper 50000)")
-    p.add_argument("--batch-size", type=int, help="per-process batch size")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--layer-decay", type=float, help="layer-wise lr decay of the encoder (default 0.75)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
-    p.add_argument("--num-samples", type=int, help="synthetic training scenes (default: tiny 1024, cached in memory)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the heads' init and the data order")
-    p.add_argument("--baseline-samples", type=int, default=2048,
+    p.add_argument("--data-root", type=existing_dir, help="DexYCB or HO3D root directory")
+    p.add_argument("--mano-dir", type=existing_dir, help="folder with MANO_RIGHT.pkl (real data)")
+    p.add_argument("--output-dir", type=output_folder,
+                   help="run directory (default: runs/finetune-<preset>; with --model hoisdf "
+                        "runs/finetune-hoisdf-<preset>, -resnet appended for --backbone resnet50)")
+    p.add_argument("--steps", type=integer(low=1), help="optimisation steps (default: tiny 1200, paper 50000)")
+    p.add_argument("--batch-size", type=integer(low=1),
+                   help="per-process batch size (default: tiny 16, 8 with --model hoisdf; paper 22)")
+    p.add_argument("--lr", type=real(low=0, low_open=True),
+                   help="peak learning rate (default: tiny 1e-3, 3e-4 with --model hoisdf; paper 1e-4)")
+    p.add_argument("--layer-decay", type=real(0, 1, low_open=True),
+                   help="layer-wise lr decay of the encoder, in (0, 1] (default: 0.75; none with --model hoisdf)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="autocast precision (default: tiny fp32, paper bf16)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
+    p.add_argument("--num-samples", type=integer(low=1),
+                   help="synthetic training scenes (default: tiny 1024, cached in memory; paper 100000)")
+    p.add_argument("--seed", type=integer(low=0), default=0, help="seed of the heads' init and the data order")
+    p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples the constant baselines stored in model.pt are fitted on (see evaluate.py)")
-    p.add_argument("--num-workers", type=int, help="DataLoader workers per process")
-    p.add_argument("--log-every", type=int, help="steps between log records")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
-    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None, help="TensorBoard logging")
+    p.add_argument("--num-workers", type=integer(low=0), help="DataLoader workers per process (default: tiny 0, paper 8)")
+    p.add_argument("--log-every", type=integer(low=1), help="steps between log records (default: tiny 10, paper 50)")
+    p.add_argument("--checkpoint-every", type=integer(low=1),
+                   help="steps between checkpoints; one is always written at the end (default: tiny 50, paper 1000)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="where to train (default: cuda when available)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="TensorBoard logging (default: on when the tensorboard package is installed)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags; a bad value exits with a usage error naming the flag (status 2)."""
+    p = build_parser()
     args = p.parse_args(argv)
     if args.encoder is None and not args.no_pretrain:
         p.error("give --encoder PATH (pre-trained weights) or --no-pretrain")
-    for flag in ("steps", "batch_size", "num_samples", "baseline_samples"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            p.error(f"argument --{flag.replace('_', '-')}: expected an integer >= 1, got {value}")
+    check_data_flags(p, args)
+    problem = missing_tensorboard(args.tensorboard)
+    if problem:
+        p.error(f"argument --tensorboard: {problem}")
     if args.backbone is not None and args.model != "hoisdf":
         p.error(f"argument --backbone: only with --model hoisdf (got --model {args.model})")
     if args.model == "hoisdf" and args.backbone is None:
@@ -127,17 +160,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def read_hoimask_checkpoint(path: Path) -> dict | None:
+    """The hoimask checkpoint at ``path``, or ``None`` when it is not one (MAE / MultiMAE / timm weights).
+
+    A damaged hoimask checkpoint raises :class:`FileFormatError`; it is never handed to the foreign-weights loader.
+    """
+    try:
+        return load_checkpoint(path)
+    except FileFormatError:
+        if is_sealed_checkpoint(path):
+            raise
+        return None
+
+
 def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel | HOISDF, str]:
-    """The pose model with the pre-trained encoder loaded; also a line describing the initialisation."""
+    """The pose model with the pre-trained encoder loaded; also a line describing the initialisation.
+
+    Errors about the weights file name ``--encoder``; those about the MANO files ``--mano-dir``.
+    """
     hand_layer = mano_layer(args.dataset, args.mano_dir)
-    if args.model == "hoisdf":
-        return build_hoisdf(args, hand_layer)
+    with errors_name_flag("--encoder"):
+        if args.model == "hoisdf":
+            return build_hoisdf(args, hand_layer)
+        return build_pose_model(args, hand_layer)
+
+
+def build_pose_model(args: argparse.Namespace, hand_layer) -> tuple[PoseRegressionModel, str]:
+    """PoseRegressionModel of ``--preset`` with the ``--encoder`` weights (hoimask encoder.pt or ViT weights)."""
     if args.encoder is None:
         return PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
-    try:
-        state = load_checkpoint(args.encoder)
-    except FileFormatError:  # not a hoimask file: MAE / MultiMAE / timm weights
-        state = None
+    state = read_hoimask_checkpoint(args.encoder)
     if state is not None and "encoder" in state:
         model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
         model.load_encoder(state["encoder"])
@@ -157,10 +209,7 @@ def build_hoisdf(args: argparse.Namespace, hand_layer) -> tuple[HOISDF, str]:
         from hoimask.nn import load_resnet_checkpoint
 
         return model, f"backbone from {args.encoder}: {load_resnet_checkpoint(args.encoder, model.encoder)}"
-    try:
-        state = load_checkpoint(args.encoder)
-    except FileFormatError:  # not a hoimask file: MAE / MultiMAE / timm weights
-        state = None
+    state = read_hoimask_checkpoint(args.encoder)
     if state is not None and "encoder" in state:
         model.load_encoder(state["encoder"])  # raises FileFormatError naming mismatched keys / shapes
         return model, f"encoder from {args.encoder} (pre-trained {state.get('step', '?')} steps)"
@@ -185,7 +234,10 @@ def hoisdf_config_state(model: HOISDF) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_distributed(_run, args, device=args.device)
+    parser = build_parser()
+    # errors name the flag the user typed; Ctrl-C says where the last checkpoint is and how to resume
+    with explain_interrupt(args.output_dir, script=__file__, argv=argv, parser=parser), errors_name_flags(parser):
+        return run_distributed(_run, args, device=args.device)
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
@@ -199,23 +251,28 @@ def _run(args: argparse.Namespace, ctx) -> int:
         num_workers=args.num_workers, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         warmup_steps=short_run_warmup(base, steps),
     )
-    mode = prepare_run_dir(args, config, ctx)
     seed_everything(args.seed)
-    model, origin = build_model(args)
+    model, origin = build_model(args)  # a bad --encoder / --mano-dir / --data-root fails before the run dir is claimed
     from hoimask.data import collate
 
-    dataset = build_dataset(
-        args.dataset, image_size=model_image_size(model), train=True, root=args.data_root, mano_dir=args.mano_dir,
-        num_samples=args.num_samples or recipe["num_samples"], seed=args.seed,
-        # PoseRegressionModel uses no SDF targets; HOISDF learns its fields from them
-        num_sdf_points=recipe.get("num_sdf_points", 16) if args.dataset == "synthetic" else 0,
-        num_object_points=256, cache_in_memory=args.dataset == "synthetic" and args.preset == "tiny",
-    )
+    with errors_name_flag("--data-root"):
+        dataset = build_dataset(
+            args.dataset, image_size=model_image_size(model), train=True, root=args.data_root, mano_dir=args.mano_dir,
+            num_samples=args.num_samples or recipe["num_samples"], seed=args.seed,
+            # PoseRegressionModel uses no SDF targets; HOISDF learns its fields from them
+            num_sdf_points=recipe.get("num_sdf_points", 16) if args.dataset == "synthetic" else 0,
+            num_object_points=256, cache_in_memory=args.dataset == "synthetic" and args.preset == "tiny",
+        )
+    mode = prepare_run_dir(args, config, ctx)
+    note = tensorboard_note(args.tensorboard)
+    if note:
+        say(note)
     trainer = Trainer(model, config, dataset=dataset, output_dir=args.output_dir, collate_fn=collate, ctx=ctx,
                       num_layers=getattr(model, "encoder_config", {}).get("depth"),
                       progress=not args.no_progress, tensorboard=args.tensorboard)
     if mode == "resume":
-        say(f"resumed from step {trainer.resume()} of {config.steps}")
+        with errors_name_flag("--resume"):  # a corrupt checkpoint is an error naming the file, never a fresh start
+            say(f"resumed from step {trainer.resume()} of {config.steps}")
     say(f"fine-tuning {type(model).__name__} '{args.preset}' ({origin}) on {args.dataset} data; "
         f"{config.steps} steps of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}")
     start = time.perf_counter()
@@ -231,11 +288,16 @@ def _run(args: argparse.Namespace, ctx) -> int:
             "step": trainer.step,
             "baselines": baselines.state_dict(),  # constant predictors of the training split, for evaluate.py
         })
+        curves = write_loss_curves(trainer.logger.read_records(), args.output_dir / "loss_curves.png",
+                                   title=f"fine-tuning {type(model).__name__} '{args.preset}' loss (encoder: "
+                                         f"{'random init' if args.encoder is None else args.encoder.name})")
         trend = loss_trend([h["loss"] for h in history], most=5, label="loss", empty="nothing to do")
         say(f"\ndone: {len(history)} steps in {time.perf_counter() - start:.0f} s; {trend}")
         say(f"  model      : {path}  (python examples/evaluate.py --checkpoint {path})")
         say(f"  checkpoints: {trainer.checkpoints.directory}")
         say(f"  logs       : {trainer.logger.jsonl_path}, {trainer.logger.text_path}")
+        if curves is not None:
+            say(f"  loss curves: {curves}")
     trainer.logger.close()
     return 0
 

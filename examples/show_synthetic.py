@@ -1,54 +1,53 @@
 """Draw synthetic hand–object samples and their labels (the pictures in docs/data.md).
 
 Usage:
-    python examples/show_synthetic.py [--out docs/images] [--num 6] [--size 128] [--seed 0]
+    python examples/show_synthetic.py [--out runs/pictures] [--num 6] [--size 128] [--seed 0]
+    python examples/show_synthetic.py --out docs/images        # the pictures of docs/data.md
 
 Writes ``synthetic_samples.png`` (rows: image with the 2D skeleton, visible
-segmentation over the amodal hand mask, depth, the de-occluded twin) and
-``synthetic_transforms.png`` (one sample under random crops/rotations and
-colour jitter, skeleton re-projected from ``joints_3d`` with the new ``K``).
+segmentation with the hand hidden by the object hatched, depth, the
+de-occluded twin) and ``synthetic_transforms.png`` (one sample under random
+crops/rotations and colour jitter, skeleton re-projected from ``joints_3d``
+with the new ``K``), titled and with legends in the shared colours
+(``hoimask.engine.figures``).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 from hoimask.data import ColorJitter, Compose, GaussianBlur, RandomCropResize, SyntheticHOI
-from hoimask.engine import atomic_write
+from hoimask.engine.cli import exit_with_usage_errors
+from hoimask.engine.figures import (
+    GROUND_TRUTH_COLOUR,
+    HIDDEN_HAND_COLOUR,
+    SEGMENTATION_LEGEND,
+    colour_segmentation,
+    draw_skeleton,
+    enlarge,
+    label_grid,
+    picture_from_image,
+    save_figure,
+)
+from hoimask.engine.flags import HelpFormatter, errors_name_flag, integer, output_folder
 from hoimask.geometry import project
-from hoimask.skeleton import PARENTS
 
-FINGER_COLOURS = [(255, 255, 255), (255, 80, 80), (255, 200, 0), (80, 220, 80), (60, 160, 255), (220, 90, 255)]
-
-
-def to_pil(image: torch.Tensor) -> Image.Image:
-    return Image.fromarray((image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+#: Legend of the skeleton pictures.
+SKELETON_LEGEND = [("ground-truth 2D skeleton", GROUND_TRUTH_COLOUR, "skeleton")]
 
 
-def draw_skeleton(img: Image.Image, uv: torch.Tensor, scale: float) -> Image.Image:
-    draw = ImageDraw.Draw(img)
-    pts = (uv * scale).tolist()
-    for j, p in enumerate(PARENTS):
-        if p >= 0:
-            draw.line([tuple(pts[p]), tuple(pts[j])], fill=FINGER_COLOURS[1 + (j - 1) // 4], width=2)
-    for x, y in pts:
-        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(255, 255, 255))
-    return img
+def image_with_skeleton(image: torch.Tensor, uv: torch.Tensor, scale: int) -> torch.Tensor:
+    """``(scale H, scale W, 3)`` uint8: the image enlarged ``scale`` times with its 2D skeleton."""
+    return draw_skeleton(enlarge(picture_from_image(image), scale), uv * scale, colour=GROUND_TRUTH_COLOUR)
 
 
 def label_picture(s: dict) -> torch.Tensor:
-    seg = s["segmentation"]
-    pic = torch.zeros(3, *seg.shape)
-    pic[:, s["amodal_hand_mask"]] = torch.tensor([0.45, 0.2, 0.3])[:, None]  # hidden hand
-    pic[:, seg == 1] = torch.tensor([1.0, 0.35, 0.55])[:, None]
-    pic[:, seg == 2] = torch.tensor([0.25, 0.85, 0.35])[:, None]
-    return pic
+    """``(H, W, 3)`` uint8: the segmentation, the hand hidden by the object hatched (amodal mask)."""
+    return colour_segmentation(s["segmentation"], hidden_hand=s["amodal_hand_mask"])
 
 
 def depth_picture(depth: torch.Tensor) -> torch.Tensor:
@@ -60,49 +59,62 @@ def depth_picture(depth: torch.Tensor) -> torch.Tensor:
     return out[None].expand(3, -1, -1)
 
 
-def save_atomic(img: Image.Image, path: Path) -> None:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    atomic_write(path, buf.getvalue())  # temp file + os.replace, normal permissions, no temp left on failure
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
+    parser.add_argument("--out", type=output_folder, default="runs/pictures",
+                        help="folder for the two PNGs (the default is ignored by git; docs/images holds the docs' copies)")
+    parser.add_argument("--num", type=integer(1, 64), default=6, help="samples (columns of the pictures), in [1, 64]")
+    parser.add_argument("--size", type=integer(8, 1024), default=128, help="image side in pixels, in [8, 1024]")
+    parser.add_argument("--seed", type=integer(low=0), default=0, help="seed of SyntheticHOI (the scenes drawn)")
+    return parser
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="docs/images")
-    parser.add_argument("--num", type=int, default=6)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with errors_name_flag("--out"):  # e.g. a folder that cannot be created
+        out.mkdir(parents=True, exist_ok=True)
     ds = SyntheticHOI(num_samples=1000, image_size=args.size, seed=args.seed, deoccluded=True, hand_only_prob=0.15)
     scale = 2
-    S = args.size * scale
-    grid = Image.new("RGB", (S * args.num, S * 4))
+    columns, titles = [], []
     for k in range(args.num):
         s = ds[k]
-        tiles = [
-            draw_skeleton(to_pil(s["image"]).resize((S, S), Image.NEAREST), s["joints_2d"], scale),
-            to_pil(label_picture(s)).resize((S, S), Image.NEAREST),
-            to_pil(depth_picture(s["depth"])).resize((S, S), Image.NEAREST),
-            to_pil(s["deoccluded_image"]).resize((S, S), Image.NEAREST),
-        ]
-        for r, tile in enumerate(tiles):
-            grid.paste(tile, (k * S, r * S))
-        occl = float(s["occlusion_ratio"])
-        ImageDraw.Draw(grid).text((k * S + 4, 4), f"grasped={bool(s['grasped'])} occl={occl:.2f}", fill=(255, 255, 255))
-    save_atomic(grid, out / "synthetic_samples.png")
+        columns.append([
+            image_with_skeleton(s["image"], s["joints_2d"], scale),
+            enlarge(label_picture(s), scale),
+            enlarge(picture_from_image(depth_picture(s["depth"])), scale),
+            enlarge(picture_from_image(s["deoccluded_image"]), scale),
+        ])
+        titles.append(f"sample {k}: {'grasped' if bool(s['grasped']) else 'not grasped'}\n"
+                      f"hand occlusion {100 * float(s['occlusion_ratio']):.0f} %")
+    samples = label_grid(
+        [list(row) for row in zip(*columns)],
+        row_titles=["image, 2D skeleton", "segmentation (hatched: hand hidden by the object)",
+                    "depth (near = bright)", "de-occluded twin (object removed)"],
+        column_titles=titles, title=f"SyntheticHOI(seed={args.seed}): samples and their labels",
+        legend=[*SEGMENTATION_LEGEND, ("hand hidden by the object", HIDDEN_HAND_COLOUR), *SKELETON_LEGEND],
+        row_title_width=110,
+    )
+    save_figure(out / "synthetic_samples.png", samples)
 
     aug = Compose([RandomCropResize(args.size, max_rotation=40.0), ColorJitter(), GaussianBlur(p=0.3)])
     base = ds[1]
-    row = Image.new("RGB", (S * args.num, S))
+    row = []
     for k in range(args.num):
         s = aug(base, generator=torch.Generator().manual_seed(k))
         uv = project(s["joints_3d"], s["K"])  # re-projected with the updated intrinsics
-        row.paste(draw_skeleton(to_pil(s["image"]).resize((S, S), Image.NEAREST), uv, scale), (k * S, 0))
-    save_atomic(row, out / "synthetic_transforms.png")
+        row.append(image_with_skeleton(s["image"], uv, scale))
+    transforms = label_grid(
+        [row], column_titles=[f"augmentation seed {k}" for k in range(args.num)],
+        title="One sample under RandomCropResize (rotation up to 40 deg), ColorJitter and GaussianBlur; "
+              "skeleton re-projected from joints_3d with the new K",
+        legend=SKELETON_LEGEND,
+    )
+    save_figure(out / "synthetic_transforms.png", transforms)
     print(f"wrote {out / 'synthetic_samples.png'} and {out / 'synthetic_transforms.png'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_with_usage_errors(main))

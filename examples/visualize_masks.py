@@ -6,7 +6,7 @@ SkeletonGuidedMasker, HybridMasker and TargetFocusedMasker (HOMAE). Images
 come from the built-in synthetic HOI generator (``hoimask.data.SyntheticHOI``);
 ``--source shapes`` draws simple hand/object shapes instead.
 
-    python examples/visualize_masks.py                       # writes masks.png
+    python examples/visualize_masks.py                       # writes runs/pictures/masks.png
     python examples/visualize_masks.py --out docs/images/masks.png --rows 3
     python examples/visualize_masks.py --patterns --out docs/images/masks_patterns.png
 """
@@ -15,12 +15,24 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
+import sys
 from pathlib import Path
 
 import torch
 
+from hoimask.engine.cli import exit_with_usage_errors
+from hoimask.engine.figures import (
+    GROUND_TRUTH_COLOUR,
+    MASKED_COLOUR,
+    SEGMENTATION_COLOURS,
+    SEGMENTATION_LEGEND,
+    colour_segmentation,
+    draw_skeleton,
+    label_grid,
+    picture_from_image,
+    save_figure,
+)
+from hoimask.engine.flags import HelpFormatter, errors_name_flag, integer, output_file
 from hoimask.masking import (
     HybridMasker,
     RandomMasker,
@@ -31,7 +43,8 @@ from hoimask.masking import (
 )
 from hoimask.skeleton import BONES
 
-SEG_COLOURS = torch.tensor([[40, 40, 40], [230, 170, 140], [70, 130, 220]], dtype=torch.uint8)
+#: The shared colours of background, hand and object (hoimask.engine.figures), for the drawn scenes too.
+SEG_COLOURS = torch.tensor(SEGMENTATION_COLOURS, dtype=torch.uint8)
 
 
 def synthetic_images(rows: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -79,30 +92,41 @@ def shape_images(rows: int, size: int, seed: int) -> tuple[torch.Tensor, torch.T
 
 
 def segmentation_picture(seg: torch.Tensor, joints: torch.Tensor) -> torch.Tensor:
-    """``(S, S, 3)`` uint8: label colours with the skeleton's bones drawn in white."""
-    pic = SEG_COLOURS[seg].clone()
-    S = seg.shape[-1]
-    for p, c in BONES:
-        a, b = joints[p], joints[c]
-        steps = int((b - a).norm().item()) + 2
-        for t in torch.linspace(0, 1, steps).tolist():
-            x, y = (a + t * (b - a)).round().long().tolist()
-            if 0 <= x < S and 0 <= y < S:
-                pic[y, x] = 255
-    return pic
+    """``(S, S, 3)`` uint8: the segmentation in the shared colours with the ground-truth 2D skeleton."""
+    return draw_skeleton(colour_segmentation(seg), joints, colour=GROUND_TRUTH_COLOUR, width=1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Compare hoimask maskers on hand-object images.")
-    parser.add_argument("--out", default="masks.png", help="PNG file to write")
-    parser.add_argument("--rows", type=int, default=3)
-    parser.add_argument("--size", type=int, default=224, help="image side in pixels")
-    parser.add_argument("--patch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--source", choices=["synthetic", "shapes"], default="synthetic")
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
+    parser = argparse.ArgumentParser(description="Compare hoimask maskers on hand-object images.",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--out", type=output_file, default="runs/pictures/masks.png",
+                        help="PNG file to write (the default folder is ignored by git)")
+    parser.add_argument("--rows", type=integer(1, 32), default=3, help="images (rows of the grid), in [1, 32]")
+    parser.add_argument("--size", type=integer(8, 1024), default=224, help="image side in pixels, in [8, 1024]")
+    parser.add_argument("--patch", type=integer(low=1), default=16,
+                        help="patch side in pixels; must divide --size (the masks are drawn on the patch grid)")
+    parser.add_argument("--seed", type=integer(low=0), default=0, help="seed of the images and of the masks")
+    parser.add_argument("--source", choices=["synthetic", "shapes"], default="synthetic",
+                        help="images: rendered SyntheticHOI scenes, or simple drawn hand/object shapes")
     parser.add_argument("--patterns", action="store_true",
                         help="compare the skeleton patterns (finger, fingertips, level, region) instead")
-    args = parser.parse_args()
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags; a bad value exits with a usage error naming the flag (status 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.size % args.patch:
+        divisors = [d for d in (4, 8, 14, 16, 32) if args.size % d == 0] or [1]
+        parser.error(f"argument --patch: expected a divisor of --size {args.size} (e.g. "
+                     f"{' or '.join(map(str, divisors))}), got {args.patch}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     make = synthetic_images if args.source == "synthetic" else shape_images
     images, seg, joints = make(args.rows, args.size, args.seed)
@@ -118,35 +142,28 @@ def main() -> None:
     if args.patterns:
         maskers = {f"skeleton: {p}": SkeletonGuidedMasker(hand_ratio=0.3, pattern_probs={p: 1.0})
                    for p in ("finger", "fingertips", "level", "region")}
-    columns = {"image": (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8),
+    columns = {"image": picture_from_image(images),
                "segmentation": torch.stack([segmentation_picture(seg[b], joints[b]) for b in range(B)])}
     for name, masker in maskers.items():
         g = torch.Generator().manual_seed(args.seed)
         out = masker(B, grid, segmentation=seg, joints_2d=joints, generator=g)
-        columns[name] = draw_mask(images, out.mask, args.patch, masked_alpha=0.15)
+        columns[name] = draw_mask(images, out.mask, args.patch, fill=MASKED_COLOUR, masked_alpha=0.15)
 
-    from PIL import Image, ImageDraw  # only the example needs Pillow
-
-    S, pad, header = args.size, 4, 18
-    canvas = Image.new("RGB", (len(columns) * (S + pad) + pad, header + B * (S + pad) + pad), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for c, (name, pics) in enumerate(columns.items()):
-        x = pad + c * (S + pad)
-        draw.text((x + 2, 3), name, fill=(0, 0, 0))
-        for r in range(B):
-            canvas.paste(Image.fromarray(pics[r].numpy()), (x, header + pad + r * (S + pad)))
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".png.tmp")
-    os.close(fd)
-    try:
-        canvas.save(tmp, format="PNG")
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    figure = label_grid(
+        [[columns[name][r] for name in columns] for r in range(B)],
+        row_titles=[f"{args.source} sample {r}" for r in range(B)],
+        column_titles=list(columns),
+        title=("Skeleton-guided patterns" if args.patterns else "hoimask's maskers on the same images")
+        + f" ({args.patch} px patches; masked patches grey, the image faintly visible)",
+        legend=[*SEGMENTATION_LEGEND, ("masked patch", MASKED_COLOUR),
+                ("ground-truth 2D skeleton", GROUND_TRUTH_COLOUR, "skeleton")],
+        row_title_width=90,
+    )
+    with errors_name_flag("--out"):  # e.g. a folder that cannot be written
+        out_path = save_figure(Path(args.out), figure)  # atomic, with the permissions of a normally created file
     print(f"wrote {out_path.resolve()}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_with_usage_errors(main))

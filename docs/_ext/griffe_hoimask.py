@@ -17,10 +17,8 @@ griffe's Google parser does not know (``mkdocs.yml`` loads this file):
 
 Only the text handed to the renderer changes; the package is untouched.
 
-``grouped_args``: full paths of objects whose ``Args:`` still group several
-parameters on one line (``rank, world_size: ...``). Griffe's "does not appear
-in the function signature" warning is turned off for those objects only; the
-list in ``mkdocs.yml`` should shrink to nothing as they are split.
+Every ``Args:`` entry names one parameter (``rank, world_size: ...`` would
+warn "does not appear in the function signature" and fail the strict build).
 """
 
 from __future__ import annotations
@@ -65,10 +63,6 @@ def _rewrite(obj: griffe.Object, text: str) -> str:
 class HoimaskDocstrings(griffe.Extension):
     """Read ``Example:`` headers, Sphinx roles and ``#:`` comments in the whole loaded package."""
 
-    def __init__(self, grouped_args: list[str] | None = None) -> None:
-        super().__init__()
-        self.grouped_args = set(grouped_args or ())
-
     def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs) -> None:
         self._loader = loader
         self._walk(pkg, seen=set())
@@ -81,8 +75,6 @@ class HoimaskDocstrings(griffe.Extension):
             obj.docstring = self._doc_comment(obj)
         if obj.docstring is not None:
             obj.docstring.value = _rewrite(obj, obj.docstring.value)
-            if obj.path in self.grouped_args:
-                obj.docstring.parser_options = {**obj.docstring.parser_options, "warn_unknown_params": False}
         for member in obj.members.values():
             if not member.is_alias:
                 self._walk(member, seen)

@@ -40,7 +40,8 @@ import torch
 from hoimask._checks import DTypeError, FileFormatError
 from hoimask._io import atomic_replace, contained_path
 
-__all__ = ["FORMAT_KEY", "TRAILER_BYTES", "atomic_write", "save_checkpoint", "load_checkpoint", "CheckpointManager"]
+__all__ = ["FORMAT_KEY", "TRAILER_BYTES", "atomic_write", "save_checkpoint", "load_checkpoint", "is_sealed_checkpoint",
+           "CheckpointManager"]
 
 #: Key marking a dict as a hoimask checkpoint; its value is the format version of the dict's layout.
 FORMAT_KEY = "hoimask_checkpoint"
@@ -244,6 +245,35 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
             f"{FORMAT_VERSION}"
         )
     return state
+
+
+def is_sealed_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` carries a hoimask integrity record (a trailer, or a ``.sha256`` side file), intact or not.
+
+    A script that accepts either a hoimask checkpoint or foreign weights (MAE,
+    timm) tries :func:`load_checkpoint` first; when that fails, this tells a
+    damaged hoimask checkpoint (an error to report) from a foreign file (to
+    hand to another loader). A file truncated before its trailer is not
+    recognised here; the other loader then fails on it.
+
+    Args:
+        path: any file.
+
+    Returns:
+        ``True`` when the file ends with the trailer's marker or has a side file.
+    """
+    path = Path(path)
+    if path.with_name(path.name + ".sha256").is_file():
+        return True
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size < TRAILER_BYTES:
+                return False
+            fh.seek(size - TRAILER_BYTES)
+            return fh.read(len(_TRAILER_MAGIC)) == _TRAILER_MAGIC
+    except OSError:
+        return False
 
 
 class CheckpointManager:

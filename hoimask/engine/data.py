@@ -27,7 +27,11 @@ class ResumableSampler(DistributedSampler):
 
     Args:
         dataset: the dataset.
-        num_replicas, rank, shuffle, seed, drop_last: as ``DistributedSampler``.
+        num_replicas: processes sharing the data (as ``DistributedSampler``).
+        rank: this process's index among them.
+        shuffle: reshuffle every epoch.
+        seed: shuffling seed (the same on every process).
+        drop_last: drop the tail that does not divide evenly among the processes.
 
     Shape:
         Not applicable.
@@ -96,7 +100,8 @@ def iterate_batches(
         batch_size: per-process batch size.
         start_step: first global step to produce.
         seed: shuffling seed.
-        rank, world_size: this process's place in the job.
+        rank: this process's index in the job.
+        world_size: number of processes in the job.
         collate_fn: batch collation (default: torch's).
         num_workers: ``DataLoader`` workers.
         shuffle: shuffle each epoch.

@@ -136,7 +136,8 @@ def build_optimizer(
         lr: peak learning rate (> 0); the schedule scales it.
         weight_decay: decoupled weight decay of the regular weights.
         betas: AdamW betas (MAE uses (0.9, 0.95)).
-        layer_decay, num_layers: layer-wise decay, see :func:`param_groups`.
+        layer_decay: layer-wise learning-rate decay (``None`` = off), see :func:`param_groups`.
+        num_layers: encoder blocks the decay counts over, see :func:`param_groups`.
         eps: AdamW epsilon.
 
     Returns:

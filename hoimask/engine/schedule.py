@@ -94,8 +94,10 @@ class WarmupCosineSchedule(LRScheduler):
 
     Args:
         optimizer: the optimiser to drive.
-        total_steps, warmup_steps, decay_start, min_lr_ratio: as in
-            :func:`warmup_cosine_factor`.
+        total_steps: steps of the whole schedule, as in :func:`warmup_cosine_factor`.
+        warmup_steps: linear warm-up steps, as there.
+        decay_start: fraction of ``total_steps`` where the cosine decay begins, as there.
+        min_lr_ratio: final learning rate as a fraction of the peak, as there.
         last_epoch: index of the last step taken (``-1`` for a fresh start).
 
     Shape:

@@ -62,7 +62,13 @@ def _read_checkpoint(path: str | os.PathLike, fn: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised as a typed error naming the file
-        raise FileFormatError(f"{fn}(): cannot read {path!r} as a tensor checkpoint: {exc}") from exc
+        detail = str(exc).strip()
+        if detail.startswith("Weights only load failed"):  # torch's long advice to load untrusted code: not ours
+            detail = "torch.load(weights_only=True) refused it"
+        else:
+            detail = f"{type(exc).__name__}: {detail.splitlines()[0].split('. ')[0] if detail else ''}"
+        raise FileFormatError(f"{fn}(): cannot read {path!r} as a tensor checkpoint (a torch.save file of "
+                              f"tensors): {detail}") from exc
 
 
 def _shape_mismatches(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> list[str]:

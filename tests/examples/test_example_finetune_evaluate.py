@@ -4,8 +4,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hoimask._checks import FileFormatError
 from hoimask.engine import load_checkpoint, save_checkpoint
@@ -37,6 +39,15 @@ def test_evaluate_help(capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert "--checkpoint" in text and "--protocol" in text and "--hand-only" in text
+    assert "--pictures" in text and "--no-pictures" in text
+
+
+def _assert_picture(path: Path, *, min_size: tuple[int, int]) -> None:
+    """``path`` is a PNG at least ``min_size`` (width, height) with more than a blank page in it."""
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size[0] >= min_size[0] and image.size[1] >= min_size[1]
+    colours = np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)
+    assert len(colours) > 8  # pictures, text and a legend, not an empty canvas
 
 
 def test_evaluate_rejects_a_file_that_is_not_a_finetuned_model(tmp_path):
@@ -58,6 +69,11 @@ def test_pretrain_finetune_evaluate_chain(tmp_path, capsys, model):
     printed = capsys.readouterr().out
     assert "encoder from" in printed and "pre-trained 2 steps" in printed
     assert ("fine-tuning HOISDF" if model == "hoisdf" else "fine-tuning PoseRegressionModel") in printed
+    # both training scripts draw their logged losses beside the logs; pre-training labels its mask picture
+    for run in ("pre", "ft"):
+        _assert_picture(tmp_path / run / "loss_curves.png", min_size=(600, 300))
+    assert f"loss curves: {tmp_path / 'ft' / 'loss_curves.png'}" in printed
+    _assert_picture(tmp_path / "pre" / "masks.png", min_size=(4 * 128 + 50, 4 * 128 + 50))  # + titles, legend
     state = load_checkpoint(tmp_path / "ft" / "model.pt")
     pre = load_checkpoint(encoder)["encoder"]
     # fine-tuning started from the pre-trained encoder: after 2 small steps it is still close to it
@@ -75,6 +91,12 @@ def test_pretrain_finetune_evaluate_chain(tmp_path, capsys, model):
     results = json.loads(out_json.read_text())
     assert results["num_samples"] == 4 and results["pa_mje"] > 0
     assert results["root_depth"] == "ground-truth"  # HOISDF's anchor by default
+    # the pictures, by default in a folder named after the results JSON, beside it
+    pictures = tmp_path / "eval-pictures"
+    assert sorted(p.name for p in pictures.iterdir()) == ["error_by_occlusion.png", "predictions.png"]
+    assert f"picture: {pictures / 'predictions.png'}" in printed
+    _assert_picture(pictures / "predictions.png", min_size=(3 * 256, 4 * 256))  # 4 samples x 3 columns, 2x enlarged
+    _assert_picture(pictures / "error_by_occlusion.png", min_size=(400, 300))
     # the constants fitted on the training split, evaluated on the same samples, with the ratios
     assert set(results["baselines"]) == {"mean_pose", "wrist"}
     assert results["baselines"]["mean_pose"]["num_samples"] == 4
@@ -102,10 +124,17 @@ def test_hoisdf_finetune_evaluate_chain(tmp_path, capsys, backbone):
     assert state["model_type"] == "hoisdf" and state["hoisdf_config"]["backbone"] == backbone
     evaluate = _load("evaluate")
     out_json = tmp_path / "eval.json"
+    pictures = ["--pictures", str(tmp_path / "pics")] if backbone == "vit" else ["--no-pictures"]
     assert evaluate.main(["--checkpoint", str(run / "model.pt"), "--num-samples", "4", "--batch-size", "2",
-                          "--output", str(out_json)]) == 0
+                          "--output", str(out_json), *pictures]) == 0
     results = json.loads(out_json.read_text())
     assert results["num_samples"] == 4 and results["oce"] > 0 and "mean_pose" in results["ratios"]
+    assert not (tmp_path / "eval-pictures").exists()  # a folder of one's choice, or none
+    if backbone == "vit":
+        _assert_picture(tmp_path / "pics" / "predictions.png", min_size=(3 * 256, 4 * 256))
+        assert (tmp_path / "pics" / "error_by_occlusion.png").is_file()
+    else:
+        assert not (tmp_path / "pics").exists()
     # HOISDF's fields are centred on the ground-truth root: no prediction without it
     assert evaluate.main(["--checkpoint", str(run / "model.pt"), "--num-samples", "4",
                           "--root-depth", "predicted", "--output", str(out_json)]) == 2

@@ -75,9 +75,9 @@ def test_short_run_writes_everything_and_refuses_to_overwrite(tmp_path, capsys, 
     out = tmp_path / "run"
     assert script.main([*FAST, "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
-    for name in ("checkpoints", "encoder", "logs", "mask picture"):
+    for name in ("checkpoints", "encoder", "logs", "mask picture", "loss curves"):
         assert name in printed
-    assert (out / "masks.png").is_file() and (out / "log.jsonl").is_file()
+    assert (out / "masks.png").is_file() and (out / "log.jsonl").is_file() and (out / "loss_curves.png").is_file()
     assert load_checkpoint(out / "checkpoints" / "step_00000003.pt")["step"] == 3
     encoder = load_checkpoint(out / "encoder.pt")
     assert encoder["encoder_config"]["embed_dim"] == 192 and "pos_embed" in "".join(encoder["encoder"])
@@ -95,8 +95,8 @@ def test_short_run_writes_everything_and_refuses_to_overwrite(tmp_path, capsys, 
     assert steps == [1]
 
 
-def test_guard_rails(tmp_path, script):
-    with pytest.raises(OutputDirError, match="no checkpoint"):
+def test_guard_rails(tmp_path, capsys, script):
+    with pytest.raises(OutputDirError, match="argument --output-dir: .*no checkpoint"):
         script.main([*FAST, "--output-dir", str(tmp_path / "empty"), "--resume"])
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -104,8 +104,12 @@ def test_guard_rails(tmp_path, script):
     with pytest.raises(OutputDirError, match="not a hoimask run"):
         script.main([*FAST, "--output-dir", str(foreign), "--overwrite"])
     assert (foreign / "precious.txt").read_text() == "keep me"
-    with pytest.raises(Exception, match="data-root"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:  # real data without its folder: a usage error naming the flag
         script.main([*FAST, "--output-dir", str(tmp_path / "real"), "--dataset", "dexycb"])
+    assert info.value.code == 2
+    assert "argument --data-root: --dataset dexycb needs" in capsys.readouterr().err
+    assert not (tmp_path / "real").exists()
 
 
 def _run(args, timeout=300):
@@ -130,7 +134,7 @@ def test_torchrun_two_processes(tmp_path):
     assert text.count("done: 2 steps") == 1  # only rank 0 reports
     state = load_checkpoint(out / "checkpoints" / "step_00000002.pt")
     assert state["world_size"] == 2 and len(state["rng"]) == 2
-    assert (out / "masks.png").is_file()
+    assert (out / "masks.png").is_file() and (out / "loss_curves.png").is_file()
 
 
 def test_command_line_reports_refusal_without_traceback(tmp_path):
@@ -148,3 +152,35 @@ def test_command_line_reports_refusal_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert (out / "something.txt").read_text() == "user data"
+
+
+def test_mask_picture_has_titles_and_a_legend_in_the_shared_colours(script):
+    """masks.png explains itself: row and column titles, and a legend of the segmentation and mask colours."""
+    import torch
+
+    from hoimask.data import SyntheticHOI
+    from hoimask.engine.figures import (
+        MASKED_COLOUR,
+        PAPER_COLOUR,
+        SEGMENTATION_LEGEND,
+        legend_strip,
+    )
+
+    model, _ = script.build_model(script.parse_args([]))
+    data = SyntheticHOI(num_samples=2, image_size=model.config.img_size, seed=0, num_sdf_points=16,
+                        num_object_points=16)
+    picture = script.mask_picture(model, data, seed=0, count=2, step=7)  # (3, H, W) for save_png / TensorBoard
+    assert picture.dtype == torch.uint8 and picture.shape[0] == 3
+    hwc = picture.permute(1, 2, 0)
+    size = model.config.img_size
+    assert hwc.shape[0] > 4 * size and hwc.shape[1] > 2 * size  # 4 rows x 2 columns, plus titles and legend
+
+    def has(area, colour):
+        return (area == torch.tensor(colour, dtype=torch.uint8)).all(-1).any()
+
+    ink = ~(hwc == torch.tensor(PAPER_COLOUR, dtype=torch.uint8)).all(-1)
+    assert ink[:, : hwc.shape[1] - 2 * size - 8].any()  # row titles left of the pictures
+    entries = [*SEGMENTATION_LEGEND, ("masked patch", MASKED_COLOUR)]
+    legend = hwc[-legend_strip(entries, width=hwc.shape[1], pad=6).shape[0]:]  # label_grid's legend (pad + 2)
+    for _, colour in entries:
+        assert has(legend, colour)
