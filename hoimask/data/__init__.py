@@ -19,6 +19,9 @@ from hoimask.data.sample import (
     validate_sample,
 )
 from hoimask.data.scene import Scene, render_scene, sample_scene
+from hoimask.data.sdf_export import export_sdf_samples
+from hoimask.data.sdf_files import SDFSampleFiles
+from hoimask.data.sdf_samples import FrameSDFSamples, sample_frame_sdf
 from hoimask.data.synthetic import SyntheticHOI
 from hoimask.data.targets import mesh_sdf_targets, query_points
 from hoimask.data.transforms import (
@@ -42,9 +45,11 @@ __all__ = [
     "ColorJitter",
     "Compose",
     "DexYCB",
+    "FrameSDFSamples",
     "GaussianBlur",
     "HO3D",
     "RandomCropResize",
+    "SDFSampleFiles",
     "Scene",
     "SceneObject",
     "SyntheticHOI",
@@ -52,12 +57,14 @@ __all__ = [
     "collate",
     "denormalize_image",
     "dexycb_split",
+    "export_sdf_samples",
     "gaussian_blur",
     "hand_object_box",
     "mesh_sdf_targets",
     "normalize_image",
     "query_points",
     "render_scene",
+    "sample_frame_sdf",
     "sample_primitive",
     "sample_scene",
     "validate_sample",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -14,7 +15,30 @@ from ._io import read_obj
 from .raster import mesh_silhouette
 from .targets import mesh_sdf_targets
 
-__all__ = ["ObjectModels", "frame_sample"]
+__all__ = ["FrameMeshes", "ObjectModels", "frame_sample"]
+
+
+class FrameMeshes(NamedTuple):
+    """The hand and object meshes of one real frame, in the dataset's camera frame (metres, OpenCV axes).
+
+    Returned by ``DexYCB.frame_meshes`` / ``HO3D.frame_meshes`` for exporters
+    (:mod:`hoimask.data.export_sdf`). DexYCB left hands are *not* mirrored here
+    (HOISDF's files store the original frame); ``mirrored`` says whether the
+    loader's samples are (``x -> -x``).
+
+    Shape:
+        - hand_vertices ``(V, 3)`` float64 (``None``: no hand annotation); hand_faces ``(T, 3)`` int64;
+          hand_weights ``(V, 16)`` MANO skinning weights
+        - object_vertices ``(V', 3)`` float64 posed (``None``: no object or no pose); object_faces ``(T', 3)``
+    """
+
+    hand_vertices: torch.Tensor | None
+    hand_faces: torch.Tensor
+    hand_weights: torch.Tensor
+    object_vertices: torch.Tensor | None
+    object_faces: torch.Tensor | None
+    mirrored: bool
+    source: Path
 
 
 class ObjectModels:
@@ -109,11 +133,14 @@ def frame_sample(
     num_sdf_points: int,
     contact_threshold: float,
     generator: torch.Generator,
+    sdf_targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Assemble a sample; hand targets are NaN when ``hand_vertices`` is ``None`` (no annotation).
 
     ``model`` is ``(vertices, faces, model points)`` in the model frame, or
     ``None`` when the object's shape is unknown (its SDF is then NaN).
+    ``sdf_targets`` ``(points (Q, 3), sdf_hand (Q,), sdf_object (Q,))``, when
+    given (read from exported files), replace the on-the-fly SDF computation.
     """
     from hoimask.ops import mesh_sdf
 
@@ -124,7 +151,9 @@ def frame_sample(
     obj_verts = None if model is None else model[0].to(torch.float64) @ R.T + t
     if hand_vertices is not None:
         amodal = mesh_silhouette(hand_vertices, hand_faces, K, H, W)
-        if q > 0:
+        if sdf_targets is not None:
+            sdf_points, sdf_hand, sdf_obj = sdf_targets
+        elif q > 0:
             sdf_points, sdf_hand, sdf_obj = mesh_sdf_targets(
                 hand_vertices, hand_faces, obj_verts, None if model is None else model[1], q, generator=generator
             )

@@ -35,7 +35,14 @@ from torch.utils.data import Dataset
 from hoimask._checks import FileFormatError, check_choice
 from hoimask.geometry import matrix_to_axis_angle
 
-from ._assemble import ObjectModels, check_frame_options, frame_index, frame_sample, model_path
+from ._assemble import (
+    FrameMeshes,
+    ObjectModels,
+    check_frame_options,
+    frame_index,
+    frame_sample,
+    model_path,
+)
 from ._io import read_depth_png, read_image, read_npz, read_yaml
 from .cache import _index_seed
 
@@ -122,6 +129,11 @@ class DexYCB(Dataset):
         contact_threshold: metres, for ``grasped``.
         transform: ``t(sample, generator=None) -> sample``.
         seed: seed of the per-index generators (SDF points, transforms).
+        sdf_source: read the SDF targets from exported files
+            (:class:`hoimask.data.SDFSampleFiles`, written by
+            ``python -m hoimask.data.export_sdf``) instead of computing them:
+            ``num_sdf_points`` rows drawn from the frame's file (mirrored with
+            the frame for mirrored left hands).
 
     Raises:
         FileFormatError: missing or malformed files (named in the message).
@@ -141,10 +153,12 @@ class DexYCB(Dataset):
         contact_threshold: float = 0.005,
         transform: Callable | None = None,
         seed: int = 0,
+        sdf_source=None,
     ) -> None:
         self.root = Path(root)
         self.mano_root = Path(mano_root)
         self.hands = check_choice(hands, ("right", "mirror"), name="hands")
+        self.sdf_source = sdf_source
         subj_ind, ser_ind, seq_ind = dexycb_split(setup, split)
         self.setup, self.split = setup, split
         self.num_object_points, self.num_sdf_points, self.contact_threshold = check_frame_options(
@@ -191,7 +205,7 @@ class DexYCB(Dataset):
                 if len(betas) != 10:
                     raise FileFormatError(f"{calib}: 'betas' expected 10 numbers, got {len(betas)}")
                 self.sequences.append({
-                    "dir": qdir, "ycb_ids": [int(i) for i in meta["ycb_ids"]],
+                    "dir": qdir, "subject": subject, "ycb_ids": [int(i) for i in meta["ycb_ids"]],
                     "grasp": int(meta["ycb_grasp_ind"]), "side": side,
                     "betas": torch.tensor(betas, dtype=torch.float32),
                 })  # fmt: skip
@@ -231,7 +245,7 @@ class DexYCB(Dataset):
 
     def _hand_annotated(self, frame) -> bool:
         _, _, d, f = self._frame_dir(frame)
-        lab = read_npz(d / f"labels_{f:06d}.npz", {"joint_3d": (1, 21, 3)})
+        lab = self._labels(d, f, {"joint_3d": (1, 21, 3)})
         return not bool(np.all(lab["joint_3d"] == -1))
 
     def _layer(self, side: str):
@@ -253,6 +267,63 @@ class DexYCB(Dataset):
             raise FileFormatError(f"DexYCB: unknown YCB id {ycb_id}; expected 1..21")
         return self._models[YCB_CLASSES[ycb_id]]
 
+    def frame_name(self, index: int, naming: str = "hoisdf") -> str:
+        """The file stem of frame ``index`` in the SDF layouts of HOISDF or gSDF / AlignSDF.
+
+        Args:
+            index: the frame.
+            naming: ``"hoisdf"`` — ``01_20200709_141754_836212060125_00``
+                (subject number, sequence, camera serial, the last two digits
+                of the frame number: HOISDF's ``data/dexycb.py`` for its S0
+                split); ``"gsdf"`` — ``1_20200709_141754_836212060125_0``
+                (gSDF's ``preprocess/cocoify_dexycb.py``, also read by AlignSDF).
+
+        Returns:
+            The name, without extension.
+        """
+        check_choice(naming, ("hoisdf", "gsdf"), name="naming", fn="DexYCB.frame_name")
+        seq, serial, _, f = self._frame_dir(self.frames[frame_index(index, len(self), who="DexYCB")])
+        subject = seq["subject"].split("-")[-1]
+        if naming == "hoisdf":
+            return f"{subject}_{seq['dir'].name}_{serial}_{f % 100:02d}"  # HOISDF keeps 2 digits
+        return f"{int(subject)}_{seq['dir'].name}_{serial}_{f}"
+
+    def _labels(self, d: Path, f: int, shapes: dict) -> dict:
+        return read_npz(d / f"labels_{f:06d}.npz", shapes)
+
+    def _posed(self, seq: dict, lab: dict):
+        """MANO output, layer and the grasped object's pose and model of one frame (original camera frame)."""
+        pose_m = torch.from_numpy(lab["pose_m"][0]).to(torch.float64)
+        layer = self._layer(seq["side"])
+        betas = seq["betas"].to(torch.float64)
+        out = layer(pose_m[None, :48], betas[None], pose_m[None, 48:])
+        pose_y = torch.from_numpy(lab["pose_y"][seq["grasp"]]).to(torch.float64)
+        return pose_m, layer, out, pose_y[:, :3], pose_y[:, 3], self._model(seq["ycb_ids"][seq["grasp"]])
+
+    def frame_meshes(self, index: int) -> FrameMeshes:
+        """The MANO mesh and the posed grasped-object mesh of frame ``index``, for SDF exporters.
+
+        Both are in DexYCB's camera frame (left hands are not mirrored; see
+        :class:`hoimask.data._assemble.FrameMeshes`); ``hand_vertices`` is
+        ``None`` when the frame has no hand annotation.
+
+        Raises:
+            FileFormatError: a missing or malformed file (named).
+        """
+        index = frame_index(index, len(self), who="DexYCB")
+        seq, _, d, f = self._frame_dir(self.frames[index])
+        lab = self._labels(d, f, {"pose_y": (None, 3, 4), "pose_m": (1, 51), "joint_3d": (1, 21, 3)})
+        if lab["pose_y"].shape[0] != len(seq["ycb_ids"]):
+            raise FileFormatError(f"{d / f'labels_{f:06d}.npz'}: pose_y has {lab['pose_y'].shape[0]} poses but meta.yml "
+                                  f"lists {len(seq['ycb_ids'])} objects")
+        _, layer, out, R, t, (mv, mf, _) = self._posed(seq, lab)
+        has_hand = not bool(np.all(lab["joint_3d"] == -1))
+        return FrameMeshes(
+            hand_vertices=out.vertices[0] if has_hand else None, hand_faces=layer.faces, hand_weights=layer.weights,
+            object_vertices=mv.to(torch.float64) @ R.T + t, object_faces=mf, mirrored=seq["side"] == "left",
+            source=d / f"labels_{f:06d}.npz",
+        )  # fmt: skip
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Load frame ``index`` (see the class docstring for the sample)."""
         index = frame_index(index, len(self), who="DexYCB")
@@ -260,8 +331,8 @@ class DexYCB(Dataset):
         image = read_image(d / f"color_{f:06d}.jpg")
         H, W = image.shape[1:]
         depth = read_depth_png(d / f"aligned_depth_to_color_{f:06d}.png", 0.001)
-        lab = read_npz(d / f"labels_{f:06d}.npz", {"seg": (H, W), "pose_y": (None, 3, 4), "pose_m": (1, 51),
-                                                   "joint_3d": (1, 21, 3), "joint_2d": (1, 21, 2)})  # fmt: skip
+        lab = self._labels(d, f, {"seg": (H, W), "pose_y": (None, 3, 4), "pose_m": (1, 51),
+                                  "joint_3d": (1, 21, 3), "joint_2d": (1, 21, 2)})  # fmt: skip
         if lab["pose_y"].shape[0] != len(seq["ycb_ids"]):
             raise FileFormatError(f"{d / f'labels_{f:06d}.npz'}: pose_y has {lab['pose_y'].shape[0]} poses but meta.yml "
                                   f"lists {len(seq['ycb_ids'])} objects")
@@ -275,16 +346,10 @@ class DexYCB(Dataset):
         segmentation[seg_raw == grasp_id] = 2
         joints_3d = torch.from_numpy(lab["joint_3d"][0]).to(torch.float64)
         has_hand = not bool((joints_3d == -1).all())
-        pose_m = torch.from_numpy(lab["pose_m"][0]).to(torch.float64)
-        layer = self._layer(seq["side"])
-        betas = seq["betas"].to(torch.float64)
-        out = layer(pose_m[None, :48], betas[None], pose_m[None, 48:])
+        pose_m, layer, out, R, t, (mv, mf, mpts) = self._posed(seq, lab)
         verts = out.vertices[0]
         hand_pose = matrix_to_axis_angle(layer.pose_to_rotations(pose_m[None, :48])[0])  # (16, 3)
         faces = layer.faces
-        pose_y = torch.from_numpy(lab["pose_y"][seq["grasp"]]).to(torch.float64)
-        R, t = pose_y[:, :3], pose_y[:, 3]
-        mv, mf, mpts = self._model(grasp_id)
         mv, mpts = mv.to(torch.float64), mpts.to(torch.float64)
         if seq["side"] == "left":  # mirror into a right hand: x -> -x everywhere
             image, depth, segmentation = image.flip(-1), depth.flip(-1), segmentation.flip(-1)
@@ -300,11 +365,16 @@ class DexYCB(Dataset):
         if not has_hand:
             joints_3d = torch.full((21, 3), float("nan"), dtype=torch.float64)
             hand_pose = torch.full((16, 3), float("nan"), dtype=torch.float64)
+        sdf_targets = None
+        if self.sdf_source is not None and has_hand:
+            name = self.frame_name(index, naming=self.sdf_source.naming)
+            sdf_targets = self.sdf_source.targets(name, self.num_sdf_points, generator=g, mirror=seq["side"] == "left")
         sample = frame_sample(
             image=image, depth=depth, segmentation=segmentation, K=K, joints_3d=joints_3d,
             hand_pose=hand_pose, hand_shape=seq["betas"], hand_vertices=verts if has_hand else None,
             hand_faces=faces, rotation=R, translation=t, model=(mv, mf, mpts),
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
+            sdf_targets=sdf_targets,
         )  # fmt: skip
         if self.transform is not None:
             sample = self.transform(sample, generator=g)

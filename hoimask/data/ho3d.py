@@ -41,7 +41,14 @@ from hoimask._checks import FileFormatError, check_choice
 from hoimask.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hoimask.skeleton import convert_joint_order
 
-from ._assemble import ObjectModels, check_frame_options, frame_index, frame_sample, model_path
+from ._assemble import (
+    FrameMeshes,
+    ObjectModels,
+    check_frame_options,
+    frame_index,
+    frame_sample,
+    model_path,
+)
 from ._io import read_image, read_mask_png, read_pickle, require_file
 from .cache import _index_seed
 
@@ -105,6 +112,9 @@ class HO3D(Dataset):
         contact_threshold: metres, for ``grasped``.
         transform: ``t(sample, generator=None) -> sample``.
         seed: seed of the per-index generators.
+        sdf_source: read the SDF targets from exported files
+            (:class:`hoimask.data.SDFSampleFiles`, written by
+            ``python -m hoimask.data.export_sdf``) instead of computing them.
 
     Raises:
         FileFormatError: missing or malformed files (named in the message).
@@ -122,10 +132,12 @@ class HO3D(Dataset):
         contact_threshold: float = 0.005,
         transform: Callable | None = None,
         seed: int = 0,
+        sdf_source=None,
     ) -> None:
         self.root = Path(root)
         self.mano_root = Path(mano_root)
         self.split = check_choice(split, ("train", "evaluation"), name="split")
+        self.sdf_source = sdf_source
         self.load_depth = bool(load_depth)
         self.num_object_points, self.num_sdf_points, self.contact_threshold = check_frame_options(
             num_object_points, num_sdf_points, contact_threshold, fn="HO3D.__init__")
@@ -178,6 +190,62 @@ class HO3D(Dataset):
             seg = torch.nn.functional.interpolate(seg[None, None].float(), size=size, mode="nearest")[0, 0].long()
         return seg
 
+    def frame_name(self, index: int, naming: str = "hoisdf") -> str:
+        """The file stem of frame ``index`` in HOISDF's SDF layout: ``SEQ_FRAME`` (e.g. ``ABF10_0000``).
+
+        ``naming`` is accepted for symmetry with :meth:`DexYCB.frame_name`;
+        HOISDF's ``data/ho3d.py`` is the only HO3D convention.
+        """
+        seq, frame = self.frames[frame_index(index, len(self), who="HO3D")]
+        return f"{seq}_{frame}"
+
+    def _object_pose(self, meta: dict, meta_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """Object rotation and translation in OpenCV's frame (NaN when the meta has none)."""
+        C = OPENGL_TO_OPENCV
+        if meta.get("objRot") is not None and meta.get("objTrans") is not None:
+            return (C @ axis_angle_to_matrix(_array(meta, "objRot", (3,), meta_path)),
+                    C @ _array(meta, "objTrans", (3,), meta_path))  # fmt: skip
+        nan = float("nan")
+        return torch.full((3, 3), nan, dtype=torch.float64), torch.full((3,), nan, dtype=torch.float64)
+
+    def _model_of(self, meta: dict):
+        if meta.get("objName") is None:
+            return None
+        name = str(meta["objName"])
+        if name not in self._models.paths:
+            self._models.paths[name] = model_path(self.root, name)
+        return self._models[name]
+
+    def _hand_mesh(self, meta: dict, meta_path: Path) -> torch.Tensor:
+        """MANO vertices of a training frame in OpenCV's frame."""
+        pose = _array(meta, "handPose", (16, 3), meta_path)
+        beta = _array(meta, "handBeta", (10,), meta_path)
+        trans = _array(meta, "handTrans", (3,), meta_path)
+        return self._layer()(pose[None], beta[None], trans[None]).vertices[0] @ OPENGL_TO_OPENCV.T
+
+    def frame_meshes(self, index: int) -> FrameMeshes:
+        """The MANO mesh and the posed object mesh of frame ``index`` in OpenCV's camera frame, for SDF exporters.
+
+        ``hand_vertices`` is ``None`` on the evaluation split (no hand
+        annotation); ``object_vertices`` is ``None`` without an object name or pose.
+
+        Raises:
+            FileFormatError: a missing or malformed file (named).
+        """
+        seq, frame = self.frames[frame_index(index, len(self), who="HO3D")]
+        meta_path = self.root / self.split / seq / "meta" / f"{frame}.pkl"
+        train = self.split == "train"
+        meta = read_pickle(meta_path, _TRAIN_KEYS if train else _EVAL_KEYS)
+        R, t = self._object_pose(meta, meta_path)
+        model = self._model_of(meta)
+        layer = self._layer()
+        obj = None if model is None or not torch.isfinite(R).all() else model[0].to(torch.float64) @ R.T + t
+        return FrameMeshes(
+            hand_vertices=self._hand_mesh(meta, meta_path) if train else None, hand_faces=layer.faces,
+            hand_weights=layer.weights, object_vertices=obj, object_faces=None if obj is None else model[1],
+            mirrored=False, source=meta_path,
+        )  # fmt: skip
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Load frame ``index`` (see the class and module docstrings)."""
         index = frame_index(index, len(self), who="HO3D")
@@ -197,24 +265,14 @@ class HO3D(Dataset):
         K[1, 2] += 0.5
         g = torch.Generator().manual_seed(_index_seed(self.seed, index))
         nan = float("nan")
-        model = None
-        R = torch.full((3, 3), nan, dtype=torch.float64)
-        t = torch.full((3,), nan, dtype=torch.float64)
-        if meta.get("objRot") is not None and meta.get("objTrans") is not None:
-            R = C @ axis_angle_to_matrix(_array(meta, "objRot", (3,), meta_path))
-            t = C @ _array(meta, "objTrans", (3,), meta_path)
-        if meta.get("objName") is not None:
-            name = str(meta["objName"])
-            if name not in self._models.paths:
-                self._models.paths[name] = model_path(self.root, name)
-            model = self._models[name]
+        R, t = self._object_pose(meta, meta_path)
+        model = self._model_of(meta)
         layer = self._layer() if train else None
         if train:
             joints = convert_joint_order(_array(meta, "handJoints3D", (21, 3), meta_path) @ C.T, "ho3d", "canonical")
             pose = _array(meta, "handPose", (16, 3), meta_path)
             beta = _array(meta, "handBeta", (10,), meta_path)
-            trans = _array(meta, "handTrans", (3,), meta_path)
-            verts = layer(pose[None], beta[None], trans[None]).vertices[0] @ C.T
+            verts = self._hand_mesh(meta, meta_path)
             pose = pose.clone()
             pose[0] = matrix_to_axis_angle(C @ axis_angle_to_matrix(pose[0]))
             segmentation = self._segmentation(folder, frame, (H, W))
@@ -227,10 +285,14 @@ class HO3D(Dataset):
             faces = torch.zeros(0, 3, dtype=torch.int64)
         if model is not None and not torch.isfinite(R).all():
             model = None  # shape known but pose unknown: no object SDF
+        sdf_targets = None
+        if self.sdf_source is not None and train:
+            sdf_targets = self.sdf_source.targets(self.frame_name(index), self.num_sdf_points, generator=g)
         sample = frame_sample(
             image=image, depth=depth, segmentation=segmentation, K=K, joints_3d=joints, hand_pose=pose,
             hand_shape=beta, hand_vertices=verts, hand_faces=faces, rotation=R, translation=t, model=model,
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
+            sdf_targets=sdf_targets,
         )  # fmt: skip
         if model is None and meta.get("objName") is not None:
             sample["object_points"] = self._models[str(meta["objName"])][2].float()

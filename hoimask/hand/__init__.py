@@ -14,16 +14,24 @@ from hoimask.hand.capsules import (
 from hoimask.hand.kinematics import forward_kinematics, linear_blend_skinning
 from hoimask.hand.mano import FINGERTIP_VERTEX_IDS, LEFT_FINGERTIP_VERTEX_IDS, MANOLayer, mano_skin
 from hoimask.hand.output import HandOutput
+from hoimask.hand.parts import (
+    HAND_PART_NAMES,
+    NUM_FINE_PARTS,
+    joint_part_labels,
+    vertex_part_labels,
+)
 from hoimask.hand.procedural import NUM_CAPSULES, HandCapsules, ProceduralHand
 
 __all__ = [
     "FINGERTIP_VERTEX_IDS",
+    "HAND_PART_NAMES",
     "HandCapsules",
     "HandOutput",
     "LEFT_FINGERTIP_VERTEX_IDS",
     "MANOLayer",
     "MANO_ARRAY_SPECS",
     "NUM_CAPSULES",
+    "NUM_FINE_PARTS",
     "PickleLimitError",
     "PickleLimits",
     "ProceduralHand",
@@ -32,9 +40,11 @@ __all__ = [
     "capsule_mesh_vertices",
     "capsule_sdf",
     "forward_kinematics",
+    "joint_part_labels",
     "linear_blend_skinning",
     "load_mano_arrays",
     "sample_capsule_surface",
     "mano_skin",
     "to_npz",
+    "vertex_part_labels",
 ]

@@ -271,6 +271,33 @@ def test_clustered_search_is_exact(data):
     assert bool(((same_dist - own).abs() < tol).all())
 
 
+@given(larger_soups(), st.sampled_from([2, 4]))
+def test_grouped_clustered_search_is_exact(data, group_size):
+    from hoimask.ops.mesh_sdf.clustered import clustered_search
+
+    points, verts, faces = data
+    grouped = clustered_search(points, verts, faces, cluster_size=8, chunk_points=16, group_size=group_size)
+    flat = clustered_search(points, verts, faces, cluster_size=8, chunk_points=16, group_size=1)
+    assert torch.equal(grouped, flat)  # same candidates, same lowest-index tie rule
+
+
+def test_large_meshes_group_clusters_with_the_same_result():
+    from hoimask.ops.mesh_sdf.clustered import GROUP_MIN_CLUSTERS, clustered_search
+
+    v, f = hand_sized(icosphere(4), scale=0.08)  # 5120 triangles: 256 clusters, grouped by default
+    assert f.shape[0] // 20 >= GROUP_MIN_CLUSTERS
+    g = torch.Generator().manual_seed(0)
+    near = v[torch.randint(v.shape[0], (300,), generator=g)] + 0.01 * torch.randn(300, 3, generator=g, dtype=v.dtype)
+    points = torch.cat([near, random_points(300, CAMERA_OFFSET, 0.3)[0]])[None]
+    for dtype in (torch.float32, torch.float64):
+        p, vv = points.to(dtype), v.to(dtype)[None]
+        grouped = clustered_search(p, vv, f)
+        assert torch.equal(grouped, clustered_search(p, vv, f, group_size=1))
+        own = brute_force_distance(p.double().view(-1, 1, 3), v[f[grouped[0]]], torch.arange(3).view(1, 3))[:, 0]
+        exact = brute_force_distance(p.double(), v[None], f)[0]
+        assert (own - exact).abs().max() < (1e-12 if dtype == torch.float64 else 2e-6)
+
+
 def test_cluster_triangles_is_a_padded_permutation():
     from hoimask.ops.mesh_sdf.clustered import cluster_triangles
 

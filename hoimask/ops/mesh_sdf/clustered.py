@@ -16,7 +16,13 @@ and per chunk of points:
 
 The candidate (point, cluster) and (point, triangle) pairs are gathered into
 sparse lists, so the work per point is the handful of triangles around it
-rather than the whole mesh. The sign (pseudo-normal of the closest feature)
+rather than the whole mesh. Large meshes (at least ``GROUP_MIN_CLUSTERS``
+clusters, e.g. a 20k-triangle YCB model) add one level above the clusters:
+groups of consecutive clusters (subtrees of the kd-tree) with their own boxes,
+so a point is compared with every group box and only with the cluster boxes of
+the groups within ``d0``, instead of with every cluster box. Step 1 then takes
+the nearest box within the nearest group (still an upper bound) and the result
+is unchanged. The sign (pseudo-normal of the closest feature)
 does not need any further pass over the mesh except for points whose closest
 feature touches an open boundary.
 """
@@ -30,10 +36,12 @@ from torch import Tensor
 
 from .table import triangle_table
 
-__all__ = ["CLUSTER_MIN_TRIANGLES", "clustered_search", "cluster_triangles"]
+__all__ = ["CLUSTER_MIN_TRIANGLES", "GROUP_MIN_CLUSTERS", "clustered_search", "cluster_triangles"]
 
 #: Below this many triangles the brute-force search is as fast and is used instead.
 CLUSTER_MIN_TRIANGLES = 64
+#: From this many clusters on, clusters are grouped under a second level of boxes.
+GROUP_MIN_CLUSTERS = 256
 
 _INV_DET = 16  # column of 1/det in ``triangle_table`` (0 for degenerate triangles)
 _VALID = 21  # column flagging non-degenerate triangles
@@ -130,6 +138,16 @@ def _box_lower_sq(p: Tensor, boxes: Tensor) -> Tensor:
     return out
 
 
+def _group_size(num_clusters: int, group_size: int | None) -> int:
+    """Clusters per group of the upper level (1 = no grouping), a power of two dividing ``num_clusters``."""
+    if group_size is None:
+        if num_clusters < GROUP_MIN_CLUSTERS:
+            return 1
+        levels = num_clusters.bit_length() - 1
+        return 1 << ((levels + 1) // 2)
+    return max(1, min(int(group_size), num_clusters))
+
+
 def clustered_search(
     points: Tensor,
     vertices: Tensor,
@@ -137,6 +155,7 @@ def clustered_search(
     *,
     cluster_size: int = 16,
     chunk_points: int = 2048,
+    group_size: int | None = None,
 ) -> Tensor:
     """Index of the closest triangle of every point (exact) using triangle clusters.
 
@@ -150,6 +169,9 @@ def clustered_search(
         faces: triangles (int64).
         cluster_size: smallest number of triangles per cluster (see :func:`cluster_triangles`).
         chunk_points: points per batch element processed at once.
+        group_size: clusters per group of the upper level, a power of two
+            (1: no grouping); ``None`` groups ``2**ceil(L/2)`` of the ``2**L``
+            clusters when there are at least ``GROUP_MIN_CLUSTERS`` of them.
 
     Returns:
         The closest triangle per point (int64; lowest index on exact ties).
@@ -165,6 +187,8 @@ def clustered_search(
         centroid = tri.mean(2)
         slots, G = cluster_triangles(centroid.mean(0), cluster_size)
         C = slots.shape[0] // G
+        S = _group_size(C, group_size)  # clusters per group; C is a power of two, so is S
+        NG = C // S
         # Padding slots repeat triangle T - 1, which the median splits place in its own cluster:
         # a duplicate never changes the minimum nor the lowest index among ties.
         order = slots.clamp_max(T - 1)
@@ -179,45 +203,68 @@ def clustered_search(
         face_of = order  # (C*G,) triangle id of each slot
         # Axis-aligned bounding boxes of the triangles, one row of 6 * G values per cluster
         # (centre x, y, z then half-width x, y, z, G values each; rounding in the centre form
-        # is covered by the slack below), and of the clusters, one (B, 1, C) tensor per axis
-        # and side.
+        # is covered by the slack below); of the clusters, one row of 6 * S values per group;
+        # and of the top level (the groups, or the clusters without grouping), one (B, 1, NG)
+        # tensor per axis and side.
         corners = tri[:, order]  # (B, C*G, 3, 3)
         tri_lo, tri_hi = corners.amin(2), corners.amax(2)  # (B, C*G, 3)
         tri_box = torch.cat([(tri_lo + tri_hi) * 0.5, (tri_hi - tri_lo) * 0.5], dim=-1)
         tri_box = tri_box.view(B, C, G, 6).transpose(2, 3).reshape(B * C, 6 * G)
-        box_lo = tri_lo.view(B, C, G, 3).amin(2).permute(2, 0, 1).unsqueeze(2)  # (3, B, 1, C)
-        box_hi = tri_hi.view(B, C, G, 3).amax(2).permute(2, 0, 1).unsqueeze(2)
+        cl_lo, cl_hi = tri_lo.view(B, C, G, 3).amin(2), tri_hi.view(B, C, G, 3).amax(2)  # (B, C, 3)
+        cl_box = torch.cat([(cl_lo + cl_hi) * 0.5, (cl_hi - cl_lo) * 0.5], dim=-1)
+        cl_box = cl_box.view(B, NG, S, 6).transpose(2, 3).reshape(B * NG, 6 * S)
+        box_lo = cl_lo.view(B, NG, S, 3).amin(2).permute(2, 0, 1).unsqueeze(2)  # (3, B, 1, NG)
+        box_hi = cl_hi.view(B, NG, S, 3).amax(2).permute(2, 0, 1).unsqueeze(2)
         scale = float(corners.abs().amax())
         slack_rel = 64 * torch.finfo(points.dtype).eps
         index = torch.empty(B, Q, dtype=torch.int64, device=points.device)
         row_base = (torch.arange(B, device=points.device) * C).view(B, 1)
+        top_base = (torch.arange(B, device=points.device) * NG).view(B, 1)
         for start in range(0, Q, chunk_points):
             stop = min(Q, start + chunk_points)
             p = points[:, start:stop]  # (B, Qc, 3)
             Qc = stop - start
-            # Squared distance from each point to each cluster's box: a lower bound for its triangles.
+            # Squared distance from each point to each top-level box: a lower bound for its triangles.
             lower_sq = None
             for axis in range(3):
                 x = p[..., axis].unsqueeze(-1)  # (B, Qc, 1)
-                gap = torch.maximum(box_lo[axis] - x, x - box_hi[axis]).clamp_min_(0)  # (B, Qc, C)
+                gap = torch.maximum(box_lo[axis] - x, x - box_hi[axis]).clamp_min_(0)  # (B, Qc, NG)
                 lower_sq = gap * gap if lower_sq is None else lower_sq.addcmul_(gap, gap)
 
-            # Step 1: in the cluster with the nearest box, the triangle with the nearest box; its
-            # exact distance is an upper bound d0 of the distance.
+            # Step 1: in the nearest cluster box (within the nearest group box when grouped), the
+            # triangle with the nearest box; its exact distance is an upper bound d0 of the distance.
             pflat = p.reshape(-1, 3)
-            first_row = (row_base + lower_sq.min(-1).indices).reshape(-1)  # (B * Qc,) row b * C + c
+            top0 = lower_sq.min(-1).indices  # (B, Qc)
+            if S > 1:
+                group_row = (top_base + top0).reshape(-1)  # (B * Qc,) row b * NG + group
+                cl_lower = _box_lower_sq(pflat, cl_box.index_select(0, group_row).view(-1, 6, S))  # (B * Qc, S)
+                first_cluster = top0.reshape(-1) * S + cl_lower.min(-1).indices
+            else:
+                first_cluster = top0.reshape(-1)
+            first_row = (row_base + first_cluster.view(B, Qc)).reshape(-1)  # (B * Qc,) row b * C + c
             tri_lower = _box_lower_sq(pflat, tri_box.index_select(0, first_row).view(-1, 6, G))  # (B * Qc, G)
             slot0 = first_row * G + tri_lower.min(-1).indices  # row of the table, b * C * G + c * G + g
             d0_sq = _eval_pairs(*pflat.unbind(-1), table.index_select(1, slot0).unbind(0))
             # Step 2: every triangle whose box is at most d0 away (with slack for rounding in the
             # bounds, e.g. coordinates in camera space): those of the first cluster from the
-            # bounds above, then those of every other cluster whose box is at most d0 away.
+            # bounds above, then those of every other cluster whose box is at most d0 away
+            # (found through the group boxes at most d0 away when grouped).
             slack = slack_rel * (float(p.abs().amax()) + scale)
             bound = (d0_sq.sqrt() * (1 + 1e-6) + slack).square()  # (B * Qc,)
             pid_a, g_a = (tri_lower <= bound.unsqueeze(-1)).nonzero(as_tuple=True)
-            near = lower_sq.view(-1, C) <= bound.unsqueeze(-1)
-            near.scatter_(1, (first_row % C).unsqueeze(-1), False)
-            pid_c, cc = near.nonzero(as_tuple=True)
+            near = lower_sq.view(-1, NG) <= bound.unsqueeze(-1)
+            if S > 1:
+                pid_g, gg = near.nonzero(as_tuple=True)
+                groups = (pid_g // Qc) * NG + gg
+                cl_lower = _box_lower_sq(pflat.index_select(0, pid_g), cl_box.index_select(0, groups).view(-1, 6, S))
+                pair_g, s_b = (cl_lower <= bound.index_select(0, pid_g).unsqueeze(-1)).nonzero(as_tuple=True)
+                pid_c = pid_g.index_select(0, pair_g)
+                cc = gg.index_select(0, pair_g) * S + s_b
+                other = cc != first_cluster.index_select(0, pid_c)
+                pid_c, cc = pid_c[other], cc[other]
+            else:
+                near.scatter_(1, first_cluster.unsqueeze(-1), False)
+                pid_c, cc = near.nonzero(as_tuple=True)
             rows = (pid_c // Qc) * C + cc
             tri_lower = _box_lower_sq(pflat.index_select(0, pid_c), tri_box.index_select(0, rows).view(-1, 6, G))
             pair, g_b = (tri_lower <= bound.index_select(0, pid_c).unsqueeze(-1)).nonzero(as_tuple=True)
