@@ -46,6 +46,7 @@ __all__ = [
     "check_probability",
     "check_positive",
     "check_choice",
+    "check_size",
     "check_tensor",
 ]
 
@@ -204,15 +205,21 @@ def check_same_device(tensors: Mapping[str, torch.Tensor], *, fn: str | None = N
 
 
 def check_finite(x: torch.Tensor, *, name: str, fn: str | None = None) -> None:
-    """Raise :class:`ValueRangeError` if ``x`` contains NaN or infinity."""
+    """Raise :class:`ValueRangeError` if ``x`` contains NaN or infinity.
+
+    The message names the argument, the number of non-finite values and the
+    index of the first one (row-major order).
+    """
     if not isinstance(x, torch.Tensor):
         raise DTypeError(f"{_where(name, fn)} expected a torch.Tensor, got {type(x).__name__}")
     if x.is_floating_point() or x.is_complex():
         bad = ~torch.isfinite(x)
         if bool(bad.any()):
             n = int(bad.sum())
+            first = tuple(int(i) for i in bad.nonzero()[0].tolist())
             raise ValueRangeError(
-                f"{_where(name, fn)} must be finite, got {n} non-finite value(s) (NaN or inf)"
+                f"{_where(name, fn)} must be finite, got {n} non-finite value(s) (NaN or inf), "
+                f"the first at index {first}"
             )
 
 
@@ -281,6 +288,48 @@ def check_choice(value: Any, choices: Iterable[Any], *, name: str, fn: str | Non
     if value not in options:
         raise ValueRangeError(f"{_where(name, fn)} expected one of {options}, got {value!r}")
     return value
+
+
+def check_size(
+    value: Any,
+    *,
+    name: str,
+    length: int = 2,
+    low: int = 1,
+    allow_int: bool = False,
+    fn: str | None = None,
+) -> tuple[int, ...]:
+    """Check a size such as ``image_size = (H, W)``: ``length`` Python ints, each ``>= low``.
+
+    With ``allow_int=True`` one int ``S`` stands for ``(S,) * length``. Floats
+    (``32.5``), bools and NumPy scalars are refused, never truncated.
+    ``torch.SymInt`` entries (sizes traced by ``torch.compile``) are accepted.
+
+    Raises:
+        DTypeError: ``value`` is not a tuple/list (or an int when allowed), or an entry is not an int.
+        ShapeError: ``value`` does not have ``length`` entries.
+        ValueRangeError: an entry is below ``low``.
+
+    Returns:
+        The size as a tuple.
+    """
+    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * length
+    if not isinstance(value, (tuple, list)):
+        what = f"an int or {length} ints" if allow_int else f"a tuple of {length} ints"
+        raise DTypeError(f"{_where(name, fn)} expected {what}, got {value!r} ({type(value).__name__})")
+    if len(value) != length:
+        raise ShapeError(f"{_where(name, fn)} expected {length} entries, got {len(value)}: {tuple(value)!r}")
+    for i, v in enumerate(value):
+        if isinstance(v, torch.SymInt):
+            continue
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise DTypeError(f"{_where(f'{name}[{i}]', fn)} expected an int, got {v!r} ({type(v).__name__}) "
+                             f"in {name}={tuple(value)!r}")
+        if v < low:
+            raise ValueRangeError(f"{_where(f'{name}[{i}]', fn)} expected an int >= {low}, got {v} "
+                                  f"in {name}={tuple(value)!r}")
+    return tuple(value)
 
 
 def check_tensor(

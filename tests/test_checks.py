@@ -130,3 +130,25 @@ def test_check_int_refuses_floats_and_bools_and_checks_bounds():
         check_int(0, name="n", low=1)
     with pytest.raises(ValueRangeError, match=r"\[-inf, 4\], got 5"):
         check_int(5, name="n", high=4)
+
+
+def test_check_size_refuses_floats_wrong_lengths_and_small_entries():
+    from hoimask._checks import check_size
+
+    def public(image_size, **kw):
+        return check_size(image_size, name="image_size", **kw)
+
+    assert public((3, 4)) == (3, 4) and public([3, 4]) == (3, 4) and public(torch.Size([3, 4])) == (3, 4)
+    assert public(5, allow_int=True) == (5, 5) and public((8, 9, 10), length=3, low=8) == (8, 9, 10)
+    with pytest.raises(DTypeError, match=r"public\(\): argument 'image_size\[0\]' expected an int, got 32.5"):
+        public((32.5, 32))
+    with pytest.raises(DTypeError, match="'image_size'"):
+        public(32)  # an int only where allowed
+    with pytest.raises(DTypeError, match=r"'image_size\[1\]'"):
+        public((3, True))
+    with pytest.raises(ShapeError, match="'image_size' expected 2 entries, got 1"):
+        public((3,))
+    with pytest.raises(ValueRangeError, match=r"'image_size\[0\]' expected an int >= 1, got 0"):
+        public((0, 3))
+    with pytest.raises(ValueRangeError, match=r">= 8, got 7"):
+        public(7, allow_int=True, low=8)

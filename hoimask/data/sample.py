@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_shape
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_finite, check_shape
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD, normalize_pixels
 
 __all__ = [
@@ -134,7 +134,11 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
     Raises:
         ShapeError: a key is missing (``strict``) or has the wrong shape.
         DTypeError: a value is not a tensor or has the wrong dtype.
-        ValueRangeError: ``image`` is outside ``[0, 1]`` or ``segmentation`` outside {0, 1, 2}.
+        ValueRangeError: ``image`` or ``K`` holds a NaN or infinity (they are
+            inputs, never "unannotated"; docs/conventions.md, "Non-finite
+            values"), ``image`` is outside ``[0, 1]`` or ``segmentation``
+            outside {0, 1, 2}. Non-finite *targets* (joints, poses, SDF values
+            of an unannotated frame) are allowed.
 
     Shape:
         see the module table.
@@ -149,6 +153,9 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
         check_shape(value, spec, name=f"sample[{key!r}]", dims=dims, fn="validate_sample")
         if value.dtype != dtype:
             raise DTypeError(f"validate_sample(): sample[{key!r}] expected dtype {dtype}, got {value.dtype}")
+    for key in ("image", "K"):  # inputs of every model: a NaN here is a broken sample, not a missing label
+        if key in sample:
+            check_finite(sample[key], name=f"sample[{key!r}]", fn="validate_sample")
     if "image" in sample:
         img = sample["image"]
         if bool((img < 0).any()) or bool((img > 1).any()):

@@ -8,10 +8,27 @@ from collections.abc import Sequence
 
 import torch
 
-from hoimask._checks import DTypeError, ValueRangeError, check_in_range, check_int
+from hoimask._checks import (
+    DTypeError,
+    ValueRangeError,
+    check_finite,
+    check_in_range,
+    check_int,
+    check_shape,
+)
 from hoimask.masking.base import MaskOutput
 
-__all__ = ["Masker", "check_ratio", "check_grid", "resolve_device", "uniform", "blob_scores", "keep_count"]
+__all__ = [
+    "Masker",
+    "check_ratio",
+    "check_grid",
+    "check_counts",
+    "check_labels",
+    "resolve_device",
+    "uniform",
+    "blob_scores",
+    "keep_count",
+]
 
 #: Region labels of the segmentation maps (background, hand, object).
 BACKGROUND, HAND, OBJECT = 0, 1, 2
@@ -38,6 +55,64 @@ def check_grid(grid_size: Sequence[int]) -> tuple[int, int]:
     if gh < 1 or gw < 1:
         raise ValueRangeError(f"argument 'grid_size': expected positive sizes, got {grid_size!r}")
     return int(gh), int(gw)
+
+
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def check_counts(x: torch.Tensor, spec: str, *, name: str, fn: str, dims: dict[str, int] | None = None
+                 ) -> dict[str, int]:
+    """``x`` must be a tensor of whole, non-negative counts of shape ``spec``.
+
+    Integer tensors are accepted as they are; floating tensors must hold finite
+    whole numbers (a NaN, an infinity or ``2.5`` is refused, never rounded).
+
+    Returns:
+        The bound dimension sizes (``dims`` if given).
+
+    Raises:
+        ShapeError: wrong shape.
+        DTypeError: not a real tensor (bool, complex).
+        ValueRangeError: a negative, non-finite or fractional count (the message
+            gives the first offending index and its value).
+    """
+    out = check_shape(x, spec, name=name, dims=dims, fn=fn)
+    if x.is_floating_point():
+        check_finite(x, name=name, fn=fn)
+        frac = x != x.round()
+        if bool(frac.any()):
+            first = tuple(frac.nonzero()[0].tolist())
+            raise ValueRangeError(
+                f"{fn}(): argument '{name}' expected whole-number counts, got {float(x[first])!r} at index {first}"
+            )
+    elif x.dtype not in _INTEGER_DTYPES:
+        raise DTypeError(f"{fn}(): argument '{name}' expected an integer (or whole-number float) tensor, got {x.dtype}")
+    negative = x < 0
+    if x.numel() and bool(negative.any()):
+        first = tuple(negative.nonzero()[0].tolist())
+        raise ValueRangeError(
+            f"{fn}(): argument '{name}' expected counts >= 0, got {x[first].item()!r} at index {first}"
+        )
+    return out
+
+
+def check_labels(labels: torch.Tensor, num_labels: int, *, name: str, fn: str,
+                 dims: dict[str, int] | None = None) -> dict[str, int]:
+    """``labels`` must be a ``(B, N)`` integer tensor with values in ``[0, num_labels)``.
+
+    Returns:
+        The bound sizes ``{"B", "N"}`` (``dims`` if given).
+    """
+    out = check_shape(labels, "B N", name=name, dims=dims, fn=fn)
+    if labels.dtype not in _INTEGER_DTYPES:
+        raise DTypeError(f"{fn}(): argument '{name}' expected an integer label tensor, got {labels.dtype}")
+    if labels.numel():
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= num_labels:
+            raise ValueRangeError(
+                f"{fn}(): argument '{name}' expected labels in [0, {num_labels - 1}], got values in [{lo}, {hi}]"
+            )
+    return out
 
 
 def resolve_device(device: torch.device | str | None, *tensors: torch.Tensor | None) -> torch.device:

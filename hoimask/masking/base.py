@@ -7,7 +7,12 @@ A masker returns :class:`MaskOutput` (MAE's contract, with a bool mask):
   every sample so the batch stays dense;
 * ``ids_restore`` ``(B, N)`` int64, the inverse permutation: concatenating the
   kept tokens and ``N - L`` mask tokens and gathering with ``ids_restore``
-  puts every token back at its grid position.
+  puts every token back at its grid position;
+* ``fallback`` ``(B,)`` bool, ``True`` for the samples whose guidance input the
+  masker needed but could not use (non-finite ``joints_2d``: no hand
+  annotation) and that were masked by the masker's documented fallback
+  instead. Every hoimask masker fills it (all ``False`` for maskers that use
+  no joints); ``None`` only in outputs built by hand.
 """
 
 from __future__ import annotations
@@ -27,11 +32,17 @@ class MaskOutput(NamedTuple):
     mask: torch.Tensor  #: (B, N) bool, True = masked
     ids_keep: torch.Tensor  #: (B, L) int64
     ids_restore: torch.Tensor  #: (B, N) int64
+    fallback: torch.Tensor | None = None  #: (B,) bool, True = guidance unusable, fallback masking used
 
     @property
     def num_keep(self) -> int:
         """L, the number of tokens every sample keeps."""
         return self.ids_keep.shape[1]
+
+    @property
+    def num_fallback(self) -> int:
+        """How many samples were masked by the fallback (0 when ``fallback`` is ``None``)."""
+        return 0 if self.fallback is None else int(self.fallback.sum())
 
 
 def mask_output_from_scores(scores: torch.Tensor, num_keep: int) -> MaskOutput:
@@ -45,7 +56,8 @@ def mask_output_from_scores(scores: torch.Tensor, num_keep: int) -> MaskOutput:
         num_keep: ``L``, 0 <= L <= N.
 
     Returns:
-        :class:`MaskOutput` with ``ids_keep`` in ascending-score order.
+        :class:`MaskOutput` with ``ids_keep`` in ascending-score order and
+        ``fallback`` all ``False``.
 
     Shape:
         scores ``(B, N)`` -> mask ``(B, N)``, ids_keep ``(B, L)``, ids_restore ``(B, N)``.
@@ -66,7 +78,8 @@ def mask_output_from_scores(scores: torch.Tensor, num_keep: int) -> MaskOutput:
     ids_keep = ids_shuffle[:, :num_keep]  # (B, L)
     mask = torch.ones(B, N, dtype=torch.bool, device=scores.device)
     mask.scatter_(1, ids_keep, False)
-    return MaskOutput(mask=mask, ids_keep=ids_keep, ids_restore=ids_restore)
+    fallback = torch.zeros(B, dtype=torch.bool, device=scores.device)
+    return MaskOutput(mask=mask, ids_keep=ids_keep, ids_restore=ids_restore, fallback=fallback)
 
 
 def mask_output_from_keep(keep: torch.Tensor, num_keep: int) -> MaskOutput:
@@ -81,7 +94,7 @@ def mask_output_from_keep(keep: torch.Tensor, num_keep: int) -> MaskOutput:
         num_keep: ``L``, the number of ``True`` in every row.
 
     Returns:
-        :class:`MaskOutput` with ``mask = ~keep``.
+        :class:`MaskOutput` with ``mask = ~keep`` and ``fallback`` all ``False``.
 
     Raises:
         ShapeError: a row does not keep exactly ``num_keep`` tokens.
@@ -100,8 +113,11 @@ def mask_output_from_keep(keep: torch.Tensor, num_keep: int) -> MaskOutput:
     return _keep_to_output(keep, num_keep)
 
 
-def _keep_to_output(keep: torch.Tensor, num_keep: int) -> MaskOutput:
-    """Unchecked core of :func:`mask_output_from_keep` (the maskers guarantee the count)."""
+def _keep_to_output(keep: torch.Tensor, num_keep: int, fallback: torch.Tensor | None = None) -> MaskOutput:
+    """Unchecked core of :func:`mask_output_from_keep` (the maskers guarantee the count).
+
+    ``fallback`` ``(B,)`` bool marks samples masked by a fallback; ``None`` means none.
+    """
     B, N = keep.shape
     keep_long = keep.long()
     # Position of every token in the shuffled order: kept first (grid order), then masked.
@@ -110,7 +126,9 @@ def _keep_to_output(keep: torch.Tensor, num_keep: int) -> MaskOutput:
     ids_restore = torch.where(keep, pos_kept, pos_masked)  # (B, N)
     grid = torch.arange(N, device=keep.device).expand(B, N)
     ids_shuffle = torch.empty_like(ids_restore).scatter_(1, ids_restore, grid)  # (B, N)
-    return MaskOutput(mask=~keep, ids_keep=ids_shuffle[:, :num_keep], ids_restore=ids_restore)
+    if fallback is None:
+        fallback = torch.zeros(B, dtype=torch.bool, device=keep.device)
+    return MaskOutput(mask=~keep, ids_keep=ids_shuffle[:, :num_keep], ids_restore=ids_restore, fallback=fallback)
 
 
 def apply_mask(tokens: torch.Tensor, ids_keep: torch.Tensor) -> torch.Tensor:

@@ -51,6 +51,10 @@ class HybridMasker(RegionRatioMasker):
 
     Needs ``segmentation`` ``(B, H, W)`` and, whenever the current skeleton
     probability is positive, ``joints_2d`` ``(B, 21, 2)`` in pixels of that image.
+    Samples whose joints are not all finite (no hand annotation) are masked
+    like RMRA (random hand patches, same budgets) and flagged in
+    :attr:`MaskOutput.fallback`; the other samples draw exactly as they would
+    without them.
 
     Example:
         >>> import torch
@@ -121,12 +125,17 @@ class HybridMasker(RegionRatioMasker):
             segmentation: required ``(B, H, W)`` labels in ``{0, 1, 2}``.
             joints_2d: ``(B, 21, 2)`` pixel coordinates ``(x, y)`` in the image of
                 ``segmentation``, canonical joint order; required when the skeleton
-                probability is positive.
+                probability is positive. A sample with a NaN or infinite
+                coordinate (a frame without hand annotation) falls back to RMRA's
+                random hand patches, with the same region budgets.
             device: output device (default: the segmentation's).
             generator: source of randomness; ``None`` uses torch's default generator.
 
         Returns:
-            :class:`MaskOutput` with exactly ``num_keep(gh * gw)`` kept per sample.
+            :class:`MaskOutput` with exactly ``num_keep(gh * gw)`` kept per sample;
+            ``fallback`` ``(B,)`` is ``True`` for the samples whose joints were
+            not finite (all ``False`` at skeleton probability 0, where joints are
+            not read).
 
         Shape:
             mask ``(B, N)``, ids_keep ``(B, L)``, ids_restore ``(B, N)``.
@@ -139,21 +148,23 @@ class HybridMasker(RegionRatioMasker):
         prob = self.current_skeleton_prob
         if prob <= 0.0:
             return _masking_from_labels(labels, self.num_keep(N), ratios, noise)
-        joints = check_joints_2d(joints_2d, B, f"{type(self).__name__}.__call__").to(dev)
+        joints, usable = check_joints_2d(joints_2d, B, f"{type(self).__name__}.__call__")
+        joints, usable = joints.to(dev), usable.to(dev)  # (B, 21, 2), (B,)
         use_skeleton = uniform((B,), generator, dev) < prob  # (B,)
         pattern, index = sample_skeleton_patterns(B, self._probs, device=dev, generator=generator)
         gh, gw = grid_size
         patch = (segmentation.shape[1] // gh, segmentation.shape[2] // gw)
         thickness = self.thickness if self.thickness is not None else min(patch) / 2
-        # Skeleton scores only for the samples that use them (about skeleton_prob of the batch).
-        chosen = use_skeleton.nonzero().squeeze(1)  # (B_s,)
+        # Skeleton scores only for the samples that use them (about skeleton_prob of the batch);
+        # samples without finite joints (no hand annotation) fall back to random hand patches.
+        chosen = (use_skeleton & usable).nonzero().squeeze(1)  # (B_s,)
         hand_scores = skeleton_hand_scores(
             joints[chosen], labels[chosen], pattern[chosen], index[chosen], (gh, gw), patch,
             thickness=thickness, noise=noise[chosen],
         )  # (B_s, N)
         scores = noise.clone()
         scores[chosen] = torch.where(labels[chosen] == HAND, hand_scores, noise[chosen])
-        return _masking_from_labels(labels, self.num_keep(N), ratios, scores)
+        return _masking_from_labels(labels, self.num_keep(N), ratios, scores, fallback=~usable)
 
 
 class SkeletonGuidedMasker(HybridMasker):
@@ -171,7 +182,10 @@ class SkeletonGuidedMasker(HybridMasker):
         thickness: bone brush side in pixels; ``None`` = half the patch width.
         label_rule: ``"any"`` (default) or ``"majority"`` patch labelling.
 
-    Needs ``segmentation`` ``(B, H, W)`` and ``joints_2d`` ``(B, 21, 2)``.
+    Needs ``segmentation`` ``(B, H, W)`` and ``joints_2d`` ``(B, 21, 2)``. A
+    sample whose joints are not all finite (no hand annotation) falls back to
+    random hand patches under the same budgets and is flagged in
+    :attr:`MaskOutput.fallback`.
     """
 
     def __init__(

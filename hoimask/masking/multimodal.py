@@ -19,7 +19,15 @@ from collections.abc import Sequence
 
 import torch
 
-from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_in_range, check_shape
+from hoimask._checks import (
+    DTypeError,
+    ShapeError,
+    ValueRangeError,
+    check_finite,
+    check_in_range,
+    check_int,
+    check_shape,
+)
 from hoimask.masking._common import (
     Masker,
     check_batch_size,
@@ -30,7 +38,7 @@ from hoimask.masking._common import (
     uniform,
 )
 from hoimask.masking.base import MaskOutput, _keep_to_output
-from hoimask.masking.regions import select_in_regions
+from hoimask.masking.regions import _select_in_regions
 
 __all__ = ["sample_dirichlet", "allocate_tokens", "MultiModalMasker"]
 
@@ -95,26 +103,62 @@ def allocate_tokens(proportions: torch.Tensor, num_keep: int, capacity: Sequence
     modality's capacity is moved, in modality order, to modalities with room.
 
     Args:
-        proportions: ``(B, M)`` non-negative rows summing to 1.
-        num_keep: ``L`` with ``0 <= L <= sum(capacity)``.
-        capacity: ``M`` token counts.
+        proportions: ``(B, M)`` finite, non-negative floating rows summing to 1
+            (within ``1e-6 · M``; rows are renormalised before rounding).
+        num_keep: ``L``, an int with ``0 <= L <= sum(capacity)``.
+        capacity: ``M`` ints ``>= 0``, the token count of each modality.
 
     Returns:
-        ``(B, M)`` int64 counts.
+        ``(B, M)`` int64 counts ``0 <= k_m <= capacity[m]``, each row summing to ``L``.
+
+    Raises:
+        ShapeError: ``proportions`` is not ``(B, M)`` or ``capacity`` has not ``M`` entries.
+        DTypeError: non-floating proportions, a non-int count.
+        ValueRangeError: a negative or non-finite proportion, a row not summing
+            to 1, a negative capacity, ``num_keep`` outside ``[0, sum(capacity)]``;
+            each message names the argument, the range and the value given.
 
     Shape:
         proportions ``(B, M)`` -> ``(B, M)``.
+
+    Example:
+        >>> allocate_tokens(torch.tensor([[0.5, 0.5], [0.9, 0.1]]), 5, [4, 4]).tolist()
+        [[3, 2], [4, 1]]
     """
-    check_shape(proportions, "B M", name="proportions")
+    fn = "allocate_tokens"
+    check_shape(proportions, "B M", name="proportions", fn=fn)
     B, M = proportions.shape
+    if isinstance(capacity, (str, bytes)) or not isinstance(capacity, Sequence):
+        raise DTypeError(f"{fn}(): argument 'capacity' expected a sequence of {M} ints, got {type(capacity).__name__}")
     capacity = list(capacity)
     if len(capacity) != M:
-        raise ShapeError(
-            f"allocate_tokens(): argument 'capacity' needs one count per modality (M={M}), got {len(capacity)}"
+        raise ShapeError(f"{fn}(): argument 'capacity' needs one count per modality (M={M}), got {len(capacity)}")
+    for m, c in enumerate(capacity):
+        check_int(c, name=f"capacity[{m}]", low=0, fn=fn)
+    check_int(num_keep, name="num_keep", low=0, high=sum(capacity), fn=fn)
+    if not proportions.is_floating_point():
+        raise DTypeError(f"{fn}(): argument 'proportions' expected a floating tensor, got {proportions.dtype}")
+    check_finite(proportions, name="proportions", fn=fn)
+    negative = proportions < 0
+    if bool(negative.any()):
+        first = tuple(negative.nonzero()[0].tolist())
+        raise ValueRangeError(
+            f"{fn}(): argument 'proportions' expected values >= 0, got {proportions[first].item()!r} at index {first}"
         )
-    cap = torch.tensor(capacity, dtype=torch.int64, device=proportions.device).expand(B, M)
-    if not 0 <= num_keep <= int(cap[0].sum()):
-        raise ValueRangeError(f"allocate_tokens(): num_keep must be in [0, {int(cap[0].sum())}], got {num_keep}")
+    sums = proportions.double().sum(dim=1)  # (B,)
+    off = (sums - 1.0).abs() > 1e-6 * max(M, 1)
+    if bool(off.any()):
+        b = int(off.nonzero()[0])
+        raise ValueRangeError(
+            f"{fn}(): argument 'proportions' expected rows summing to 1, got row {b} summing to {float(sums[b])!r}"
+        )
+    return _allocate_tokens(proportions.double() / sums[:, None], num_keep, capacity)
+
+
+def _allocate_tokens(proportions: torch.Tensor, num_keep: int, capacity: Sequence[int]) -> torch.Tensor:
+    """Unchecked core of :func:`allocate_tokens`."""
+    B, M = proportions.shape
+    cap = torch.tensor(list(capacity), dtype=torch.int64, device=proportions.device).expand(B, M)
     raw = proportions * num_keep
     counts = raw.floor().to(torch.int64)  # (B, M)
     short = num_keep - counts.sum(dim=1, keepdim=True)  # (B, 1), in [0, M)
@@ -188,9 +232,9 @@ class MultiModalMasker(Masker):
         total = M * N
         num_keep = keep_count(total, self.mask_ratio)
         proportions = sample_dirichlet(self.alpha, B, device=dev, generator=generator)  # (B, M)
-        keep_counts = allocate_tokens(proportions, num_keep, [N] * M)  # (B, M)
+        keep_counts = _allocate_tokens(proportions, num_keep, [N] * M)  # (B, M)
         modality = torch.arange(M, device=dev).repeat_interleave(N).expand(B, total)  # (B, M * N)
         counts = torch.full((B, M), N, dtype=torch.int64, device=dev)
         noise = uniform((B, total), generator, dev)
-        keep = select_in_regions(modality, counts, keep_counts, noise)
+        keep = _select_in_regions(modality, counts, keep_counts, noise)
         return _keep_to_output(keep, num_keep)

@@ -28,10 +28,10 @@ from hoimask.masking._common import (
 from hoimask.masking.base import MaskOutput, _keep_to_output
 from hoimask.masking.regions import (
     LABEL_RULES,
+    _region_keep_counts,
+    _select_in_regions,
     region_counts,
-    region_keep_counts,
     segmentation_labels,
-    select_in_regions,
 )
 
 __all__ = ["region_ratio_masking", "RegionRatioMasker"]
@@ -42,18 +42,19 @@ def _masking_from_labels(
     num_keep: int,
     ratios: tuple[float, float, float],
     scores: torch.Tensor,
+    *,
+    fallback: torch.Tensor | None = None,
 ) -> MaskOutput:
     """Core shared by the segmentation-aware maskers.
 
     ``labels`` ``(B, N)``; ``ratios`` = (background, hand, object); ``scores``
-    ``(B, N)`` in ``[0, 2)``, low = kept first within a region.
+    ``(B, N)`` in ``[0, 2)``, low = kept first within a region; ``fallback``
+    ``(B,)`` bool is passed to the output (``None``: all ``False``).
     """
     counts = region_counts(labels)  # (B, 3)
-    keep_counts = region_keep_counts(
-        counts, num_keep, background_ratio=ratios[0], hand_ratio=ratios[1], object_ratio=ratios[2]
-    )  # (B, 3)
-    keep = select_in_regions(labels, counts, keep_counts, scores)  # (B, N)
-    return _keep_to_output(keep, num_keep)
+    keep_counts = _region_keep_counts(counts, num_keep, ratios)  # (B, 3)
+    keep = _select_in_regions(labels, counts, keep_counts, scores)  # (B, N)
+    return _keep_to_output(keep, num_keep, fallback)
 
 
 def region_ratio_masking(

@@ -16,8 +16,25 @@ from collections.abc import Sequence
 
 import torch
 
-from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_choice, check_shape
-from hoimask.masking._common import BACKGROUND, HAND, NUM_REGIONS, OBJECT, check_grid, check_ratio
+from hoimask._checks import (
+    DTypeError,
+    ShapeError,
+    ValueRangeError,
+    check_choice,
+    check_finite,
+    check_int,
+    check_shape,
+)
+from hoimask.masking._common import (
+    BACKGROUND,
+    HAND,
+    NUM_REGIONS,
+    OBJECT,
+    check_counts,
+    check_grid,
+    check_labels,
+    check_ratio,
+)
 
 __all__ = ["LABEL_RULES", "patch_labels", "region_counts", "region_keep_counts", "select_in_regions"]
 
@@ -226,8 +243,10 @@ def region_keep_counts(
     count change.
 
     Args:
-        counts: ``(B, 3)`` patches per region ``[background, hand, object]``.
-        num_keep: ``L``, with ``0 <= L <= N``.
+        counts: ``(B, 3)`` patches per region ``[background, hand, object]``:
+            whole numbers ``>= 0``, at least one patch per row.
+        num_keep: ``L``, an int with ``0 <= L <= N`` for every row
+            (``N = counts.sum(1)``).
         background_ratio: target mask ratio of background patches, in ``[0, 1)``.
         hand_ratio: target mask ratio of hand patches, in ``[0, 1)``.
         object_ratio: target mask ratio of object patches, in ``[0, 1)``.
@@ -235,13 +254,42 @@ def region_keep_counts(
     Returns:
         int64 keep counts ``(B, 3)``; each row sums to ``L`` and ``0 <= k_r <= n_r``.
 
+    Raises:
+        ShapeError: ``counts`` is not ``(B, 3)``.
+        DTypeError: ``num_keep`` is not an int, ``counts`` not a real tensor.
+        ValueRangeError: a negative, non-finite or fractional count, a row
+            without patches, ``num_keep`` outside ``[0, N]``, a ratio outside
+            ``[0, 1)`` or NaN; each message names the argument, the range and
+            the value given.
+
     Shape:
         counts ``(B, 3)`` -> ``(B, 3)``.
+
+    Example:
+        >>> region_keep_counts(torch.tensor([[100, 50, 46]]), 49, background_ratio=0.75,
+        ...                    hand_ratio=0.5, object_ratio=0.9).tolist()
+        [[21, 25, 3]]
     """
-    check_shape(counts, "B 3", name="counts")
+    fn = "region_keep_counts"
+    check_counts(counts, "B 3", name="counts", fn=fn)
+    check_int(num_keep, name="num_keep", low=0, fn=fn)
+    if counts.numel():
+        totals = counts.sum(dim=1)  # (B,)
+        row = int(totals.argmin())
+        if int(totals[row]) < max(1, num_keep):
+            raise ValueRangeError(
+                f"{fn}(): argument 'num_keep' expected an int in [0, N] with N = counts.sum(1) >= 1 for every "
+                f"row, got num_keep={num_keep} and N={int(totals[row])} at row {row}"
+            )
     background_ratio = check_ratio(background_ratio, "background_ratio")
     hand_ratio = check_ratio(hand_ratio, "hand_ratio")
     object_ratio = check_ratio(object_ratio, "object_ratio")
+    return _region_keep_counts(counts, num_keep, (background_ratio, hand_ratio, object_ratio))
+
+
+def _region_keep_counts(counts: torch.Tensor, num_keep: int, ratios: tuple[float, float, float]) -> torch.Tensor:
+    """Unchecked core of :func:`region_keep_counts` (the maskers pass valid counts)."""
+    background_ratio, hand_ratio, object_ratio = ratios
     n = counts.to(torch.float64)
     n_bg, n_hand, n_obj = n.unbind(-1)
     total = float(num_keep)
@@ -269,22 +317,66 @@ def select_in_regions(
     of int64 keys is about 20% faster on CPU than a row-wise float ``argsort``.)
 
     Args:
-        labels: ``(B, N)`` int64 region of each patch, in ``[0, R)``.
-        counts: ``(B, R)`` patches per region (from :func:`region_counts`).
-        keep_counts: ``(B, R)`` patches to keep per region, ``0 <= k <= count``.
-        scores: ``(B, N)`` float scores in ``[0, 4)``; low = kept first (resolution 2^-22).
+        labels: ``(B, N)`` integer region of each patch, in ``[0, R)``.
+        counts: ``(B, R)`` patches per region; must equal the histogram of
+            ``labels`` (:func:`region_counts` for ``R = 3``).
+        keep_counts: ``(B, R)`` patches to keep per region, whole numbers with
+            ``0 <= k <= count``.
+        scores: ``(B, N)`` finite float scores in ``[0, 4)``; low = kept first
+            (resolution 2^-22).
 
     Returns:
         ``(B, N)`` bool, ``True`` = kept; row ``b`` has ``keep_counts[b].sum()`` kept.
 
+    Raises:
+        ShapeError: shapes disagree.
+        DTypeError: non-integer labels, non-floating scores.
+        ValueRangeError: a label outside ``[0, R)``, ``counts`` that are not the
+            labels' histogram, a keep count below 0 or above its region's count,
+            a non-finite score or one outside ``[0, 4)``.
+
     Shape:
         labels, scores ``(B, N)``; counts, keep_counts ``(B, R)`` -> ``(B, N)``.
     """
-    dims = check_shape(labels, "B N", name="labels")
-    check_shape(scores, "B N", name="scores", dims=dims)
-    check_shape(counts, "B R", name="counts", dims=dims)
-    check_shape(keep_counts, "B R", name="keep_counts", dims=dims)
-    B, N, R = dims["B"], dims["N"], dims["R"]
+    fn = "select_in_regions"
+    dims = check_shape(labels, "B N", name="labels", fn=fn)
+    check_shape(scores, "B N", name="scores", dims=dims, fn=fn)
+    check_counts(counts, "B R", name="counts", dims=dims, fn=fn)
+    check_counts(keep_counts, "B R", name="keep_counts", dims=dims, fn=fn)
+    check_labels(labels, dims["R"], name="labels", fn=fn)
+    if not scores.is_floating_point():
+        raise DTypeError(f"{fn}(): argument 'scores' expected a floating tensor, got {scores.dtype}")
+    check_finite(scores, name="scores", fn=fn)
+    if scores.numel() and (float(scores.min()) < 0.0 or float(scores.max()) >= 4.0):
+        raise ValueRangeError(
+            f"{fn}(): argument 'scores' expected values in [0, 4), got values in "
+            f"[{float(scores.min())!r}, {float(scores.max())!r}]"
+        )
+    ones = torch.ones_like(labels, dtype=torch.int64)
+    histogram = torch.zeros_like(counts, dtype=torch.int64).scatter_add_(1, labels.long(), ones)  # (B, R)
+    wrong = histogram != counts.long()
+    if bool(wrong.any()):
+        b, r = wrong.nonzero()[0].tolist()
+        raise ValueRangeError(
+            f"{fn}(): argument 'counts' must be the number of patches of each region in 'labels', "
+            f"got counts[{b}, {r}] = {counts[b, r].item()!r} but labels hold {int(histogram[b, r])}"
+        )
+    over = keep_counts.long() > counts.long()
+    if bool(over.any()):
+        b, r = over.nonzero()[0].tolist()
+        raise ValueRangeError(
+            f"{fn}(): argument 'keep_counts' expected values in [0, counts], got keep_counts[{b}, {r}] = "
+            f"{keep_counts[b, r].item()!r} > counts[{b}, {r}] = {counts[b, r].item()!r}"
+        )
+    return _select_in_regions(labels.long(), counts.long(), keep_counts.long(), scores)
+
+
+def _select_in_regions(
+    labels: torch.Tensor, counts: torch.Tensor, keep_counts: torch.Tensor, scores: torch.Tensor
+) -> torch.Tensor:
+    """Unchecked core of :func:`select_in_regions` (the maskers pass consistent int64 inputs)."""
+    B, N = labels.shape
+    R = counts.shape[1]
     device = labels.device
     label_bits = max(1, (R - 1).bit_length())
     quantised = (scores * float(1 << 22)).to(torch.int64).clamp_(0, (1 << 24) - 1)  # (B, N)

@@ -15,6 +15,10 @@ Bones are rasterised with :func:`hoimask.skeleton.rasterize_segments`. Hand
 patches on the chosen bones are masked first (in random order); if the budget
 is larger than the structure, the rest of the budget goes to random hand
 patches; if it is smaller, only patches of the structure are masked.
+
+Samples without finite joints (frames without a hand annotation give NaN
+``joints_2d``) cannot be guided: the maskers mask their hand patches at random
+under the same budgets and flag them in ``MaskOutput.fallback``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from hoimask._checks import (
     DTypeError,
     ValueRangeError,
     check_choice,
-    check_finite,
     check_floating,
     check_in_range,
     check_shape,
@@ -99,8 +102,17 @@ def check_pattern_probs(pattern_probs: Mapping[str, float] | None) -> torch.Tens
     return torch.tensor([w / total for w in weights], dtype=torch.float64)
 
 
-def check_joints_2d(joints_2d: torch.Tensor | None, batch_size: int, owner: str) -> torch.Tensor:
-    """``joints_2d`` must be a finite floating ``(B, 21, 2)`` tensor (pixels, canonical order)."""
+def check_joints_2d(joints_2d: torch.Tensor | None, batch_size: int, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``joints_2d`` must be a floating ``(B, 21, 2)`` tensor (pixels, canonical order).
+
+    Rows holding a NaN or an infinity are samples without a usable hand
+    annotation (real datasets give NaN joints for such frames): they are not
+    an error, the masker falls back for them (see the masker's docs).
+
+    Returns:
+        ``(joints_2d, usable)``: the joints, and ``(B,)`` bool, ``True`` where
+        every coordinate of the sample is finite.
+    """
     if joints_2d is None:
         raise ValueRangeError(
             f"{owner}(): argument 'joints_2d' is required: (B, 21, 2) pixel coordinates (x, y) "
@@ -108,8 +120,8 @@ def check_joints_2d(joints_2d: torch.Tensor | None, batch_size: int, owner: str)
         )
     check_shape(joints_2d, "B 21 2", name="joints_2d", dims={"B": batch_size}, fn=owner)
     check_floating(joints_2d, name="joints_2d", fn=owner)
-    check_finite(joints_2d, name="joints_2d", fn=owner)
-    return joints_2d
+    usable = torch.isfinite(joints_2d).flatten(1).all(dim=1)  # (B,)
+    return joints_2d, usable
 
 
 def sample_skeleton_patterns(

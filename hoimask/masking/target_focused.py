@@ -24,10 +24,19 @@ import torch
 import torch.nn.functional as F
 
 from hoimask._checks import check_in_range, check_int, check_shape
-from hoimask.masking._common import BACKGROUND, HAND, OBJECT, blob_scores, check_grid, uniform
+from hoimask.masking._common import (
+    BACKGROUND,
+    HAND,
+    NUM_REGIONS,
+    OBJECT,
+    blob_scores,
+    check_grid,
+    check_labels,
+    uniform,
+)
 from hoimask.masking.base import MaskOutput, _keep_to_output
 from hoimask.masking.region_ratio import RegionRatioMasker
-from hoimask.masking.regions import select_in_regions
+from hoimask.masking.regions import _select_in_regions
 
 __all__ = ["interaction_region", "TargetFocusedMasker"]
 
@@ -46,18 +55,31 @@ def interaction_region(labels: torch.Tensor, grid_size: tuple[int, int], *, marg
     """The hand-object interaction region on the patch grid (see the module docs for the fallbacks).
 
     Args:
-        labels: ``(B, N)`` int64 patch labels (0 background, 1 hand, 2 object).
+        labels: ``(B, N)`` integer patch labels (0 background, 1 hand, 2 object).
         grid_size: ``(gh, gw)``.
-        margin: dilation radius in patches, ``>= 0``.
+        margin: dilation radius in patches, an int ``>= 0``.
 
     Returns:
         ``(B, N)`` bool, never empty in any row.
+
+    Raises:
+        ShapeError: ``labels`` is not ``(B, gh * gw)``.
+        DTypeError: non-integer labels, a non-int ``margin``.
+        ValueRangeError: a label outside ``{0, 1, 2}``, a negative ``margin``.
 
     Shape:
         labels ``(B, N)`` -> ``(B, N)``.
     """
     gh, gw = check_grid(grid_size)
     check_shape(labels, f"B {gh * gw}", name="labels")
+    check_labels(labels, NUM_REGIONS, name="labels", fn="interaction_region")
+    check_int(margin, name="margin", low=0, fn="interaction_region")
+    return _interaction_region(labels, (gh, gw), margin)
+
+
+def _interaction_region(labels: torch.Tensor, grid: tuple[int, int], margin: int) -> torch.Tensor:
+    """Unchecked core of :func:`interaction_region` (the masker's labels are already validated)."""
+    gh, gw = grid
     hand, obj = labels == HAND, labels == OBJECT
     contact = _dilate(hand, (gh, gw), margin) & _dilate(obj, (gh, gw), margin)  # (B, N)
     foreground = labels != BACKGROUND
@@ -119,7 +141,7 @@ class TargetFocusedMasker(RegionRatioMasker):
         dev = labels.device
         num_keep = self.num_keep(N)
         num_masked = N - num_keep
-        target = interaction_region(labels, (gh, gw), margin=self.margin)  # (B, N)
+        target = _interaction_region(labels, (gh, gw), self.margin)  # (B, N)
         n_target = target.sum(dim=1)  # (B,)
         # Masked inside the target: the focus share, at most the target, at least what the rest cannot keep.
         masked_target = torch.minimum(torch.full_like(n_target, round(self.focus_ratio * num_masked)), n_target)
@@ -130,5 +152,5 @@ class TargetFocusedMasker(RegionRatioMasker):
         u = uniform((B, N), generator, dev)  # (B, N)
         # Blob around a random target patch: nearer = higher score = masked first.
         scores = torch.where(target, blob_scores(u, target, (gh, gw)), u)  # (B, N)
-        keep = select_in_regions(target.long(), counts, keep_counts, scores)  # (B, N)
+        keep = _select_in_regions(target.long(), counts, keep_counts, scores)  # (B, N)
         return _keep_to_output(keep, num_keep)

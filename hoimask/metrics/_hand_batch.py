@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import torch
 
-from hoimask.geometry import procrustes_align
+from hoimask.metrics._finite import annotated, masked_mean, masked_procrustes_align, sanitise
 from hoimask.metrics.fscore import f_score_from_distances
-from hoimask.metrics.hand import st_align
+from hoimask.metrics.hand import joint_index, st_align
 from hoimask.metrics.nearest import _nearest
 
 __all__ = ["hand_batch_metrics"]
 
 
-def _aligned(p: torch.Tensor, g: torch.Tensor, p_root, g_root, allow_reflection: bool):
-    """The absolute, root-relative and Procrustes-aligned (pred, gt) pairs."""
+def _aligned(p: torch.Tensor, g: torch.Tensor, valid: torch.Tensor, p_root, g_root, root_ok,
+             allow_reflection: bool):
+    """The absolute, root-relative and Procrustes-aligned (pred, gt, valid) triples.
+
+    ``g`` is already sanitised (zeros where not annotated); ``valid`` ``(B, N)``
+    marks the annotated points, ``root_ok`` ``(B,)`` the samples whose root is.
+    """
     return {
-        "": (p, g),
-        "rr_": (p - p_root, g - g_root),
-        "pa_": (procrustes_align(p, g, allow_reflection=allow_reflection), g),
+        "": (p, g, valid),
+        "rr_": (p - p_root, g - g_root, valid & root_ok[:, None]),
+        "pa_": (masked_procrustes_align(p, g, valid, allow_reflection=allow_reflection), g, valid),
     }
 
 
@@ -50,30 +55,44 @@ def hand_batch_metrics(
         max_elements: nearest-neighbour memory bound.
 
     Returns:
-        ``(values, errors)``: metric name -> ``(B,)`` values (F-scores in
-        percent), and AUC name (``jauc``, ``vauc`` with prefixes) -> ``(B, K)``
-        per-keypoint errors.
+        ``(values, errors, excluded)``: metric name -> ``(B,)`` values (F-scores
+        in percent; NaN for a sample with nothing to measure), AUC name
+        (``jauc``, ``vauc`` with prefixes) -> ``(B, K)`` per-keypoint errors
+        (NaN where the ground truth is not annotated), and ``joints`` /
+        ``vertices`` -> ``(B,)`` int64 numbers of non-finite ground-truth
+        joints / vertices (docs/conventions.md, "Non-finite values").
 
     Shape:
         - pj, gj: ``(B, 21, 3)``; pv, gv: ``(B, V, 3)``
     """
     values: dict[str, torch.Tensor] = {}
     errors: dict[str, torch.Tensor] = {}
+    nan = float("nan")
+    vj = annotated(gj)  # (B, 21) annotated ground-truth joints
+    gj = sanitise(gj, vj)
+    excluded = {"joints": (~vj).sum(dim=1)}
     r = slice(root, root + 1)
-    for a, (p, g) in _aligned(pj, gj, pj[:, r], gj[:, r], allow_reflection).items():
+    root_ok = vj[:, root]  # (B,)
+    for a, (p, g, ok) in _aligned(pj, gj, vj, pj[:, r], gj[:, r], root_ok, allow_reflection).items():
         err = torch.linalg.vector_norm(p - g, dim=-1)  # (B, 21)
-        values[f"{a}mje"] = err.mean(1)
-        errors[f"{a}jauc"] = err
+        values[f"{a}mje"] = masked_mean(err, ok)
+        errors[f"{a}jauc"] = torch.where(ok, err, torch.full_like(err, nan))
     st = st_align(pj, gj, joint_order=joint_order)
-    values["st_mje"] = torch.linalg.vector_norm(st - gj, dim=-1).mean(1)
+    w, m = joint_index("wrist", joint_order), joint_index("middle_mcp", joint_order)
+    st_ok = vj & vj[:, w : w + 1] & vj[:, m : m + 1]  # ST alignment needs the wrist -> middle-MCP bone
+    values["st_mje"] = masked_mean(torch.linalg.vector_norm(st - gj, dim=-1), st_ok)
     if pv is None:
-        return values, errors
+        return values, errors, excluded
+    vv = annotated(gv)  # (B, V)
+    gv = sanitise(gv, vv)
+    excluded["vertices"] = (~vv).sum(dim=1)
     th = torch.tensor(f_thresholds_mm, dtype=pv.dtype, device=pv.device)
-    for a, (p, g) in _aligned(pv, gv, pj[:, r], gj[:, r], allow_reflection).items():
+    for a, (p, g, ok) in _aligned(pv, gv, vv, pj[:, r], gj[:, r], root_ok, allow_reflection).items():
         err = torch.linalg.vector_norm(p - g, dim=-1)  # (B, V)
-        values[f"{a}mme"] = err.mean(1)
-        errors[f"{a}vauc"] = err
-        f = f_score_from_distances(_nearest(p, g, max_elements), _nearest(g, p, max_elements), th)  # (B, T)
+        values[f"{a}mme"] = masked_mean(err, ok)
+        errors[f"{a}vauc"] = torch.where(ok, err, torch.full_like(err, nan))
+        d_pred = _nearest(p, g, max_elements, ok)  # (B, V) to the annotated gt vertices
+        f = f_score_from_distances(d_pred, _nearest(g, p, max_elements), th, ok)  # (B, T)
         for i, mm in enumerate(f_thresholds_mm):
             values[f"{a}f{mm:g}"] = f[:, i] * 100.0
-    return values, errors
+    return values, errors, excluded

@@ -11,6 +11,7 @@ import torch
 
 from hoimask._checks import ShapeError, ValueRangeError, check_shape
 from hoimask.metrics._arrays import to_tensors
+from hoimask.metrics._finite import annotated, check_finite_input, check_prediction, sanitise
 from hoimask.metrics.nearest import _nearest
 from hoimask.metrics.objects import box_corners, transform_points
 
@@ -48,7 +49,11 @@ def object_batch_metrics(
 
     Returns:
         Metric name -> ``(n,)`` float64 values for the ``n`` valid samples, in mm
-        (``add_0.5d`` in percent).
+        (``add_0.5d`` in percent); NaN for a sample whose ground-truth pose is
+        not finite (unannotated, docs/conventions.md "Non-finite values").
+
+    Raises:
+        ValueRangeError: a non-finite predicted pose, model point or diameter.
     """
     if any(x is None for x in (R_p, t_p, R_g, t_g, points)):
         raise ValueRangeError(
@@ -60,16 +65,23 @@ def object_batch_metrics(
     check_shape(t["gt_obj_R"], "B 3 3", name="gt_obj_R", dims=dims, fn=_FN)
     check_shape(t["pred_obj_t"], "B 3", name="pred_obj_t", dims=dims, fn=_FN)
     check_shape(t["gt_obj_t"], "B 3", name="gt_obj_t", dims=dims, fn=_FN)
+    check_prediction(t["pred_obj_R"], name="pred_obj_R", fn=_FN)
+    check_prediction(t["pred_obj_t"], name="pred_obj_t", fn=_FN)
     diam = None
     if diameter is not None:
         _, d = to_tensors(_FN, obj_diameter=diameter)
         diam = d["obj_diameter"].detach().cpu().double()
         check_shape(diam, "B", name="obj_diameter", dims={"B": B}, fn=_FN)
+        check_finite_input(diam[torch.from_numpy(valid)], name="obj_diameter", fn=_FN)
     idx = torch.from_numpy(np.flatnonzero(valid))
     dev = t["pred_obj_R"].device
     idx_d = idx.to(dev)
-    Rp, Rg = t["pred_obj_R"].double()[idx_d], t["gt_obj_R"].double()[idx_d]
-    tp, tg = t["pred_obj_t"].double()[idx_d] * scale, t["gt_obj_t"].double()[idx_d] * scale
+    gt_ok = annotated(t["gt_obj_R"][idx_d], 2) & annotated(t["gt_obj_t"][idx_d])  # (n,) annotated poses
+    eye = torch.eye(3, dtype=torch.float64, device=dev)
+    Rp = t["pred_obj_R"].double()[idx_d]
+    Rg = torch.where(gt_ok[:, None, None], t["gt_obj_R"].double()[idx_d], eye)
+    tp = t["pred_obj_t"].double()[idx_d] * scale
+    tg = sanitise(t["gt_obj_t"].double()[idx_d], gt_ok) * scale
     opts = (scale, add_s_direction, max_elements)
     if isinstance(points, (list, tuple)):
         if len(points) != B:
@@ -78,6 +90,7 @@ def object_batch_metrics(
         for k, i in enumerate(idx.tolist()):
             _, pt = to_tensors(_FN, obj_points=points[i])
             check_shape(pt["obj_points"], "P 3", name=f"obj_points[{i}]", fn=_FN)
+            check_finite_input(pt["obj_points"], name=f"obj_points[{i}]", fn=_FN)
             parts.append(_metrics(pt["obj_points"], Rp, tp, Rg, tg, slice(k, k + 1), *opts))
         keys = ("mce", "ome", "add_s")
         out = {key: torch.cat([m[key] for m in parts]) if parts else Rp.new_zeros(0) for key in keys}
@@ -91,8 +104,10 @@ def object_batch_metrics(
             p = p[idx.to(p.device)]
         if p.shape[-2] == 0:
             raise ValueRangeError(f"{_FN}(): argument 'obj_points' needs at least one point, got P=0")
+        check_finite_input(p, name="obj_points", fn=_FN)
         out = _metrics(p, Rp, tp, Rg, tg, slice(None), *opts)
     out["oce"] = torch.linalg.vector_norm(tp - tg, dim=-1)
     if diam is not None:
         out["add_0.5d"] = (out["ome"].cpu() < add_fraction * diam[idx] * scale).double() * 100.0
-    return out
+    nan = float("nan")
+    return {key: torch.where(gt_ok.to(v.device), v, torch.full_like(v, nan)) for key, v in out.items()}

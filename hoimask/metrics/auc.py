@@ -10,6 +10,13 @@ errors of each keypoint are sorted once and the counts below each threshold
 are read with ``searchsorted`` -- exact, and without an ``(S, K, steps)``
 intermediate. :class:`PCKAccumulator` keeps the per-threshold counts so a
 dataset can be fed batch by batch in constant memory.
+
+Non-finite errors (docs/conventions.md, "Non-finite values") are *unmeasured*:
+they come from unannotated ground truth, as the keypoints that ``EvalUtil.feed``
+drops with its visibility mask. Each keypoint's PCK is taken over its finite
+errors only, and a keypoint without any is left out of the mean over keypoints
+(``EvalUtil.get_measures`` skips it the same way). Predictions must be checked
+before their errors are formed (the metric functions do).
 """
 
 from __future__ import annotations
@@ -54,7 +61,8 @@ def pck_counts(errors: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     """How many samples of each keypoint have ``error <= threshold``.
 
     Args:
-        errors: ``(S, K)`` non-negative errors.
+        errors: ``(S, K)`` non-negative errors; non-finite ones are unmeasured
+            and never counted.
         thresholds: ``(T,)`` thresholds, ascending.
 
     Returns:
@@ -66,26 +74,32 @@ def pck_counts(errors: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
         - output: ``(K, T)``
     """
     K = errors.shape[1]
-    sorted_err = errors.detach().t().contiguous().sort(dim=1).values  # (K, S)
+    errors = errors.detach()
+    errors = torch.where(torch.isfinite(errors), errors, torch.full_like(errors, float("inf")))  # never <= t
+    sorted_err = errors.t().contiguous().sort(dim=1).values  # (K, S)
     th = thresholds.to(sorted_err.dtype).expand(K, -1).contiguous()  # (K, T)
     # searchsorted(right=True) = number of sorted errors <= each threshold
     return torch.searchsorted(sorted_err, th, right=True)  # (K, T): #{e <= t}
 
 
-def auc_from_counts(counts: torch.Tensor, num_samples: int, thresholds: torch.Tensor):
+def auc_from_counts(counts: torch.Tensor, num_samples: int | torch.Tensor, thresholds: torch.Tensor):
     """Per-keypoint PCK curves from counts -> (mean AUC, mean curve).
 
     Args:
         counts: ``(K, T)`` counts of samples with error <= threshold.
-        num_samples: the number of samples each keypoint was measured on.
+        num_samples: the number of samples each keypoint was measured on: one
+            int for all, or ``(K,)``; keypoints measured on no sample are left
+            out of the means (NaN results if none was measured).
         thresholds: ``(T,)`` thresholds.
 
     Returns:
         ``(auc (), curve (T,))`` in ``thresholds``' dtype.
     """
-    pck = counts.to(thresholds.dtype) / num_samples  # (K, T)
+    n = torch.as_tensor(num_samples, device=counts.device).expand(counts.shape[0])  # (K,)
+    measured = n > 0
+    pck = counts[measured].to(thresholds.dtype) / n[measured, None].to(thresholds.dtype)  # (K', T)
     norm = thresholds[-1] - thresholds[0]  # == trapz(ones, thresholds)
-    auc = torch.trapezoid(pck, thresholds, dim=1) / norm  # (K,)
+    auc = torch.trapezoid(pck, thresholds, dim=1) / norm  # (K',)
     return auc.mean(), pck.mean(dim=0)
 
 
@@ -100,6 +114,9 @@ def pck_auc(errors: ArrayLike, lo: float = 0.0, hi: float = 0.05, steps: int = 1
 
     Args:
         errors: ``(S, K)`` per-sample, per-keypoint (joint or vertex) errors.
+            Non-finite errors are unmeasured (unannotated ground truth): each
+            keypoint's PCK uses its finite errors, and a keypoint without any
+            is left out of the mean over keypoints.
         lo: lowest threshold.
         hi: highest threshold (> ``lo``).
         steps: number of thresholds (>= 2).
@@ -108,6 +125,9 @@ def pck_auc(errors: ArrayLike, lo: float = 0.0, hi: float = 0.05, steps: int = 1
         :class:`PCKResult` ``(auc, curve, thresholds)`` in the input's array
         type; ``auc`` is 1 when every error is <= ``lo`` and 0 when every error
         is > ``hi``.
+
+    Raises:
+        ValueRangeError: no finite error at all (nothing was measured).
 
     Shape:
         - errors: ``(S, K)``
@@ -126,9 +146,15 @@ def pck_auc(errors: ArrayLike, lo: float = 0.0, hi: float = 0.05, steps: int = 1
     if dims["S"] == 0 or dims["K"] == 0:
         raise ValueRangeError(f"pck_auc(): argument 'errors' needs at least one sample and keypoint, got {tuple(e.shape)}")
     # Compare and integrate in float64, as NumPy does in EvalUtil; return the input dtype.
+    measured = torch.isfinite(e).sum(dim=0)  # (K,) samples measured per keypoint
+    if not bool(measured.any()):
+        raise ValueRangeError(
+            f"pck_auc(): argument 'errors' has no finite value (all {dims['S']} x {dims['K']} unmeasured, "
+            "see docs/conventions.md, 'Non-finite values')"
+        )
     thresholds = thresholds_like_numpy(lo, hi, steps, device=e.device)
     counts = pck_counts(e.double(), thresholds)
-    auc, curve = auc_from_counts(counts, dims["S"], thresholds)
+    auc, curve = auc_from_counts(counts, measured, thresholds)
     out = (auc.to(e.dtype), curve.to(e.dtype), thresholds.to(e.dtype))
     return PCKResult(*(like_input(was_numpy, v) for v in out))
 
@@ -137,7 +163,9 @@ class PCKAccumulator:
     """Accumulates per-threshold PCK counts over batches (constant memory).
 
     Feeding all samples batch by batch and calling :meth:`result` gives the
-    same AUC and curve as :func:`pck_auc` on the concatenated errors.
+    same AUC and curve as :func:`pck_auc` on the concatenated errors,
+    non-finite (unmeasured) errors included: ``num_measured`` counts the
+    finite errors of each keypoint, ``num_samples`` the rows fed.
 
     Args:
         num_keypoints: ``K``.
@@ -156,18 +184,21 @@ class PCKAccumulator:
         self.thresholds = thresholds_like_numpy(lo, hi, steps)
         self.counts = torch.zeros(self.num_keypoints, steps, dtype=torch.int64)
         self.num_samples = 0
+        self.num_measured = torch.zeros(self.num_keypoints, dtype=torch.int64)
 
     def update(self, errors: torch.Tensor) -> None:
-        """Add ``(S, K)`` errors (any device; counted on the CPU in float64)."""
+        """Add ``(S, K)`` errors (any device; counted on the CPU in float64); non-finite ones are unmeasured."""
         check_shape(errors, f"S {self.num_keypoints}", name="errors", fn="PCKAccumulator.update")
         if errors.shape[0] == 0:
             return
-        self.counts += pck_counts(errors.detach().to("cpu", torch.float64), self.thresholds)
+        e = errors.detach().to("cpu", torch.float64)
+        self.counts += pck_counts(e, self.thresholds)
+        self.num_measured += torch.isfinite(e).sum(dim=0)
         self.num_samples += errors.shape[0]
 
     def result(self) -> PCKResult | None:
-        """:class:`PCKResult` of everything fed so far (torch), or ``None`` if empty."""
-        if self.num_samples == 0:
+        """:class:`PCKResult` of everything fed so far (torch), or ``None`` if nothing was measured."""
+        if not bool((self.num_measured > 0).any()):
             return None
-        auc, curve = auc_from_counts(self.counts, self.num_samples, self.thresholds)
+        auc, curve = auc_from_counts(self.counts, self.num_measured, self.thresholds)
         return PCKResult(auc, curve, self.thresholds)

@@ -63,6 +63,8 @@ class ConstantBaselines:
         self._t = torch.zeros(3, dtype=torch.float64)
         self._n_offset = 0
         self._offset = torch.zeros(3, dtype=torch.float64)
+        self._n_excluded = 0  # training samples with a non-finite joint
+        self._n_excluded_obj = 0  # training samples with an object but a non-finite pose
 
     def update(
         self,
@@ -73,13 +75,18 @@ class ConstantBaselines:
     ) -> None:
         """Add training samples.
 
+        Non-finite values are unannotated ground truth (docs/conventions.md):
+        they are left out of the statistics and counted in
+        :attr:`num_excluded` / :attr:`num_excluded_objects`.
+
         Args:
             joints: ``(B, 21, 3)`` camera-frame joints (wrist first); samples
-                with non-finite joints are skipped.
+                with a non-finite joint are excluded (and counted).
             object_rotation: ``(B, 3, 3)`` object rotations, or None.
             object_translation: ``(B, 3)`` object translations, or None.
-            has_object: ``(B,)`` bool; samples without an object (or with
-                non-finite object poses) do not count for the object statistics.
+            has_object: ``(B,)`` bool; samples without an object do not count
+                for the object statistics, samples with an object but a
+                non-finite pose are excluded (and counted).
         """
         dims = check_shape(joints, "B 21 3", name="joints", fn="ConstantBaselines.update")
         j = joints.detach().double().cpu()
@@ -87,6 +94,7 @@ class ConstantBaselines:
         wrist = j[:, 0]  # (B, 3); the object statistics index all B samples
         j = j[ok]
         self._n += int(j.shape[0])
+        self._n_excluded += int((~ok).sum())
         self._rel += (j - j[:, :1]).sum(0)
         self._root += j[:, 0].sum(0)
         if object_rotation is None or object_translation is None:
@@ -94,10 +102,15 @@ class ConstantBaselines:
         check_shape(object_rotation, "B 3 3", name="object_rotation", dims=dims, fn="ConstantBaselines.update")
         check_shape(object_translation, "B 3", name="object_translation", dims=dims, fn="ConstantBaselines.update")
         R, t = object_rotation.detach().double().cpu(), object_translation.detach().double().cpu()
-        keep = torch.isfinite(R).flatten(1).all(1) & torch.isfinite(t).all(1)
+        finite = torch.isfinite(R).flatten(1).all(1) & torch.isfinite(t).all(1)
+        keep = finite.clone()
         if has_object is not None:
             check_shape(has_object, "B", name="has_object", dims=dims, fn="ConstantBaselines.update")
-            keep &= has_object.detach().cpu().bool()
+            present = has_object.detach().cpu().bool()
+            keep &= present
+            self._n_excluded_obj += int((present & ~finite).sum())
+        else:
+            self._n_excluded_obj += int((~finite).sum())
         self._n_obj += int(keep.sum())
         self._R += R[keep].sum(0)
         self._t += t[keep].sum(0)
@@ -109,6 +122,16 @@ class ConstantBaselines:
     def num_samples(self) -> int:
         """Training samples with finite joints seen so far."""
         return self._n
+
+    @property
+    def num_excluded(self) -> int:
+        """Training samples left out because a joint was not finite (unannotated)."""
+        return self._n_excluded
+
+    @property
+    def num_excluded_objects(self) -> int:
+        """Training samples with an object left out of the object statistics because its pose was not finite."""
+        return self._n_excluded_obj
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The fitted constants (float64 tensors), e.g. to store in a checkpoint."""
@@ -160,7 +183,11 @@ class ConstantBaselines:
             device: device of the returned tensors.
             root: ``(B, 3)`` ground-truth wrist positions to anchor the
                 constants at (see the module docstring), or None for the
-                mean training wrist.
+                mean training wrist. A row that is not finite (a test
+                sample without hand annotation) is anchored at the mean
+                training wrist, so the predictions stay finite; that
+                sample's hand metrics are excluded by the ``Evaluator``
+                anyway, as its ground truth is not finite either.
 
         Returns:
             ``{name: {"joints": (B, 21, 3), "object_rotation": (B, 3, 3), "object_translation": (B, 3)}}``
@@ -179,6 +206,8 @@ class ConstantBaselines:
         else:
             check_shape(root, f"{B} 3", name="root", fn="ConstantBaselines.predict")
             anchor = root.detach().to(device=device, dtype=dtype)
+            known = torch.isfinite(anchor).all(dim=1, keepdim=True)  # (B, 1)
+            anchor = torch.where(known, anchor, expand(state["mean_root"]))
             if "mean_object_rotation" in state and "mean_object_offset" not in state:
                 raise ValueRangeError("ConstantBaselines.predict(): argument 'root' needs the mean object offset "
                                       "from the wrist, which these constants lack (fitted by an older version)")

@@ -10,6 +10,13 @@ truth (HO3D's hidden test set) only feed the CodaLab submission file.
 Per-sample values are kept (a few floats per sample); PCK curves for the AUCs
 are accumulated as per-threshold counts (:class:`PCKAccumulator`), so memory
 does not grow with the number of vertices times samples.
+
+Non-finite values (docs/conventions.md, "Non-finite values"): a NaN or
+infinite *prediction* makes :meth:`Evaluator.update` raise ``ValueRangeError``
+(naming the argument and the first offending index) and store nothing; a
+non-finite *ground-truth* joint, vertex or object pose is unannotated: it is
+left out of the means and counted (``excluded_*`` keys of :meth:`compute`, and
+the first line of :meth:`format_tables`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from hoimask._checks import (
     check_shape,
 )
 from hoimask.metrics._arrays import to_tensors
+from hoimask.metrics._finite import check_prediction
 from hoimask.metrics._hand_batch import hand_batch_metrics
 from hoimask.metrics._object_batch import object_batch_metrics
 from hoimask.metrics.auc import PCKAccumulator
@@ -55,7 +63,15 @@ class Evaluator:
     * objects: ``oce``, ``mce``, ``add_s``, ``ome``, ``add_0.5d`` (the latter
       only when diameters are given);
     * ``num_samples``; and the same keys prefixed ``"<group>/"`` for the groups
-      ``hand_only``, ``hand_object`` and ``occlusion_<lo>-<hi>`` (percent).
+      ``hand_only``, ``hand_object`` and ``occlusion_<lo>-<hi>`` (percent);
+    * what was excluded because the ground truth was not finite (overall only):
+      ``excluded_samples`` (samples without any finite ground-truth joint: no
+      hand metric), ``excluded_joints`` (non-finite ground-truth joints, those
+      of excluded samples included), ``excluded_vertices`` (when vertices were
+      fed) and ``excluded_objects`` (samples with an object whose ground-truth
+      pose is not finite; when object poses were fed). A sample whose root
+      (wrist) is not annotated is also left out of the ``rr_*`` metrics, and
+      one without the wrist or the middle MCP out of ``st_mje``.
 
     Args:
         units: units of every input, ``"m"`` (default) or ``"mm"``.
@@ -159,6 +175,8 @@ class Evaluator:
         self._num = 0
         self._pred_joints: list[np.ndarray] = []
         self._pred_verts: list[np.ndarray | None] = []
+        self._excluded: dict[str, int] = {}  # excluded_* key -> count (non-finite ground truth)
+        self._pending_excluded: dict[str, int] = {}
 
     @property
     def group_names(self) -> list[str]:
@@ -208,6 +226,8 @@ class Evaluator:
         if groups is None:
             return
         B = groups.shape[0]
+        for key, n in self._pending_excluded.items():
+            self._excluded[key] = self._excluded.get(key, 0) + n
         for key in set(self._values) | set(self._pending_values):
             if key not in self._values and self._num:  # first batch with this metric
                 self._values[key].append(np.full(self._num, np.nan))
@@ -249,12 +269,17 @@ class Evaluator:
     ) -> None:
         """Add one batch. Tensors or NumPy arrays, all in ``units``, OpenCV frame.
 
+        Predictions must be finite; non-finite ground truth is excluded and
+        counted (see the class docstring).
+
         Args:
             pred_joints: ``(B, 21, 3)`` predicted joints (``joint_order``).
             gt_joints: ``(B, 21, 3)`` ground truth, or ``None`` when unknown (the
-                batch then only feeds the submission file).
+                batch then only feeds the submission file); non-finite joints
+                are unannotated.
             pred_verts: ``(B, V, 3)`` predicted MANO vertices (optional).
-            gt_verts: ``(B, V, 3)`` ground-truth MANO vertices (optional).
+            gt_verts: ``(B, V, 3)`` ground-truth MANO vertices (optional);
+                non-finite vertices are unannotated.
             pred_obj_R: ``(B, 3, 3)`` predicted object rotations (model -> camera).
             pred_obj_t: ``(B, 3)`` predicted object translations.
             gt_obj_R: ``(B, 3, 3)`` ground-truth object rotations (model -> camera).
@@ -266,6 +291,12 @@ class Evaluator:
             occlusion: optional ``(B,)`` hand occlusion ratios in [0, 1].
             hand_only: optional ``(B,)`` bools, ``True`` for scenes without an
                 object; their object metrics are skipped.
+
+        Raises:
+            ValueRangeError: a prediction (joints, vertices, object pose), an
+                object point or a diameter holds a NaN or infinity; the message
+                names the argument and the index of the first one. Nothing of
+                the batch is stored.
 
         Shape:
             see Args; ``B`` must agree across arguments.
@@ -279,7 +310,9 @@ class Evaluator:
         pj = t["pred_joints"]
         if t["pred_verts"] is not None:
             check_shape(t["pred_verts"], "B V 3", name="pred_verts", dims=dims, fn="Evaluator.update")
-        self._pending_values, self._pending_pck = {}, []
+        check_prediction(pj, name="pred_joints", fn="Evaluator.update")
+        check_prediction(t["pred_verts"], name="pred_verts", fn="Evaluator.update")
+        self._pending_values, self._pending_pck, self._pending_excluded = {}, [], {}
         pred_entry = None
         if self.keep_predictions:
             metres = self.scale / 1000.0
@@ -306,11 +339,15 @@ class Evaluator:
         if gv is not None:
             check_shape(gv, "B V 3", name="gt_verts", dims=dims, fn="Evaluator.update")
             pv, gv = pv.double() * s, gv.double() * s  # mm
-        values, errors = hand_batch_metrics(
+        values, errors, excluded = hand_batch_metrics(
             pj.double() * s, t["gt_joints"].double() * s, pv, gv, root=self.root,
             joint_order=self.joint_order, allow_reflection=self.allow_reflection,
             f_thresholds_mm=self.f_thresholds_mm, max_elements=self.max_elements,
         )  # fmt: skip
+        self._pending_excluded["excluded_joints"] = int(excluded["joints"].sum())
+        self._pending_excluded["excluded_samples"] = int((excluded["joints"] == 21).sum())
+        if "vertices" in excluded:
+            self._pending_excluded["excluded_vertices"] = int(excluded["vertices"].sum())
         for key, v in values.items():
             self._add(key, v, B)
         for kind, e in errors.items():  # (B, K) errors in mm, fed to the PCK accumulators on commit
@@ -329,6 +366,7 @@ class Evaluator:
             add_s_direction=self.add_s_direction, add_fraction=self.add_fraction,
             max_elements=self.max_elements,
         )  # fmt: skip
+        self._pending_excluded["excluded_objects"] = int(torch.isnan(metrics["oce"]).sum())
         for key, vals in metrics.items():
             self._add(key, vals, B, valid)
 
@@ -343,6 +381,7 @@ class Evaluator:
         out: dict[str, float] = {"num_samples": float(self._num)}
         if self._num == 0:
             return out
+        out.update({key: float(n) for key, n in sorted(self._excluded.items())})
         groups = np.concatenate(self._groups)  # (S, G)
         values = {k: np.concatenate(v) for k, v in self._values.items()}
         for gi, g in enumerate(["all", *self.group_names]):

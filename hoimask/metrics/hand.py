@@ -14,6 +14,11 @@ each one reproduces:
 * :func:`st_mpjpe` -- HO3D ``align_sc_tr``.
 * :func:`mpvpe` / :func:`pa_mpvpe` -- the same on MANO vertices (HO3D mesh
   error, HOISDF DexYCB MME).
+
+Non-finite values (docs/conventions.md): a NaN or infinite prediction raises
+``ValueRangeError``; a non-finite ground-truth joint or vertex is unannotated
+and left out of its sample's mean (and of the Procrustes fit); a sample with
+nothing left to measure gets NaN.
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ import torch
 
 from hoimask._checks import DTypeError, ValueRangeError, check_choice, check_int, check_shape
 from hoimask.metrics._arrays import ArrayLike, like_input, to_tensors
+from hoimask.metrics._finite import (
+    annotated,
+    check_prediction,
+    masked_mean,
+    masked_procrustes_align,
+    sanitise,
+)
 from hoimask.skeleton.joints import JOINT_ORDERS
 
 __all__ = ["mpjpe", "pa_mpjpe", "st_mpjpe", "st_align", "mpvpe", "pa_mpvpe", "joint_index"]
@@ -57,7 +69,15 @@ def _mean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _check_pair(pred: torch.Tensor, gt: torch.Tensor, letter: str, fn: str) -> dict[str, int]:
     dims = check_shape(pred, f"B {letter} 3", name="pred", fn=fn)
     check_shape(gt, f"B {letter} 3", name="gt", dims=dims, fn=fn)
+    check_prediction(pred, name="pred", fn=fn)
     return dims
+
+
+def _pa_error(pred: torch.Tensor, gt: torch.Tensor, allow_reflection: bool) -> torch.Tensor:
+    """(B, N) per-point error after Procrustes on the annotated points -> (B,) masked mean."""
+    valid = annotated(gt)  # (B, N)
+    aligned = masked_procrustes_align(pred, gt, valid, allow_reflection=bool(allow_reflection))
+    return masked_mean(torch.linalg.vector_norm(aligned - sanitise(gt, valid), dim=-1), valid)
 
 
 def mpjpe(
@@ -75,14 +95,20 @@ def mpjpe(
     (DexYCB "root-relative", UniHOPE J-PE).
 
     Args:
-        pred: predicted joints.
-        gt: ground-truth joints, same shape.
+        pred: predicted joints, finite.
+        gt: ground-truth joints, same shape; non-finite joints are unannotated
+            and excluded (with ``root_relative``, a sample whose root is not
+            annotated has nothing to measure).
         root_relative: subtract each skeleton's root joint first.
         root: the root joint, by name in ``joint_order`` or by index.
         joint_order: joint order of the inputs, used to resolve ``root`` by name.
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample without
+        an annotated joint.
+
+    Raises:
+        ValueRangeError: ``pred`` holds a NaN or infinity.
 
     Shape:
         - pred, gt: ``(B, J, 3)``
@@ -97,11 +123,14 @@ def mpjpe(
     was_numpy, t = to_tensors(pred=pred, gt=gt)
     p, g = t["pred"], t["gt"]
     dims = _check_pair(p, g, "J", "mpjpe")
+    valid = annotated(g)  # (B, J)
+    g = sanitise(g, valid)
     if root_relative:
         r = joint_index(root, joint_order, num_joints=dims["J"])
         p = p - p[:, r : r + 1]
         g = g - g[:, r : r + 1]
-    return like_input(was_numpy, _mean_distance(p, g))
+        valid = valid & valid[:, r : r + 1]
+    return like_input(was_numpy, masked_mean(torch.linalg.vector_norm(p - g, dim=-1), valid))
 
 
 def pa_mpjpe(pred: ArrayLike, gt: ArrayLike, *, allow_reflection: bool = True) -> ArrayLike:
@@ -113,8 +142,9 @@ def pa_mpjpe(pred: ArrayLike, gt: ArrayLike, *, allow_reflection: bool = True) -
     :func:`hoimask.geometry.procrustes_align`.
 
     Args:
-        pred: predicted joints.
-        gt: ground-truth joints.
+        pred: predicted joints, finite.
+        gt: ground-truth joints; non-finite joints are unannotated: the fit
+            and the mean use the annotated joints only.
         allow_reflection: ``True`` (default) lets the orthogonal matrix be a
             reflection, exactly as SciPy ``orthogonal_procrustes`` in
             HO3D/FreiHAND ``align_w_scale`` (also used by DexYCB
@@ -123,18 +153,19 @@ def pa_mpjpe(pred: ArrayLike, gt: ArrayLike, *, allow_reflection: bool = True) -
             mirror image, where the reflecting one gives the smaller error.
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample without
+        an annotated joint.
+
+    Raises:
+        ValueRangeError: ``pred`` holds a NaN or infinity.
 
     Shape:
         - pred, gt: ``(B, J, 3)``
         - output: ``(B,)``
     """
-    from hoimask.geometry import procrustes_align
-
     was_numpy, t = to_tensors(pred=pred, gt=gt)
     _check_pair(t["pred"], t["gt"], "J", "pa_mpjpe")
-    aligned = procrustes_align(t["pred"], t["gt"], allow_reflection=bool(allow_reflection))
-    return like_input(was_numpy, _mean_distance(aligned, t["gt"]))
+    return like_input(was_numpy, _pa_error(t["pred"], t["gt"], allow_reflection))
 
 
 def st_align(
@@ -167,7 +198,15 @@ def st_align(
         - pred, gt: ``(B, J, 3)``
         - output: ``(B, J, 3)``
     """
-    J = pred.shape[1]
+    dims = check_shape(pred, "B J 3", name="pred")
+    check_shape(gt, "B J 3", name="gt", dims=dims)
+    check_choice(joint_order, JOINT_ORDERS, name="joint_order")
+    J = dims["J"]
+    for name, joint in (("root", root), ("bone_end", bone_end)):  # named in the error, not as 'joint'
+        if isinstance(joint, str):
+            check_choice(joint, JOINT_ORDERS[joint_order], name=name)
+        else:
+            check_int(joint, name=name, low=0, high=J - 1)
     r = joint_index(root, joint_order, num_joints=J)
     e = joint_index(bone_end, joint_order, num_joints=J)
     s_pred = torch.linalg.vector_norm(pred[:, e] - pred[:, r], dim=-1)  # (B,)
@@ -192,13 +231,19 @@ def st_mpjpe(
     which are the same two joints).
 
     Args:
-        pred: predicted joints.
-        gt: ground-truth joints.
+        pred: predicted joints, finite.
+        gt: ground-truth joints; non-finite joints are unannotated and
+            excluded; a sample whose wrist or middle MCP is not annotated
+            cannot be aligned and has nothing to measure.
         joint_order: order of the 21 joints of both inputs (``"canonical"``,
             ``"mano"`` or ``"ho3d"``).
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample that
+        cannot be measured.
+
+    Raises:
+        ValueRangeError: ``pred`` holds a NaN or infinity.
 
     Shape:
         - pred, gt: ``(B, 21, 3)``
@@ -207,8 +252,13 @@ def st_mpjpe(
     was_numpy, t = to_tensors(pred=pred, gt=gt)
     check_shape(t["pred"], "B 21 3", name="pred")
     check_shape(t["gt"], "B 21 3", name="gt", dims={"B": t["pred"].shape[0]})
-    aligned = st_align(t["pred"], t["gt"], joint_order=joint_order)
-    return like_input(was_numpy, _mean_distance(aligned, t["gt"]))
+    check_prediction(t["pred"], name="pred", fn="st_mpjpe")
+    valid = annotated(t["gt"])  # (B, 21)
+    g = sanitise(t["gt"], valid)
+    r, e = joint_index("wrist", joint_order), joint_index("middle_mcp", joint_order)
+    valid = valid & valid[:, r : r + 1] & valid[:, e : e + 1]  # the ST bone must be annotated
+    aligned = st_align(t["pred"], g, joint_order=joint_order)
+    return like_input(was_numpy, masked_mean(torch.linalg.vector_norm(aligned - g, dim=-1), valid))
 
 
 def mpvpe(
@@ -225,13 +275,19 @@ def mpvpe(
     the vertices are translated by ``-pred_root`` and ``-gt_root`` first.
 
     Args:
-        pred: predicted vertices.
-        gt: ground-truth vertices.
-        pred_root: optional ``(B, 3)`` root of the prediction (give both or neither).
-        gt_root: optional ``(B, 3)`` root of the ground truth.
+        pred: predicted vertices, finite.
+        gt: ground-truth vertices; non-finite vertices are unannotated and excluded.
+        pred_root: optional ``(B, 3)`` root of the prediction (give both or
+            neither), finite.
+        gt_root: optional ``(B, 3)`` root of the ground truth; a non-finite
+            root leaves its sample nothing to measure.
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample that
+        cannot be measured.
+
+    Raises:
+        ValueRangeError: ``pred`` or ``pred_root`` holds a NaN or infinity.
 
     Shape:
         - pred, gt: ``(B, V, 3)``
@@ -243,12 +299,17 @@ def mpvpe(
     dims = _check_pair(p, g, "V", "mpvpe")
     if (t["pred_root"] is None) != (t["gt_root"] is None):
         raise ValueRangeError("mpvpe(): give both 'pred_root' and 'gt_root' or neither")
+    valid = annotated(g)  # (B, V)
+    g = sanitise(g, valid)
     if t["pred_root"] is not None:
         check_shape(t["pred_root"], "B 3", name="pred_root", dims=dims)
         check_shape(t["gt_root"], "B 3", name="gt_root", dims=dims)
+        check_prediction(t["pred_root"], name="pred_root", fn="mpvpe")
+        root_ok = annotated(t["gt_root"])  # (B,)
         p = p - t["pred_root"][:, None]
-        g = g - t["gt_root"][:, None]
-    return like_input(was_numpy, _mean_distance(p, g))
+        g = g - sanitise(t["gt_root"], root_ok)[:, None]
+        valid = valid & root_ok[:, None]
+    return like_input(was_numpy, masked_mean(torch.linalg.vector_norm(p - g, dim=-1), valid))
 
 
 def pa_mpvpe(pred: ArrayLike, gt: ArrayLike, *, allow_reflection: bool = True) -> ArrayLike:
@@ -260,20 +321,22 @@ def pa_mpvpe(pred: ArrayLike, gt: ArrayLike, *, allow_reflection: bool = True) -
     :func:`pa_mpjpe` for ``allow_reflection``.
 
     Args:
-        pred: predicted vertices.
-        gt: ground-truth vertices (corresponding to ``pred``).
+        pred: predicted vertices, finite.
+        gt: ground-truth vertices (corresponding to ``pred``); non-finite
+            vertices are unannotated: the fit and the mean use the others.
         allow_reflection: reflections allowed in the fit (official HO3D: ``True``).
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample without
+        an annotated vertex.
+
+    Raises:
+        ValueRangeError: ``pred`` holds a NaN or infinity.
 
     Shape:
         - pred, gt: ``(B, V, 3)``
         - output: ``(B,)``
     """
-    from hoimask.geometry import procrustes_align
-
     was_numpy, t = to_tensors(pred=pred, gt=gt)
     _check_pair(t["pred"], t["gt"], "V", "pa_mpvpe")
-    aligned = procrustes_align(t["pred"], t["gt"], allow_reflection=bool(allow_reflection))
-    return like_input(was_numpy, _mean_distance(aligned, t["gt"]))
+    return like_input(was_numpy, _pa_error(t["pred"], t["gt"], allow_reflection))

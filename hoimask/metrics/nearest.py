@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from hoimask._checks import ShapeError, check_positive, check_shape
+from hoimask._checks import ShapeError, check_finite, check_positive, check_shape
 from hoimask.metrics._arrays import ArrayLike, like_input, to_tensors
 
 __all__ = ["nearest_distances", "point_set_diameter", "DEFAULT_MAX_ELEMENTS"]
@@ -36,8 +36,15 @@ def _chunk_sizes(batch: int, num_query: int, num_ref: int, max_elements: int) ->
     return query_chunk, ref_chunk
 
 
-def _nearest(query: torch.Tensor, reference: torch.Tensor, max_elements: int) -> torch.Tensor:
-    """(B, Q, D), (B, R, D) -> (B, Q) distance to the nearest reference point."""
+def _nearest(
+    query: torch.Tensor, reference: torch.Tensor, max_elements: int, reference_valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, Q, D), (B, R, D) -> (B, Q) distance to the nearest reference point.
+
+    ``reference_valid`` ``(B, R)`` bool leaves reference points out (their
+    coordinates must still be finite, e.g. zeroed); a row without any valid
+    reference gets ``inf``.
+    """
     B, Q, _ = query.shape
     R = reference.shape[1]
     q_chunk, r_chunk = _chunk_sizes(B, Q, R, max_elements)
@@ -48,6 +55,9 @@ def _nearest(query: torch.Tensor, reference: torch.Tensor, max_elements: int) ->
         for r0 in range(0, R, r_chunk):
             r = reference[:, r0 : r0 + r_chunk]  # (B, r, D)
             d = torch.cdist(q, r, compute_mode="donot_use_mm_for_euclid_dist")  # (B, q, r)
+            if reference_valid is not None:
+                ok = reference_valid[:, None, r0 : r0 + r_chunk]  # (B, 1, r)
+                d = torch.where(ok, d, torch.full_like(d, float("inf")))
             m = d.amin(dim=2)  # (B, q)
             best = m if best is None else torch.minimum(best, m)
         out.append(best)
@@ -63,14 +73,18 @@ def nearest_distances(
     """Distance from every query point to its nearest reference point (exact).
 
     Args:
-        query: ``(B, Q, 3)`` points (any coordinate dimension ``D`` works).
-        reference: ``(B, R, 3)`` points; must share ``B`` and ``D`` with ``query``.
+        query: ``(B, Q, 3)`` finite points (any coordinate dimension ``D`` works).
+        reference: ``(B, R, 3)`` finite points; must share ``B`` and ``D`` with ``query``.
         max_elements: upper bound on the number of pairwise distances computed
             at once; the search is chunked to respect it.
 
     Returns:
         ``(B, Q)`` Euclidean distances, in the input's units, type and dtype.
         Differentiable with respect to both inputs (torch inputs).
+
+    Raises:
+        ValueRangeError: a NaN or infinite coordinate (this helper does not
+            know which set is the ground truth, so it cannot exclude anything).
 
     Shape:
         - query: ``(B, Q, D)``
@@ -87,6 +101,8 @@ def nearest_distances(
     was_numpy, t = to_tensors(query=query, reference=reference)
     dims = check_shape(t["query"], "B Q D", name="query")
     check_shape(t["reference"], "B R D", name="reference", dims=dims)
+    check_finite(t["query"], name="query")
+    check_finite(t["reference"], name="reference")
     check_positive(max_elements, name="max_elements")
     if dims["Q"] == 0 or dims["R"] == 0:
         raise ShapeError(
@@ -103,7 +119,7 @@ def point_set_diameter(points: ArrayLike, *, max_elements: int = DEFAULT_MAX_ELE
     toolkit's ``misc.calc_pts_diameter`` does by brute force.
 
     Args:
-        points: ``(B, P, 3)`` point sets, or ``(P, 3)`` for a single set.
+        points: ``(B, P, 3)`` finite point sets, or ``(P, 3)`` for a single set.
         max_elements: bound on the pairwise distances held at once.
 
     Returns:
@@ -120,6 +136,7 @@ def point_set_diameter(points: ArrayLike, *, max_elements: int = DEFAULT_MAX_ELE
     if single:
         p = p.unsqueeze(0)
     dims = check_shape(p, "B P D", name="points")
+    check_finite(p, name="points")
     check_positive(max_elements, name="max_elements")
     B, P = dims["B"], dims["P"]
     if P == 0:

@@ -19,6 +19,11 @@ input's units and type. Which official code each reproduces:
   "MME": mean corresponding-vertex distance of the posed meshes (the ADD
   formula, applied to the mesh vertices).
 * :func:`add_within` (ADD-0.5D, UniHOPE) -- ADD below ``fraction`` x diameter.
+
+Non-finite values (docs/conventions.md): a NaN or infinite predicted pose
+raises ``ValueRangeError``, and so do non-finite model points or diameters
+(they cannot be excluded); a sample whose ground-truth pose is not finite is
+unannotated and gets NaN.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import torch
 
 from hoimask._checks import (
+    ShapeError,
     ValueRangeError,
     check_choice,
     check_in_range,
@@ -33,6 +39,7 @@ from hoimask._checks import (
     check_shape,
 )
 from hoimask.metrics._arrays import ArrayLike, like_input, to_tensors
+from hoimask.metrics._finite import annotated, check_finite_input, check_prediction, sanitise
 from hoimask.metrics.hand import _mean_distance
 from hoimask.metrics.nearest import DEFAULT_MAX_ELEMENTS, _nearest, point_set_diameter
 
@@ -67,8 +74,13 @@ def transform_points(points: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> 
         - R: ``(B, 3, 3)``; t: ``(B, 3)``
         - output: ``(B, P, 3)``
     """
-    if points.dim() == 2:
+    dims = check_shape(R, "B 3 3", name="R")
+    check_shape(t, "B 3", name="t", dims=dims)
+    if isinstance(points, torch.Tensor) and points.dim() == 2:
+        check_shape(points, "P 3", name="points")
         points = points.unsqueeze(0)
+    else:
+        check_shape(points, "B P 3", name="points", dims=dims)
     return points @ R.transpose(1, 2) + t[:, None, :]  # (B, P, 3)
 
 
@@ -88,14 +100,26 @@ def box_corners(points: torch.Tensor) -> torch.Tensor:
         - points: ``(B, P, 3)``
         - output: ``(B, 8, 3)``
     """
+    check_shape(points, "B P 3", name="points")
+    if points.shape[1] == 0:
+        raise ShapeError(f"box_corners(): argument 'points' expected at least one point per set, got shape {tuple(points.shape)}")
     lo = points.amin(dim=1)  # (B, 3)
     hi = points.amax(dim=1)  # (B, 3)
     bits = _CORNER_BITS.to(points.device)  # (8, 3)
     return torch.where(bits[None], hi[:, None, :], lo[:, None, :])  # (B, 8, 3)
 
 
+def _unannotated_to_nan(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` values with NaN for the samples whose ground truth is not annotated."""
+    return torch.where(valid, values, torch.full_like(values, float("nan")))
+
+
 def _pose_inputs(fn: str, R_pred, t_pred, R_gt, t_gt, model_points):
-    """Validate pose arguments; return (was_numpy, posed_pred, posed_gt)."""
+    """Validate pose arguments; return (was_numpy, posed_pred, posed_gt, valid).
+
+    ``valid`` ``(B,)`` marks the samples with a finite ground-truth pose; the
+    others are posed with the identity so no NaN enters the computation.
+    """
     was_numpy, t = to_tensors(
         fn, R_pred=R_pred, t_pred=t_pred, R_gt=R_gt, t_gt=t_gt, model_points=model_points
     )
@@ -110,9 +134,14 @@ def _pose_inputs(fn: str, R_pred, t_pred, R_gt, t_gt, model_points):
         check_shape(pts, "B P 3", name="model_points", dims=dims, fn=fn)
     if pts.shape[-2] == 0:
         raise ValueRangeError(f"{fn}(): argument 'model_points' needs at least one point, got P=0")
+    check_prediction(t["R_pred"], name="R_pred", fn=fn)
+    check_prediction(t["t_pred"], name="t_pred", fn=fn)
+    check_finite_input(pts, name="model_points", fn=fn)
+    valid = annotated(t["R_gt"], 2) & annotated(t["t_gt"])  # (B,)
+    R_gt = torch.where(valid[:, None, None], t["R_gt"], torch.eye(3, dtype=pts.dtype, device=pts.device))
     posed_pred = transform_points(pts, t["R_pred"], t["t_pred"])  # (B, P, 3)
-    posed_gt = transform_points(pts, t["R_gt"], t["t_gt"])  # (B, P, 3)
-    return was_numpy, posed_pred, posed_gt
+    posed_gt = transform_points(pts, R_gt, sanitise(t["t_gt"], valid))  # (B, P, 3)
+    return was_numpy, posed_pred, posed_gt, valid
 
 
 def center_error(t_pred: ArrayLike, t_gt: ArrayLike) -> ArrayLike:
@@ -122,11 +151,15 @@ def center_error(t_pred: ArrayLike, t_gt: ArrayLike) -> ArrayLike:
     (for YCB models, whose origin is the model centre, the object centre).
 
     Args:
-        t_pred: predicted translations.
-        t_gt: ground-truth translations.
+        t_pred: predicted translations, finite.
+        t_gt: ground-truth translations; a non-finite one is unannotated.
 
     Returns:
-        ``(B,)`` distances in the input's units and type.
+        ``(B,)`` distances in the input's units and type; NaN for an
+        unannotated sample.
+
+    Raises:
+        ValueRangeError: ``t_pred`` holds a NaN or infinity.
 
     Shape:
         - t_pred, t_gt: ``(B, 3)``
@@ -140,7 +173,10 @@ def center_error(t_pred: ArrayLike, t_gt: ArrayLike) -> ArrayLike:
     was_numpy, t = to_tensors(t_pred=t_pred, t_gt=t_gt)
     dims = check_shape(t["t_pred"], "B 3", name="t_pred")
     check_shape(t["t_gt"], "B 3", name="t_gt", dims=dims)
-    return like_input(was_numpy, torch.linalg.vector_norm(t["t_pred"] - t["t_gt"], dim=-1))
+    check_prediction(t["t_pred"], name="t_pred", fn="center_error")
+    valid = annotated(t["t_gt"])  # (B,)
+    err = torch.linalg.vector_norm(t["t_pred"] - sanitise(t["t_gt"], valid), dim=-1)
+    return like_input(was_numpy, _unannotated_to_nan(err, valid))
 
 
 def corner_error(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
@@ -160,15 +196,19 @@ def corner_error(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
         model_points: model-frame points (vertices) of the object.
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample whose
+        ground-truth pose is not finite.
+
+    Raises:
+        ValueRangeError: a non-finite predicted pose or model point.
 
     Shape:
         - R_pred, R_gt: ``(B, 3, 3)``; t_pred, t_gt: ``(B, 3)``
         - model_points: ``(P, 3)`` or ``(B, P, 3)``
         - output: ``(B,)``
     """
-    was_numpy, a, b = _pose_inputs("corner_error", R_pred, t_pred, R_gt, t_gt, model_points)
-    return like_input(was_numpy, _mean_distance(box_corners(a), box_corners(b)))
+    was_numpy, a, b, valid = _pose_inputs("corner_error", R_pred, t_pred, R_gt, t_gt, model_points)
+    return like_input(was_numpy, _unannotated_to_nan(_mean_distance(box_corners(a), box_corners(b)), valid))
 
 
 def add(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
@@ -184,15 +224,19 @@ def add(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
         model_points: model-frame points of the object.
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample whose
+        ground-truth pose is not finite.
+
+    Raises:
+        ValueRangeError: a non-finite predicted pose or model point.
 
     Shape:
         - R_pred, R_gt: ``(B, 3, 3)``; t_pred, t_gt: ``(B, 3)``
         - model_points: ``(P, 3)`` or ``(B, P, 3)``
         - output: ``(B,)``
     """
-    was_numpy, a, b = _pose_inputs("add", R_pred, t_pred, R_gt, t_gt, model_points)
-    return like_input(was_numpy, _mean_distance(a, b))
+    was_numpy, a, b, valid = _pose_inputs("add", R_pred, t_pred, R_gt, t_gt, model_points)
+    return like_input(was_numpy, _unannotated_to_nan(_mean_distance(a, b), valid))
 
 
 def add_s(
@@ -221,7 +265,11 @@ def add_s(
         max_elements: memory bound of the exact chunked nearest-neighbour search.
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample whose
+        ground-truth pose is not finite.
+
+    Raises:
+        ValueRangeError: a non-finite predicted pose or model point.
 
     Shape:
         - R_pred, R_gt: ``(B, 3, 3)``; t_pred, t_gt: ``(B, 3)``
@@ -230,12 +278,12 @@ def add_s(
     """
     check_choice(direction, ("gt_to_pred", "pred_to_gt"), name="direction", fn="add_s")
     check_positive(max_elements, name="max_elements", fn="add_s")
-    was_numpy, a, b = _pose_inputs("add_s", R_pred, t_pred, R_gt, t_gt, model_points)
+    was_numpy, a, b, valid = _pose_inputs("add_s", R_pred, t_pred, R_gt, t_gt, model_points)
     if direction == "gt_to_pred":
         d = _nearest(b, a, int(max_elements))  # (B, P) for each gt point
     else:
         d = _nearest(a, b, int(max_elements))  # (B, P) for each predicted point
-    return like_input(was_numpy, d.mean(dim=1))
+    return like_input(was_numpy, _unannotated_to_nan(d.mean(dim=1), valid))
 
 
 def object_mesh_error(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
@@ -252,15 +300,19 @@ def object_mesh_error(R_pred, t_pred, R_gt, t_gt, model_points) -> ArrayLike:
         model_points: model-frame mesh vertices of the object.
 
     Returns:
-        ``(B,)`` errors in the input's units and type.
+        ``(B,)`` errors in the input's units and type; NaN for a sample whose
+        ground-truth pose is not finite.
+
+    Raises:
+        ValueRangeError: a non-finite predicted pose or model point.
 
     Shape:
         - R_pred, R_gt: ``(B, 3, 3)``; t_pred, t_gt: ``(B, 3)``
         - model_points: ``(P, 3)`` or ``(B, P, 3)`` mesh vertices
         - output: ``(B,)``
     """
-    was_numpy, a, b = _pose_inputs("object_mesh_error", R_pred, t_pred, R_gt, t_gt, model_points)
-    return like_input(was_numpy, _mean_distance(a, b))
+    was_numpy, a, b, valid = _pose_inputs("object_mesh_error", R_pred, t_pred, R_gt, t_gt, model_points)
+    return like_input(was_numpy, _unannotated_to_nan(_mean_distance(a, b), valid))
 
 
 def add_within(
@@ -290,7 +342,13 @@ def add_within(
             largest pairwise distance (BOP ``calc_pts_diameter``).
 
     Returns:
-        ``(B,)`` indicators (0.0 or 1.0) in the points' dtype and array type.
+        ``(B,)`` indicators (0.0 or 1.0) in the points' dtype and array type;
+        NaN for a sample whose ground-truth pose is not finite (so that a mean
+        over samples cannot count it as a miss).
+
+    Raises:
+        ValueRangeError: a non-finite predicted pose, model point or diameter,
+            or a diameter <= 0.
 
     Shape:
         - R_pred, R_gt: ``(B, 3, 3)``; t_pred, t_gt: ``(B, 3)``
@@ -299,7 +357,7 @@ def add_within(
         - output: ``(B,)``
     """
     check_in_range(fraction, name="fraction", low=0.0, low_inclusive=False, fn="add_within")
-    was_numpy, a, b = _pose_inputs("add_within", R_pred, t_pred, R_gt, t_gt, model_points)
+    was_numpy, a, b, valid = _pose_inputs("add_within", R_pred, t_pred, R_gt, t_gt, model_points)
     err = _mean_distance(a, b)  # (B,)
     B = err.shape[0]
     if diameter is None:
@@ -308,13 +366,18 @@ def add_within(
         diam = point_set_diameter(p if p.dim() == 3 else p.unsqueeze(0))  # (B,) or (1,)
         diam = diam.expand(B) if diam.shape[0] == 1 else diam
     elif isinstance(diameter, (int, float)) and not isinstance(diameter, bool):
-        check_in_range(diameter, name="diameter", low=0.0, low_inclusive=False, fn="add_within")
+        check_in_range(diameter, name="diameter", low=0.0, low_inclusive=False, high=float("inf"),
+                       high_inclusive=False, fn="add_within")
         diam = err.new_full((B,), float(diameter))
     else:
         _, d = to_tensors("add_within", diameter=diameter)
         diam = d["diameter"].to(err.device, err.dtype)
         check_shape(diam, "B", name="diameter", dims={"B": B}, fn="add_within")
+        check_finite_input(diam, name="diameter", fn="add_within")
         if bool((diam <= 0).any()):
-            raise ValueRangeError("add_within(): argument 'diameter' must be > 0 for every sample")
+            first = int((diam <= 0).nonzero()[0])
+            raise ValueRangeError(
+                f"add_within(): argument 'diameter' expected values > 0, got {float(diam[first])!r} at sample {first}"
+            )
     hit = (err < fraction * diam).to(err.dtype)
-    return like_input(was_numpy, hit)
+    return like_input(was_numpy, _unannotated_to_nan(hit, valid))

@@ -7,7 +7,9 @@
 * Scene types (UniHOPE Tables 2): hand-only / hand-object.
 
 Lengths are in mm, AUC and F-scores in percent; ``-`` marks a metric that was
-not measured (e.g. no vertices or no object were fed).
+not measured (e.g. no vertices or no object were fed). The header says how many
+samples, joints, vertices and object poses were excluded because their ground
+truth was not finite (docs/conventions.md, "Non-finite values").
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ def format_tables(
     n = int(results.get("num_samples", 0))
     fk = [f"{t:g}" for t in f_thresholds_mm]
     parts = [f"Evaluated samples: {n} (lengths in mm, AUC and F-scores in %)"]
+    excluded = [(k, int(results[f"excluded_{k}"])) for k in ("samples", "joints", "vertices", "objects")
+                if f"excluded_{k}" in results]
+    if excluded:
+        singular = {"samples": "sample", "joints": "joint", "vertices": "vertex", "objects": "object pose"}
+        what = ", ".join(f"{c} {singular[k] if c == 1 else k.replace('objects', 'object poses')}" for k, c in excluded)
+        parts[0] += f"\nExcluded, ground truth not finite: {what}"
     parts.append(
         format_table(
             "Table I (DexYCB layout): hand and object",

@@ -25,6 +25,7 @@ import numpy as np
 from hoimask._checks import ShapeError, ValueRangeError, check_choice, check_shape
 from hoimask._io import atomic_replace
 from hoimask.metrics._arrays import ArrayLike, to_tensors
+from hoimask.metrics._finite import check_prediction
 from hoimask.skeleton.joints import JOINT_ORDERS, order_indices
 
 __all__ = ["ho3d_submission_arrays", "write_ho3d_submission", "OPENCV_TO_OPENGL"]
@@ -48,7 +49,9 @@ def ho3d_submission_arrays(
         OpenGL frame, HO3D joint order.
 
     Raises:
-        ValueRangeError: a sample has every joint or every vertex at ``z <= 0``
+        ValueRangeError: a joint or vertex is NaN or infinite (JSON has no such
+            numbers: ``json.dumps`` would write ``NaN``, which the server
+            rejects), or a sample has every joint or every vertex at ``z <= 0``
             before conversion (it looks like it is already in the OpenGL frame;
             the official ``pred.py`` rejects such files).
 
@@ -56,17 +59,24 @@ def ho3d_submission_arrays(
         - joints: ``(N, 21, 3)``; vertices: ``(N, 778, 3)``
         - outputs: the same shapes
     """
-    check_choice(joint_order, JOINT_ORDERS, name="joint_order")
-    _, t = to_tensors(joints=joints, vertices=vertices)
-    dims = check_shape(t["joints"], "N 21 3", name="joints")
-    check_shape(t["vertices"], "N 778 3", name="vertices", dims=dims)
+    return _submission_arrays(joints, vertices, joint_order, "ho3d_submission_arrays")
+
+
+def _submission_arrays(joints, vertices, joint_order: str, fn: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ho3d_submission_arrays`, its errors naming the public function ``fn``."""
+    check_choice(joint_order, JOINT_ORDERS, name="joint_order", fn=fn)
+    _, t = to_tensors(fn, joints=joints, vertices=vertices)
+    dims = check_shape(t["joints"], "N 21 3", name="joints", fn=fn)
+    check_shape(t["vertices"], "N 778 3", name="vertices", dims=dims, fn=fn)
+    check_prediction(t["joints"], name="joints", fn=fn)
+    check_prediction(t["vertices"], name="vertices", fn=fn)
     xyz = t["joints"].detach().cpu().double().numpy()
     verts = t["vertices"].detach().cpu().double().numpy()
     bad = np.all(xyz[..., 2] <= 0, axis=1) | np.all(verts[..., 2] <= 0, axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise ValueRangeError(
-            "ho3d_submission_arrays(): expected OpenCV-frame predictions (z > 0 in front of the "
+            f"{fn}(): expected OpenCV-frame predictions (z > 0 in front of the "
             f"camera), but sample {first} has all points at z <= 0 ({int(bad.sum())} such samples); "
             "are they already in the OpenGL frame?"
         )
@@ -101,10 +111,15 @@ def write_ho3d_submission(
     Returns:
         The path written, as a string.
 
+    Raises:
+        ValueRangeError: a non-finite joint or vertex (named, with the index of
+            the first one), or predictions that look like OpenGL already; no
+            file is written.
+
     Shape:
         - joints: ``(N, 21, 3)``; vertices: ``(N, 778, 3)``
     """
-    xyz, verts = ho3d_submission_arrays(joints, vertices, joint_order=joint_order)
+    xyz, verts = _submission_arrays(joints, vertices, joint_order, "write_ho3d_submission")
     if expected_num_samples is not None and xyz.shape[0] != expected_num_samples:
         raise ShapeError(
             f"write_ho3d_submission(): expected {expected_num_samples} samples, got {xyz.shape[0]}"

@@ -71,3 +71,16 @@ def test_validate_sample_catches_contract_breaks(synthetic_samples):
     with pytest.raises(ShapeError, match="'K'"):
         validate_sample(missing)
     validate_sample(missing, strict=False)
+
+
+@pytest.mark.parametrize("key", ["image", "K"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_validate_sample_refuses_non_finite_inputs_but_not_unannotated_targets(synthetic_samples, key, value):
+    s = synthetic_samples[0]
+    bad = dict(s, **{key: s[key].clone()})
+    bad[key][0, 1] = value
+    with pytest.raises(ValueRangeError, match=rf"validate_sample\(\): argument 'sample\['{key}'\]' must be finite"):
+        validate_sample(bad)
+    unannotated = dict(s, joints_3d=torch.full_like(s["joints_3d"], float("nan")),
+                       joints_2d=torch.full_like(s["joints_2d"], float("nan")))
+    validate_sample(unannotated)  # a frame without hand annotation is a valid sample

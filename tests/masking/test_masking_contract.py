@@ -15,6 +15,7 @@ from hoimask._checks import DTypeError, ShapeError, ValueRangeError
 from hoimask.masking import (
     HybridMasker,
     MaskOutput,
+    MultiModalMasker,
     RandomMasker,
     RegionRatioMasker,
     SkeletonGuidedMasker,
@@ -22,6 +23,7 @@ from hoimask.masking import (
     apply_mask,
     mask_output_from_keep,
     mask_output_from_scores,
+    patch_labels,
     restore,
 )
 
@@ -176,9 +178,10 @@ def test_bad_segmentation_and_joints_raise():
     with pytest.raises(ShapeError, match="joints_2d"):
         hybrid(2, (4, 4), segmentation=seg, joints_2d=joints[..., :1])
     nan = joints.clone()
-    nan[1, 5, 0] = float("nan")
-    with pytest.raises(ValueRangeError, match="joints_2d"):
-        SkeletonGuidedMasker()(2, (4, 4), segmentation=seg, joints_2d=nan)
+    nan[1, 5, 0] = float("nan")  # no hand annotation: not an error, the sample falls back (see below)
+    assert SkeletonGuidedMasker()(2, (4, 4), segmentation=seg, joints_2d=nan).fallback.tolist() == [False, True]
+    with pytest.raises(DTypeError, match="joints_2d"):
+        SkeletonGuidedMasker()(2, (4, 4), segmentation=seg, joints_2d=joints.long())
     with pytest.raises(ValueRangeError, match="joints_2d"):
         SkeletonGuidedMasker()(2, (4, 4), segmentation=seg)
     with pytest.raises(DTypeError, match="grid_size"):
@@ -207,3 +210,78 @@ def test_restore_names_a_mask_token_of_the_wrong_size():
     out = mask_output_from_scores(torch.rand(2, 6), 3)
     with pytest.raises(ShapeError, match="'mask_token'"):
         restore(torch.zeros(2, 3, 4), out.ids_restore, torch.zeros(5))
+
+
+# Samples without hand annotation (issue 15 item 1): per-sample fallback, reported in MaskOutput.fallback.
+JOINT_MASKERS = ("hybrid", "skeleton")  # the maskers that read joints_2d
+
+
+def _break_joints(joints: torch.Tensor, rows: torch.Tensor, kind: str) -> torch.Tensor:
+    out = joints.clone()
+    if kind == "all_nan":  # DexYCB / HO3D frame without a hand annotation
+        out[rows] = float("nan")
+    elif kind == "one_nan":
+        out[rows, 7, 1] = float("nan")
+    else:
+        out[rows, 0, 0] = float("-inf")
+    return out
+
+
+@given(
+    name=st.sampled_from(sorted(MASKERS)),
+    bad=st.lists(st.booleans(), min_size=1, max_size=5),
+    kind=st.sampled_from(["all_nan", "one_nan", "inf"]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_samples_without_finite_joints_fall_back_per_sample_and_are_reported(name, bad, kind, seed):
+    B = len(bad)
+    joints, seg = toy_scene(B, 64, torch.Generator().manual_seed(seed))
+    rows = torch.tensor(bad)
+    masker = MASKERS[name]()
+    out = masker(B, (8, 8), segmentation=seg, joints_2d=_break_joints(joints, rows, kind),
+                 generator=torch.Generator().manual_seed(seed))
+    check_contract(out, B, 64, masker.num_keep(64))  # a valid mask for every sample, L kept
+    expected = rows if name in JOINT_MASKERS else torch.zeros(B, dtype=torch.bool)
+    assert out.fallback.dtype == torch.bool and torch.equal(out.fallback, expected)
+    assert out.num_fallback == int(expected.sum())
+    # Annotated samples draw what they draw when every sample is annotated.
+    ref = masker(B, (8, 8), segmentation=seg, joints_2d=joints, generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(out.mask[~expected], ref.mask[~expected])
+    assert not ref.fallback.any()
+    if name in JOINT_MASKERS:
+        # Unannotated samples get RMRA's mask with the same budgets (ratios kept) from the same seed.
+        rmra = RegionRatioMasker(masker.mask_ratio, masker.background_ratio, masker.hand_ratio, masker.object_ratio)
+        fallback = rmra(B, (8, 8), segmentation=seg, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(out.mask[expected], fallback.mask[expected])
+
+
+def test_one_all_nan_sample_through_every_masker_keeps_the_hand_ratio():
+    joints, seg = toy_scene(4, 64, torch.Generator().manual_seed(5))
+    joints[2] = float("nan")
+    labels = patch_labels(seg, (8, 8))
+    for name, make in sorted(MASKERS.items()):
+        masker = make()
+        out = masker(4, (8, 8), segmentation=seg, joints_2d=joints, generator=torch.Generator().manual_seed(0))
+        check_contract(out, 4, 64, masker.num_keep(64))
+        assert out.fallback.tolist() == [False, False, name in JOINT_MASKERS, False], name
+        if name in ("region", "hybrid", "skeleton"):  # region budgets hold for the fallback sample too
+            hand = labels[2] == 1
+            masked_hand = int((out.mask[2] & hand).sum())
+            want = int(hand.sum()) - round(int(hand.sum()) * (1 - masker.hand_ratio))
+            assert abs(masked_hand - want) <= 1, name
+    multi = MultiModalMasker(2, 0.75)(4, (8, 8), joints_2d=joints, generator=torch.Generator().manual_seed(0))
+    assert multi.fallback.tolist() == [False] * 4 and multi.num_fallback == 0
+
+
+def test_hybrid_at_probability_zero_reads_no_joints_and_reports_no_fallback():
+    joints, seg = toy_scene(3, 64, torch.Generator().manual_seed(0))
+    joints[:] = float("nan")
+    out = HybridMasker(skeleton_prob=0.0)(3, (8, 8), segmentation=seg, joints_2d=joints)
+    assert out.fallback.tolist() == [False] * 3
+
+
+def test_hand_built_mask_output_has_no_fallback_and_helpers_report_none():
+    out = mask_output_from_scores(torch.rand(2, 6), 3)
+    assert out.fallback.tolist() == [False, False] and out.num_fallback == 0
+    manual = MaskOutput(out.mask, out.ids_keep, out.ids_restore)
+    assert manual.fallback is None and manual.num_fallback == 0

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_masking_contract import check_contract
 
-from hoimask._checks import ShapeError, ValueRangeError
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError
 from hoimask.masking import MultiModalMasker, allocate_tokens, sample_dirichlet
 from hoimask.masking.multimodal import _sample_gamma
 
@@ -65,3 +65,39 @@ def test_allocate_tokens_checks_shapes():
         allocate_tokens(torch.full((2, 3), 1 / 3), 4, [5, 5])
     with pytest.raises(ShapeError, match="'proportions'"):
         allocate_tokens(torch.full((3,), 1 / 3), 4, [5, 5, 5])
+
+
+@given(st.integers(1, 5), st.data())
+def test_allocate_tokens_with_any_valid_proportions_sums_to_L(M, data):
+    rows = data.draw(st.lists(st.lists(st.floats(0.0, 1.0), min_size=M, max_size=M).filter(lambda r: sum(r) > 0),
+                              min_size=1, max_size=4))
+    p = torch.tensor(rows, dtype=torch.float64)
+    p = p / p.sum(1, keepdim=True)
+    capacity = data.draw(st.lists(st.integers(0, 20), min_size=M, max_size=M))
+    L = data.draw(st.integers(0, sum(capacity)))
+    counts = allocate_tokens(p.float() if data.draw(st.booleans()) else p, L, capacity)
+    assert (counts.sum(1) == L).all() and (counts >= 0).all() and (counts <= torch.tensor(capacity)).all()
+
+
+@given(st.integers(2, 5), st.data())
+def test_allocate_tokens_rejects_invalid_inputs(M, data):
+    p = torch.full((2, M), 1.0 / M, dtype=torch.float64)
+    cap = [4] * M
+    m = data.draw(st.integers(0, M - 1))
+    bad = p.clone()
+    bad[1, m] = data.draw(st.sampled_from([float("nan"), float("inf"), -0.25]))
+    with pytest.raises(ValueRangeError, match=r"allocate_tokens\(\): argument 'proportions'"):
+        allocate_tokens(bad, 3, cap)
+    with pytest.raises(ValueRangeError, match=r"'proportions' expected rows summing to 1, got row 0"):
+        allocate_tokens(p * data.draw(st.sampled_from([0.5, 1.5, 0.0])), 3, cap)
+    with pytest.raises(ValueRangeError, match=rf"'capacity\[{m}\]' expected an int in \[0, inf\], got -1"):
+        allocate_tokens(p, 3, [-1 if i == m else 4 for i in range(M)])
+    over = data.draw(st.integers(4 * M + 1, 4 * M + 100))
+    with pytest.raises(ValueRangeError, match=rf"'num_keep' expected an int in \[0, {4 * M}\], got {over}"):
+        allocate_tokens(p, over, cap)
+    with pytest.raises(ValueRangeError, match="'num_keep'.*got -1"):
+        allocate_tokens(p, -1, cap)
+    with pytest.raises(DTypeError, match="'num_keep'"):
+        allocate_tokens(p, 2.0, cap)
+    with pytest.raises(DTypeError, match="'proportions'"):
+        allocate_tokens(torch.ones(2, M, dtype=torch.int64), 1, cap)

@@ -215,3 +215,105 @@ def test_region_ratio_masking_names_bad_hand_scores():
         region_ratio_masking(seg, (4, 4), hand_scores=torch.rand(2, 15))
     with pytest.raises(DTypeError, match="'hand_scores'"):
         region_ratio_masking(seg, (4, 4), hand_scores=[[0.5] * 16] * 2)
+
+
+# Budget helpers reject negative, non-finite and out-of-range inputs (issue 15 item 5).
+
+
+@given(counts_and_keep(), st.sampled_from([torch.int64, torch.int32, torch.float64]))
+def test_region_keep_counts_valid_inputs_give_non_negative_counts_summing_to_L(data, dtype):
+    counts, L, (rb, rh, ro) = data
+    keep = region_keep_counts(counts.to(dtype), L, background_ratio=rb, hand_ratio=rh, object_ratio=ro)
+    assert keep.dtype == torch.int64 and int(keep.sum()) == L
+    assert (keep >= 0).all() and (keep <= counts).all()
+
+
+@given(counts_and_keep(), st.data())
+def test_region_keep_counts_rejects_bad_counts_and_budgets(data, draw):
+    counts, L, (rb, rh, ro) = data
+    ratios = dict(background_ratio=rb, hand_ratio=rh, object_ratio=ro)
+    region = draw.draw(st.integers(0, 2))
+    bad = counts.double().clone()
+    bad[0, region] = draw.draw(st.sampled_from([-1.0, -7.0, float("nan"), float("inf"), 2.5]))
+    with pytest.raises(ValueRangeError, match=r"region_keep_counts\(\): argument 'counts'"):
+        region_keep_counts(bad, L, **ratios)
+    n = int(counts.sum())
+    over = draw.draw(st.integers(n + 1, n + 50))
+    with pytest.raises(ValueRangeError, match=rf"'num_keep'.*got num_keep={over}"):
+        region_keep_counts(counts, over, **ratios)
+    with pytest.raises(ValueRangeError, match=r"'num_keep' expected an int in \[0, inf\], got -1"):
+        region_keep_counts(counts, -1, **ratios)
+    with pytest.raises(DTypeError, match="'num_keep'"):
+        region_keep_counts(counts, float(L), **ratios)
+    with pytest.raises(ValueRangeError, match="'object_ratio'.*nan"):
+        region_keep_counts(counts, L, **{**ratios, "object_ratio": float("nan")})
+
+
+def test_region_keep_counts_rejects_a_row_without_patches():
+    with pytest.raises(ValueRangeError, match=r"'num_keep'.*N=0 at row 1"):
+        region_keep_counts(torch.tensor([[3, 2, 1], [0, 0, 0]]), 0, background_ratio=0.5, hand_ratio=0.5,
+                           object_ratio=0.5)
+    with pytest.raises(DTypeError, match="'counts'"):
+        region_keep_counts(torch.ones(1, 3, dtype=torch.bool), 1, background_ratio=0.5, hand_ratio=0.5,
+                           object_ratio=0.5)
+
+
+@st.composite
+def region_selection(draw):
+    B, N, R = draw(st.integers(1, 4)), draw(st.integers(1, 30)), draw(st.integers(1, 4))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, R, (B, N), generator=g)
+    counts = torch.zeros(B, R, dtype=torch.int64).scatter_add_(1, labels, torch.ones_like(labels))
+    keep = (torch.rand(B, R, generator=g) * (counts + 1)).long().clamp_max(counts)
+    scores = torch.rand(B, N, generator=g) * 3.999
+    return labels, counts, keep, scores
+
+
+@given(region_selection())
+def test_select_in_regions_valid_inputs_keep_exactly_the_budgets(data):
+    labels, counts, keep_counts, scores = data
+    keep = select_in_regions(labels, counts, keep_counts, scores)
+    kept_per_region = torch.zeros_like(counts).scatter_add_(1, labels, keep.long())
+    assert torch.equal(kept_per_region, keep_counts)
+    assert torch.equal(keep.sum(1), keep_counts.sum(1))
+
+
+@given(region_selection(), st.sampled_from(["label", "counts", "keep_over", "keep_negative", "score_nan",
+                                            "score_inf", "score_negative", "score_too_large"]))
+def test_select_in_regions_rejects_invalid_inputs(data, what):
+    labels, counts, keep_counts, scores = data
+    R = counts.shape[1]
+    labels, counts, keep_counts, scores = labels.clone(), counts.clone(), keep_counts.clone(), scores.clone()
+    if what == "label":
+        labels[0, 0] = R
+        arg = "labels"
+    elif what == "counts":
+        counts[0, 0] += 1
+        arg = "counts"
+    elif what == "keep_over":
+        keep_counts[0, 0] = counts[0, 0] + 1
+        arg = "keep_counts"
+    elif what == "keep_negative":
+        keep_counts[0, 0] = -1
+        arg = "keep_counts"
+    else:
+        scores[0, 0] = {"score_nan": float("nan"), "score_inf": float("inf"), "score_negative": -0.5,
+                        "score_too_large": 4.0}[what]
+        arg = "scores"
+    with pytest.raises(ValueRangeError, match=rf"select_in_regions\(\): argument '{arg}'"):
+        select_in_regions(labels, counts, keep_counts, scores)
+
+
+def test_interaction_region_rejects_bad_labels_and_margin():
+    labels = torch.zeros(2, 16, dtype=torch.int64)
+    with pytest.raises(ValueRangeError, match=r"'margin' expected an int in \[0, inf\], got -1"):
+        interaction_region(labels, (4, 4), margin=-1)
+    with pytest.raises(DTypeError, match="'margin'"):
+        interaction_region(labels, (4, 4), margin=1.5)
+    bad = labels.clone()
+    bad[1, 3] = 3
+    with pytest.raises(ValueRangeError, match=r"'labels' expected labels in \[0, 2\], got values in \[0, 3\]"):
+        interaction_region(bad, (4, 4))
+    with pytest.raises(DTypeError, match="'labels'"):
+        interaction_region(labels.float(), (4, 4))
