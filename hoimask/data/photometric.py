@@ -46,6 +46,9 @@ def adjust_colors(
         ``(3, H, W) -> (3, H, W)``
     """
     check_shape(image, "3 H W", name="image")
+    for name, factor in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
+        check_positive(factor, name=name, strict=False)
+    check_in_range(hue, name="hue", low=-math.inf, high=math.inf, low_inclusive=False, high_inclusive=False)
     weights = image.new_tensor([0.299, 0.587, 0.114])
     x = image * brightness
     grey = (x * weights[:, None, None]).sum(0)

@@ -16,6 +16,7 @@ and read the cache with :class:`hoimask.data.CachedHOI`.
 from __future__ import annotations
 
 import argparse
+import operator
 import sys
 from collections.abc import Callable, Sequence
 
@@ -23,12 +24,14 @@ import torch
 from torch.utils.data import Dataset
 
 from hoimask._checks import (
+    DTypeError,
+    ShapeError,
     ValueRangeError,
     check_in_range,
     check_int,
-    check_positive,
     check_probability,
     check_shape,
+    check_size,
 )
 from hoimask.geometry import project
 
@@ -94,14 +97,11 @@ class SyntheticHOI(Dataset):
         occlusion_range: tuple[float, float] | None = None,
         max_attempts: int = 200,
     ) -> None:
-        self.num_samples = int(check_in_range(num_samples, name="num_samples", low=1))
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        for k, v in enumerate(size):
-            check_in_range(v, name=f"image_size[{k}]", low=8)
-        self.image_size = (int(size[0]), int(size[1]))
-        self.seed = int(seed)
-        self.num_sdf_points = int(check_in_range(num_sdf_points, name="num_sdf_points", low=0))
-        self.num_object_points = int(check_positive(num_object_points, name="num_object_points"))
+        self.num_samples = check_int(num_samples, name="num_samples", low=1)
+        self.image_size = check_size(image_size, name="image_size", low=8, allow_int=True)
+        self.seed = check_int(seed, name="seed")
+        self.num_sdf_points = check_int(num_sdf_points, name="num_sdf_points", low=0)
+        self.num_object_points = check_int(num_object_points, name="num_object_points", low=1)
         self.hand_only_prob = check_probability(hand_only_prob, name="hand_only_prob")
         self.not_grasped_prob = check_probability(not_grasped_prob, name="not_grasped_prob")
         check_probability(hand_only_prob + not_grasped_prob, name="hand_only_prob + not_grasped_prob")
@@ -114,7 +114,9 @@ class SyntheticHOI(Dataset):
         self.transform = transform
         self.view_range = None if view_range is None else check_in_range(view_range, name="view_range", low=0.0, high=180.0)
         if occlusion_range is not None:
-            lo, hi = (check_in_range(float(v), name=f"occlusion_range[{k}]", low=0.0, high=1.0)
+            if not isinstance(occlusion_range, (tuple, list)) or len(occlusion_range) != 2:
+                raise ShapeError(f"SyntheticHOI(): argument 'occlusion_range' expected (low, high), got {occlusion_range!r}")
+            lo, hi = (check_in_range(v, name=f"occlusion_range[{k}]", low=0.0, high=1.0)
                       for k, v in enumerate(occlusion_range))
             if lo > hi:
                 raise ValueRangeError(f"SyntheticHOI(): argument 'occlusion_range' must have low <= high, got {occlusion_range}")
@@ -174,6 +176,12 @@ class SyntheticHOI(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Generate sample ``index`` (deterministic in ``(seed, index)``)."""
         n = self.num_samples
+        try:
+            index = operator.index(index)  # ints, NumPy ints and 0-d integer tensors; 2.5 is refused
+        except TypeError:
+            raise DTypeError(
+                f"SyntheticHOI.__getitem__(): argument 'index' expected an int, got {index!r} ({type(index).__name__})"
+            ) from None
         if not -n <= index < n:
             raise IndexError(f"SyntheticHOI: index {index} out of range for {n} samples")
         index %= n

@@ -27,7 +27,15 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from hoimask._checks import ShapeError, ValueRangeError, check_in_range, check_positive, check_shape
+from hoimask._checks import (
+    DTypeError,
+    ShapeError,
+    ValueRangeError,
+    check_in_range,
+    check_positive,
+    check_shape,
+    check_size,
+)
 from hoimask.data.photometric import (  # re-exported
     IMAGE_KEYS,
     ColorJitter,
@@ -52,6 +60,7 @@ __all__ = [
     "Compose",
     "GaussianBlur",
     "RandomCropResize",
+    "RandomRotateScale",
     "adjust_colors",
     "gaussian_blur",
     "hand_object_box",
@@ -111,12 +120,12 @@ def warp_sample(
     Shape:
         images ``(C, H, W) -> (C, H', W')``; other keys keep their shapes.
     """
+    check_shape(affine, "_ 3", name="affine", fn="warp_sample")
+    if rotation is not None:
+        check_shape(rotation, "3 3", name="rotation", fn="warp_sample")
     if tuple(affine.shape) not in ((2, 3), (3, 3)):
         raise ShapeError(f"warp_sample(): argument 'affine' expected shape (2, 3) or (3, 3), got {tuple(affine.shape)}")
-    if len(output_size) != 2:
-        raise ShapeError(f"warp_sample(): argument 'output_size' expected (H', W'), got {tuple(output_size)}")
-    for k, v in enumerate(output_size):
-        check_positive(v, name=f"output_size[{k}]", fn="warp_sample")
+    output_size = check_size(output_size, name="output_size", fn="warp_sample")
     A = _homogeneous(affine.to(torch.float64))
     Rz = torch.eye(3, dtype=torch.float64) if rotation is None else rotation.to(torch.float64)
     check_shape(Rz, "3 3", name="rotation")
@@ -247,9 +256,7 @@ class RandomCropResize:
         max_rotation: float = 30.0,
         min_side: float = 8.0,
     ) -> None:
-        self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-        for k, v in enumerate(self.output_size):
-            check_positive(v, name=f"output_size[{k}]")
+        self.output_size = check_size(output_size, name="output_size", allow_int=True)
         self.padding = check_positive(padding, name="padding")
         if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
             raise ValueRangeError(f"RandomCropResize(): argument 'scale' expected (low, high) with 0 < low <= high, got {scale}")
@@ -267,6 +274,58 @@ class RandomCropResize:
         center = (box[:2] + box[2:]) / 2 + (u[1:3] * 2 - 1) * self.center_jitter * side
         angle = math.radians(self.max_rotation) * (2 * float(u[3]) - 1)
         return _crop_sample(sample, center, side, angle, self.output_size)
+
+
+class RandomRotateScale:
+    """A rotated, zoomed and shifted view of a whole square frame, same size (no crop to the hand).
+
+    For scenes that their camera already frames (:class:`~hoimask.data.SyntheticHOI`):
+    the view turns about the image centre by an angle drawn uniformly from
+    ``[-max_rotation, max_rotation]`` degrees, zooms by a factor drawn from
+    ``scale`` (> 1 enlarges) and shifts by up to ``translate`` times the side in
+    x and y. The 3D targets turn with the view about the optical axis (module
+    docstring), so ``project(joints_3d, K)`` keeps matching ``joints_2d``; pixels
+    from outside the frame become 0.
+
+    Args:
+        max_rotation: largest in-plane rotation, degrees, in ``[0, 180]``.
+        scale: ``(low, high)`` zoom range, ``0 < low <= high``.
+        translate: largest shift as a fraction of the side, in ``[0, 0.5]``.
+
+    Shape:
+        sample images ``(C, S, S) -> (C, S, S)``.
+
+    Example:
+        >>> import torch
+        >>> from hoimask.data import SyntheticHOI
+        >>> from hoimask.geometry import project
+        >>> sample = SyntheticHOI(1, image_size=64, num_sdf_points=8)[0]
+        >>> view = RandomRotateScale()(sample, generator=torch.Generator().manual_seed(0))
+        >>> view["image"].shape, bool(torch.allclose(project(view["joints_3d"], view["K"]), view["joints_2d"], atol=1e-3))
+        (torch.Size([3, 64, 64]), True)
+    """
+
+    def __init__(self, *, max_rotation: float = 180.0, scale: tuple[float, float] = (0.9, 1.1),
+                 translate: float = 0.05) -> None:
+        fn = "RandomRotateScale"
+        self.max_rotation = check_in_range(max_rotation, name="max_rotation", low=0.0, high=180.0, fn=fn)
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1] or not all(math.isfinite(v) for v in scale):
+            raise ValueRangeError(f"{fn}(): argument 'scale' expected (low, high) with 0 < low <= high, got {scale}")
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.translate = check_in_range(translate, name="translate", low=0.0, high=0.5, fn=fn)
+
+    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        """Draw one view of ``sample`` (see the class docstring)."""
+        size = tuple(sample["image"].shape[-2:])
+        if size[0] != size[1]:
+            raise ShapeError(f"RandomRotateScale(): expected a square sample image, got {size[0]}x{size[1]}")
+        u = torch.rand(4, generator=generator, dtype=torch.float64)
+        zoom = self.scale[0] + (self.scale[1] - self.scale[0]) * float(u[0])
+        side = size[1] / zoom
+        center = torch.tensor([size[1] / 2, size[0] / 2], dtype=torch.float64)
+        center = center + (u[1:3] * 2 - 1) * self.translate * size[1]
+        angle = math.radians(self.max_rotation) * (2 * float(u[3]) - 1)
+        return _crop_sample(sample, center, side, angle, size)
 
 
 class CenterCrop(RandomCropResize):
@@ -290,6 +349,9 @@ class Compose:
 
     def __init__(self, transforms: Sequence[Transform]) -> None:
         self.transforms = list(transforms)
+        for k, t in enumerate(self.transforms):
+            if not callable(t):
+                raise DTypeError(f"Compose(): argument 'transforms[{k}]' expected a callable, got {type(t).__name__}")
 
     def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
         """Run every transform on ``sample``."""

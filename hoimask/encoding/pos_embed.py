@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hoimask._checks import ValueRangeError, check_shape
+from hoimask._checks import ValueRangeError, check_positive, check_shape
 
 __all__ = ["sincos_pos_embed_1d", "sincos_pos_embed_2d"]
 
@@ -20,6 +20,7 @@ def sincos_pos_embed_1d(
     check_shape(positions, "M", name="positions")
     if isinstance(dim, bool) or not isinstance(dim, int) or dim % 2 != 0 or dim <= 0:
         raise ValueRangeError(f"sincos_pos_embed_1d(): argument 'dim' expected a positive even int, got {dim!r}")
+    check_positive(temperature, name="temperature")
     k = torch.arange(dim // 2, dtype=torch.float64, device=positions.device)
     omega = 1.0 / temperature ** (k / (dim / 2))  # (dim/2,)
     arg = positions.to(torch.float64)[:, None] * omega[None, :]  # (M, dim/2)
@@ -59,6 +60,7 @@ def sincos_pos_embed_2d(
             raise ValueRangeError(f"sincos_pos_embed_2d(): argument '{name}' expected an int >= 1, got {v!r}")
     if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0 or dim % 4 != 0:
         raise ValueRangeError(f"sincos_pos_embed_2d(): argument 'dim' expected a positive multiple of 4, got {dim!r}")
+    check_positive(temperature, name="temperature")
     rows = torch.arange(grid_h, device=device).repeat_interleave(grid_w)  # (N,) y index
     cols = torch.arange(grid_w, device=device).repeat(grid_h)  # (N,) x index
     emb = torch.cat(

@@ -19,9 +19,19 @@ rotation ``R_z`` of the 3D points about the optical axis (in-plane rotation).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from hoimask._checks import ShapeError, ValueRangeError, check_floating, check_shape
+from hoimask._checks import (
+    ShapeError,
+    ValueRangeError,
+    check_floating,
+    check_in_range,
+    check_positive,
+    check_shape,
+    check_size,
+)
 
 __all__ = [
     "affine_intrinsics",
@@ -87,6 +97,7 @@ def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.T
     check_shape(uv, "... 2", name="uv")
     check_shape(K, "... 3 3", name="K")
     check_floating(uv, name="uv")
+    check_shape(depth, "...", name="depth")  # a tensor
     if depth.shape != uv.shape[:-1]:
         raise ShapeError(
             f"unproject(): argument 'depth' expected shape {tuple(uv.shape[:-1])} "
@@ -105,6 +116,7 @@ def affine_intrinsics(K: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
         K ``(..., 3, 3)``, affine ``(..., 2, 3)`` or ``(..., 3, 3)`` -> ``(..., 3, 3)``.
     """
     check_shape(K, "... 3 3", name="K")
+    check_shape(affine, "... _ 3", name="affine")
     if affine.shape[-2:] == (2, 3):
         last = affine.new_tensor([0.0, 0.0, 1.0]).expand(affine.shape[:-2] + (1, 3))
         affine = torch.cat([affine, last], dim=-2)
@@ -142,7 +154,7 @@ def resize_intrinsics(
     check_shape(K, "... 3 3", name="K")
     sx = torch.as_tensor(scale_x, dtype=K.dtype, device=K.device)
     sy = sx if scale_y is None else torch.as_tensor(scale_y, dtype=K.dtype, device=K.device)
-    if bool((sx <= 0).any()) or bool((sy <= 0).any()):
+    if not (bool((sx > 0).all()) and bool((sy > 0).all())):  # NaN fails too
         raise ValueRangeError(
             f"resize_intrinsics(): arguments 'scale_x', 'scale_y' must be > 0, got scale_x={scale_x}, scale_y={scale_y}"
         )
@@ -178,6 +190,8 @@ def rotate_intrinsics(
     """
     check_shape(K, "... 3 3", name="K")
     check_shape(center, "... 2", name="center")
+    if not isinstance(angle, torch.Tensor):
+        check_in_range(angle, name="angle", low=-math.inf, high=math.inf, low_inclusive=False, high_inclusive=False)
     a = torch.as_tensor(angle, dtype=K.dtype, device=K.device)
     c, s = torch.cos(a), torch.sin(a)
     o, one = torch.zeros_like(c), torch.ones_like(c)
@@ -234,12 +248,8 @@ def translation_from_image(
     dims = check_shape(raw, "B 3", name="raw")
     check_shape(K, "B 3 3", name="K", dims=dims)
     check_floating(raw, name="raw")
-    H, W = (int(s) for s in image_size)
-    if H < 1 or W < 1 or not reference_depth > 0:
-        raise ValueRangeError(
-            f"translation_from_image(): arguments 'image_size' must be positive and 'reference_depth' > 0, "
-            f"got {tuple(image_size)} and {reference_depth}"
-        )
+    H, W = check_size(image_size, name="image_size")
+    check_positive(reference_depth, name="reference_depth")
     K = K.to(raw.dtype)
     uv = torch.stack([W * (0.5 + raw[:, 0]), H * (0.5 + raw[:, 1])], dim=-1)  # (B, 2) pixels
     focal = (K[:, 0, 0] + K[:, 1, 1]) / 2

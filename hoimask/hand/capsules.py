@@ -159,6 +159,10 @@ def capsule_mesh_vertices(
     Shape:
         a, b, reference ``(B, S, 3)``, radius ``(B, S)`` -> ``(B, S, Vc, 3)``.
     """
+    dims = check_shape(a, "B S 3", name="a")
+    check_shape(b, "B S 3", name="b", dims=dims)
+    check_shape(radius, "B S", name="radius", dims=dims)
+    check_shape(reference, "B S 3", name="reference", dims=dims)
     axis = b - a
     d = axis / axis.norm(dim=-1, keepdim=True)  # (B, S, 3)
     e1 = reference - (reference * d).sum(-1, keepdim=True) * d

@@ -76,6 +76,13 @@ def mano_skin(
         shapedirs ``(V, 3, S)``, posedirs ``(9(J-1), 3V)``, j_regressor ``(J, V)``,
         weights ``(V, J)`` -> ``(B, V, 3)``, ``(B, J, 3)``.
     """
+    dims = check_shape(rotations, "B J 3 3", name="rotations")
+    check_shape(betas, "B S", name="betas", dims=dims)
+    check_shape(v_template, "V 3", name="v_template", dims=dims)
+    check_shape(shapedirs, "V 3 S", name="shapedirs", dims=dims)
+    check_shape(posedirs, f"{9 * (dims['J'] - 1)} {3 * dims['V']}", name="posedirs")
+    check_shape(j_regressor, "J V", name="j_regressor", dims=dims)
+    check_shape(weights, "V J", name="weights", dims=dims)
     batch = rotations.shape[0]
     v_shaped = v_template + torch.einsum("bs,vcs->bvc", betas, shapedirs)  # (B, V, 3)
     rest_joints = torch.einsum("jv,bvc->bjc", j_regressor, v_shaped)  # (B, J, 3)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hoimask._checks import DTypeError, check_positive, check_shape
+from hoimask._checks import DTypeError, check_int, check_positive, check_shape, check_size
 
 __all__ = ["segmentation_loss", "render_gaussian_heatmaps", "heatmap_loss", "heatmap_kl_divergence", "SegmentationLoss",
            "HeatmapLoss"]
@@ -41,6 +41,7 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, *, ignore_inde
     check_shape(labels, "B H W", name="labels", dims=dims)
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise DTypeError(f"segmentation_loss(): argument 'labels' expected an integer tensor, got {labels.dtype}")
+    check_int(ignore_index, name="ignore_index")
     if tuple(logits.shape[-2:]) != tuple(labels.shape[-2:]):
         logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     return F.cross_entropy(logits, labels.long(), ignore_index=ignore_index)
@@ -70,8 +71,8 @@ def render_gaussian_heatmaps(
     """
     check_shape(joints_2d, "B J 2", name="joints_2d")
     check_positive(sigma, name="sigma")
-    h, w = size
-    H, W = image_size
+    h, w = check_size(size, name="size")
+    H, W = check_size(image_size, name="image_size")
     x = joints_2d[..., 0] * (w / W) - 0.5  # (B, J) heatmap index coordinates
     y = joints_2d[..., 1] * (h / H) - 0.5
     xs = torch.arange(w, dtype=joints_2d.dtype, device=joints_2d.device)
@@ -106,6 +107,7 @@ def heatmap_loss(
     """
     dims = check_shape(pred, "B J h w", name="pred")
     check_shape(joints_2d, "B J 2", name="joints_2d", dims=dims)
+    check_size(image_size, name="image_size")
     target = render_gaussian_heatmaps(joints_2d.to(pred.dtype), pred.shape[-2:], image_size, sigma=sigma)
     err = (pred - target).pow(2).mean(dim=(-2, -1))  # (B, J)
     if visible is None:
@@ -152,6 +154,7 @@ def heatmap_kl_divergence(
     """
     dims = check_shape(logits, "B J h w", name="logits")
     check_shape(joints_2d, "B J 2", name="joints_2d", dims=dims)
+    check_size(image_size, name="image_size")
     target = render_gaussian_heatmaps(joints_2d.to(logits.dtype), logits.shape[-2:], image_size, sigma=sigma)
     mass = target.flatten(2).sum(dim=-1)  # (B, J)
     target = target.flatten(2) / mass.clamp_min(1e-8)[..., None]
@@ -176,7 +179,7 @@ class SegmentationLoss(nn.Module):
 
     def __init__(self, ignore_index: int = -100) -> None:
         super().__init__()
-        self.ignore_index = ignore_index
+        self.ignore_index = check_int(ignore_index, name="ignore_index")
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """See :func:`segmentation_loss`."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from hoimask._checks import ShapeError, ValueRangeError, check_shape
+from hoimask._checks import ShapeError, ValueRangeError, check_shape, check_size
 
 __all__ = ["patchify", "unpatchify", "pixel_reconstruction_loss"]
 
@@ -35,9 +35,14 @@ def unpatchify(patches: torch.Tensor, patch_size: int, grid_size: tuple[int, int
     Shape:
         ``(B, N, P*P*C)`` -> ``(B, C, gh*P, gw*P)``.
     """
-    check_shape(patches, "B N D", name="patches")
+    dims = check_shape(patches, "B N D", name="patches")
     _check_patch_size(patch_size, "unpatchify")
-    gh, gw = grid_size
+    gh, gw = check_size(grid_size, name="grid_size")
+    if gh * gw != dims["N"] or dims["D"] % (patch_size * patch_size):
+        raise ShapeError(
+            f"unpatchify(): argument 'patches' expected shape (B, {gh * gw}, P*P*C) for grid_size=({gh}, {gw}) and "
+            f"patch_size={patch_size}, got shape {tuple(patches.shape)}"
+        )
     return rearrange(patches, "b (h w) (p q c) -> b c (h p) (w q)", h=gh, w=gw, p=patch_size, q=patch_size)
 
 
@@ -64,8 +69,8 @@ def pixel_reconstruction_loss(
     Shape:
         ``(B, N, P*P*C)``, ``(B, C, H, W)``, ``(B, N)`` -> ``()``.
     """
-    target = patchify(image, patch_size).to(pred.dtype)  # (B, N, P*P*C)
     dims = check_shape(pred, "B N D", name="pred")
+    target = patchify(image, patch_size).to(pred.dtype)  # (B, N, P*P*C)
     check_shape(target, "B N D", name="image (patchified)", dims=dims)
     check_shape(mask, "B N", name="mask", dims=dims)
     if norm_pix_loss:

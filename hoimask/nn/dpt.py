@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from hoimask._checks import ShapeError, check_shape
+from hoimask._checks import ShapeError, check_int, check_shape, check_size
 
 __all__ = ["DPTHead", "ResidualConvUnit", "FusionBlock"]
 
@@ -32,11 +32,14 @@ class ResidualConvUnit(nn.Module):
 
     def __init__(self, channels: int, *, device=None, dtype=None) -> None:
         super().__init__()
+        check_int(channels, name="channels", low=1)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, device=device, dtype=dtype)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the unit."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.conv1.in_channels:
+            check_shape(x, f"B {self.conv1.in_channels} H W", name="x")  # raises the typed error
         return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 
@@ -50,12 +53,18 @@ class FusionBlock(nn.Module):
 
     def __init__(self, channels: int, *, device=None, dtype=None) -> None:
         super().__init__()
+        check_int(channels, name="channels", low=1)
         self.skip_unit = ResidualConvUnit(channels, device=device, dtype=dtype)
         self.unit = ResidualConvUnit(channels, device=device, dtype=dtype)
         self.out_conv = nn.Conv2d(channels, channels, 1, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Fuse ``x`` with ``skip`` and resize to ``size``."""
+        dims = check_shape(x, f"B {self.out_conv.in_channels} h w", name="x")
+        if skip is not None:
+            check_shape(skip, f"B {self.out_conv.in_channels} h w", name="skip", dims=dims)
+        if size is not None:
+            size = check_size(size, name="size")
         if skip is not None:
             x = x + self.skip_unit(skip)
         x = self.unit(x)
@@ -111,11 +120,12 @@ class DPTHead(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        in_dims = [in_dims] * 4 if isinstance(in_dims, int) else list(in_dims)
-        if len(in_dims) != 4 or len(reassemble_dims) != 4:
-            raise ShapeError(
-                f"DPTHead(): arguments 'in_dims' and 'reassemble_dims' need 4 entries, got {len(in_dims)} and {len(reassemble_dims)}"
-            )
+        in_dims = tuple(in_dims) if isinstance(in_dims, Sequence) else in_dims
+        in_dims = list(check_size(in_dims, name="in_dims", length=4, allow_int=True))
+        reassemble_dims = tuple(reassemble_dims) if isinstance(reassemble_dims, Sequence) else reassemble_dims
+        reassemble_dims = check_size(reassemble_dims, name="reassemble_dims", length=4)
+        check_int(feature_dim, name="feature_dim", low=1)
+        check_int(patch_size, name="patch_size", low=1)
         for s in self.strides:
             if max(s, patch_size) % min(s, patch_size):
                 raise ShapeError(f"DPTHead(): argument 'patch_size' {patch_size} is not compatible with stride {s}")
@@ -140,9 +150,10 @@ class DPTHead(nn.Module):
         Returns:
             List of four maps at strides 4, 8, 16, 32 (finest first).
         """
-        if len(taps) != 4:
-            raise ShapeError(f"DPTHead.forward(): argument 'taps' needs 4 tensors, got {len(taps)}")
-        gh, gw = grid_size
+        if not isinstance(taps, Sequence) or len(taps) != 4:
+            got = len(taps) if isinstance(taps, Sequence) else type(taps).__name__
+            raise ShapeError(f"DPTHead.forward(): argument 'taps' needs 4 tensors, got {got}")
+        gh, gw = check_size(grid_size, name="grid_size")
         dims: dict[str, int] = {"N": gh * gw}
         maps = []
         for i, (tap, reassemble, project) in enumerate(zip(taps, self.reassemble, self.project)):

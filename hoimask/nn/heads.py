@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hoimask._checks import check_shape
+from hoimask._checks import ShapeError, check_int, check_shape, check_size
 from hoimask.nn.keypoints import expected_position
 from hoimask.nn.transformer import CrossAttentionBlock, Mlp
 
@@ -37,13 +37,17 @@ IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 class _ConvHead(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, hidden: int | None, device, dtype) -> None:
         super().__init__()
-        hidden = hidden or in_channels
+        check_int(in_channels, name="in_channels", low=1)
+        hidden = in_channels if hidden is None else check_int(hidden, name="hidden", low=1)
         self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, hidden, 3, padding=1, device=device, dtype=dtype)
         self.conv2 = nn.Conv2d(hidden, out_channels, 1, device=device, dtype=dtype)
 
     def _predict(self, features: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-        check_shape(features, f"B {self.in_channels} H W", name="features", fn=f"{type(self).__name__}.forward")
+        fn = f"{type(self).__name__}.forward"
+        check_shape(features, f"B {self.in_channels} H W", name="features", fn=fn)
+        if size is not None:
+            size = check_size(size, name="size", fn=fn)
         out = self.conv2(F.relu(self.conv1(features)))
         if size is not None and tuple(out.shape[-2:]) != tuple(size):
             out = F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
@@ -65,6 +69,7 @@ class SegmentationHead(_ConvHead):
     """
 
     def __init__(self, in_channels: int, num_classes: int = 3, *, hidden: int | None = None, device=None, dtype=None):
+        check_int(num_classes, name="num_classes", low=1)
         super().__init__(in_channels, num_classes, hidden, device, dtype)
         self.num_classes = num_classes
 
@@ -86,6 +91,7 @@ class HeatmapHead(_ConvHead):
     """
 
     def __init__(self, in_channels: int, num_joints: int = 21, *, hidden: int | None = None, device=None, dtype=None):
+        check_int(num_joints, name="num_joints", low=1)
         super().__init__(in_channels, num_joints, hidden, device, dtype)
         self.num_joints = num_joints
 
@@ -126,6 +132,10 @@ class ObjectPoseHead(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        check_int(dim, name="dim", low=1)
+        check_int(hidden, name="hidden", low=1)
+        if not isinstance(init_translation, (tuple, list)) or len(init_translation) != 3:
+            raise ShapeError(f"ObjectPoseHead(): argument 'init_translation' expected 3 numbers (x, y, z), got {init_translation!r}")
         self.dim = dim
         self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
         self.mlp = Mlp(dim, hidden, 9, device=device, dtype=dtype)
@@ -179,6 +189,10 @@ class MANOTransformerHead(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        for name, value in (("context_dim", context_dim), ("dim", dim), ("num_rotations", num_rotations),
+                            ("num_betas", num_betas)):
+            check_int(value, name=name, low=1)
+        check_int(depth, name="depth", low=0)  # 0: the learned queries alone
         self.context_dim = context_dim
         self.num_rotations = num_rotations
         self.queries = nn.Parameter(torch.randn(num_rotations + 1, dim, device=device, dtype=dtype) * 0.02)
@@ -226,7 +240,7 @@ def spatial_soft_argmax(logits: torch.Tensor, grid_size: tuple[int, int]) -> tup
         >>> spatial_soft_argmax(logits, (2, 2))[1]
         tensor([[[0.2500, 0.2500]]])
     """
-    h, w = grid_size
+    h, w = check_size(grid_size, name="grid_size")
     check_shape(logits, f"B {h * w} K", name="logits")
     weights = logits.softmax(dim=1)  # (B, N, K)
     maps = weights.transpose(1, 2).reshape(weights.shape[0], -1, h, w)  # (B, K, h, w), row-major tokens
@@ -259,6 +273,8 @@ class SpatialTranslationHead(nn.Module):
 
     def __init__(self, dim: int, *, hidden: int = 128, device=None, dtype=None) -> None:
         super().__init__()
+        check_int(dim, name="dim", low=1)
+        check_int(hidden, name="hidden", low=1)
         self.dim = dim
         self.norm = nn.LayerNorm(dim, device=device, dtype=dtype)
         self.score = nn.Linear(dim, 1, device=device, dtype=dtype)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hoimask._checks import check_shape
+from hoimask._checks import ShapeError, check_int, check_positive, check_shape, check_size
 from hoimask.geometry.camera import unproject
 
 __all__ = ["Keypoint25DHead", "lift_keypoints", "soft_argmax_2d"]
@@ -49,6 +49,7 @@ def soft_argmax_2d(logits: torch.Tensor, image_size: tuple[int, int],
     dims = check_shape(logits, "B J h w", name="logits")
     if values is not None:
         check_shape(values, "B J h w", name="values", dims=dims)
+    image_size = check_size(image_size, name="image_size")
     probs = logits.flatten(2).softmax(dim=-1).view_as(logits)  # (B, J, h, w)
     expected = None if values is None else (probs * values).flatten(2).sum(dim=-1)
     return expected_position(probs, image_size), expected
@@ -128,7 +129,10 @@ class Keypoint25DHead(nn.Module):
 
     def __init__(self, dim: int, *, num_joints: int = 21, channels: int = 64, depth_scale: float = 0.1) -> None:
         super().__init__()
-        self.dim, self.num_joints, self.depth_scale = dim, num_joints, float(depth_scale)
+        check_int(dim, name="dim", low=1)
+        check_int(num_joints, name="num_joints", low=1)
+        check_int(channels, name="channels", low=2)
+        self.dim, self.num_joints, self.depth_scale = dim, num_joints, check_positive(depth_scale, name="depth_scale")
         c = channels
         self.stem4 = nn.Sequential(_conv(3, c // 2, 2), _conv(c // 2, c, 2), _conv(c, c))
         self.stem8 = _conv(c, 2 * c, 2)
@@ -142,9 +146,14 @@ class Keypoint25DHead(nn.Module):
     def forward(self, tokens: torch.Tensor, grid_size: tuple[int, int],
                 image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmap logits and relative depths (metres) of every joint."""
-        h, w = grid_size
-        check_shape(tokens, f"B {h * w} {self.dim}", name="tokens")
-        check_shape(image, "B 3 H W", name="image")
+        h, w = check_size(grid_size, name="grid_size")
+        dims = check_shape(tokens, f"B {h * w} {self.dim}", name="tokens")
+        check_shape(image, "B 3 H W", name="image", dims=dims)
+        if image.shape[-2] % 8 or image.shape[-1] % 8:
+            raise ShapeError(
+                f"Keypoint25DHead.forward(): argument 'image' expected sides that are multiples of 8, "
+                f"got shape {tuple(image.shape)}"
+            )
         f4 = self.stem4(image)  # (B, c, H/4, W/4)
         f8 = self.stem8(f4)  # (B, 2c, H/8, W/8)
         grid = tokens.transpose(1, 2).reshape(tokens.shape[0], self.dim, h, w)

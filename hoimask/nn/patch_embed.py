@@ -6,7 +6,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from hoimask._checks import ShapeError, check_shape
+from hoimask._checks import ShapeError, check_int, check_shape
 
 __all__ = ["PatchEmbed"]
 
@@ -34,8 +34,9 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768, *, device=None, dtype=None) -> None:
         super().__init__()
-        if patch_size < 1:
-            raise ShapeError(f"PatchEmbed(): argument 'patch_size' must be >= 1, got {patch_size}")
+        check_int(patch_size, name="patch_size", low=1)
+        check_int(in_chans, name="in_chans", low=1)
+        check_int(embed_dim, name="embed_dim", low=1)
         self.patch_size = patch_size
         self.in_chans = in_chans
         self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size, device=device, dtype=dtype)

@@ -265,6 +265,7 @@ class PointPoseTransformer(nn.Module):
         super().__init__()
         fn = "PointPoseTransformer.__init__"
         self.dim = dim
+        check_int(encoder_depth, name="encoder_depth", low=1, fn=fn)
         check_int(decoder_depth, name="decoder_depth", low=1, fn=fn)
         check_int(num_betas, name="num_betas", low=1, fn=fn)
         self.encoder = PointTransformerEncoder(

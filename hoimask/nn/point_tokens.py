@@ -119,6 +119,8 @@ class PointTokenEmbedding(nn.Module):
         for i, w in enumerate(feature_hidden):
             check_int(w, name=f"feature_hidden[{i}]", low=1, fn=fn)
         self.point_scale = check_positive(point_scale, name="point_scale", fn=fn)
+        check_positive(beta_init, name="beta_init", fn=fn)
+        check_positive(beta_min, name="beta_min", strict=False, fn=fn)
         self.density_sign = check_choice(density_sign, ("code", "paper"), name="density_sign", fn=fn)
         self.sdf_clamp = None if sdf_clamp is None else check_positive(sdf_clamp, name="sdf_clamp", fn=fn)
         self.encoding_pi = bool(encoding_pi)

@@ -54,6 +54,17 @@ __all__ = [
 ]
 
 
+def _check_block(in_channels: int, planes: int, stride: int, fn: str) -> None:
+    for name, value in (("in_channels", in_channels), ("planes", planes), ("stride", stride)):
+        check_int(value, name=name, low=1, fn=fn)
+
+
+def _check_block_input(x: torch.Tensor, channels: int, fn: str) -> None:
+    """Cheap ``(B, channels, H, W)`` test; the full check only builds the error message."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
+        check_shape(x, f"B {channels} H W", name="x", fn=fn)
+
+
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, device, dtype) -> nn.Conv2d:
     """Bias-free convolution with 'same' padding for odd kernels (torchvision's conv1x1 / conv3x3)."""
     return nn.Conv2d(
@@ -82,6 +93,7 @@ class BasicBlock(nn.Module):
         device=None, dtype=None,
     ) -> None:
         super().__init__()
+        _check_block(in_channels, planes, stride, "BasicBlock")
         self.conv1 = _conv(in_channels, planes, 3, stride, device, dtype)
         self.bn1 = nn.BatchNorm2d(planes, device=device, dtype=dtype)
         self.conv2 = _conv(planes, planes, 3, 1, device, dtype)
@@ -90,6 +102,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block."""
+        _check_block_input(x, self.conv1.in_channels, "BasicBlock.forward")
         identity = x if self.downsample is None else self.downsample(x)
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -116,6 +129,7 @@ class Bottleneck(nn.Module):
         device=None, dtype=None,
     ) -> None:
         super().__init__()
+        _check_block(in_channels, planes, stride, "Bottleneck")
         out_channels = planes * self.expansion
         self.conv1 = _conv(in_channels, planes, 1, 1, device, dtype)
         self.bn1 = nn.BatchNorm2d(planes, device=device, dtype=dtype)
@@ -127,6 +141,7 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block."""
+        _check_block_input(x, self.conv1.in_channels, "Bottleneck.forward")
         identity = x if self.downsample is None else self.downsample(x)
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))

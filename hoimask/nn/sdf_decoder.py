@@ -72,10 +72,11 @@ class SDFDecoder(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueRangeError(f"SDFDecoder(): argument 'num_layers' expected an int >= 1, got {num_layers}")
+        check_int(feature_dim, name="feature_dim", low=1)
+        check_int(hidden, name="hidden", low=1)
+        check_int(num_layers, name="num_layers", low=1)
         self.feature_dim = feature_dim
-        self.output_scale = float(output_scale)
+        self.output_scale = check_positive(output_scale, name="output_scale")
         self.encoder = FourierEncoder(3, num_bands=num_bands, include_input=False).to(device=device)
         width = self.encoder.out_dim + 3 + feature_dim
         layers: list[nn.Module] = []

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from hoimask._checks import ShapeError, check_shape
+from hoimask._checks import ShapeError, check_int, check_shape, check_size
 from hoimask.encoding import sincos_pos_embed_2d
 from hoimask.masking.base import restore
 from hoimask.nn.transformer import Block
@@ -63,8 +63,11 @@ class TokenDecoder(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        check_int(encoder_dim, name="encoder_dim", low=1)
+        check_int(dim, name="dim", low=1)
+        check_int(depth, name="depth", low=0)
         self.dim = dim
-        self.grid_size = tuple(grid_size)
+        self.grid_size = check_size(grid_size, name="grid_size")
         self.embed = nn.Linear(encoder_dim, dim, device=device, dtype=dtype)
         self.mask_token = nn.Parameter(torch.zeros(dim, device=device, dtype=dtype))
         self.register_buffer(
@@ -107,9 +110,9 @@ class TokenDecoder(nn.Module):
         Returns:
             :class:`DecoderOutput` with tokens ``(B, N, dim)`` in grid order.
         """
-        dims = check_shape(tokens, "B L _", name="tokens")
+        dims = check_shape(tokens, f"B L {self.embed.in_features}", name="tokens")
         check_shape(ids_restore, "B N", name="ids_restore", dims=dims)
-        gh, gw = grid_size if grid_size is not None else self.grid_size
+        gh, gw = check_size(grid_size, name="grid_size") if grid_size is not None else self.grid_size
         if gh * gw != dims["N"]:
             raise ShapeError(f"TokenDecoder.forward(): argument 'grid_size' {gh}x{gw} does not match N={dims['N']}")
         wanted = set(return_layers or ())

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from hoimask._checks import ValueRangeError, check_shape
+from hoimask._checks import ShapeError, ValueRangeError, check_int, check_positive, check_shape
 
 __all__ = ["Mlp", "Attention", "CrossAttention", "Block", "CrossAttentionBlock"]
 
@@ -43,24 +43,48 @@ class Mlp(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        hidden_features = hidden_features or in_features
-        out_features = out_features or in_features
+        check_int(in_features, name="in_features", low=1)
+        hidden_features = in_features if hidden_features is None else check_int(hidden_features, name="hidden_features", low=1)
+        out_features = in_features if out_features is None else check_int(out_features, name="out_features", low=1)
         self.fc1 = nn.Linear(in_features, hidden_features, device=device, dtype=dtype)
         self.act = act_layer()
         self.fc2 = nn.Linear(hidden_features, out_features, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the MLP to the last dimension."""
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.fc1.in_features:
+            check_shape(x, f"... {self.fc1.in_features}", name="x")  # raises the typed error
         return self.fc2(self.act(self.fc1(x)))
 
 
 def _heads_split(dim: int, num_heads: int, type_name: str) -> int:
-    if num_heads < 1 or dim % num_heads != 0:
+    check_int(dim, name="dim", low=1, fn=type_name)
+    check_int(num_heads, name="num_heads", low=1, fn=type_name)
+    if dim % num_heads != 0:
         raise ValueRangeError(
             f"{type_name}(): argument 'num_heads' expected an int >= 1 dividing dim={dim}, got {num_heads} "
             "(dim must be divisible by num_heads)"
         )
     return dim // num_heads
+
+
+def _check_tokens(x: torch.Tensor, dim: int, name: str, spec: str, fn: str) -> None:
+    """Cheap ``(B, N, dim)`` test; the full check only builds the error message."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != dim:
+        check_shape(x, spec, name=name, fn=fn)
+
+
+def _check_attn_mask(mask: torch.Tensor | None, n_query: int, n_key: int, fn: str) -> None:
+    """``attn_mask`` must broadcast to ``(B, heads, N_q, N_k)``: 2 to 4 dims, trailing ``(N_q | 1, N_k | 1)``."""
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor):
+        check_shape(mask, "... N N", name="attn_mask", fn=fn)  # raises DTypeError
+    if not 2 <= mask.dim() <= 4 or mask.shape[-2] not in (1, n_query) or mask.shape[-1] not in (1, n_key):
+        raise ShapeError(
+            f"{fn}(): argument 'attn_mask' expected a mask broadcastable to (B, heads, {n_query}, {n_key}) "
+            f"(2 to 4 dims), got shape {tuple(mask.shape)}"
+        )
 
 
 class Attention(nn.Module):
@@ -85,6 +109,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Attend every token to every (allowed) token."""
+        _check_tokens(x, self.qkv.in_features, "x", f"B N {self.qkv.in_features}", "Attention.forward")
+        _check_attn_mask(attn_mask, x.shape[1], x.shape[1], "Attention.forward")
         qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)  # (B, h, N, d)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
@@ -115,7 +141,7 @@ class CrossAttention(nn.Module):
     ) -> None:
         super().__init__()
         _heads_split(dim, num_heads, "CrossAttention")
-        context_dim = context_dim or dim
+        context_dim = dim if context_dim is None else check_int(context_dim, name="context_dim", low=1)
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim, bias=qkv_bias, device=device, dtype=dtype)
         self.kv = nn.Linear(context_dim, dim * 2, bias=qkv_bias, device=device, dtype=dtype)
@@ -123,6 +149,10 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Attend the queries to the context."""
+        fn, C = "CrossAttention.forward", self.kv.in_features
+        _check_tokens(x, self.q.in_features, "x", f"B M {self.q.in_features}", fn)
+        if not isinstance(context, torch.Tensor) or context.dim() != 3 or context.shape[0] != x.shape[0] or context.shape[-1] != C:
+            check_shape(context, f"{x.shape[0]} N {C}", name="context", fn=fn)  # raises the typed error
         q = rearrange(self.q(x), "b m (h d) -> b h m d", h=self.num_heads)
         kv = rearrange(self.kv(context), "b n (two h d) -> two b h n d", two=2, h=self.num_heads)
         out = F.scaled_dot_product_attention(q, kv[0], kv[1])  # (B, h, M, d)
@@ -155,6 +185,8 @@ class Block(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        _heads_split(dim, num_heads, "Block")
+        check_positive(mlp_ratio, name="mlp_ratio")
         self.norm1 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, device=device, dtype=dtype)
         self.norm2 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
@@ -162,6 +194,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Apply the block; ``attn_mask`` (bool, True = may attend) restricts attention."""
+        _check_tokens(x, self.attn.qkv.in_features, "x", f"B N {self.attn.qkv.in_features}", "Block.forward")
         x = x + self.attn(self.norm1(x), attn_mask=attn_mask)
         return x + self.mlp(self.norm2(x))
 
@@ -191,7 +224,9 @@ class CrossAttentionBlock(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        context_dim = context_dim or dim
+        _heads_split(dim, num_heads, "CrossAttentionBlock")
+        context_dim = dim if context_dim is None else check_int(context_dim, name="context_dim", low=1)
+        check_positive(mlp_ratio, name="mlp_ratio")
         self.norm1 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
         self.self_attn = Attention(dim, num_heads, device=device, dtype=dtype)
         self.norm2 = norm_layer(dim, eps=1e-6, device=device, dtype=dtype)
@@ -202,8 +237,8 @@ class CrossAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Update the queries ``x`` from themselves and from ``context``."""
-        dims = check_shape(x, "B M D", name="x")
-        check_shape(context, "B N C", name="context", dims=dims)
+        dims = check_shape(x, f"B M {self.cross_attn.q.in_features}", name="x")
+        check_shape(context, f"B N {self.cross_attn.kv.in_features}", name="context", dims=dims)
         x = x + self.self_attn(self.norm1(x))
         x = x + self.cross_attn(self.norm2(x), self.norm_context(context))
         return x + self.mlp(self.norm3(x))

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from hoimask._checks import ShapeError, check_choice, check_shape
+from hoimask._checks import ShapeError, check_choice, check_int, check_positive, check_shape
 from hoimask.encoding import sincos_pos_embed_2d
 from hoimask.masking.base import MaskOutput, apply_mask
 from hoimask.nn.patch_embed import PatchEmbed
@@ -40,6 +40,19 @@ class ViTConfig:
     qkv_bias: bool = True
     class_token: bool = True
     pos_embed: str = "sincos"
+
+    def __post_init__(self) -> None:
+        _check_vit_sizes("ViTConfig", self.embed_dim, self.depth, self.num_heads, self.mlp_ratio, self.patch_size,
+                         self.img_size, self.in_chans)
+        check_choice(self.pos_embed, ("sincos", "learned"), name="pos_embed", fn="ViTConfig")
+
+
+def _check_vit_sizes(fn: str, embed_dim, depth, num_heads, mlp_ratio, patch_size, img_size, in_chans) -> None:
+    """Sizes shared by :class:`ViTConfig` and :class:`ViTEncoder`: ints >= 1, ``mlp_ratio > 0``."""
+    for name, value in (("embed_dim", embed_dim), ("depth", depth), ("num_heads", num_heads),
+                        ("patch_size", patch_size), ("img_size", img_size), ("in_chans", in_chans)):
+        check_int(value, name=name, low=1, fn=fn)
+    check_positive(mlp_ratio, name="mlp_ratio", fn=fn)
 
 
 #: The standard ViT sizes (patch 16, 224 px), as in timm and MAE.
@@ -104,6 +117,7 @@ class ViTEncoder(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
+        _check_vit_sizes("ViTEncoder", embed_dim, depth, num_heads, mlp_ratio, patch_size, img_size, in_chans)
         check_choice(pos_embed, ("sincos", "learned"), name="pos_embed")
         self.config = ViTConfig(
             embed_dim=embed_dim,

@@ -36,7 +36,7 @@ def _points(points: Tensor, fn: str) -> None:
 def _scalar(value: Tensor | float, like: Tensor, *, name: str, fn: str, positive: bool = True) -> Tensor:
     """A scalar-per-sample parameter as a tensor on the points' device/dtype."""
     t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-    if positive and bool((t <= 0).any()):
+    if positive and not bool((t > 0).all()):  # NaN fails too
         raise ValueRangeError(f"{fn}(): argument '{name}' expected values > 0, got min {float(t.min())}")
     return t
 
@@ -94,7 +94,7 @@ def box_sdf(points: Tensor, half_extents: Tensor) -> Tensor:
     """
     _points(points, "box_sdf")
     h = _vector(half_extents, points, name="half_extents", fn="box_sdf")
-    if bool((h <= 0).any()):
+    if not bool((h > 0).all()):  # NaN fails too
         raise ValueRangeError(f"box_sdf(): argument 'half_extents' expected values > 0, got min {float(h.min())}")
     q = points.abs() - h
     return q.clamp_min(0).norm(dim=-1) + q.amax(dim=-1).clamp_max(0)
@@ -261,5 +261,13 @@ def smooth_union(a: Tensor, b: Tensor, k: float) -> Tensor:
     """
     if isinstance(k, bool) or not isinstance(k, (int, float)) or not k > 0:
         raise ValueRangeError(f"smooth_union(): argument 'k' expected a number > 0, got {k!r}")
+    check_shape(a, "...", name="a")
+    check_shape(b, "...", name="b")
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ShapeError(
+            f"smooth_union(): arguments 'a' and 'b' expected broadcastable shapes, got {tuple(a.shape)} and {tuple(b.shape)}"
+        ) from None
     h = (0.5 + 0.5 * (b - a) / k).clamp(0, 1)
     return b * (1 - h) + a * h - k * h * (1 - h)

@@ -282,7 +282,7 @@ def field_guided_points(
         raise ValueRangeError(f"{fn}(): argument 'k' expected at most resolution**3 = {total}, got {k}")
     B = dims["B"]
     ext = torch.as_tensor(extent, dtype=center.dtype, device=center.device).reshape(-1)
-    if ext.numel() not in (1, B) or bool((ext <= 0).any()):
+    if ext.numel() not in (1, B) or not bool((ext > 0).all()):  # NaN fails too
         raise ValueRangeError(f"{fn}(): argument 'extent' expected a positive float or (B,) positive values")
     ext = ext.expand(B)
     K = K.to(center.dtype)

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ..._checks import ShapeError, check_floating, check_int, check_shape
 from .sign import mesh_topology, pseudo_normal_sign
 
 __all__ = [
@@ -98,6 +99,22 @@ def closest_point_on_triangle(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Ten
         - p, a, b, c: ``(..., 3)``
         - output: ``(..., 3)``
     """
+    fn = "closest_point_on_triangle"
+    for name, x in (("p", p), ("a", a), ("b", b), ("c", c)):
+        check_shape(x, "... 3", name=name, fn=fn)
+        check_floating(x, name=name, fn=fn)
+    try:
+        torch.broadcast_shapes(p.shape, a.shape, b.shape, c.shape)
+    except RuntimeError:
+        raise ShapeError(
+            f"{fn}(): arguments 'p', 'a', 'b', 'c' expected shapes that broadcast against each other, got "
+            f"{tuple(p.shape)}, {tuple(a.shape)}, {tuple(b.shape)}, {tuple(c.shape)}"
+        ) from None
+    return _closest_point_on_triangle(p, a, b, c)
+
+
+def _closest_point_on_triangle(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """:func:`closest_point_on_triangle` without the input checks (inputs validated by the caller)."""
     ab = b - a
     ac = c - a
     ap = p - a
@@ -327,7 +344,7 @@ def finish_from_search(
         - sdf: ``(B, Q)``; barycentric: ``(B, Q, 3)``
     """
     tri = _closest_triangles(vertices, faces, face_index)  # (B, Q, 3 corners, 3 xyz)
-    bary = closest_point_on_triangle(points, tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
+    bary = _closest_point_on_triangle(points, tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
     closest = (bary.unsqueeze(-1) * tri).sum(-2)
     diff = points - closest
     dist_sq = _dot(diff, diff)
@@ -397,6 +414,7 @@ def mesh_sdf_reference(
     from .op import validate_mesh_sdf_inputs
 
     faces = validate_mesh_sdf_inputs(points, vertices, faces, fn="mesh_sdf_reference")
+    check_int(chunk_elements, name="chunk_elements", low=1, fn="mesh_sdf_reference")
     index, _ = triangle_search(points, vertices, faces, with_winding=False, chunk_elements=chunk_elements)
     sdf, bary = finish_from_search(points, vertices, faces, index, brute_force_winding(points, vertices, faces))
     if not return_index:
