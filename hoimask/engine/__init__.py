@@ -11,7 +11,13 @@ from hoimask.engine.checkpoint import (
     save_checkpoint,
 )
 from hoimask.engine.config import TRAIN_PRESETS, TrainConfig, train_preset
-from hoimask.engine.data import MemoryCache, ResumableSampler, iterate_batches, steps_per_epoch
+from hoimask.engine.data import (
+    AugmentedViews,
+    MemoryCache,
+    ResumableSampler,
+    iterate_batches,
+    steps_per_epoch,
+)
 from hoimask.engine.distributed import (
     DistributedContext,
     all_gather_objects,
@@ -41,7 +47,7 @@ from hoimask.engine.trainer import Trainer, default_loss_fn, to_device
 __all__ = [
     "CheckpointManager", "atomic_write", "load_checkpoint", "save_checkpoint",
     "TRAIN_PRESETS", "TrainConfig", "train_preset",
-    "MemoryCache", "ResumableSampler", "iterate_batches", "steps_per_epoch",
+    "AugmentedViews", "MemoryCache", "ResumableSampler", "iterate_batches", "steps_per_epoch",
     "RUN_MARKER", "OutputDirError", "prepare_output_dir",
     "DistributedContext", "all_gather_objects", "all_reduce_mean", "barrier", "broadcast_object",
     "cleanup_distributed", "init_distributed", "unwrap_model", "wrap_model",

@@ -14,9 +14,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from hoimask._checks import ValueRangeError
+from hoimask._checks import DTypeError, ValueRangeError, check_int
+from hoimask.data.cache import _index_seed
 
-__all__ = ["ResumableSampler", "steps_per_epoch", "iterate_batches", "MemoryCache"]
+__all__ = ["ResumableSampler", "steps_per_epoch", "iterate_batches", "MemoryCache", "AugmentedViews"]
 
 
 class ResumableSampler(DistributedSampler):
@@ -162,3 +163,56 @@ class MemoryCache(Dataset):
         if index not in self._cache:
             self._cache[index] = self.dataset[index]
         return self._cache[index]
+
+
+class AugmentedViews(Dataset):
+    """``repeats`` views of every sample: the sample itself, then ``repeats - 1`` randomly transformed copies.
+
+    Index ``i`` is sample ``i % N`` of ``dataset`` (``N = len(dataset)``):
+    unchanged for ``i < N``, else passed through ``transform`` with a generator
+    seeded by ``(seed, i)``. Every view is a fixed function of its index, as
+    :class:`ResumableSampler` (bit-identical resume) and :class:`MemoryCache`
+    below it require, while a shuffled epoch over ``N * repeats`` indices shows
+    the model many different views of a small cached pool. Fitting statistics of
+    the data (e.g. the constant baselines) should read :attr:`dataset`, the
+    un-augmented pool.
+
+    Args:
+        dataset: the map-style dataset (e.g. a :class:`MemoryCache` of rendered scenes).
+        transform: ``t(sample, generator=None) -> sample`` (:mod:`hoimask.data.transforms`).
+        repeats: views per sample (>= 1; 1 = the dataset unchanged).
+        seed: seed of the views (>= 0).
+
+    Shape:
+        Not applicable (samples keep their shapes when the transform does).
+
+    Example:
+        >>> from hoimask.data import RandomRotateScale, SyntheticHOI
+        >>> views = AugmentedViews(SyntheticHOI(2, image_size=32, num_sdf_points=4), RandomRotateScale(), repeats=3)
+        >>> len(views), views[4]["image"].shape
+        (6, torch.Size([3, 32, 32]))
+    """
+
+    def __init__(self, dataset: Dataset, transform: Callable[..., Any], *, repeats: int, seed: int = 0) -> None:
+        fn = "AugmentedViews"
+        if not callable(transform):
+            raise DTypeError(f"{fn}(): argument 'transform' expected a callable, got {type(transform).__name__}")
+        self.dataset = dataset
+        self.transform = transform
+        self.repeats = check_int(repeats, name="repeats", low=1, fn=fn)
+        self.seed = check_int(seed, name="seed", low=0, fn=fn)
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.repeats
+
+    def __getitem__(self, index: int) -> Any:
+        n = len(self.dataset)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"AugmentedViews: index {index} out of range for {len(self)} views")
+        index %= len(self)
+        sample = self.dataset[index % n]
+        if index < n:
+            return sample
+        # well mixed: torch's CPU generator keeps only the low 32 bits of a seed
+        generator = torch.Generator().manual_seed(_index_seed(self.seed, index))
+        return self.transform(sample, generator=generator)

@@ -16,6 +16,7 @@ from hoimask.data import (
     Compose,
     GaussianBlur,
     RandomCropResize,
+    RandomRotateScale,
     adjust_colors,
     gaussian_blur,
     hand_object_box,
@@ -148,3 +149,27 @@ def test_transform_errors(synthetic_samples):
             warp_sample(synthetic_samples[0], bad, (8, 8))
     with pytest.raises(ValueRangeError, match=r"output_size\[0\]"):
         warp_sample(synthetic_samples[0], torch.eye(3), (0, 8))
+
+
+@settings(max_examples=10)
+@given(index=st.integers(0, 11), seed=st.integers(0, 2**31 - 1))
+def test_rotate_scale_view_keeps_every_label_consistent(synthetic_samples, index, seed):
+    before = synthetic_samples[index]
+    after = RandomRotateScale()(before, generator=torch.Generator().manual_seed(seed))
+    assert after["image"].shape == before["image"].shape
+    _check_geometry(before, after)
+
+
+def test_rotate_scale_identity_and_errors(synthetic_samples):
+    sample = synthetic_samples[0]
+    same = RandomRotateScale(max_rotation=0.0, scale=(1.0, 1.0), translate=0.0)(sample)
+    assert torch.allclose(same["image"], sample["image"], atol=1e-5)
+    assert torch.allclose(same["K"], sample["K"], atol=1e-5)
+    with pytest.raises(ValueRangeError, match="max_rotation"):
+        RandomRotateScale(max_rotation=181.0)
+    with pytest.raises(ValueRangeError, match="scale"):
+        RandomRotateScale(scale=(1.2, 1.1))
+    with pytest.raises(ValueRangeError, match="translate"):
+        RandomRotateScale(translate=-0.1)
+    with pytest.raises(ShapeError, match="square"):
+        RandomRotateScale()({**sample, "image": sample["image"][:, :, :-4]})

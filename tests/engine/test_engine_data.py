@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hoimask._checks import ValueRangeError
-from hoimask.engine import iterate_batches, steps_per_epoch
+from hoimask.engine import AugmentedViews, iterate_batches, steps_per_epoch
 
 
 def _take(stream, n):
@@ -40,3 +40,29 @@ def test_epochs_differ_and_ranks_are_disjoint():
 def test_too_small_dataset():
     with pytest.raises(ValueRangeError, match="batch"):
         steps_per_epoch(5, 4, 2)
+
+
+def _shift(sample, generator=None):
+    """A toy transform: adds a random offset drawn from the generator."""
+    return {**sample, "x": sample["x"] + torch.rand((), generator=generator)}
+
+
+def test_augmented_views_originals_first_then_fixed_random_views():
+    base = [{"x": torch.tensor(float(i))} for i in range(4)]
+    views = AugmentedViews(base, _shift, repeats=3, seed=1)
+    assert len(views) == 12
+    assert all(views[i] is base[i] for i in range(4))  # the originals, untouched
+    # every view is a fixed function of its index (resume replays it), and views differ
+    assert torch.equal(views[5]["x"], AugmentedViews(base, _shift, repeats=3, seed=1)[5]["x"])
+    assert not torch.equal(views[5]["x"], views[9]["x"])  # same scene (1), other view
+    assert not torch.equal(views[5]["x"], AugmentedViews(base, _shift, repeats=3, seed=2)[5]["x"])
+    assert int(views[9]["x"]) == 1 and torch.equal(views[-1]["x"], views[11]["x"])
+    assert len(AugmentedViews(base, _shift, repeats=1)) == 4
+    with pytest.raises(IndexError):
+        views[12]
+    with pytest.raises(ValueRangeError, match="repeats"):
+        AugmentedViews(base, _shift, repeats=0)
+    with pytest.raises(ValueRangeError, match="seed"):
+        AugmentedViews(base, _shift, repeats=2, seed=-1)
+    with pytest.raises(TypeError, match="transform"):
+        AugmentedViews(base, "rotate", repeats=2)
