@@ -97,10 +97,11 @@ def heatmap_loss(
         joints_2d: ``(B, J, 2)`` pixel coordinates in the image.
         image_size: ``(H, W)`` of the image.
         sigma: Gaussian width in heatmap pixels.
-        visible: optional ``(B, J)`` bool; joints marked False do not count.
+        visible: optional ``(B, J)`` bool; joints marked False do not count,
+            nor do joints whose coordinates are not finite (unannotated).
 
     Returns:
-        Scalar mean squared error over the counted maps.
+        Scalar mean squared error over the counted maps (0 when none counts).
 
     Shape:
         pred ``(B, J, h, w)``, joints ``(B, J, 2)`` -> ``()``.
@@ -108,11 +109,10 @@ def heatmap_loss(
     dims = check_shape(pred, "B J h w", name="pred")
     check_shape(joints_2d, "B J 2", name="joints_2d", dims=dims)
     check_size(image_size, name="image_size")
+    known, joints_2d = _known_joints(joints_2d)
     target = render_gaussian_heatmaps(joints_2d.to(pred.dtype), pred.shape[-2:], image_size, sigma=sigma)
     err = (pred - target).pow(2).mean(dim=(-2, -1))  # (B, J)
-    if visible is None:
-        return err.mean()
-    return _mean_over(err, torch.ones_like(err, dtype=torch.bool), visible, dims)
+    return _mean_over(err, known, visible, dims)
 
 
 def heatmap_kl_divergence(
@@ -155,11 +155,23 @@ def heatmap_kl_divergence(
     dims = check_shape(logits, "B J h w", name="logits")
     check_shape(joints_2d, "B J 2", name="joints_2d", dims=dims)
     check_size(image_size, name="image_size")
+    known, joints_2d = _known_joints(joints_2d)
     target = render_gaussian_heatmaps(joints_2d.to(logits.dtype), logits.shape[-2:], image_size, sigma=sigma)
     mass = target.flatten(2).sum(dim=-1)  # (B, J)
     target = target.flatten(2) / mass.clamp_min(1e-8)[..., None]
     ce = (target * (target.clamp_min(1e-30).log() - logits.flatten(2).log_softmax(dim=-1))).sum(dim=-1)  # (B, J)
-    return _mean_over(ce, (mass > 1e-3) & torch.isfinite(joints_2d).all(dim=-1), visible, dims)
+    return _mean_over(ce, (mass > 1e-3) & known, visible, dims)
+
+
+def _known_joints(joints_2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, J)`` finite-joint mask and the joints with the others set to 0.
+
+    Unannotated joints (NaN, docs/conventions.md) must not reach a loss's
+    arithmetic at all: masking a NaN term out afterwards still sends NaN
+    gradients back (0 × NaN), so they are replaced before the targets are made.
+    """
+    known = torch.isfinite(joints_2d).all(dim=-1)
+    return known, torch.where(known[..., None], joints_2d, torch.zeros_like(joints_2d))
 
 
 def _mean_over(err: torch.Tensor, use: torch.Tensor, visible: torch.Tensor | None, dims: dict) -> torch.Tensor:

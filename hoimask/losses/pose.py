@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 
 from hoimask._checks import check_shape
 from hoimask.geometry import (
@@ -49,7 +48,8 @@ def mano_parameter_loss(
         target_shape: ``(B, S)`` ground-truth β.
 
     Returns:
-        Scalar ``mse(6D) + mse(β)``.
+        Scalar ``mse(6D) + mse(β)`` over the samples whose targets are finite
+        (unannotated samples carry NaN and do not count; 0 when none does).
 
     Shape:
         ``(B, 16, 6), (B, S), (B, 16, 3), (B, S)`` -> ``()``.
@@ -58,9 +58,12 @@ def mano_parameter_loss(
     check_shape(target_pose, "B R 3", name="target_pose", dims=dims)
     check_shape(pred_shape, "B S", name="pred_shape", dims=dims)
     check_shape(target_shape, "B S", name="target_shape", dims=dims)
+    known = _finite_rows(target_pose) & _finite_rows(target_shape)  # (B,)
+    target_pose, target_shape = _zero_unknown(target_pose, known), _zero_unknown(target_shape, known)
     target_6d = matrix_to_rotation_6d(axis_angle_to_matrix(target_pose.to(pred_rotation_6d.dtype)))
-    rot = F.mse_loss(_normalise_6d(pred_rotation_6d), target_6d)
-    return rot + F.mse_loss(pred_shape, target_shape.to(pred_shape.dtype))
+    rot = (_normalise_6d(pred_rotation_6d) - target_6d).pow(2).flatten(1).mean(dim=1)  # (B,)
+    beta = (pred_shape - target_shape.to(pred_shape.dtype)).pow(2).mean(dim=1)
+    return _masked_mean(rot, known) + _masked_mean(beta, known)
 
 
 def global_rotation_loss(pred_rotation_6d: torch.Tensor, target_axis_angle: torch.Tensor) -> torch.Tensor:
@@ -76,7 +79,7 @@ def global_rotation_loss(pred_rotation_6d: torch.Tensor, target_axis_angle: torc
         target_axis_angle: ``(B, 3)`` ground-truth rotation, axis-angle.
 
     Returns:
-        Scalar ``mean |6D(pred) - 6D(target)|``.
+        Scalar ``mean |6D(pred) - 6D(target)|`` over the samples with a finite target.
 
     Shape:
         ``(B, 6), (B, 3) -> ()``.
@@ -88,8 +91,30 @@ def global_rotation_loss(pred_rotation_6d: torch.Tensor, target_axis_angle: torc
     """
     dims = check_shape(pred_rotation_6d, "B 6", name="pred_rotation_6d")
     check_shape(target_axis_angle, "B 3", name="target_axis_angle", dims=dims)
+    known = _finite_rows(target_axis_angle)
+    target_axis_angle = _zero_unknown(target_axis_angle, known)
     target = matrix_to_rotation_6d(axis_angle_to_matrix(target_axis_angle.to(pred_rotation_6d.dtype)))
-    return (_normalise_6d(pred_rotation_6d) - target).abs().mean()
+    return _masked_mean((_normalise_6d(pred_rotation_6d) - target).abs().mean(dim=1), known)
+
+
+def _finite_rows(x: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: the samples of ``x (B, ...)`` whose values are all finite."""
+    return torch.isfinite(x).flatten(1).all(dim=1)
+
+
+def _zero_unknown(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``x`` with the entries outside ``known`` (broadcast from the left) set to 0.
+
+    A masked-out NaN target would still send NaN gradients (0 × NaN), so
+    unannotated targets are replaced before any arithmetic (docs/conventions.md).
+    """
+    mask = known.reshape(known.shape + (1,) * (x.dim() - known.dim()))
+    return torch.where(mask, x, torch.zeros_like(x))
+
+
+def _masked_mean(err: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Mean of ``err`` over ``known`` (same shape), 0 when nothing is known (the graph is kept)."""
+    return torch.where(known, err, torch.zeros_like(err)).sum() / known.sum().clamp(min=1).to(err.dtype)
 
 
 class HandMesh(NamedTuple):
@@ -133,9 +158,11 @@ def hand_mesh_loss(
     Args:
         pred: wrist-relative prediction from :func:`hand_from_rotation_6d`.
         target_joints: ``(B, 21, 3)`` ground-truth joints (any translation; made
-            wrist-relative here), or None to skip.
+            wrist-relative here), or None to skip. Joints that are not finite,
+            and every joint of a sample whose wrist is not, do not count.
         target_vertices: ``(B, V, 3)`` ground-truth vertices, **already** relative
-            to the ground-truth wrist, or None to skip.
+            to the ground-truth wrist, or None to skip. Samples with a
+            non-finite vertex do not count.
 
     Returns:
         ``{"hand_joints": (), "hand_vertices": ()}`` for the targets given.
@@ -146,11 +173,16 @@ def hand_mesh_loss(
     terms: dict[str, torch.Tensor] = {}
     if target_joints is not None:
         check_shape(target_joints, "B J 3", name="target_joints", dims={"B": pred.joints.shape[0], "J": pred.joints.shape[1]})
+        known = torch.isfinite(target_joints).all(dim=-1)  # (B, J)
+        known = known & known[:, :1]
+        target_joints = _zero_unknown(target_joints, known)
         rel = target_joints - target_joints[:, :1]
-        terms["hand_joints"] = (pred.joints - rel.to(pred.joints.dtype)).abs().mean()
+        terms["hand_joints"] = _masked_mean((pred.joints - rel.to(pred.joints.dtype)).abs().mean(dim=-1), known)
     if target_vertices is not None:
         check_shape(target_vertices, "B V 3", name="target_vertices", dims={"B": pred.vertices.shape[0], "V": pred.vertices.shape[1]})
-        terms["hand_vertices"] = (pred.vertices - target_vertices.to(pred.vertices.dtype)).abs().mean()
+        known = _finite_rows(target_vertices)
+        err = (pred.vertices - _zero_unknown(target_vertices, known).to(pred.vertices.dtype)).abs()
+        terms["hand_vertices"] = _masked_mean(err.flatten(1).mean(dim=1), known)
     return terms
 
 
@@ -194,8 +226,11 @@ class HandMeshLoss(torch.nn.Module):
         if has_params:
             with torch.no_grad():
                 B = target_pose.shape[0]
-                gt = self.hand_layer(target_pose.to(shape.dtype), target_shape.to(shape.dtype), shape.new_zeros(B, 3))
+                known = _finite_rows(target_pose) & _finite_rows(target_shape)  # unannotated samples: NaN targets
+                pose, beta = _zero_unknown(target_pose, known), _zero_unknown(target_shape, known)
+                gt = self.hand_layer(pose.to(shape.dtype), beta.to(shape.dtype), shape.new_zeros(B, 3))
                 target_vertices = gt.vertices - gt.joints[:, :1]
+                target_vertices = torch.where(known[:, None, None], target_vertices, torch.nan)
         terms.update(hand_mesh_loss(pred, target_joints=target_joints, target_vertices=target_vertices))
         return terms
 

@@ -280,8 +280,12 @@ class PoseRegressionModel(nn.Module):
         R, t = batch.get("object_rotation"), batch.get("object_translation")
         ok = object_present(batch, R, t) if R is not None and t is not None else None  # (B,)
         joints = optional(batch, "joints_3d")
-        if joints is not None:
-            terms.update(self._keypoint_terms(batch, preds, joints.to(preds["root_head"].dtype), ok))
+        known = None if joints is None else torch.isfinite(joints).flatten(1).all(dim=1)  # (B,) annotated hands
+        if known is not None and known.any():
+            # unannotated frames (NaN joints, docs/conventions.md) train the other terms only
+            sub_batch, sub_preds = _select(batch, known), _select(preds, known)
+            terms.update(self._keypoint_terms(sub_batch, sub_preds, joints[known].to(preds["root_head"].dtype),
+                                              None if ok is None else ok[known]))
         if ok is not None and ok.any():
             terms["object_pose"] = object_pose_loss(
                 preds["object_rotation_6d"][ok], preds["object_translation"][ok], R[ok], t[ok]
@@ -328,3 +332,11 @@ class PoseRegressionModel(nn.Module):
     @staticmethod
     def _image_size(batch: Mapping[str, Any]) -> tuple[int, int]:
         return tuple(batch["image"].shape[-2:])
+
+
+def _select(values: Mapping[str, Any], rows: torch.Tensor) -> dict[str, Any]:
+    """``values`` with every per-sample tensor (leading dimension ``B = len(rows)``) cut to the ``rows`` set."""
+    if bool(rows.all()):
+        return dict(values)
+    B = rows.shape[0]
+    return {k: v[rows] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == B else v for k, v in values.items()}

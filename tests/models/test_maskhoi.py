@@ -10,7 +10,14 @@ import torch
 from maskhoi_batches import make_batch
 
 from hoimask._checks import ValueRangeError
-from hoimask.masking import HybridMasker, RandomMasker, RegionRatioMasker
+from hoimask.masking import (
+    HybridMasker,
+    RandomMasker,
+    RegionRatioMasker,
+    TargetFocusedMasker,
+    interaction_region,
+)
+from hoimask.masking.regions import patch_labels
 from hoimask.models import MAE, MASKHOI_PRESETS, MaskHOI, MaskHOIConfig
 from hoimask.nn import ViTEncoder, load_vit_checkpoint
 
@@ -127,6 +134,23 @@ def test_ablation_switches():
     assert isinstance(small_model(masking="region").masker, RegionRatioMasker)
 
 
+def test_target_focused_masking_is_selectable(batch):
+    """HOMAE's masker: ``masking="target"`` (train_maskhoi.py --masking target --focus-ratio)."""
+    model = small_model(masking="target", mask_ratio=0.5, masker_kwargs={"focus_ratio": 1.0, "margin": 0})
+    masker = model.masker
+    assert isinstance(masker, TargetFocusedMasker) and (masker.mask_ratio, masker.focus_ratio) == (0.5, 1.0)
+    out = run(model, batch)
+    assert torch.isfinite(out["loss"]) and set(out["terms"]) == ALL_TERMS | GROUPS
+    mask = out["predictions"]["mask"]
+    labels = patch_labels(batch["segmentation"], (4, 4))  # the tiny model's 64 px / 16 px grid
+    target = interaction_region(labels, (4, 4), margin=0)
+    # the whole budget goes to the interaction region first: masked there before anywhere else
+    budget = mask.mask.sum(1)
+    assert (mask.mask & target).sum(1).equal(torch.minimum(budget, target.sum(1)))
+    with pytest.raises(ValueRangeError, match="focus_ratio"):
+        small_model(masking="target", masker_kwargs={"focus_ratio": 1.5})
+
+
 def test_set_progress_reaches_the_masker():
     model = small_model(masker_kwargs={"skeleton_prob": 0.0, "skeleton_prob_end": 1.0})
     model.set_progress(0.75)
@@ -232,3 +256,28 @@ def test_has_object_flag_excludes_finite_placeholder_poses():
     batch["has_object"] = torch.tensor([True, False])
     out = run(model, batch)
     assert "object_pose" in out["terms"]
+
+
+def test_unannotated_hand_is_left_out_of_every_loss(batch):
+    """A DexYCB frame without a hand annotation carries NaN hand targets: the loss and gradients stay finite.
+
+    The sample still trains what it has (segmentation, object); the hand terms
+    equal those of the annotated samples alone.
+    """
+    nan_batch = {k: v.clone() if torch.is_tensor(v) else v for k, v in batch.items()}
+    for key in ("joints_2d", "joints_3d", "hand_pose", "hand_shape", "sdf_hand"):
+        nan_batch[key][0] = float("nan")
+    model = small_model()
+    out = run(model, nan_batch)
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # the hand terms are those of the annotated sample alone (same predictions)
+    from hoimask.losses import heatmap_loss, mano_parameter_loss
+
+    pred = out["predictions"]
+    heat = heatmap_loss(pred["heatmaps"][1:], batch["joints_2d"][1:], (64, 64), sigma=model.config.heatmap_sigma)
+    mano = mano_parameter_loss(pred["hand_rotation_6d"][1:], pred["hand_shape"][1:], batch["hand_pose"][1:],
+                               batch["hand_shape"][1:])
+    assert torch.allclose(out["terms"]["heatmap"], heat) and torch.allclose(out["terms"]["mano_params"], mano)
+    assert bool(pred["mask"].fallback[0]) and not bool(pred["mask"].fallback[1])  # the masker fell back too

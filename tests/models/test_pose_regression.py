@@ -134,3 +134,23 @@ def test_forward_input_errors_are_typed():
         model({"joints_3d": torch.zeros(1, 21, 3)})
     with pytest.raises(ValueRangeError, match="no pose target"):
         model({"image": torch.zeros(1, 3, 32, 32)})
+
+
+def test_unannotated_hand_is_left_out_of_every_loss():
+    """NaN hand targets (a frame without hand annotation) leave the loss and the gradients finite."""
+    batch = _batch()
+    for key in ("joints_3d", "hand_pose", "hand_shape"):
+        batch[key] = batch[key].clone()
+        batch[key][1] = float("nan")
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL)
+    out = model(batch)
+    assert torch.isfinite(out["loss"]) and {"keypoint_heatmap", "hand_joints", "mano_params"} <= set(out["terms"])
+    out["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    model.eval()  # per-sample predictions (batch norm from running statistics), then compare with the subset
+    with torch.no_grad():
+        out, alone = model(batch), model({k: v[[0, 2]] for k, v in batch.items()})
+    for name in ("keypoint_heatmap", "keypoint_depth", "keypoint_joints", "hand_root", "hand_joints", "mano_params",
+                 "global_rotation"):
+        assert torch.allclose(out["terms"][name], alone["terms"][name], atol=1e-6), name
