@@ -12,6 +12,9 @@
                   └─ encoder outputs ─ JointVotingHead ───────────────────────────── L_off (every encoder layer)
            object points ─ tokens (σ(d_o)) + hand points in the object field (detached)
              └─ PointTransformerEncoder ─ PointObjectPoseHead (per point r, t - c) ─ L_obj (every layer)
+           point_cloud_fusion=True (HOMAE; off by default): per branch the points nearest the zero
+             level, projected onto it (p - d·∇d/|∇d|) ─ PointNet per field ─ [g_h, g_o] ─ linear ─
+             one cloud token per branch, beside the cross tokens in its transformer (hoisdf_fusion.py)
 
 Loss eq. (9): ``Σ λ_k term_k`` over :data:`HOISDF_LOSS_WEIGHTS` (the official
 weights); terms whose targets the batch lacks are skipped. The model follows
@@ -53,6 +56,7 @@ from hoimask.models._batch import (
 )
 from hoimask.models.hoisdf_backbones import build_backbone
 from hoimask.models.hoisdf_config import HOISDF_LOSS_WEIGHTS, HOISDFConfig, resolve_hoisdf_preset
+from hoimask.models.hoisdf_fusion import SurfaceCloudFusion, fusion_count, surface_cloud
 from hoimask.models.hoisdf_sampling import (
     QueryPoints,
     batch_anchors,
@@ -98,6 +102,10 @@ class HOISDF(nn.Module):
     (``model.eval()``) and :meth:`predict` always use field-guided points; so
     does a batch without SDF targets.
 
+    ``config.point_cloud_fusion`` adds HOMAE's fusion of the implicit fields
+    with explicit clouds derived from them (:mod:`hoimask.models.hoisdf_fusion`);
+    off, the model is HOISDF and its ``state_dict`` is unchanged.
+
     Args:
         config: the configuration (``None``: the ``hoisdf`` preset).
         hand_layer: hand layer overriding ``config.mano_path`` (default: the
@@ -136,6 +144,10 @@ class HOISDF(nn.Module):
         self.vote_head = JointVotingHead(cfg.dim, cfg.num_vote_joints, hidden=cfg.head_hidden)
         self.object_head = PointObjectPoseHead(cfg.dim, hidden=cfg.head_hidden)
         self.hand_layer = hand_layer if hand_layer is not None else build_hand_layer(cfg.mano_path)
+        # Built last, so the other modules draw the same initial weights with the option on or off.
+        self.cloud_fusion = (SurfaceCloudFusion(cfg.dim, hidden=cfg.fusion_hidden, pool=cfg.fusion_pool,
+                                                point_scale=cfg.point_scale)
+                             if cfg.point_cloud_fusion else None)
         self.progress = 0.0
         self.epoch_progress: float | None = None
 
@@ -232,7 +244,10 @@ class HOISDF(nn.Module):
             (logits at the finest map's resolution), ``hand_points``,
             ``object_points`` ``(B, N, 3)`` with their ``*_sdf`` (m) and
             ``*_valid`` masks, ``hand_root``, ``object_center``, ``sampling``
-            and the fallback counts ``box_fallbacks``, ``repeated_points``.
+            and the fallback counts ``box_fallbacks``, ``repeated_points``;
+            with ``point_cloud_fusion`` also the explicit clouds ``hand_cloud``,
+            ``object_cloud`` ``(B, k, 3)`` (camera frame, on the predicted
+            zero levels) with ``*_cloud_normals`` and ``*_cloud_valid``.
         """
         fn = "HOISDF.predict"
         dims = check_shape(image, "B 3 H W", name="image", fn=fn)
@@ -361,6 +376,18 @@ class HOISDF(nn.Module):
             fallback.append(missing)
         return out, fallback
 
+    def _surface_clouds(self, maps, K, size, hand_root, object_center, hand, obj):
+        """Each field's explicit cloud: its query points nearest the zero level, projected onto it (detached)."""
+        cfg = self.config
+        s = cfg.point_scale
+        clouds = {}
+        for name, decoder, center, query in (("hand", self.hand_sdf, hand_root, hand),
+                                             ("object", self.object_sdf, object_center, obj)):
+            k = fusion_count(query.points.shape[1], cfg.fusion_fraction)
+            clouds[name] = surface_cloud(lambda p, d=decoder, c=center: d(p, c, K, maps, size).sdf / s,
+                                         query.points, query.sdf, k, valid=query.valid, max_distance=cfg.sdf_clamp / s)
+        return clouds
+
     # ------------------------------------------------------------------ regression
     def _regress(self, maps, K, size, hand_root, object_center, mode, boxes, batch, generator):
         """Query points -> tokens -> transformers -> MANO, votes, object pose."""
@@ -384,6 +411,12 @@ class HOISDF(nn.Module):
             hand_in_obj = self.object_sdf(hand.points, object_center, K, maps, size).sdf
             cross_hand = self.tokens(obj.points, hand_root, obj_features, obj_in_hand, field="hand")
             cross_obj = self.tokens(hand.points, object_center, hand_features, hand_in_obj, field="object")
+        clouds = {}
+        if self.cloud_fusion is not None:  # HOMAE's explicit clouds: one token per branch, beside the cross tokens
+            clouds = self._surface_clouds(maps, K, size, hand_root, object_center, hand, obj)
+            cloud_tokens = self.cloud_fusion(clouds, {"hand": hand_root, "object": object_center})  # (B, D) each
+            cross_hand = torch.cat([cross_hand, cloud_tokens["hand"][:, None]], dim=1)  # (B, N_o + 1, D)
+            cross_obj = torch.cat([cross_obj, cloud_tokens["object"][:, None]], dim=1)  # (B, N_h + 1, D)
         hand_out = self.hand_transformer(hand_tokens, cross_hand)
         relative = hand.points - hand_root[:, None]  # (B, N_h, 3) root-relative
         votes = self.vote_head(relative, hand_out.point_features)  # (L_enc, B, N_h, J, ...)
@@ -428,6 +461,9 @@ class HOISDF(nn.Module):
             "repeated_points": repeated,
             "surface_fallbacks": surface_fallbacks,
         }
+        for name, cloud in clouds.items():
+            preds.update({f"{name}_cloud": cloud.points, f"{name}_cloud_normals": cloud.normals,
+                          f"{name}_cloud_valid": cloud.valid})
         raw = {"relative": relative, "votes": votes, "voted": voted, "object": obj_pose,
                "rotation_6d": hand_out.rotation_6d, "shape": hand_out.shape}
         return preds, raw

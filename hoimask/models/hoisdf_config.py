@@ -11,8 +11,16 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-from hoimask._checks import ValueRangeError, check_choice, check_in_range, check_int, check_positive
+from hoimask._checks import (
+    DTypeError,
+    ValueRangeError,
+    check_choice,
+    check_in_range,
+    check_int,
+    check_positive,
+)
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
+from hoimask.nn.pointnet import POOL_MODES
 
 __all__ = ["HOISDFConfig", "HOISDF_PRESETS", "HOISDF_LOSS_WEIGHTS", "resolve_hoisdf_preset"]
 
@@ -73,6 +81,13 @@ class HOISDFConfig:
     ``head_hidden``, ``density_sign`` (``"code"``/``"paper"``), ``beta_init``,
     ``finger_mask``, ``block_object_memory``, ``vote_radius`` (0.04 m),
     ``num_vote_joints`` (20 as HOISDF: the root is the origin; or 21).
+    Point-cloud fusion (HOMAE's SDF + explicit cloud; off = HOISDF as published,
+    no extra parameters or cost; docs/models.md): ``point_cloud_fusion``
+    (False), ``fusion_fraction`` (0.5: the cloud of a branch holds
+    ``ceil(fraction · N)`` of its query points, those nearest the zero level,
+    projected onto it; a PointNet encodes it into one extra token of the
+    branch), ``fusion_hidden`` (widths of the PointNet MLP, (64, 128)),
+    ``fusion_pool`` (``"max_mean"``, ``"max"``, ``"mean"``).
     Losses: ``loss_weights`` (partial dicts update :data:`HOISDF_LOSS_WEIGHTS`).
     Hand layer: ``mano_path`` (None: the licence-free procedural hand).
     Input: ``pixel_mean``, ``pixel_std`` (RGB in [0, 1] is normalised by the model).
@@ -130,6 +145,10 @@ class HOISDFConfig:
     block_object_memory: bool = True
     vote_radius: float = 0.04
     num_vote_joints: int = 20
+    point_cloud_fusion: bool = False
+    fusion_fraction: float = 0.5
+    fusion_hidden: tuple[int, ...] = (64, 128)
+    fusion_pool: str = "max_mean"
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(HOISDF_LOSS_WEIGHTS))
     mano_path: str | None = None
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -146,9 +165,18 @@ class HOISDFConfig:
             check_positive(getattr(self, name), name=name, fn=fn)
         check_in_range(self.sampling_switch, name="sampling_switch", low=0.0, high=1.0, fn=fn)
         check_in_range(self.ground_truth_prob, name="ground_truth_prob", low=0.0, high=1.0, fn=fn)
+        if not isinstance(self.point_cloud_fusion, bool):
+            raise DTypeError(f"{fn}(): argument 'point_cloud_fusion' expected a bool, got {self.point_cloud_fusion!r}")
+        check_in_range(self.fusion_fraction, name="fusion_fraction", low=0.0, high=1.0, low_inclusive=False, fn=fn)
+        check_choice(self.fusion_pool, POOL_MODES, name="fusion_pool", fn=fn)
         for attr in ("unet_channels", "unet_upsample_channels", "dpt_reassemble_dims", "sdf_feature_hidden",
-                     "noise_ranges", "noise_thresholds", "token_feature_hidden", "pixel_mean", "pixel_std"):
+                     "noise_ranges", "noise_thresholds", "token_feature_hidden", "fusion_hidden", "pixel_mean",
+                     "pixel_std"):
             setattr(self, attr, tuple(getattr(self, attr)))
+        if not self.fusion_hidden:
+            raise ValueRangeError(f"{fn}(): argument 'fusion_hidden' expected at least one width, got ()")
+        for i, width in enumerate(self.fusion_hidden):
+            check_int(width, name=f"fusion_hidden[{i}]", low=1, fn=fn)
         if len(self.noise_ranges) != len(self.noise_thresholds) + 1:
             raise ValueRangeError(
                 f"{fn}(): argument 'noise_ranges' needs one entry more than 'noise_thresholds', "

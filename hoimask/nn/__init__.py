@@ -3,7 +3,8 @@
 Pixel normalisation (the models' input layer), ViT encoder on visible tokens, checkpoint loading, token decoders, DPT heads,
 the SDF decoders, the 2D / parameter heads, HOISDF's ResNet U-Net image
 backbone with its 2D heads, and HOISDF's point-side parts (point tokens, point
-attention, joint voting, per-point object pose). Light: imports neither the
+attention, joint voting, per-point object pose) and a small PointNet for explicit
+point clouds. Light: imports neither the
 data package nor trimesh.
 """
 
@@ -51,6 +52,7 @@ from hoimask.nn.point_heads import (
     vote_joints,
 )
 from hoimask.nn.point_tokens import PointTokenEmbedding
+from hoimask.nn.pointnet import POOL_MODES, PointNetEncoder, pool_points
 from hoimask.nn.resnet import (
     BasicBlock,
     Bottleneck,
@@ -131,6 +133,9 @@ __all__ = [
     "PointPoseOutput",
     "PointPoseTransformer",
     "PointTokenEmbedding",
+    "POOL_MODES",
+    "PointNetEncoder",
+    "pool_points",
     "PointTransformerEncoder",
     "mano_query_mask",
     "point_memory_mask",

@@ -1,4 +1,5 @@
-"""Signed distance fields: analytic primitives, mesh generators, query samplers, volume density.
+"""Signed distance fields: analytic primitives, mesh generators, query samplers, volume density,
+projection onto the zero level set.
 
 The mesh SDF itself is the custom op :func:`hoimask.ops.mesh_sdf`, re-exported
 here for convenience (importing it registers ``torch.ops.hoimask.mesh_sdf``).
@@ -24,6 +25,7 @@ from .samplers import (
     sample_surface,
     sample_uniform,
 )
+from .surface import SurfacePoints, project_to_surface
 
 __all__ = [
     "mesh_sdf",
@@ -47,4 +49,6 @@ __all__ = [
     "field_guided_points",
     "volume_density",
     "VolumeDensity",
+    "SurfacePoints",
+    "project_to_surface",
 ]

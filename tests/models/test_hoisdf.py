@@ -244,13 +244,13 @@ def test_resnet_backbone_bn_follows_config():
 OVERFIT_STEPS = 400
 
 
-def _overfit(preset: str) -> tuple[dict, dict, dict, dict]:
+def _overfit(preset: str, **overrides) -> tuple[dict, dict, dict, dict]:
     ds = SyntheticHOI(num_samples=2, image_size=128, seed=3, num_sdf_points=256, num_object_points=64,
                       hand_only_prob=0.0, not_grasped_prob=0.0)
     samples = torch.utils.data.default_collate([ds[i] for i in range(2)])
     torch.manual_seed(0)
     # sampling_switch 0.3: most steps see field-guided points, which the final evaluation (eval mode) uses.
-    model = HOISDF.from_preset(preset, sdf_dropout=0.0, dropout=0.0, sampling_switch=0.3)
+    model = HOISDF.from_preset(preset, **{"sdf_dropout": 0.0, "dropout": 0.0, "sampling_switch": 0.3, **overrides})
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.9, 0.95), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=OVERFIT_STEPS, pct_start=0.1)
     first = None
