@@ -55,6 +55,7 @@ from hoimask.engine.cli import (
     main_printer,
     mano_layer,
     prepare_run_dir,
+    require_loaded_weights,
     run_distributed,
     short_run_warmup,
     write_loss_curves,
@@ -70,6 +71,7 @@ from hoimask.engine.flags import (
     integer,
     missing_tensorboard,
     output_folder,
+    quiet_on_other_processes,
     real,
     tensorboard_note,
 )
@@ -128,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
     p.add_argument("--num-samples", type=integer(low=1),
                    help="synthetic training scenes (default: tiny 1024, cached in memory; paper 100000)")
+    p.add_argument("--point-cloud-fusion", action="store_true",
+                   help="HOISDF with HOMAE's fusion of the SDF fields and the explicit point cloud on their "
+                        "zero level (docs/models.md); --model hoisdf only")
     p.add_argument("--augment-views", type=integer(low=1),
                    help="views per training scene: the scene, then randomly rotated (about the image centre), "
                         "zoomed, shifted and colour-jittered copies; 1 = none (default: pose tiny 16, otherwise 1)")
@@ -148,7 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the flags; a bad value exits with a usage error naming the flag (status 2)."""
     p = build_parser()
-    args = p.parse_args(argv)
+    with quiet_on_other_processes():  # under torchrun, one usage error per node instead of one per process
+        return _checked_args(p, p.parse_args(argv))
+
+
+def _checked_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The checks that look at several flags together, and the defaults that depend on others."""
     if args.encoder is None and not args.no_pretrain:
         p.error("give --encoder PATH (pre-trained weights) or --no-pretrain")
     check_data_flags(p, args)
@@ -157,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"argument --tensorboard: {problem}")
     if args.backbone is not None and args.model != "hoisdf":
         p.error(f"argument --backbone: only with --model hoisdf (got --model {args.model})")
+    if args.point_cloud_fusion and args.model != "hoisdf":
+        p.error(f"argument --point-cloud-fusion: only with --model hoisdf (got --model {args.model})")
     if args.model == "hoisdf" and args.backbone is None:
         args.backbone = "vit"
     if args.output_dir is None:
@@ -168,16 +180,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read_hoimask_checkpoint(path: Path) -> dict | None:
-    """The hoimask checkpoint at ``path``, or ``None`` when it is not one (MAE / MultiMAE / timm weights).
+    """The hoimask encoder checkpoint at ``path``, or ``None`` when it is not a hoimask file (MAE / MultiMAE / timm).
 
     A damaged hoimask checkpoint raises :class:`FileFormatError`; it is never handed to the foreign-weights loader.
+    Nor is a hoimask checkpoint without encoder weights (a training checkpoint, a fine-tuned ``model.pt``): it
+    raises too, where it would have loaded nothing and trained from random weights.
     """
     try:
-        return load_checkpoint(path)
+        state = load_checkpoint(path)
     except FileFormatError:
         if is_sealed_checkpoint(path):
             raise
         return None
+    if "encoder" not in state:
+        keys = ", ".join(sorted(k for k in state if k != "hoimask_checkpoint")[:6])
+        raise FileFormatError(f"{str(path)!r} is a hoimask checkpoint without encoder weights (it holds {keys}): "
+                              "give the encoder.pt that train_maskhoi.py writes, or MAE / MultiMAE / timm weights")
+    return state
 
 
 def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel | HOISDF, str]:
@@ -197,32 +216,36 @@ def build_pose_model(args: argparse.Namespace, hand_layer) -> tuple[PoseRegressi
     if args.encoder is None:
         return PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
     state = read_hoimask_checkpoint(args.encoder)
-    if state is not None and "encoder" in state:
+    if state is not None:
         model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
         model.load_encoder(state["encoder"])
         return model, f"encoder from {args.encoder} (pre-trained {state.get('step', '?')} steps)"
     from hoimask.nn import load_vit_checkpoint
 
     model = PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer)
-    return model, f"encoder from {args.encoder}: {load_vit_checkpoint(args.encoder, model.encoder)}"
+    report = require_loaded_weights(load_vit_checkpoint(args.encoder, model.encoder), model.encoder, args.encoder)
+    return model, f"encoder from {args.encoder}: {report}"
 
 
 def build_hoisdf(args: argparse.Namespace, hand_layer) -> tuple[HOISDF, str]:
     """HOISDF of ``--preset`` / ``--backbone`` with the ``--encoder`` weights (ViT or torchvision ResNet)."""
-    model = HOISDF.from_preset(HOISDF_PRESETS[args.preset, args.backbone], hand_layer=hand_layer)
+    model = HOISDF.from_preset(HOISDF_PRESETS[args.preset, args.backbone], hand_layer=hand_layer,
+                               point_cloud_fusion=args.point_cloud_fusion)
     if args.encoder is None:
         return model, "random initialisation"
     if args.backbone == "resnet50":
         from hoimask.nn import load_resnet_checkpoint
 
-        return model, f"backbone from {args.encoder}: {load_resnet_checkpoint(args.encoder, model.encoder)}"
+        report = load_resnet_checkpoint(args.encoder, model.encoder)
+        return model, f"backbone from {args.encoder}: {require_loaded_weights(report, model.encoder, args.encoder)}"
     state = read_hoimask_checkpoint(args.encoder)
-    if state is not None and "encoder" in state:
+    if state is not None:
         model.load_encoder(state["encoder"])  # raises FileFormatError naming mismatched keys / shapes
         return model, f"encoder from {args.encoder} (pre-trained {state.get('step', '?')} steps)"
     from hoimask.nn import load_vit_checkpoint
 
-    return model, f"encoder from {args.encoder}: {load_vit_checkpoint(args.encoder, model.encoder)}"
+    report = require_loaded_weights(load_vit_checkpoint(args.encoder, model.encoder), model.encoder, args.encoder)
+    return model, f"encoder from {args.encoder}: {report}"
 
 
 def model_image_size(model: PoseRegressionModel | HOISDF) -> int:
@@ -284,6 +307,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if mode == "resume":
         with errors_name_flag("--resume"):  # a corrupt checkpoint is an error naming the file, never a fresh start
             say(f"resumed from step {trainer.resume()} of {config.steps}")
+        for note in trainer.resume_notes:  # what a killed run had left behind, and what was repaired
+            say(f"note: {note}")
     say(f"fine-tuning {type(model).__name__} '{args.preset}' ({origin}) on {args.dataset} data; "
         f"{config.steps} steps of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}")
     start = time.perf_counter()
