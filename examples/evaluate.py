@@ -365,6 +365,7 @@ def _main(args: argparse.Namespace) -> int:
             args.dataset, image_size=image_size, train=False, root=args.data_root, mano_dir=args.mano_dir,
             num_samples=args.num_samples, seed=args.seed, num_sdf_points=16 if args.dataset == "synthetic" else 0,
             num_object_points=256, hand_only_prob=1.0 if args.hand_only else 0.1,
+            require_hand=True,  # DexYCB: the annotated test frames, as the toolkit's evaluation
         )
     if baselines is None and args.dataset != "ho3d":  # HO3D's evaluation split has no ground truth to compare
         print(f"fitting the constant baselines on {args.baseline_samples} training samples "
@@ -372,6 +373,7 @@ def _main(args: argparse.Namespace) -> int:
         train = build_dataset(
             args.dataset, image_size=image_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
             num_samples=args.baseline_samples, seed=args.seed, num_sdf_points=0, num_object_points=1,
+            require_hand=True,
         )
         baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)
     out = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device,

@@ -292,6 +292,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             # PoseRegressionModel uses no SDF targets; HOISDF learns its fields from them
             num_sdf_points=recipe.get("num_sdf_points", 16) if args.dataset == "synthetic" else 0,
             num_object_points=256, cache_in_memory=args.dataset == "synthetic" and args.preset == "tiny",
+            require_hand=True,  # DexYCB frames without a hand annotation hold no pose target to fine-tune on
         )
     scenes = dataset  # the un-augmented pool: the constant baselines are fitted on it
     views = args.augment_views or recipe["augment_views"]

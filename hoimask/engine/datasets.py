@@ -27,6 +27,7 @@ def build_dataset(
     num_object_points: int = 1000,
     hand_only_prob: float = 0.1,
     cache_in_memory: bool = False,
+    require_hand: bool = False,
 ) -> Dataset:
     """Build a dataset for training or evaluation.
 
@@ -47,6 +48,10 @@ def build_dataset(
         num_samples, seed, hand_only_prob: synthetic data only.
         num_sdf_points, num_object_points: ``Q`` and ``P``.
         cache_in_memory: wrap in a :class:`~hoimask.engine.data.MemoryCache`.
+        require_hand: DexYCB only: drop the frames without a hand annotation
+            (the pose models need the hand: fine-tuning and evaluation set it,
+            as HOISDF's data and the DexYCB toolkit's evaluation do;
+            pre-training keeps them and trains what they hold).
 
     Returns:
         The dataset.
@@ -77,7 +82,8 @@ def build_dataset(
         common = dict(mano_root=mano_dir, num_sdf_points=num_sdf_points, num_object_points=num_object_points,
                       transform=crop, seed=seed)
         if name == "dexycb":
-            ds = data.DexYCB(root, setup="s0", split="train" if train else "test", hands="right", **common)
+            ds = data.DexYCB(root, setup="s0", split="train" if train else "test", hands="right",
+                             require_hand=require_hand, **common)
         else:
             ds = data.HO3D(root, split="train" if train else "evaluation", **common)
     return MemoryCache(ds) if cache_in_memory else ds

@@ -51,3 +51,20 @@ def test_engine_import_stays_light():
     code = "import sys, hoimask.engine; print(sorted(m for m in ('hoimask.models', 'hoimask.data', 'trimesh') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_dexycb_require_hand_drops_unannotated_frames(tmp_path):
+    """Fine-tuning and evaluation read DexYCB with require_hand=True: frames without a hand label are dropped."""
+    import warnings
+
+    from hoimask.data.testing import write_dexycb_fixture, write_mano_fixture
+
+    mano = write_mano_fixture(tmp_path / "mano")
+    root = write_dexycb_fixture(tmp_path / "dexycb", mano)
+    common = dict(image_size=32, root=root, mano_dir=mano, num_sdf_points=0, num_object_points=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        every = build_dataset("dexycb", **common)
+        annotated = build_dataset("dexycb", require_hand=True, **common)
+    assert len(annotated) < len(every)
+    assert all(torch.isfinite(annotated[i]["joints_3d"]).all() for i in range(len(annotated)))
