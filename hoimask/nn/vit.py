@@ -9,16 +9,14 @@ timm/MAE (``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.i.*``,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from hoimask._checks import ShapeError, check_choice, check_int, check_positive, check_shape
-from hoimask.encoding import sincos_pos_embed_2d
+from hoimask.encoding import POS_EMBED_RESIZE_METHODS, resize_pos_embed_2d, sincos_pos_embed_2d
 from hoimask.masking.base import MaskOutput, apply_mask
 from hoimask.nn.patch_embed import PatchEmbed
 from hoimask.nn.transformer import Block
@@ -40,11 +38,13 @@ class ViTConfig:
     qkv_bias: bool = True
     class_token: bool = True
     pos_embed: str = "sincos"
+    pos_embed_resize: str = "mae"
 
     def __post_init__(self) -> None:
         _check_vit_sizes("ViTConfig", self.embed_dim, self.depth, self.num_heads, self.mlp_ratio, self.patch_size,
                          self.img_size, self.in_chans)
         check_choice(self.pos_embed, ("sincos", "learned"), name="pos_embed", fn="ViTConfig")
+        check_choice(self.pos_embed_resize, POS_EMBED_RESIZE_METHODS, name="pos_embed_resize", fn="ViTConfig")
 
 
 def _check_vit_sizes(fn: str, embed_dim, depth, num_heads, mlp_ratio, patch_size, img_size, in_chans) -> None:
@@ -77,8 +77,8 @@ class ViTEncoder(nn.Module):
 
     Args:
         img_size: the image side the positional embedding is built for; other
-            sizes work (the embedding is recomputed for sin-cos, bicubically
-            interpolated when learned).
+            sizes work (the embedding is recomputed for sin-cos, resized with
+            ``pos_embed_resize`` when learned).
         patch_size: P.
         in_chans: image channels.
         embed_dim: token size D.
@@ -88,6 +88,13 @@ class ViTEncoder(nn.Module):
         qkv_bias: bias on the attention's ``qkv`` projection.
         class_token: prepend a learned class token (MAE does).
         pos_embed: ``"sincos"`` (fixed 2D sin-cos, MAE) or ``"learned"``.
+            :func:`~hoimask.nn.load_vit_checkpoint` turns a sin-cos encoder into
+            a learned one when the checkpoint's embedding is learned (see
+            :meth:`use_learned_pos_embed`).
+        pos_embed_resize: how a learned embedding is resized for another
+            grid: ``"mae"`` (bicubic, MAE's ``interpolate_pos_embed``) or
+            ``"timm"`` (bicubic, antialiased, timm's ``resample_abs_pos_embed``);
+            see :func:`~hoimask.encoding.resize_pos_embed_2d`.
 
     Shape:
         image ``(B, C, H, W)``, mask with ``ids_keep (B, L)`` over the
@@ -112,6 +119,7 @@ class ViTEncoder(nn.Module):
         qkv_bias: bool = True,
         class_token: bool = True,
         pos_embed: str = "sincos",
+        pos_embed_resize: str = "mae",
         norm_layer: type[nn.Module] = nn.LayerNorm,
         device=None,
         dtype=None,
@@ -119,6 +127,7 @@ class ViTEncoder(nn.Module):
         super().__init__()
         _check_vit_sizes("ViTEncoder", embed_dim, depth, num_heads, mlp_ratio, patch_size, img_size, in_chans)
         check_choice(pos_embed, ("sincos", "learned"), name="pos_embed")
+        check_choice(pos_embed_resize, POS_EMBED_RESIZE_METHODS, name="pos_embed_resize")
         self.config = ViTConfig(
             embed_dim=embed_dim,
             depth=depth,
@@ -130,6 +139,7 @@ class ViTEncoder(nn.Module):
             qkv_bias=qkv_bias,
             class_token=class_token,
             pos_embed=pos_embed,
+            pos_embed_resize=pos_embed_resize,
         )
         self.embed_dim = embed_dim
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, device=device, dtype=dtype)
@@ -192,18 +202,52 @@ class ViTEncoder(nn.Module):
 
         Returns:
             ``(1, grid_h * grid_w, D)``: the stored embedding when the grid is the
-            one built for; otherwise sin-cos recomputed (fixed) or bicubically
-            interpolated (learned).
+            one built for; otherwise sin-cos recomputed (fixed) or the learned
+            embedding resized with ``config.pos_embed_resize``
+            (:func:`~hoimask.encoding.resize_pos_embed_2d`, differentiable).
         """
-        stored = self.pos_embed[:, self.num_prefix_tokens :]
+        p = self.num_prefix_tokens
+        stored = self.pos_embed[:, p:]
         if (grid_h, grid_w) == self.grid_size:
             return stored
         if self.config.pos_embed == "sincos":
             return sincos_pos_embed_2d(grid_h, grid_w, self.embed_dim).to(stored)[None]
-        gh, gw = self.grid_size
-        grid = rearrange(stored, "1 (h w) d -> 1 d h w", h=gh, w=gw)
-        grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bicubic", align_corners=False)
-        return rearrange(grid, "1 d h w -> 1 (h w) d")
+        return resize_pos_embed_2d(stored, (grid_h, grid_w), old_grid=self.grid_size,
+                                   method=self.config.pos_embed_resize)
+
+    @torch.no_grad()
+    def use_learned_pos_embed(self, pos_embed: torch.Tensor, *, resize: str | None = None) -> None:
+        """Hold ``pos_embed`` as a learned (trainable) position embedding.
+
+        A sin-cos encoder becomes a learned one: ``config.pos_embed`` becomes
+        ``"learned"``, the ``pos_embed`` parameter takes the values and
+        ``requires_grad=True`` (build the optimizer afterwards), and other grids
+        resize it instead of recomputing sin-cos. This is what
+        :func:`~hoimask.nn.load_vit_checkpoint` does with a checkpoint's learned
+        embedding (timm's ViTs), so that it is not replaced by sin-cos at other
+        image sizes.
+
+        Args:
+            pos_embed: ``(1, P + gh·gw, D)`` for this encoder's grid (``P`` = 1
+                with a class token; its position comes first).
+            resize: ``"mae"`` or ``"timm"``: the new ``config.pos_embed_resize``;
+                ``None`` keeps the current one.
+
+        Raises:
+            ShapeError: ``pos_embed`` does not have the shape of the ``pos_embed`` parameter.
+            ValueRangeError: bad ``resize``.
+
+        Shape:
+            ``pos_embed (1, P + gh·gw, D)``; the encoder's output shapes do not change.
+        """
+        fn = "ViTEncoder.use_learned_pos_embed"
+        if resize is not None:
+            check_choice(resize, POS_EMBED_RESIZE_METHODS, name="resize", fn=fn)
+        check_shape(pos_embed, " ".join(str(n) for n in self.pos_embed.shape), name="pos_embed", fn=fn)
+        self.pos_embed.copy_(pos_embed)
+        self.pos_embed.requires_grad_(True)
+        self.config = replace(self.config, pos_embed="learned",
+                              pos_embed_resize=resize if resize is not None else self.config.pos_embed_resize)
 
     def _embed(self, image: torch.Tensor) -> tuple[torch.Tensor, int]:
         check_shape(image, f"B {self.config.in_chans} H W", name="image", fn="ViTEncoder.forward")

@@ -72,18 +72,21 @@ def test_multimae_format_round_trip(tmp_path):
     torch.testing.assert_close(dst.pos_embed[:, :1], torch.zeros(1, 1, 16))
 
 
-def test_position_embedding_is_resized_to_the_model_grid(tmp_path):
+@pytest.mark.parametrize("method", ["mae", "timm"])
+def test_position_embedding_is_resized_to_the_model_grid(tmp_path, method):
     src = make(0, img_size=64, pos_embed="learned")  # 8x8 grid
     dst = make(1, img_size=32, pos_embed="learned")  # 4x4 grid
     torch.save(src.state_dict(), tmp_path / "big.pth")
-    report = load_vit_checkpoint(tmp_path / "big.pth", dst)
+    report = load_vit_checkpoint(tmp_path / "big.pth", dst, pos_embed_resize=method)
     assert report.missing_keys == []
     assert dst.pos_embed.shape == (1, 17, 16)
     torch.testing.assert_close(dst.pos_embed[:, :1], src.pos_embed[:, :1])  # class position kept
     expected = torch.nn.functional.interpolate(
-        rearrange(src.pos_embed[:, 1:], "1 (h w) d -> 1 d h w", h=8), size=(4, 4), mode="bicubic"
+        rearrange(src.pos_embed[:, 1:], "1 (h w) d -> 1 d h w", h=8), size=(4, 4), mode="bicubic",
+        align_corners=False, antialias=method == "timm",
     )
     torch.testing.assert_close(dst.pos_embed[:, 1:], rearrange(expected, "1 d h w -> 1 (h w) d"))
+    assert dst.config.pos_embed_resize == method and "resized to 4x4" in report.pos_embed
 
 
 def test_wrong_shapes_list_every_mismatched_key(tmp_path):
