@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "and object box) and error_by_occlusion.png (model vs constants per occlusion level) "
                                "(default: <results JSON without .json>-pictures/, beside the JSON)")
     pictures.add_argument("--no-pictures", action="store_true", help="write no pictures")
+    p.add_argument("--dexycb-results", type=output_folder, metavar="DIR",
+                   help="DexYCB: also write the toolkit's result files into DIR (hpe_s0_test.txt, bop_s0_test.csv; "
+                        "left hands mirrored in and back) and print the official commands that score them")
     p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples to fit the constant baselines on when the checkpoint has none stored")
     p.add_argument("--device", choices=("cpu", "cuda"), help="where to evaluate (default: cuda when available)")
@@ -105,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
     check_data_flags(p, args)
+    if args.dexycb_results is not None and args.dataset != "dexycb":
+        p.error(f"argument --dexycb-results: only with --dataset dexycb (got --dataset {args.dataset})")
     return args
 
 
@@ -172,13 +177,15 @@ def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
 @torch.no_grad()
 def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, protocol: str = "hoisdf",
              device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None,
-             root_depth: str = "predicted"):
+             root_depth: str = "predicted", collect: dict[str, list] | None = None):
     """Run the model over ``dataset`` and return the filled :class:`hoimask.metrics.Evaluator`.
 
     With ``baselines``, returns ``(evaluator, {name: evaluator})``: the constant
     predictors evaluated on the same samples. ``root_depth`` is ``"predicted"``
     or ``"ground-truth"`` (see the module docstring); samples without
-    ground-truth joints always use the prediction.
+    ground-truth joints always use the prediction. With ``collect`` (a dict),
+    appends each batch's predicted ``joints``, ``object_rotation`` and
+    ``object_translation`` (float64, CPU) to its lists, in dataset order.
     """
     if root_depth not in ROOT_DEPTHS:
         raise ValueRangeError(f"evaluate(): argument 'root_depth' expected one of {ROOT_DEPTHS}, got {root_depth!r}")
@@ -205,6 +212,9 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
             pred = predict_hoisdf(model, batch)
         else:
             pred = model.predict(batch["image"], batch.get("K"), root_depth=None if anchor is None else anchor[:, 2])
+        if collect is not None:
+            for key in ("joints", "object_rotation", "object_translation"):
+                collect.setdefault(key, []).append(pred[key].detach().to("cpu", torch.float64))
         if gt_joints is None:
             evaluator.update(pred["joints"], None, pred_verts=pred["vertices"])
             continue
@@ -344,6 +354,23 @@ def write_pictures(folder: Path, *, model, dataset, results: dict, root_depth: s
     return written
 
 
+def write_dexycb_results(folder: Path, dataset, collected: dict[str, list]) -> list[str]:
+    """The DexYCB toolkit's HPE and BOP result files of the collected predictions; returns lines to print."""
+    from hoimask.data.dexycb_ids import dexycb_toolkit_ids
+    from hoimask.metrics import write_dexycb_bop_results, write_dexycb_hpe_results
+
+    ids = dexycb_toolkit_ids(dataset)
+    joints, R, t = (torch.cat(collected[k]).numpy() for k in ("joints", "object_rotation", "object_translation"))
+    hpe = write_dexycb_hpe_results(folder / "hpe_s0_test.txt", ids["image_id"], joints, mirrored=ids["mirrored"])
+    key = ids["is_bop_target"]
+    bop = write_dexycb_bop_results(folder / "bop_s0_test.csv", ids["scene_id"][key], ids["im_id"][key],
+                                   ids["obj_id"][key], R[key], t[key], mirrored=ids["mirrored"][key])
+    return [f"DexYCB toolkit files: {hpe}, {bop}; score them in a dex-ycb-toolkit checkout (docs/metrics.md) with",
+            f"  python examples/evaluate_hpe.py --name s0_test --res_file {hpe}",
+            f"  python examples/evaluate_bop.py --name s0_test --res_file {bop}",
+            "  (the same numbers as this evaluation with --protocol official)"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with errors_name_flags(build_parser()):  # errors name the flag the user typed
@@ -366,6 +393,7 @@ def _main(args: argparse.Namespace) -> int:
             num_samples=args.num_samples, seed=args.seed, num_sdf_points=16 if args.dataset == "synthetic" else 0,
             num_object_points=256, hand_only_prob=1.0 if args.hand_only else 0.1,
             require_hand=True,  # DexYCB: the annotated test frames, as the toolkit's evaluation
+            hands="mirror" if args.dexycb_results else "right",
         )
     if baselines is None and args.dataset != "ho3d":  # HO3D's evaluation split has no ground truth to compare
         print(f"fitting the constant baselines on {args.baseline_samples} training samples "
@@ -376,8 +404,9 @@ def _main(args: argparse.Namespace) -> int:
             require_hand=True,
         )
         baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)
+    collected: dict[str, list] | None = {} if args.dexycb_results else None
     out = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device,
-                   baselines=baselines, root_depth=args.root_depth)
+                   baselines=baselines, root_depth=args.root_depth, collect=collected)
     evaluator, constants = out if baselines is not None else (out, {})
     split = "hand-only" if args.hand_only else "test"
     print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples, protocol {args.protocol}, "
@@ -402,6 +431,10 @@ def _main(args: argparse.Namespace) -> int:
         for path in write_pictures(folder, model=model, dataset=dataset, results=results,
                                    root_depth=args.root_depth, device=device, label=label):
             print(f"picture: {path}")
+    if collected is not None:
+        with errors_name_flag("--dexycb-results"):
+            for line in write_dexycb_results(args.dexycb_results, dataset, collected):
+                print(line)
     if args.dataset == "ho3d":
         submission = args.submission or args.checkpoint.with_name("pred.zip")
         print(f"HO3D submission: {evaluator.write_ho3d_submission(submission)}")

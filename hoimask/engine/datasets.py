@@ -28,6 +28,7 @@ def build_dataset(
     hand_only_prob: float = 0.1,
     cache_in_memory: bool = False,
     require_hand: bool = False,
+    hands: str = "right",
 ) -> Dataset:
     """Build a dataset for training or evaluation.
 
@@ -52,6 +53,9 @@ def build_dataset(
             (the pose models need the hand: fine-tuning and evaluation set it,
             as HOISDF's data and the DexYCB toolkit's evaluation do;
             pre-training keeps them and trains what they hold).
+        hands: DexYCB only: ``"right"`` (default; left-hand sequences skipped)
+            or ``"mirror"`` (left hands mirrored into right ones: the whole split,
+            as the DexYCB toolkit's result files need).
 
     Returns:
         The dataset.
@@ -82,7 +86,7 @@ def build_dataset(
         common = dict(mano_root=mano_dir, num_sdf_points=num_sdf_points, num_object_points=num_object_points,
                       transform=crop, seed=seed)
         if name == "dexycb":
-            ds = data.DexYCB(root, setup="s0", split="train" if train else "test", hands="right",
+            ds = data.DexYCB(root, setup="s0", split="train" if train else "test", hands=hands,
                              require_hand=require_hand, **common)
         else:
             ds = data.HO3D(root, split="train" if train else "evaluation", **common)

@@ -121,6 +121,7 @@ BAD_INPUT = [
     ("finetune", ["--no-pretrain", "--baseline-samples", "0"], "--baseline-samples", ">= 1"),
     ("finetune", ["--no-pretrain", "--augment-views", "0"], "--augment-views", ">= 1"),
     ("finetune", ["--no-pretrain", "--point-cloud-fusion"], "--point-cloud-fusion", "--model hoisdf"),
+    ("evaluate", ["--checkpoint", "{text}", "--dexycb-results", "{folder}/r"], "--dexycb-results", "--dataset dexycb"),
     ("finetune", ["--encoder", "{missing}"], "--encoder", "does not exist"),
     ("finetune", ["--encoder", "{folder}"], "--encoder", "directory"),
     ("finetune", ["--encoder", "{text}"], "--encoder", "cannot read"),
