@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from hoimask._checks import FileFormatError, check_in_range
+from hoimask._checks import DTypeError, FileFormatError, check_in_range, check_int
 from hoimask.geometry import project
 
 from ._io import read_obj
@@ -46,12 +48,12 @@ class ObjectModels:
 
     Args:
         paths: name -> mesh file.
-        num_points: ``P``.
+        num_points: ``P``, at least 1.
     """
 
     def __init__(self, paths: dict, num_points: int) -> None:
         self.paths = dict(paths)
-        self.num_points = int(num_points)
+        self.num_points = check_int(num_points, name="num_points", low=1)
         self._cache: dict = {}
 
     def __getstate__(self) -> dict:
@@ -85,10 +87,12 @@ def check_frame_options(num_object_points: int, num_sdf_points: int, contact_thr
         ``(num_object_points, num_sdf_points, contact_threshold)`` as ``(int, int, float)``.
 
     Raises:
-        ValueRangeError: a value below its bound. DTypeError: not a real number.
+        ValueRangeError: a value below its bound. DTypeError: a count that is
+        not an int (``2.5`` is refused, never truncated), a threshold that is
+        not a real number.
     """
-    return (int(check_in_range(num_object_points, name="num_object_points", low=1, fn=fn)),
-            int(check_in_range(num_sdf_points, name="num_sdf_points", low=0, fn=fn)),
+    return (check_int(num_object_points, name="num_object_points", low=1, fn=fn),
+            check_int(num_sdf_points, name="num_sdf_points", low=0, fn=fn),
             check_in_range(contact_threshold, name="contact_threshold", low=0.0, fn=fn))
 
 
@@ -96,19 +100,27 @@ def frame_index(index: int, n: int, *, who: str) -> int:
     """``index`` (negative counts from the end) as a position in ``[0, n)``.
 
     Args:
-        index: the requested frame.
+        index: the requested frame: an ``int``, a NumPy integer or a 0-d
+            integer tensor (what samplers hand out); never a float or a bool.
         n: the number of frames.
-        who: the loader's name for the error message.
+        who: the calling method for the error message (e.g. ``"DexYCB.__getitem__"``).
 
     Returns:
         ``index % n``.
 
     Raises:
-        IndexError: ``index`` outside ``[-n, n)``.
+        DTypeError: ``index`` is not an integer (``2.5`` or ``2.0``).
+        IndexError: ``index`` outside ``[-n, n)`` (the sequence protocol's error, which ends iteration).
     """
-    if not -n <= index < n:
-        raise IndexError(f"{who}: index {index} out of range for {n} frames")
-    return index % n
+    try:
+        if isinstance(index, (bool, np.bool_)):
+            raise TypeError
+        i = operator.index(index)
+    except TypeError:
+        raise DTypeError(f"{who}(): argument 'index' expected an int, got {index!r} ({type(index).__name__})") from None
+    if not -n <= i < n:
+        raise IndexError(f"{who}(): index {i} out of range for {n} frames")
+    return i % n
 
 
 def model_path(root: str | os.PathLike, name: str) -> Path:

@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from hoimask._checks import FileFormatError, ShapeError, check_positive
 from hoimask._io import atomic_replace, contained_path
+from hoimask._random import index_seed as _index_seed
 
 __all__ = ["CACHE_FORMAT", "CachedHOI", "atomic_save", "atomic_write_text", "write_cache"]
 
@@ -224,11 +225,3 @@ class CachedHOI(Dataset):
             g = torch.Generator().manual_seed(_index_seed(self.seed, index))
             sample = self.transform(sample, generator=g)
         return sample
-
-
-def _index_seed(seed: int, index: int) -> int:
-    """A well-mixed 63-bit seed for ``(seed, index)`` (SplitMix64 of their combination)."""
-    z = (int(seed) * 0x9E3779B97F4A7C15 + int(index) + 0x632BE59BD9B4E019) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFF

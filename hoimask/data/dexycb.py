@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hoimask._checks import FileFormatError, check_choice
+from hoimask._checks import FileFormatError, check_choice, check_int
 from hoimask.geometry import matrix_to_axis_angle
 
 from ._assemble import (
@@ -43,7 +43,16 @@ from ._assemble import (
     frame_sample,
     model_path,
 )
-from ._io import read_depth_png, read_image, read_npz, read_yaml
+from ._io import (
+    array_field,
+    list_field,
+    name_field,
+    number_field,
+    read_depth_png,
+    read_image,
+    read_npz,
+    read_yaml,
+)
 from .cache import _index_seed
 
 __all__ = ["DEXYCB_SERIALS", "DEXYCB_SUBJECTS", "YCB_CLASSES", "DexYCB", "dexycb_split"]
@@ -71,6 +80,77 @@ YCB_CLASSES: dict[int, str] = {
 
 _HAND_LABEL = 255  # value of hand pixels in DexYCB's ``seg``
 _MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+_META_KEYS = ("serials", "num_frames", "ycb_ids", "ycb_grasp_ind", "mano_sides", "mano_calib")
+#: Arrays of ``labels_*.npz`` and their shapes (``None``: any size; ``seg`` is compared with the image).
+_LABEL_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "seg": (None, None), "pose_y": (None, 3, 4), "pose_m": (1, 51), "joint_3d": (1, 21, 3), "joint_2d": (1, 21, 2),
+}  # fmt: skip
+
+
+def _read_intrinsics(path: Path) -> dict[str, float]:
+    """``fx, fy, ppx, ppy`` of a camera's ``<serial>_640x480.yml`` (its ``color`` block), checked.
+
+    Raises:
+        FileFormatError: naming the file and the field (``color.fx`` ...): not a
+            mapping, a value that is not a finite number, a focal length <= 0.
+    """
+    color = read_yaml(path, ("color",))["color"]
+    if not isinstance(color, dict):
+        raise FileFormatError(f"{path}: field 'color' expected a mapping with fx, fy, ppx, ppy, got "
+                              f"{type(color).__name__}")
+    missing = [k for k in ("fx", "fy", "ppx", "ppy") if k not in color]
+    if missing:
+        raise FileFormatError(f"{path}: 'color' lacks {missing}; expected fx, fy, ppx, ppy")
+    return {k: number_field(path, color[k], f"color.{k}", positive=k in ("fx", "fy")) for k in ("fx", "fy", "ppx", "ppy")}
+
+
+def _read_meta(path: Path) -> dict:
+    """A sequence's ``meta.yml``, checked: every field the loader (or the toolkit's ids) uses, typed.
+
+    Returns:
+        ``num_frames`` (int >= 1), ``ycb_ids`` (non-empty list of known YCB ids),
+        ``ycb_grasp_ind`` (an index into ``ycb_ids``), ``side`` (``mano_sides[0]``,
+        ``"right"`` or ``"left"``), ``mano_calib`` (``mano_calib[0]``, a folder name).
+
+    Raises:
+        FileFormatError: naming the file and the field.
+    """
+    meta = read_yaml(path, _META_KEYS)
+    list_field(path, meta["serials"], "serials")
+    ycb_ids = [number_field(path, i, "ycb_ids", integer=True) for i in list_field(path, meta["ycb_ids"], "ycb_ids")]
+    unknown = [i for i in ycb_ids if i not in YCB_CLASSES]
+    if unknown:
+        raise FileFormatError(f"{path}: field 'ycb_ids' holds unknown YCB id(s) {unknown}; expected ids 1..21")
+    side = list_field(path, meta["mano_sides"], "mano_sides")[0]
+    if side not in ("right", "left"):
+        raise FileFormatError(f"{path}: field 'mano_sides' expected 'right' or 'left' first, got {side!r}")
+    calib = list_field(path, meta["mano_calib"], "mano_calib")[0]
+    if isinstance(calib, int) and not isinstance(calib, bool):  # YAML reads a name of digits as an int
+        calib = str(calib)
+    return {
+        "num_frames": number_field(path, meta["num_frames"], "num_frames", integer=True, minimum=1),
+        "ycb_ids": ycb_ids,
+        "ycb_grasp_ind": number_field(path, meta["ycb_grasp_ind"], "ycb_grasp_ind", integer=True, minimum=0,
+                                      maximum=len(ycb_ids) - 1),
+        "side": side,
+        "mano_calib": name_field(path, calib, "mano_calib"),
+    }
+
+
+def _hand_annotated(path: Path, joint_3d: np.ndarray) -> bool:
+    """Whether a frame's ``joint_3d (1, 21, 3)`` is annotated: DexYCB marks a frame without a hand by -1 everywhere.
+
+    Raises:
+        FileFormatError: some joints are (-1, -1, -1) and others are not (the
+            marker is per frame; a joint at exactly that point, behind the camera, is corruption).
+    """
+    marked = np.all(joint_3d[0] == -1, axis=-1)
+    if marked.all():
+        return False
+    if marked.any():
+        raise FileFormatError(f"{path}: array 'joint_3d' has joint(s) {np.flatnonzero(marked).tolist()} at (-1, -1, -1), "
+                              "the marker of a frame without a hand, but the other joints are annotated")
+    return True
 
 
 def dexycb_split(setup: str, split: str) -> tuple[list[int], list[int], list[int]]:
@@ -164,18 +244,12 @@ class DexYCB(Dataset):
         self.num_object_points, self.num_sdf_points, self.contact_threshold = check_frame_options(
             num_object_points, num_sdf_points, contact_threshold, fn="DexYCB.__init__")
         self.transform = transform
-        self.seed = int(seed)
+        self.seed = check_int(seed, name="seed", fn="DexYCB.__init__")
         if not self.root.is_dir():
             raise FileFormatError(f"DexYCB(): root {self.root} is not a directory; expected the DexYCB root ($DEX_YCB_DIR)")
         self.serials = [DEXYCB_SERIALS[i] for i in ser_ind]
-        self.intrinsics = {}
-        for s in self.serials:
-            path = self.root / "calibration" / "intrinsics" / f"{s}_640x480.yml"
-            color = read_yaml(path, ("color",))["color"]
-            missing = [k for k in ("fx", "fy", "ppx", "ppy") if k not in color]
-            if missing:
-                raise FileFormatError(f"{path}: 'color' lacks {missing}; expected fx, fy, ppx, ppy")
-            self.intrinsics[s] = color
+        self.intrinsics = {s: _read_intrinsics(self.root / "calibration" / "intrinsics" / f"{s}_640x480.yml")
+                           for s in self.serials}
         self.sequences: list[dict] = []
         frames: list[tuple[int, int, int]] = []
         absent_subjects, left_sequences = [], 0
@@ -193,25 +267,23 @@ class DexYCB(Dataset):
                 if qi >= len(seqs):
                     continue
                 qdir = sdir / seqs[qi]
-                meta = read_yaml(qdir / "meta.yml", ("serials", "num_frames", "ycb_ids", "ycb_grasp_ind", "mano_sides", "mano_calib"))
-                side = str(meta["mano_sides"][0])
-                if side not in ("right", "left"):
-                    raise FileFormatError(f"{qdir / 'meta.yml'}: mano_sides[0] must be 'right' or 'left', got {side!r}")
+                meta = _read_meta(qdir / "meta.yml")
+                side = meta["side"]
                 if side == "left" and hands == "right":
                     left_sequences += 1
                     continue
-                calib = self.root / "calibration" / f"mano_{meta['mano_calib'][0]}" / "mano.yml"
-                betas = read_yaml(calib, ("betas",))["betas"]
-                if len(betas) != 10:
-                    raise FileFormatError(f"{calib}: 'betas' expected 10 numbers, got {len(betas)}")
+                calib = self.root / "calibration" / f"mano_{meta['mano_calib']}" / "mano.yml"
+                if not calib.is_file():
+                    raise FileFormatError(f"{qdir / 'meta.yml'}: field 'mano_calib' names {meta['mano_calib']!r}, "
+                                          f"but {calib} is not a file")
+                betas = array_field(calib, read_yaml(calib, ("betas",))["betas"], "betas", (10,))
                 self.sequences.append({
-                    "dir": qdir, "subject": subject, "ycb_ids": [int(i) for i in meta["ycb_ids"]],
-                    "grasp": int(meta["ycb_grasp_ind"]), "side": side,
-                    "betas": torch.tensor(betas, dtype=torch.float32),
+                    "dir": qdir, "subject": subject, "ycb_ids": meta["ycb_ids"], "grasp": meta["ycb_grasp_ind"],
+                    "side": side, "betas": torch.tensor(betas, dtype=torch.float32),
                 })  # fmt: skip
                 k = len(self.sequences) - 1
                 for ci in range(len(self.serials)):
-                    frames += [(k, ci, f) for f in range(int(meta["num_frames"]))]
+                    frames += [(k, ci, f) for f in range(meta["num_frames"])]
         if absent_subjects:
             warnings.warn(f"DexYCB: {len(absent_subjects)} of {len(subj_ind)} subjects of {setup}_{split} not found "
                           f"under {self.root}: {absent_subjects}", stacklevel=2)
@@ -244,9 +316,8 @@ class DexYCB(Dataset):
         return seq, serial, seq["dir"] / serial, f
 
     def _hand_annotated(self, frame) -> bool:
-        _, _, d, f = self._frame_dir(frame)
-        lab = self._labels(d, f, {"joint_3d": (1, 21, 3)})
-        return not bool(np.all(lab["joint_3d"] == -1))
+        seq, _, d, f = self._frame_dir(frame)
+        return self._labels(seq, d, f, ("joint_3d",))[1]
 
     def _layer(self, side: str):
         if side not in self._mano:
@@ -282,14 +353,25 @@ class DexYCB(Dataset):
             The name, without extension.
         """
         check_choice(naming, ("hoisdf", "gsdf"), name="naming", fn="DexYCB.frame_name")
-        seq, serial, _, f = self._frame_dir(self.frames[frame_index(index, len(self), who="DexYCB")])
+        seq, serial, _, f = self._frame_dir(self.frames[frame_index(index, len(self), who="DexYCB.frame_name")])
         subject = seq["subject"].split("-")[-1]
         if naming == "hoisdf":
             return f"{subject}_{seq['dir'].name}_{serial}_{f % 100:02d}"  # HOISDF keeps 2 digits
         return f"{int(subject)}_{seq['dir'].name}_{serial}_{f}"
 
-    def _labels(self, d: Path, f: int, shapes: dict) -> dict:
-        return read_npz(d / f"labels_{f:06d}.npz", shapes)
+    def _labels(self, seq: dict, d: Path, f: int, keys: tuple[str, ...]) -> tuple[dict, bool]:
+        """The arrays ``keys`` of ``labels_<f>.npz`` (checked: shapes, numbers, finite) and whether the hand is annotated.
+
+        Raises:
+            FileFormatError: naming the file and the array.
+        """
+        path = d / f"labels_{f:06d}.npz"
+        lab = read_npz(path, {k: _LABEL_SHAPES[k] for k in keys}, finite=tuple(k for k in keys if k != "seg"),
+                       integer=("seg",))  # fmt: skip
+        if "pose_y" in keys and lab["pose_y"].shape[0] != len(seq["ycb_ids"]):
+            raise FileFormatError(f"{path}: array 'pose_y' holds {lab['pose_y'].shape[0]} poses but "
+                                  f"{seq['dir'] / 'meta.yml'} lists {len(seq['ycb_ids'])} objects in 'ycb_ids'")
+        return lab, "joint_3d" in keys and _hand_annotated(path, lab["joint_3d"])
 
     def _posed(self, seq: dict, lab: dict):
         """MANO output, layer and the grasped object's pose and model of one frame (original camera frame)."""
@@ -310,14 +392,10 @@ class DexYCB(Dataset):
         Raises:
             FileFormatError: a missing or malformed file (named).
         """
-        index = frame_index(index, len(self), who="DexYCB")
+        index = frame_index(index, len(self), who="DexYCB.frame_meshes")
         seq, _, d, f = self._frame_dir(self.frames[index])
-        lab = self._labels(d, f, {"pose_y": (None, 3, 4), "pose_m": (1, 51), "joint_3d": (1, 21, 3)})
-        if lab["pose_y"].shape[0] != len(seq["ycb_ids"]):
-            raise FileFormatError(f"{d / f'labels_{f:06d}.npz'}: pose_y has {lab['pose_y'].shape[0]} poses but meta.yml "
-                                  f"lists {len(seq['ycb_ids'])} objects")
+        lab, has_hand = self._labels(seq, d, f, ("pose_y", "pose_m", "joint_3d"))
         _, layer, out, R, t, (mv, mf, _) = self._posed(seq, lab)
-        has_hand = not bool(np.all(lab["joint_3d"] == -1))
         return FrameMeshes(
             hand_vertices=out.vertices[0] if has_hand else None, hand_faces=layer.faces, hand_weights=layer.weights,
             object_vertices=mv.to(torch.float64) @ R.T + t, object_faces=mf, mirrored=seq["side"] == "left",
@@ -326,16 +404,18 @@ class DexYCB(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Load frame ``index`` (see the class docstring for the sample)."""
-        index = frame_index(index, len(self), who="DexYCB")
+        index = frame_index(index, len(self), who="DexYCB.__getitem__")
         seq, serial, d, f = self._frame_dir(self.frames[index])
-        image = read_image(d / f"color_{f:06d}.jpg")
+        color_path, depth_path = d / f"color_{f:06d}.jpg", d / f"aligned_depth_to_color_{f:06d}.png"
+        image = read_image(color_path)
         H, W = image.shape[1:]
-        depth = read_depth_png(d / f"aligned_depth_to_color_{f:06d}.png", 0.001)
-        lab = self._labels(d, f, {"seg": (H, W), "pose_y": (None, 3, 4), "pose_m": (1, 51),
-                                  "joint_3d": (1, 21, 3), "joint_2d": (1, 21, 2)})  # fmt: skip
-        if lab["pose_y"].shape[0] != len(seq["ycb_ids"]):
-            raise FileFormatError(f"{d / f'labels_{f:06d}.npz'}: pose_y has {lab['pose_y'].shape[0]} poses but meta.yml "
-                                  f"lists {len(seq['ycb_ids'])} objects")
+        depth = read_depth_png(depth_path, 0.001)
+        if tuple(depth.shape) != (H, W):
+            raise FileFormatError(f"{depth_path}: depth is {tuple(depth.shape)}, but {color_path} is {(H, W)}")
+        lab, has_hand = self._labels(seq, d, f, tuple(_LABEL_SHAPES))
+        if lab["seg"].shape != (H, W):
+            raise FileFormatError(f"{d / f'labels_{f:06d}.npz'}: array 'seg' is {lab['seg'].shape}, but {color_path} "
+                                  f"is {(H, W)}")
         intr = self.intrinsics[serial]
         K = torch.tensor([[intr["fx"], 0.0, intr["ppx"] + 0.5], [0.0, intr["fy"], intr["ppy"] + 0.5], [0.0, 0.0, 1.0]],
                          dtype=torch.float64)  # fmt: skip
@@ -345,7 +425,6 @@ class DexYCB(Dataset):
         segmentation[seg_raw == _HAND_LABEL] = 1
         segmentation[seg_raw == grasp_id] = 2
         joints_3d = torch.from_numpy(lab["joint_3d"][0]).to(torch.float64)
-        has_hand = not bool((joints_3d == -1).all())
         pose_m, layer, out, R, t, (mv, mf, mpts) = self._posed(seq, lab)
         verts = out.vertices[0]
         hand_pose = matrix_to_axis_angle(layer.pose_to_rotations(pose_m[None, :48])[0])  # (16, 3)

@@ -28,7 +28,7 @@ import numpy as np
 
 from hoimask._checks import FileFormatError
 
-from ._io import read_yaml
+from ._io import number_field, read_yaml
 from .dexycb import DEXYCB_SUBJECTS, DexYCB, dexycb_split
 
 __all__ = ["BOP_KEYFRAME_STEP", "dexycb_toolkit_ids"]
@@ -58,7 +58,7 @@ def dexycb_toolkit_ids(dataset: DexYCB) -> dict[str, np.ndarray]:
 
     Raises:
         FileFormatError: a subject of the split is missing, holds other than
-            100 sequences, or a ``meta.yml`` lacks ``num_frames``.
+            100 sequences, or a ``meta.yml`` lacks ``num_frames`` or holds no int >= 1 there.
 
     Shape:
         every value ``(len(dataset),)``.
@@ -78,7 +78,9 @@ def dexycb_toolkit_ids(dataset: DexYCB) -> dict[str, np.ndarray]:
             )
         for qi in seq_ind:
             qdir = sdir / seqs[qi]
-            num_frames = int(read_yaml(qdir / "meta.yml", ("num_frames",))["num_frames"])
+            meta = qdir / "meta.yml"
+            num_frames = number_field(meta, read_yaml(meta, ("num_frames",))["num_frames"], "num_frames",
+                                      integer=True, minimum=1)
             where[qdir.resolve()] = (position, offset, num_frames)
             position += 1
             offset += num_frames * cameras

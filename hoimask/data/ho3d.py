@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hoimask._checks import FileFormatError, check_choice
+from hoimask._checks import FileFormatError, check_choice, check_int
 from hoimask.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from hoimask.skeleton import convert_joint_order
 
@@ -49,7 +49,16 @@ from ._assemble import (
     frame_sample,
     model_path,
 )
-from ._io import read_image, read_mask_png, read_pickle, require_file
+from ._io import (
+    array_field,
+    intrinsics_field,
+    name_field,
+    read_image,
+    read_mask_png,
+    read_pickle,
+    read_text,
+    require_file,
+)
 from .cache import _index_seed
 
 __all__ = ["HO3D", "HO3D_DEPTH_SCALE", "OPENGL_TO_OPENCV", "read_ho3d_depth"]
@@ -90,13 +99,12 @@ def _first_existing(folder: Path, stem: str, exts: tuple[str, ...], what: str) -
 
 
 def _array(meta: dict, key: str, shape: tuple[int, ...], path: Path) -> torch.Tensor:
+    """``meta[key]`` as a finite float64 tensor of ``shape`` (any layout with as many numbers: HO3D stores
+    ``handPose`` as ``(48,)``, ``objRot`` as ``(3, 1)``); a missing, ``None``, non-numeric or non-finite value raises."""
     value = meta.get(key)
     if value is None:
-        raise FileFormatError(f"{path}: key {key!r} is None; expected an array of shape {shape}")
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.size != int(np.prod(shape)):
-        raise FileFormatError(f"{path}: key {key!r} expected shape {shape}, got {arr.shape}")
-    return torch.from_numpy(arr.reshape(shape))
+        raise FileFormatError(f"{path}: field {key!r} is None; expected an array of shape {shape}")
+    return torch.from_numpy(array_field(path, value, key, shape, any_layout=True))
 
 
 class HO3D(Dataset):
@@ -142,20 +150,22 @@ class HO3D(Dataset):
         self.num_object_points, self.num_sdf_points, self.contact_threshold = check_frame_options(
             num_object_points, num_sdf_points, contact_threshold, fn="HO3D.__init__")
         self.transform = transform
-        self.seed = int(seed)
-        listing = require_file(self.root / f"{split}.txt", f"the HO3D {split} list (lines 'SEQ/FRAME')")
-        frames = []
-        for n, line in enumerate(listing.read_text().splitlines(), start=1):
+        self.seed = check_int(seed, name="seed", fn="HO3D.__init__")
+        listing = self.root / f"{split}.txt"
+        frames, lines = [], []
+        for n, line in enumerate(read_text(listing, f"the HO3D {split} list (lines 'SEQ/FRAME')").splitlines(), start=1):
             line = line.strip()
             if not line:
                 continue
             parts = line.split("/")
-            if len(parts) != 2 or not parts[0] or not parts[1]:
-                raise FileFormatError(f"{listing}:{n}: expected 'SEQ/FRAME', got {line!r}")
+            if len(parts) != 2 or not all(parts) or any(p in (".", "..") or "\\" in p or "\0" in p for p in parts):
+                raise FileFormatError(f"{listing}:{n}: expected 'SEQ/FRAME' (two folder / file names), got {line!r}")
             frames.append((parts[0], parts[1]))
+            lines.append(n)
         if not frames:
             raise FileFormatError(f"{listing}: lists no frame")
         self.frames = frames
+        self._listing, self._lines = listing, lines
         self._mano = None
         self._models = ObjectModels({}, self.num_object_points)
 
@@ -183,6 +193,10 @@ class HO3D(Dataset):
         arr = read_mask_png(path)
         if arr.ndim != 3:
             raise FileFormatError(f"{path}: expected an RGB segmentation (hand blue, object green), got shape {arr.shape}")
+        (h, w), (H, W) = arr.shape[:2], size
+        if H % h or W % w or H // h != W // w:
+            raise FileFormatError(f"{path}: segmentation is {(h, w)}, not the image's size {(H, W)} divided by a "
+                                  "whole number (HO3D's maps are full or half resolution)")
         seg = torch.zeros(arr.shape[:2], dtype=torch.int64)
         seg[torch.from_numpy(arr[..., 1] > 127)] = 2
         seg[torch.from_numpy(arr[..., 2] > 127)] = 1
@@ -196,24 +210,34 @@ class HO3D(Dataset):
         ``naming`` is accepted for symmetry with :meth:`DexYCB.frame_name`;
         HOISDF's ``data/ho3d.py`` is the only HO3D convention.
         """
-        seq, frame = self.frames[frame_index(index, len(self), who="HO3D")]
+        seq, frame = self.frames[frame_index(index, len(self), who="HO3D.frame_name")]
         return f"{seq}_{frame}"
 
     def _object_pose(self, meta: dict, meta_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-        """Object rotation and translation in OpenCV's frame (NaN when the meta has none)."""
+        """Object rotation and translation in OpenCV's frame (NaN when the meta has neither: ``None``, not NaN,
+        is how HO3D says "no pose"; a NaN in a given pose is corruption)."""
         C = OPENGL_TO_OPENCV
-        if meta.get("objRot") is not None and meta.get("objTrans") is not None:
+        given = [meta.get(k) is not None for k in ("objRot", "objTrans")]
+        if all(given):
             return (C @ axis_angle_to_matrix(_array(meta, "objRot", (3,), meta_path)),
                     C @ _array(meta, "objTrans", (3,), meta_path))  # fmt: skip
+        if any(given):
+            have, missing = ("objRot", "objTrans") if given[0] else ("objTrans", "objRot")
+            raise FileFormatError(f"{meta_path}: field {missing!r} is None but {have!r} is given; expected both "
+                                  "halves of the object pose or neither")
         nan = float("nan")
         return torch.full((3, 3), nan, dtype=torch.float64), torch.full((3,), nan, dtype=torch.float64)
 
-    def _model_of(self, meta: dict):
+    def _model_of(self, meta: dict, meta_path: Path):
+        """The model named by ``objName`` (``None`` when the meta names none)."""
         if meta.get("objName") is None:
             return None
-        name = str(meta["objName"])
+        name = name_field(meta_path, meta["objName"], "objName")
         if name not in self._models.paths:
-            self._models.paths[name] = model_path(self.root, name)
+            path = model_path(self.root, name)
+            if not path.is_file():
+                raise FileFormatError(f"{meta_path}: field 'objName' names {name!r}, but its model {path} is not a file")
+            self._models.paths[name] = path
         return self._models[name]
 
     def _hand_mesh(self, meta: dict, meta_path: Path) -> torch.Tensor:
@@ -232,12 +256,12 @@ class HO3D(Dataset):
         Raises:
             FileFormatError: a missing or malformed file (named).
         """
-        seq, frame = self.frames[frame_index(index, len(self), who="HO3D")]
+        seq, frame = self.frames[frame_index(index, len(self), who="HO3D.frame_meshes")]
         meta_path = self.root / self.split / seq / "meta" / f"{frame}.pkl"
         train = self.split == "train"
         meta = read_pickle(meta_path, _TRAIN_KEYS if train else _EVAL_KEYS)
         R, t = self._object_pose(meta, meta_path)
-        model = self._model_of(meta)
+        model = self._model_of(meta, meta_path)
         layer = self._layer()
         obj = None if model is None or not torch.isfinite(R).all() else model[0].to(torch.float64) @ R.T + t
         return FrameMeshes(
@@ -248,25 +272,29 @@ class HO3D(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Load frame ``index`` (see the class and module docstrings)."""
-        index = frame_index(index, len(self), who="HO3D")
+        index = frame_index(index, len(self), who="HO3D.__getitem__")
         seq, frame = self.frames[index]
         folder = self.root / self.split / seq
-        image = read_image(_first_existing(folder / "rgb", frame, (".jpg", ".png"), "an HO3D RGB image"))
+        listed = f"{seq}/{frame}, listed at {self._listing}:{self._lines[index]}"
+        rgb_path = _first_existing(folder / "rgb", frame, (".jpg", ".png"), f"the HO3D RGB image of {listed}")
+        image = read_image(rgb_path)
         H, W = image.shape[1:]
-        depth = read_ho3d_depth(folder / "depth" / f"{frame}.png") if self.load_depth else torch.zeros(H, W)
+        depth_path = folder / "depth" / f"{frame}.png"
+        depth = read_ho3d_depth(depth_path) if self.load_depth else torch.zeros(H, W)
         if tuple(depth.shape) != (H, W):
-            raise FileFormatError(f"{folder / 'depth' / f'{frame}.png'}: depth is {tuple(depth.shape)}, image is {(H, W)}")
+            raise FileFormatError(f"{depth_path}: depth is {tuple(depth.shape)}, but {rgb_path} is {(H, W)}")
         train = self.split == "train"
         meta_path = folder / "meta" / f"{frame}.pkl"
         meta = read_pickle(meta_path, _TRAIN_KEYS if train else _EVAL_KEYS)
         C = OPENGL_TO_OPENCV
-        K = _array(meta, "camMat", (3, 3), meta_path).clone()
+        K = torch.from_numpy(intrinsics_field(meta_path, _array(meta, "camMat", (3, 3), meta_path).numpy(), "camMat"))
+        K = K.clone()
         K[0, 2] += 0.5  # OpenCV's pixel-centre convention -> the library's
         K[1, 2] += 0.5
         g = torch.Generator().manual_seed(_index_seed(self.seed, index))
         nan = float("nan")
         R, t = self._object_pose(meta, meta_path)
-        model = self._model_of(meta)
+        model = self._model_of(meta, meta_path)
         layer = self._layer() if train else None
         if train:
             joints = convert_joint_order(_array(meta, "handJoints3D", (21, 3), meta_path) @ C.T, "ho3d", "canonical")

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hoimask._checks import DTypeError, ValueRangeError, check_int
-from hoimask.data.cache import _index_seed
+from hoimask._random import index_seed
 
 __all__ = ["ResumableSampler", "steps_per_epoch", "iterate_batches", "MemoryCache", "AugmentedViews"]
 
@@ -214,5 +214,5 @@ class AugmentedViews(Dataset):
         if index < n:
             return sample
         # well mixed: torch's CPU generator keeps only the low 32 bits of a seed
-        generator = torch.Generator().manual_seed(_index_seed(self.seed, index))
+        generator = torch.Generator().manual_seed(index_seed(self.seed, index))
         return self.transform(sample, generator=generator)
