@@ -51,6 +51,7 @@ from hoimask.engine.cli import (
     loss_trend,
     main_printer,
     prepare_run_dir,
+    require_loaded_weights,
     run_distributed,
     short_run_warmup,
     write_loss_curves,
@@ -66,6 +67,7 @@ from hoimask.engine.flags import (
     integer,
     missing_tensorboard,
     output_folder,
+    quiet_on_other_processes,
     real,
     tensorboard_note,
 )
@@ -135,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the flags; a bad value exits with a usage error naming the flag (status 2)."""
     p = build_parser()
-    args = p.parse_args(argv)
+    with quiet_on_other_processes():  # under torchrun, one usage error per node instead of one per process
+        return _checked_args(p, p.parse_args(argv))
+
+
+def _checked_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """The checks that look at several flags together, and the defaults that depend on others."""
     args.masker_kwargs = masker_kwargs(p, args)
     check_data_flags(p, args)
     problem = missing_tensorboard(args.tensorboard)
@@ -218,7 +225,7 @@ def build_model(args: argparse.Namespace):
         from hoimask.nn import load_vit_checkpoint
 
         with errors_name_flag("--init"):
-            report = load_vit_checkpoint(args.init, model.encoder)
+            report = require_loaded_weights(load_vit_checkpoint(args.init, model.encoder), model.encoder, args.init)
     return model, report
 
 
@@ -320,6 +327,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if mode == "resume":
         with errors_name_flag("--resume"):  # a corrupt checkpoint is an error naming the file, never a fresh start
             say(f"resumed from step {trainer.resume()} of {config.steps}")
+        for note in trainer.resume_notes:  # what a killed run had left behind, and what was repaired
+            say(f"note: {note}")
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
     say(f"MaskHOI '{args.preset}' ({n_params:.1f}M parameters, masking={args.masking}, "
         f"geometric={not args.no_geometric}, direct_regression={not args.no_direct_regression}) on {args.dataset} "

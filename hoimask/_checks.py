@@ -35,6 +35,7 @@ __all__ = [
     "DeviceError",
     "ValueRangeError",
     "FileFormatError",
+    "FileWriteError",
     "check_shape",
     "check_dtype",
     "check_floating",
@@ -73,6 +74,13 @@ class ValueRangeError(HoimaskError, ValueError):
 
 class FileFormatError(HoimaskError, ValueError):
     """A file is missing, corrupt, or not in the expected layout."""
+
+
+class FileWriteError(HoimaskError, OSError):
+    """A file could not be written (disk full, read-only folder, no permission); the message names the file.
+
+    The operating system's error (with its ``errno``) is the ``__cause__``.
+    """
 
 
 def _caller() -> str:

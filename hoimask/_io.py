@@ -9,14 +9,19 @@ or an exception never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PureWindowsPath
 
-from hoimask._checks import FileFormatError
+from hoimask._checks import FileFormatError, FileWriteError
 
-__all__ = ["atomic_replace", "contained_path"]
+__all__ = ["atomic_replace", "contained_path", "write_error", "TEMP_FILE", "remove_stale_temp_files"]
+
+#: Names of :func:`atomic_replace`'s temporary files: ``.<destination name>.<8 random characters>.tmp``
+#: (``tempfile.mkstemp``'s random part). A process killed while writing (SIGKILL, power loss) leaves one behind.
+TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def _umask_mode() -> int:
@@ -62,18 +67,74 @@ def atomic_replace(path: str | os.PathLike) -> Iterator[str]:
         'done'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise write_error(path, err) from err
     os.close(fd)
     try:
         os.chmod(tmp, _umask_mode())
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass  # already gone, or the folder became unwritable: the original error is the one to report
+        if isinstance(err, OSError) and not isinstance(err, FileWriteError) and err.filename in (None, tmp, str(path)):
+            raise write_error(path, err) from err  # the temporary file could not be written or renamed
         raise
     _fsync_dir(path.parent)
+
+
+def write_error(path: str | os.PathLike, err: OSError) -> FileWriteError:
+    """``FileWriteError("cannot write '<path>': <reason>")`` for an ``OSError`` met while writing ``path``.
+
+    Args:
+        path: the file that was being written (not a temporary file beside it).
+        err: the operating system's error (``No space left on device``, ``Read-only file system``, ...).
+
+    Returns:
+        The error to raise (``from err``).
+
+    Example:
+        >>> import errno
+        >>> str(write_error("runs/x/log.jsonl", OSError(errno.ENOSPC, "No space left on device")))
+        "cannot write 'runs/x/log.jsonl': No space left on device"
+    """
+    return FileWriteError(f"cannot write {os.fspath(path)!r}: {err.strerror or err}")
+
+
+def remove_stale_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that interrupted :func:`atomic_replace` writes left in ``directory``.
+
+    Only regular files directly in ``directory`` whose names match :data:`TEMP_FILE` are removed;
+    sub-folders and every other file are left alone. Call it only while no other process writes there
+    (a run directory when its run starts).
+
+    Args:
+        directory: the folder to clean (a missing folder has nothing to clean).
+
+    Returns:
+        The paths removed, sorted.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / ".step_00000009.pt.k2j3h4g5.tmp").write_bytes(b"half a checkpoint")
+        >>> [p.name for p in remove_stale_temp_files(folder)]
+        ['.step_00000009.pt.k2j3h4g5.tmp']
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for entry in sorted(directory.iterdir()):
+        if TEMP_FILE.match(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def contained_path(directory: str | os.PathLike, name: object, *, source: str) -> Path:

@@ -133,7 +133,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     payload = dict(state)
     payload[FORMAT_KEY] = FORMAT_VERSION
     with atomic_replace(path) as tmp:
-        torch.save(payload, tmp)
+        with open(tmp, "wb") as fh:  # through a Python file: a full disk is an OSError, not a RuntimeError from C++
+            torch.save(payload, fh)
         _seal(tmp)
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     return path

@@ -9,21 +9,33 @@ short runs, the loss trend of the final summary and the MANO layer of real data.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hoimask._checks import HoimaskError
+from hoimask._checks import FileFormatError, HoimaskError
 from hoimask.engine.config import TrainConfig
 from hoimask.engine.distributed import DistributedContext, cleanup_distributed, init_distributed
-from hoimask.engine.flags import RunInterrupted, errors_name_flag, one_line
-from hoimask.engine.run_dir import prepare_output_dir
+from hoimask.engine.flags import RunInterrupted, errors_name_flag, first_process_on_node, one_line
+from hoimask.engine.run_dir import OutputDirError, prepare_output_dir
 
 __all__ = ["exit_with_usage_errors", "run_distributed", "main_printer", "prepare_run_dir", "short_run_warmup", "loss_trend",
-           "mano_layer", "check_data_flags", "write_loss_curves"]
+           "mano_layer", "check_data_flags", "write_loss_curves", "RESUME_MAY_CHANGE", "resume_differences", "require_loaded_weights"]
+
+#: Settings that ``--resume`` may change, because they do not change what is computed: how the run is shown
+#: and logged, how often it is saved, how many loader workers read the data (workers are seeded from the
+#: data order, not the global RNG), where the data and the MANO files live, the device, and the starting
+#: weights (``--init`` / ``--encoder`` / ``--no-pretrain``), which the checkpoint replaces. ``masker_kwargs``
+#: is derived from the masking flags, which are compared themselves.
+RESUME_MAY_CHANGE = frozenset({
+    "argv", "output_dir", "resume", "overwrite", "num_workers", "log_every", "checkpoint_every", "keep_checkpoints",
+    "no_progress", "tensorboard", "device", "data_root", "mano_dir", "init", "encoder", "no_pretrain",
+    "baseline_samples", "masker_kwargs",
+})
 
 
 def run_distributed(run: Callable[[argparse.Namespace, DistributedContext], int], args: argparse.Namespace,
@@ -52,13 +64,17 @@ def exit_with_usage_errors(main: Callable[[], int | None]) -> int:
     """Run a script's ``main()``; report hoimask input errors as one line on stderr, and Ctrl-C without a traceback.
 
     Bad input (an output directory that must not be overwritten, a missing or
-    corrupt file, an invalid option value) raises a subclass of
-    :class:`hoimask._checks.HoimaskError` whose message already says what was
-    wrong and what to do (and, from the scripts, which flag;
+    corrupt file, an invalid option value) and a file that cannot be written
+    (:class:`hoimask._checks.FileWriteError`: disk full, read-only folder) raise a
+    subclass of :class:`hoimask._checks.HoimaskError` whose message already says
+    what was wrong and what to do (and, from the scripts, which flag or file;
     :mod:`hoimask.engine.flags`); a command-line user needs that line, not a
-    traceback. Ctrl-C prints what :class:`hoimask.engine.flags.RunInterrupted`
-    says (where the last checkpoint is, the command that resumes), or
-    ``interrupted``; under ``torchrun`` only rank 0 prints.
+    traceback. Under ``torchrun`` every process meets the same error, and only
+    the first process of each node prints it
+    (:func:`~hoimask.engine.flags.first_process_on_node`). Ctrl-C prints what
+    :class:`hoimask.engine.flags.RunInterrupted` says (where the last checkpoint
+    is, the command that resumes), or ``interrupted``; under ``torchrun`` only
+    rank 0 prints.
 
     Returns:
         The exit code: ``main()``'s (``None`` is 0), 2 for such an error, 130
@@ -67,7 +83,8 @@ def exit_with_usage_errors(main: Callable[[], int | None]) -> int:
     try:
         return main() or 0
     except HoimaskError as err:
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        if first_process_on_node():  # under torchrun every process fails alike: one line per node, not per GPU
+            print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         if os.environ.get("RANK", "0") == "0":
@@ -99,9 +116,85 @@ def prepare_run_dir(args: argparse.Namespace, config: TrainConfig, ctx: Distribu
         ``"fresh"``, ``"resume"`` or ``"overwrite"``, as :func:`prepare_output_dir` returns.
     """
     settings = {"argv": sys.argv, **vars(args), "train_config": config.to_dict()}
+
+    def check_resume(recorded: Mapping[str, Any], source: Path, step: int | None) -> None:
+        refused, accepted = resume_differences(recorded, settings, current_step=step)
+        if refused:
+            raise OutputDirError(
+                f"argument --resume: {len(refused)} setting(s) differ from the run's, recorded in {str(source)!r}: "
+                f"{'; '.join(refused)}. A resumed run continues the same computation: give the run's values, or "
+                "start a new run (--overwrite, or another --output-dir)")
+        for change in accepted:  # runs on rank 0 only
+            print(f"note: {change}: the learning-rate and masking schedules now span the new number of steps")
+
     with errors_name_flag("--output-dir"):  # OutputDirError stays OutputDirError, naming the flag
         return prepare_output_dir(args.output_dir, resume=args.resume, overwrite=args.overwrite, settings=settings,
-                                  ctx=ctx)
+                                  ctx=ctx, check_resume=check_resume)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "not given"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def resume_differences(recorded: Mapping[str, Any], settings: Mapping[str, Any], *,
+                       current_step: int | None) -> tuple[list[str], list[str]]:
+    """How a resumed run's settings differ from those recorded for the run (``hoimask_run.json``).
+
+    Both are :func:`prepare_run_dir`'s settings: the script's options (argparse ``dest`` names) and the
+    effective training configuration under ``"train_config"``. Options in :data:`RESUME_MAY_CHANGE` may
+    differ. A different number of steps is accepted only when ``--steps`` is given and not below the
+    checkpoint's step (the run is extended or shortened: its schedules are stretched); every other
+    difference changes what is computed and is refused. Keys missing on either side are not compared.
+
+    Args:
+        recorded: the settings recorded when the run started or was last resumed.
+        settings: this command's settings.
+        current_step: the step of the checkpoint the run resumes from (``None``: unknown).
+
+    Returns:
+        ``(refused, accepted)``: phrases ``"--flag NEW (run: OLD)"``, one per differing setting.
+
+    Example:
+        >>> run = {"masking": "hybrid", "steps": None, "train_config": {"steps": 300, "lr": 0.001}}
+        >>> now = {"masking": "random", "steps": 600, "train_config": {"steps": 600, "lr": 0.001}}
+        >>> resume_differences(run, now, current_step=100)
+        (['--masking random (run: hybrid)'], ['--steps 600 (run: 300)'])
+    """
+    new = json.loads(json.dumps(dict(settings), default=str))  # as recorded: paths as text, tuples as lists
+    old = dict(recorded)
+    new_cfg = new.get("train_config") if isinstance(new.get("train_config"), dict) else {}
+    old_cfg = old.get("train_config") if isinstance(old.get("train_config"), dict) else {}
+    refused: list[str] = []
+    accepted: list[str] = []
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    steps_differ = "steps" in new_cfg and "steps" in old_cfg and new_cfg["steps"] != old_cfg["steps"]
+    if steps_differ:
+        phrase = f"--steps {new_cfg['steps']} (run: {old_cfg['steps']})"
+        if current_step is not None and new_cfg["steps"] < current_step:
+            refused.append(f"{phrase}, below the checkpoint's step {current_step}")
+        elif new.get("steps") is None:
+            refused.append(phrase)
+        else:
+            accepted.append(phrase)
+    for field, value in new_cfg.items():
+        if field == "steps" or field in RESUME_MAY_CHANGE or (field == "warmup_steps" and steps_differ):
+            continue  # warm-up follows --steps in the scripts
+        if field in old_cfg and value != old_cfg[field]:
+            name = flag(field) if field in new else f"training setting {field!r}"
+            refused.append(f"{name} {_shown(value)} (run: {_shown(old_cfg[field])})")
+    for key, value in new.items():
+        if key in RESUME_MAY_CHANGE or key == "train_config" or key in new_cfg:
+            continue  # options that are training settings were compared as their effective values above
+        if key in old and value != old[key]:
+            refused.append(f"{flag(key)} {_shown(value)} (run: {_shown(old[key])})")
+    return refused, accepted
 
 
 def short_run_warmup(base: TrainConfig, steps: int) -> int:
@@ -153,6 +246,33 @@ def write_loss_curves(records: Sequence[dict], path: str | Path, *, title: str) 
     if not any("loss" in r and "step" in r for r in records):
         return None
     return save_figure(path, loss_curves(records, title=title))
+
+
+def require_loaded_weights(report: Any, module: Any, path: str | os.PathLike) -> Any:
+    """Refuse a weights file from which nothing could be loaded into ``module`` (instead of training from random).
+
+    ``load_vit_checkpoint`` and ``load_resnet_checkpoint`` load by key and report what was missing; a file of
+    unrelated tensors (not an encoder at all) matches no key, is "loaded" with every key missing, and the
+    run would silently start from the random initialisation.
+
+    Args:
+        report: the loader's :class:`~hoimask.nn.LoadReport`.
+        module: the module the weights were loaded into.
+        path: the weights file, for the message.
+
+    Returns:
+        ``report``, when at least one tensor of the module came from the file.
+
+    Raises:
+        FileFormatError: none did.
+    """
+    wanted = [k for k in module.state_dict() if not k.endswith("num_batches_tracked")]
+    if wanted and set(wanted) <= set(report.missing_keys):
+        unused = list(report.unexpected_keys)
+        example = f" (e.g. {', '.join(unused[:3])})" if unused else ""
+        raise FileFormatError(f"{os.fspath(path)!r} holds no weights for the {type(module).__name__}: none of its "
+                              f"{len(unused)} tensors{example} matches a parameter, nothing would be loaded")
+    return report
 
 
 def mano_layer(dataset: str, mano_dir: Path | None) -> Any:

@@ -17,7 +17,9 @@ script reports speaks in flags:
 * Ctrl-C during a run says where the last checkpoint is and which command
   resumes it (:func:`explain_interrupt`, :class:`RunInterrupted`);
 * a missing optional extra is named with its install command
-  (:func:`tensorboard_note`).
+  (:func:`tensorboard_note`);
+* under ``torchrun`` a usage error is printed by the first process of each
+  node only (:func:`first_process_on_node`, :func:`quiet_on_other_processes`).
 
 ``hoimask.engine.cli.exit_with_usage_errors`` prints such errors as one
 ``error: ...`` line (exit status 2) and an interrupt as its explanation (exit
@@ -41,7 +43,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from hoimask._checks import FileFormatError, HoimaskError
@@ -62,6 +64,8 @@ __all__ = [
     "rerun_command",
     "interrupt_message",
     "explain_interrupt",
+    "first_process_on_node",
+    "quiet_on_other_processes",
     "TENSORBOARD_INSTALL",
     "tensorboard_note",
     "missing_tensorboard",
@@ -336,6 +340,42 @@ def errors_name_flags(parser: argparse.ArgumentParser) -> Iterator[None]:
         if flag is None or flag not in option_strings(parser):
             raise
         raise _retyped(err, f"argument {flag}: {text[match.end():]}") from err
+
+
+def first_process_on_node() -> bool:
+    """Whether this process reports errors for its node: always without ``torchrun``, local rank 0 under it.
+
+    Every process of a ``torchrun`` job parses the same flags and checks the same files, so a usage error
+    would be printed once per GPU; each node's ``torchrun`` prints to its own console, so the first process
+    of each node reports it.
+
+    Returns:
+        ``True`` unless the job has several processes (``WORLD_SIZE`` > 1, as
+        :func:`~hoimask.engine.init_distributed` reads it) and ``LOCAL_RANK`` (or, without it, ``RANK``)
+        is not ``0``.
+    """
+    if os.environ.get("WORLD_SIZE", "1").strip() in ("", "0", "1"):
+        return True  # one process (variables a scheduler left behind must not silence it)
+    return os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) == "0"
+
+
+@contextmanager
+def quiet_on_other_processes() -> Iterator[None]:
+    """Discard what the enclosed code prints (argparse's usage errors, ``--help``) unless :func:`first_process_on_node`.
+
+    Meant for parsing the flags, which happens before the process group exists and prints only on error;
+    exceptions still propagate (argparse's ``SystemExit(2)`` too), and a traceback is printed after the block.
+
+    Example:
+        >>> with quiet_on_other_processes():  # the first (or only) process prints as usual
+        ...     print("usage: ...")
+        usage: ...
+    """
+    if first_process_on_node():
+        yield
+        return
+    with open(os.devnull, "w", encoding="utf-8") as sink, redirect_stdout(sink), redirect_stderr(sink):
+        yield
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hoimask._checks import FileFormatError, check_shape
+from hoimask._io import write_error
 from hoimask.engine.checkpoint import atomic_write
 
 __all__ = ["RunLogger", "progress_bar", "save_png", "tensorboard_available"]
@@ -120,12 +121,23 @@ class RunLogger:
         """The TensorBoard event directory, or ``None`` when TensorBoard is off."""
         return self.directory / "tensorboard" if self._writer is not None else None
 
+    def _append(self, path: Path, line: str) -> None:
+        """Append ``line`` to ``path``; a full disk or a read-only folder is a ``FileWriteError`` naming ``path``."""
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+        except OSError as err:
+            raise write_error(path, err) from err
+
     def text(self, message: str) -> None:
-        """Append a line to ``train.log``."""
+        """Append a line to ``train.log``.
+
+        Raises:
+            FileWriteError: the file cannot be written (disk full, read-only folder).
+        """
         if not self.enabled:
             return
-        with open(self.text_path, "a", encoding="utf-8") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        self._append(self.text_path, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def log_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         """Record scalars for ``step`` in every sink.
@@ -133,27 +145,35 @@ class RunLogger:
         Args:
             step: the optimisation step.
             scalars: name → number (tensors are converted with ``float``).
+
+        Raises:
+            FileWriteError: a log file cannot be written (disk full, read-only folder).
         """
         if not self.enabled:
             return
         values = {k: float(v) for k, v in scalars.items()}
         record = {"step": int(step), **{k: (v if math.isfinite(v) else str(v)) for k, v in values.items()}}
-        with open(self.jsonl_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        self._append(self.jsonl_path, json.dumps(record) + "\n")
         self.text(f"step {step}: " + " ".join(f"{k}={v:.6g}" for k, v in values.items()))
         if self._writer is not None:
-            for k, v in values.items():
-                self._writer.add_scalar(k, v, step)
+            try:
+                for k, v in values.items():
+                    self._writer.add_scalar(k, v, step)
+            except OSError as err:  # TensorBoard's writer thread reports a failed write on the next call
+                raise write_error(self.directory / "tensorboard", err) from err
 
     def log_image(self, tag: str, image: torch.Tensor, step: int) -> None:
         """Send a ``(3, H, W)`` picture (uint8 or float in [0, 1]) to TensorBoard, if enabled."""
         if not self.enabled or self._writer is None:
             return
-        self._writer.add_image(tag, _to_uint8_hwc(image).permute(2, 0, 1), step)
+        try:
+            self._writer.add_image(tag, _to_uint8_hwc(image).permute(2, 0, 1), step)
+        except OSError as err:
+            raise write_error(self.directory / "tensorboard", err) from err
 
     def _read(self) -> tuple[list[dict], bool]:
         """The complete JSONL records, and whether a torn last line (no newline: a killed write) follows them."""
-        text = self.jsonl_path.read_text(encoding="utf-8")
+        text = self.jsonl_path.read_text(encoding="utf-8", errors="replace")
         complete, _, tail = text.rpartition("\n")
         records = []
         for number, line in enumerate(complete.splitlines(), start=1):
@@ -166,6 +186,12 @@ class RunLogger:
                     f"RunLogger: line {number} of {str(self.jsonl_path)!r} is not a JSON record: {err}"
                 ) from err
         return records, bool(tail.strip())
+
+    def has_torn_line(self) -> bool:
+        """Whether ``log.jsonl`` ends with a torn line: text after the last newline (a write cut short by a kill)."""
+        if not self.enabled or not self.jsonl_path.is_file():
+            return False
+        return bool(self.jsonl_path.read_text(encoding="utf-8", errors="replace").rpartition("\n")[2].strip())
 
     def read_records(self) -> list[dict]:
         """All JSONL records written so far (main rank; ``[]`` otherwise).

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from hoimask._checks import DTypeError, FileFormatError
+from hoimask._io import remove_stale_temp_files
 from hoimask.engine.checkpoint import CheckpointManager, load_checkpoint
 from hoimask.engine.config import TrainConfig
 from hoimask.engine.data import iterate_batches
@@ -123,6 +124,8 @@ class Trainer:
         self.step = 0
         #: One record per step run in this process: ``{"step", "loss", "lr", "skipped"}`` (loss averaged over ranks).
         self.history: list[dict] = []
+        #: What :meth:`resume` repaired in the run directory, one line each (also in ``train.log``; rank 0 only).
+        self.resume_notes: list[str] = []
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -152,12 +155,24 @@ class Trainer:
     def resume(self, path: str | os.PathLike | None = None) -> int:
         """Load a checkpoint (default: the newest in ``output_dir/checkpoints``) and continue from it.
 
+        On the main rank it also repairs what a killed run leaves behind, and says so in
+        :attr:`resume_notes` and ``train.log``: temporary files of interrupted atomic writes in
+        ``output_dir`` and ``output_dir/checkpoints`` are deleted, and ``log.jsonl`` loses the records
+        written after the checkpoint and a torn last line.
+
         Raises:
             FileFormatError: no checkpoint exists, or it is truncated/corrupt/incompatible.
 
         Returns:
             The step the run continues from.
         """
+        self.resume_notes = []
+        if self.ctx.is_main:
+            stale = [p for d in (self.output_dir, self.checkpoints.directory) for p in remove_stale_temp_files(d)]
+            if stale:
+                self.resume_notes.append(
+                    f"removed {len(stale)} temporary file(s) left by an interrupted write: "
+                    + ", ".join(str(p) for p in stale))
         if path is None:
             path = self.checkpoints.latest()
             if path is None:
@@ -193,7 +208,13 @@ class Trainer:
                 f"{self.ctx.world_size}; random streams restart from the seed (the run is not bit-identical)",
                 stacklevel=2,
             )
-        dropped = self.logger.truncate_after(self.step)
+        torn = self.logger.has_torn_line()
+        dropped = self.logger.truncate_after(self.step) - int(torn)
+        if torn:
+            self.resume_notes.append(f"dropped the torn last line of {self.logger.jsonl_path} (a write cut short when "
+                                     "the run was stopped)")
+        for note in self.resume_notes:
+            self.logger.text(note)
         self.logger.text(f"resumed from {path} at step {self.step} (dropped {dropped} log records written after it)")
         return self.step
 

@@ -23,6 +23,7 @@ from hoimask.engine import (  # noqa: E402
 parser = argparse.ArgumentParser()
 parser.add_argument("out")
 parser.add_argument("--kill-at", type=int)
+parser.add_argument("--kill-while-saving", type=int, help="SIGKILL rank 0 halfway through writing this step's checkpoint")
 parser.add_argument("--resume", action="store_true")
 parser.add_argument("--steps", type=int, default=12)
 args = parser.parse_args()
@@ -39,10 +40,22 @@ def kill(trainer, step, batch, output):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+if args.kill_while_saving is not None and ctx.rank == 0:
+    import hoimask.engine.checkpoint as checkpoint
+
+    def killed_seal(tmp):  # torch.save has written the temporary file; the kill comes before seal and rename
+        if Path(tmp).name.startswith(f".step_{args.kill_while_saving:08d}.pt."):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_seal(tmp)
+
+    real_seal, checkpoint._seal = checkpoint._seal, killed_seal
+
 trainer = Trainer(ToyModel(), config, dataset=ToyData(n=40), output_dir=args.out, ctx=ctx, progress=False,
                   tensorboard=False, callbacks=[kill])
 if args.resume:
     trainer.resume()
+    for note in trainer.resume_notes:
+        print("note:", note, file=sys.stderr)
 trainer.fit()
 params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
 if ctx.initialized:

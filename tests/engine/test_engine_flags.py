@@ -17,12 +17,14 @@ from hoimask.engine.flags import (
     existing_dir,
     existing_file,
     explain_interrupt,
+    first_process_on_node,
     integer,
     interrupt_message,
     missing_tensorboard,
     one_line,
     output_file,
     output_folder,
+    quiet_on_other_processes,
     real,
     rerun_command,
     tensorboard_note,
@@ -189,3 +191,31 @@ def test_tensorboard_missing_is_named_with_the_install_command(monkeypatch):
     assert 'pip install "hoimask[tensorboard]"' in missing_tensorboard(True)
     monkeypatch.setattr(logging, "tensorboard_available", lambda: True)
     assert tensorboard_note(None) is None and missing_tensorboard(True) is None
+
+
+@pytest.mark.parametrize("env, first", [
+    ({}, True),
+    ({"WORLD_SIZE": "1", "LOCAL_RANK": "1", "RANK": "1"}, True),  # one process: leftovers of a scheduler
+    ({"WORLD_SIZE": "4", "LOCAL_RANK": "0", "RANK": "2"}, True),  # the first process of the second node
+    ({"WORLD_SIZE": "4", "LOCAL_RANK": "1", "RANK": "1"}, False),
+    ({"WORLD_SIZE": "2", "RANK": "1"}, False),  # a launcher that sets RANK only
+])
+def test_errors_are_printed_by_one_process_per_node(monkeypatch, capsys, env, first):
+    for name in ("WORLD_SIZE", "LOCAL_RANK", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert first_process_on_node() is first
+
+    def bad_input():
+        raise OutputDirError("argument --output-dir: refused")
+
+    assert exit_with_usage_errors(bad_input) == 2  # every process exits with 2
+    parser = argparse.ArgumentParser(prog="train.py")
+    parser.add_argument("--steps", type=integer(low=1))
+    with pytest.raises(SystemExit) as stop, quiet_on_other_processes():
+        parser.parse_args(["--steps", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error: argument --output-dir: refused") == int(first)
+    assert err.count("train.py: error: argument --steps") == int(first)

@@ -1,3 +1,4 @@
+import errno
 import json
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hoimask._checks import FileFormatError, ShapeError
+from hoimask._checks import FileFormatError, FileWriteError, ShapeError
 from hoimask.engine import RunLogger, progress_bar, save_png, tensorboard_available
 
 
@@ -36,6 +37,44 @@ def test_torn_last_line_is_dropped_on_truncate(tmp_path):
     (tmp_path / "log.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')
     with pytest.raises(FileFormatError, match="line 2"):
         log.read_records()
+
+
+def test_torn_last_line_is_reported_and_any_bytes_count_as_torn(tmp_path):
+    log = RunLogger(tmp_path, tensorboard=False)
+    assert not log.has_torn_line()
+    log.log_scalars(1, {"loss": 1.0})
+    assert not log.has_torn_line()
+    with open(tmp_path / "log.jsonl", "ab") as fh:
+        fh.write(b'{"step": 2, "loss": \xff\x00\x00')  # not even UTF-8 (a disk's leftovers after a crash)
+    assert log.has_torn_line()
+    assert [r["step"] for r in log.read_records()] == [1]
+    assert log.truncate_after(1) == 1 and not log.has_torn_line()
+
+
+def test_a_full_disk_while_logging_is_a_write_error_naming_the_log(tmp_path, monkeypatch):
+    import hoimask.engine.logging as logging_module
+
+    log = RunLogger(tmp_path, tensorboard=False)
+    log.log_scalars(1, {"loss": 1.0})
+
+    class FullDisk:
+        def __init__(self, path, *args, **kwargs):
+            self.path = path
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(logging_module, "open", FullDisk, raising=False)
+    with pytest.raises(FileWriteError, match=r"^cannot write '.*log\.jsonl': No space left on device$"):
+        log.log_scalars(2, {"loss": 0.5})
+    with pytest.raises(FileWriteError, match=r"^cannot write '.*train\.log': No space left on device$"):
+        log.text("checkpoint")
 
 
 def test_disabled_logger_writes_nothing(tmp_path):

@@ -76,6 +76,68 @@ def test_sigkill_and_resume_in_fresh_process(tmp_path):
     assert [x for _, x in got] == [x for s, x in ref_losses if s >= 7]
 
 
+def test_resume_removes_stale_temporary_files_and_a_torn_log_line(tmp_path):
+    """Issue 15 item 8: what a SIGKILL leaves (a temporary file of an atomic write, half a log line) is repaired
+    on resume and reported once; the log then reads as one run and nothing else in the folder is touched."""
+    full = _trainer(tmp_path / "full").fit()
+    first = _trainer(tmp_path / "run")
+    first.fit(stop_at=7)
+    for name in ("step_00000007.pt", "latest.json"):  # resume from the periodic step-6 checkpoint
+        (first.checkpoints.directory / name).unlink()
+    run, ckpts = tmp_path / "run", first.checkpoints.directory
+    stale = [ckpts / ".step_00000009.pt.k2j3h4g5.tmp", ckpts / ".latest.json.a_b9c8d7.tmp",
+             run / ".log.jsonl.zz001122.tmp", run / ".masks.png.q1w2e3r4.tmp"]
+    for path in stale:
+        path.write_bytes(b"half written")
+    kept = [run / "notes.tmp", run / ".notes.tmp", ckpts / ".x.TOOLONG99.tmp", run / "sub" / ".a.abcdefgh.tmp"]
+    for path in kept:  # not hoimask's temporary files, or not in the two folders swept
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("mine")
+    with open(run / "log.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"step": 8, "loss": 0.1')  # the kill cut this record short
+    resumed = _trainer(run)
+    assert resumed.resume() == 6
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_text() == "mine" for p in kept)
+    assert len(resumed.resume_notes) == 2
+    assert "removed 4 temporary file(s)" in resumed.resume_notes[0]
+    assert "torn last line" in resumed.resume_notes[1] and "log.jsonl" in resumed.resume_notes[1]
+    text = (run / "train.log").read_text()
+    assert text.count("torn last line") == 1 and text.count("removed 4 temporary file(s)") == 1
+    assert [h["loss"] for h in resumed.fit()] == [h["loss"] for h in full[6:]]
+    steps = [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(2, 13, 2))
+    again = _trainer(run)  # nothing left to repair: nothing reported
+    again.resume()
+    assert again.resume_notes == []
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_a_checkpoint_then_resume(tmp_path):
+    """A real SIGKILL halfway through a checkpoint write: the temporary file stays behind, the resumed run
+    deletes it, says so, and continues from the previous checkpoint with the uninterrupted run's losses."""
+    script = HERE / "engine_run_toy_training.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = subprocess.run([sys.executable, str(script), str(tmp_path / "ref")], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert ref.returncode == 0, ref.stderr
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--kill-while-saving", "9"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    ckpts = tmp_path / "run" / "checkpoints"
+    left = [p.name for p in ckpts.iterdir() if p.name.startswith(".step_00000009.pt.")]
+    assert len(left) == 1 and left[0].endswith(".tmp")
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--resume"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("removed 1 temporary file(s)") == 1 and left[0] in resumed.stderr
+    assert not (ckpts / left[0]).exists()
+    ref_losses = json.loads(ref.stdout.strip().splitlines()[-1])
+    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert [s for s, _ in got] == list(range(7, 13))  # from the step-6 checkpoint
+    assert [x for _, x in got] == [x for s, x in ref_losses if s >= 7]
+
+
 def test_resume_errors_never_start_fresh(tmp_path):
     t = _trainer(tmp_path)
     with pytest.raises(FileFormatError, match="no checkpoint"):

@@ -11,7 +11,9 @@ as ``python script.py`` runs them); two cases also run as real processes.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import json
 import re
 import shlex
 import subprocess
@@ -62,9 +64,12 @@ def files(tmp_path_factory) -> dict[str, str]:
     damaged = bytearray(good.read_bytes())
     damaged[300] ^= 0xFF
     (root / "damaged.pt").write_bytes(bytes(damaged))
+    torch.save({"head.weight": torch.zeros(2, 3), "head.bias": torch.zeros(2)}, root / "tensors.pt")  # no encoder
+    training = save_checkpoint(root / "step_00000003.pt", {"model": {"encoder.blocks.0.norm1.weight": torch.ones(3)},
+                                                           "optimizer": {}, "step": 3})  # a training checkpoint
     return {"missing": str(root / "missing.pt"), "folder": str(root / "folder"), "text": str(root / "notes.txt"),
             "random": str(root / "random.pt"), "damaged": str(root / "damaged.pt"), "encoder": str(good),
-            "root": str(root)}
+            "tensors": str(root / "tensors.pt"), "training": str(training), "root": str(root)}
 
 
 def run(name: str, argv: list[str], capsys) -> tuple[int, str, str]:
@@ -108,6 +113,7 @@ BAD_INPUT = [
     ("train_maskhoi", ["--init", "{folder}"], "--init", "directory"),
     ("train_maskhoi", ["--init", "{text}"], "--init", "cannot read"),
     ("train_maskhoi", ["--init", "{random}"], "--init", "cannot read"),
+    ("train_maskhoi", ["--init", "{tensors}"], "--init", "holds no weights"),  # issue 15 item 8: was a random init
     ("train_maskhoi", ["--output-dir", "{text}"], "--output-dir", "which is a file"),
     ("train_maskhoi", ["--resume", "--output-dir", "{folder}"], "--output-dir", "no checkpoint"),
     ("train_maskhoi", ["--resume", "--overwrite"], "--overwrite", "not allowed with argument --resume"),
@@ -126,6 +132,13 @@ BAD_INPUT = [
     ("finetune", ["--encoder", "{folder}"], "--encoder", "directory"),
     ("finetune", ["--encoder", "{text}"], "--encoder", "cannot read"),
     ("finetune", ["--encoder", "{damaged}"], "--encoder", "corrupt"),  # a damaged hoimask file stays an error
+    # issue 15 item 8: a file that is not an encoder is an error, never training from random weights
+    ("finetune", ["--encoder", "{tensors}"], "--encoder", "holds no weights"),
+    ("finetune", ["--encoder", "{training}"], "--encoder", "without encoder weights"),
+    ("finetune", ["--model", "hoisdf", "--encoder", "{tensors}"], "--encoder", "holds no weights"),
+    ("finetune", ["--model", "hoisdf", "--encoder", "{training}"], "--encoder", "without encoder weights"),
+    ("finetune", ["--model", "hoisdf", "--backbone", "resnet50", "--encoder", "{tensors}"], "--encoder",
+     "holds no weights"),
     ("finetune", ["--model", "hoisdf", "--encoder", "{damaged}"], "--encoder", "corrupt"),
     ("evaluate", ["--checkpoint", "{missing}"], "--checkpoint", "does not exist"),
     ("evaluate", ["--checkpoint", "{folder}"], "--checkpoint", "directory"),
@@ -254,3 +267,102 @@ def test_ctrl_c_before_the_first_checkpoint_gives_the_command_that_starts_again(
     first, command = err.strip("\n").splitlines()
     assert first == f"interrupted before the first checkpoint (none in {out / 'checkpoints'}); start again with:"
     assert command.endswith("--overwrite") and "--resume" not in command and "finetune.py" in command
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file below ``folder``: its modification time and contents."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("train_maskhoi", ["--init", "{tensors}"]),
+    ("finetune", ["--encoder", "{training}"]),
+])
+def test_a_failed_start_leaves_an_existing_run_untouched(tmp_path, capsys, files, name, argv):
+    """Issue 15 item 8: what is found wrong after parsing (here: a weights file that holds no encoder) fails before
+    the run directory is claimed; with --overwrite, the run that was there is still there, byte for byte."""
+    from hoimask.engine import prepare_output_dir
+
+    out = tmp_path / "run"
+    prepare_output_dir(out, settings={"argv": ["earlier run"]})
+    (out / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    before = _snapshot(out)
+    code, _, err = run(name, [*(a.format(**files) for a in argv), *QUIET, *SMALL, "--output-dir", str(out),
+                              "--overwrite"], capsys)
+    assert code == 2
+    assert_one_error_line(err, argv[0])
+    assert _snapshot(out) == before
+
+
+def _first_run(out: Path, capsys, monkeypatch) -> list[str]:
+    """A train_maskhoi run with SMALL flags whose training is replaced by writing the step-2 checkpoint."""
+    from hoimask.engine import Trainer
+
+    def two_steps(self, *, stop_at=None):
+        self.step = 2
+        self.save_checkpoint()
+        return self.history
+
+    monkeypatch.setattr(Trainer, "fit", two_steps)
+    argv = [*QUIET, *SMALL, "--output-dir", str(out)]
+    code, _, err = run("train_maskhoi", argv, capsys)
+    assert code == 0, err
+    return argv
+
+
+def test_resume_with_other_settings_is_refused_naming_each_setting(tmp_path, capsys, monkeypatch):
+    """Issue 15 item 8: --resume continues the same computation; a setting that changes it is refused with its
+    flag and both values, before anything is written. --steps given explicitly may extend the run."""
+    out = tmp_path / "run"
+    argv = _first_run(out, capsys, monkeypatch)
+    before = _snapshot(out)
+    code, _, err = run("train_maskhoi", [*argv, "--resume", "--lr", "0.01", "--batch-size", "4", "--masking",
+                                         "random", "--num-workers", "0", "--log-every", "2"], capsys)
+    assert code == 2
+    line = assert_one_error_line(err, "--resume", "3 setting(s) differ", "hoimask_run.json")
+    assert "--batch-size 4 (run: 2); --lr 0.01 (run: 0.001); --masking random (run: hybrid)." in line
+    assert "--num-workers" not in line and "--log-every" not in line  # they do not change what is computed
+    code, _, err = run("train_maskhoi", ["--no-progress", "--output-dir", str(out), "--resume"], capsys)
+    assert code == 2  # the flags of the first run left out: the preset's 300 steps are not the run's 2
+    assert_one_error_line(err, "--resume", "--steps 300 (run: 2)")
+    assert _snapshot(out) == before  # refused before anything was written
+    code, printed, err = run("train_maskhoi", [*argv, "--resume", "--steps", "3"], capsys)
+    assert code == 0, err
+    assert printed.count("note: --steps 3 (run: 2)") == 1 and "resumed from step 2 of 3" in printed
+    assert json.loads((out / "hoimask_run.resumed.json").read_text())["train_config"]["steps"] == 3  # recorded
+    code, _, err = run("train_maskhoi", [*argv, "--resume", "--steps", "1"], capsys)
+    assert code == 2
+    assert_one_error_line(err, "--resume", "--steps 1 (run: 3), below the checkpoint's step 2")
+
+
+def test_a_full_disk_during_training_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    """Issue 15 item 8: ENOSPC while a checkpoint is written: one line, exit 2, no traceback, no temporary file."""
+    import torch as torch_module
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch_module, "save", full_disk)
+    out = tmp_path / "run"
+    code, _, err = run("train_maskhoi", [*QUIET, *SMALL, "--output-dir", str(out)], capsys)
+    assert code == 2
+    assert err.strip() == f"error: cannot write {str(out / 'checkpoints' / 'step_00000002.pt')!r}: No space left on device"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == []  # no temporary file left behind
+
+
+def test_a_read_only_output_dir_is_one_line_naming_the_flag_and_the_file(tmp_path, capsys, monkeypatch):
+    import hoimask._io as io_module
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    out = tmp_path / "run"
+    out.mkdir()  # exists, but nothing can be created in it
+    monkeypatch.setattr(io_module.tempfile, "mkstemp", read_only)
+    code, _, err = run("finetune", ["--no-pretrain", *QUIET, *SMALL, "--output-dir", str(out)], capsys)
+    assert code == 2
+    line = assert_one_error_line(err, "--output-dir", "Read-only file system")
+    assert line == (f"error: argument --output-dir: cannot write {str(out / 'hoimask_run.json')!r}: "
+                    "Read-only file system")
+    assert list(out.iterdir()) == []
