@@ -32,26 +32,23 @@ def check_prediction(x: torch.Tensor | None, *, name: str, fn: str) -> None:
     The message names ``fn``, the argument, the number of non-finite values and
     the index of the first one (its first entry is the sample).
     """
-    if x is None:
-        return
-    bad = ~torch.isfinite(x)
-    if bool(bad.any()):
-        first = tuple(int(i) for i in bad.nonzero()[0].tolist())
-        raise ValueRangeError(
-            f"{fn}(): argument '{name}' must be finite (a prediction is never excluded, see {_POLICY}), "
-            f"got {int(bad.sum())} non-finite value(s), the first at index {first}"
-        )
+    _require_finite(x, name=name, fn=fn, why="a prediction is never excluded")
 
 
 def check_finite_input(x: torch.Tensor | None, *, name: str, fn: str) -> None:
     """Raise :class:`ValueRangeError` if an input that cannot be excluded (model points, ...) is not finite."""
+    _require_finite(x, name=name, fn=fn, why="it cannot be excluded")
+
+
+def _require_finite(x: torch.Tensor | None, *, name: str, fn: str, why: str) -> None:
+    """The check of both functions above; ``why`` explains in the message why NaN is an error there."""
     if x is None:
         return
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         first = tuple(int(i) for i in bad.nonzero()[0].tolist())
         raise ValueRangeError(
-            f"{fn}(): argument '{name}' must be finite (it cannot be excluded, see {_POLICY}), "
+            f"{fn}(): argument '{name}' must be finite ({why}, see {_POLICY}), "
             f"got {int(bad.sum())} non-finite value(s), the first at index {first}"
         )
 
