@@ -180,7 +180,8 @@ def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, 
     return root
 
 
-def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *, seed: int = 0) -> Path:
+def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *, seed: int = 0,
+                       evaluation_object_pose: bool = False) -> Path:
     """Write a tiny HO3D (v3 style, jpg images): 2 training frames of ``SEQA``, 1 evaluation frame of ``SEQB``.
 
     3D annotations are in HO3D's OpenGL frame and MANO joint order; ``camMat``
@@ -190,6 +191,9 @@ def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *,
         root: output folder (the fake HO3D root).
         mano_root: folder holding ``MANO_RIGHT.pkl``.
         seed: torch seed of the content.
+        evaluation_object_pose: give the evaluation frame its object pose
+            (``objRot``, ``objTrans``, as HO3D's evaluation meta files do where
+            the object is annotated); ``None`` for both otherwise.
 
     Returns:
         ``root``.
@@ -249,7 +253,10 @@ def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *,
                 })  # fmt: skip
             else:
                 uv = project(verts_cv, K) - 0.5
-                meta.update({"handJoints3D": mano21[0].numpy().astype(np.float32), "objRot": None, "objTrans": None,
+                pose = ({"objRot": matrix_to_axis_angle(C @ R_cv).numpy()[:, None].astype(np.float32),
+                         "objTrans": (C @ t_cv).numpy().astype(np.float32)} if evaluation_object_pose
+                        else {"objRot": None, "objTrans": None})
+                meta.update({"handJoints3D": mano21[0].numpy().astype(np.float32), **pose,
                              "handBoundingBox": np.concatenate([uv.min(0).values.numpy(), uv.max(0).values.numpy()]).astype(np.float32)})  # fmt: skip
             (folder / "meta").mkdir(parents=True, exist_ok=True)
             with open(folder / "meta" / f"{frame}.pkl", "wb") as fh:

@@ -322,13 +322,17 @@ class Evaluator:
                 None if pv is None else (pv.detach().cpu().double() * metres).numpy().astype(np.float32),
             )
         if t["gt_joints"] is None:
-            given = [k for k, v in (("gt_verts", t["gt_verts"]), ("gt_obj_R", gt_obj_R), ("gt_obj_t", gt_obj_t))
-                     if v is not None]  # fmt: skip
-            if given:
-                raise ValueRangeError(
-                    f"Evaluator.update(): 'gt_joints' is required when other ground truth is given (got {given})"
-                )
-            self._commit(None, pred_entry)
+            if t["gt_verts"] is not None:
+                raise ValueRangeError("Evaluator.update(): 'gt_joints' is required when 'gt_verts' is given")
+            if gt_obj_R is None and gt_obj_t is None:
+                self._commit(None, pred_entry)  # predictions only (a hidden test set)
+                return
+            # object ground truth without hand ground truth (HO3D's evaluation split): object metrics only
+            groups = self._membership(B, occlusion, hand_only)
+            self._update_object(
+                pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, groups, B
+            )
+            self._commit(groups, pred_entry)
             return
         check_shape(t["gt_joints"], "B 21 3", name="gt_joints", dims=dims, fn="Evaluator.update")
         groups = self._membership(B, occlusion, hand_only)

@@ -151,3 +151,28 @@ def test_hoisdf_finetune_loads_the_maskhoi_encoder(tmp_path):
     assert "pre-trained 7 steps" in origin
     for k, v in model.encoder.state_dict().items():
         assert torch.equal(v, encoder.encoder_state_dict()[k])
+
+
+def test_ho3d_evaluation_split_scores_the_objects(tmp_path):
+    """HO3D's evaluation split hides the hand joints but has object poses: evaluate() scores the objects."""
+    import warnings
+
+    from hoimask.data.testing import write_ho3d_fixture, write_mano_fixture
+    from hoimask.engine.datasets import build_dataset
+    from hoimask.hand import MANOLayer
+    from hoimask.models import PoseRegressionModel
+
+    evaluate = _load("evaluate")
+    mano = write_mano_fixture(tmp_path / "mano")
+    root = write_ho3d_fixture(tmp_path / "ho3d", mano, evaluation_object_pose=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        test = build_dataset("ho3d", image_size=32, train=False, root=root, mano_dir=mano, num_sdf_points=0,
+                             num_object_points=16)
+    torch.manual_seed(0)
+    model = PoseRegressionModel(img_size=32, patch_size=16, embed_dim=32, depth=1, num_heads=2, head_dim=32,
+                                hand_layer=MANOLayer(Path(mano) / "MANO_RIGHT.pkl"))
+    results = evaluate.evaluate(model.eval(), test, batch_size=4).compute()
+    assert results["num_samples"] == len(test)
+    assert "oce" in results and "add_s" in results  # the objects are scored
+    assert "mje" not in results and "rr_mje" not in results  # the hidden hands are not
