@@ -105,6 +105,10 @@ class PoseRegressionModel(nn.Module):
         keypoint_channels: width of the 2.5D keypoint head's convolutional
             stage (:class:`~hoimask.nn.Keypoint25DHead`).
         heatmap_sigma: Gaussian width of the keypoint heatmap targets, in heatmap pixels (stride 4).
+        pos_embed: the encoder's position embedding, ``"sincos"`` (fixed) or
+            ``"learned"`` (as :class:`~hoimask.nn.ViTEncoder`).
+        pos_embed_resize: how the encoder resizes a learned embedding for
+            another grid, ``"mae"`` or ``"timm"``.
 
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}`` with
@@ -129,16 +133,18 @@ class PoseRegressionModel(nn.Module):
         reference_depth: float = 0.5,
         keypoint_channels: int = 64,
         heatmap_sigma: float = 1.0,
+        pos_embed: str = "sincos",
+        pos_embed_resize: str = "mae",
     ) -> None:
         super().__init__()
         self.img_size = img_size
         self.reference_depth = check_positive(reference_depth, name="reference_depth", fn="PoseRegressionModel")
-        #: The encoder's size (stored in checkpoints so evaluation rebuilds the same model).
-        self.encoder_config = dict(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-                                   num_heads=num_heads, pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std))
+        self._encoder_size = dict(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
+                                  num_heads=num_heads, pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std))
         self.pixel_norm = PixelNormalization(pixel_mean, pixel_std)
         self.encoder = ViTEncoder(
-            img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads
+            img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+            pos_embed=pos_embed, pos_embed_resize=pos_embed_resize,
         )
         self.mano_head = MANOTransformerHead(
             embed_dim, dim=head_dim, depth=mano_head_depth, num_heads=max(1, head_dim // 32)
@@ -164,6 +170,18 @@ class PoseRegressionModel(nn.Module):
         for name, value in (loss_weights or {}).items():
             check_positive(value, name=f"loss_weights[{name!r}]", strict=False, fn="PoseRegressionModel")
         self.loss_weights = {**POSE_LOSS_WEIGHTS, **(loss_weights or {})}
+
+    @property
+    def encoder_config(self) -> dict[str, Any]:
+        """The encoder's size, normalisation and position-embedding kind, as keyword arguments of this class.
+
+        Stored in checkpoints so that evaluation rebuilds the same model; read
+        from the encoder when asked, so a learned position embedding that
+        :func:`~hoimask.nn.load_vit_checkpoint` kept from a timm file is
+        rebuilt as a learned parameter, not as the fixed sin-cos table.
+        """
+        return {**self._encoder_size, "pos_embed": self.encoder.config.pos_embed,
+                "pos_embed_resize": self.encoder.config.pos_embed_resize}
 
     @classmethod
     def from_encoder_config(cls, config: Any, **kwargs) -> PoseRegressionModel:

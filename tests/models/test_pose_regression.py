@@ -154,3 +154,18 @@ def test_unannotated_hand_is_left_out_of_every_loss():
     for name in ("keypoint_heatmap", "keypoint_depth", "keypoint_joints", "hand_root", "hand_joints", "mano_params",
                  "global_rotation"):
         assert torch.allclose(out["terms"][name], alone["terms"][name], atol=1e-6), name
+
+
+def test_a_learned_position_embedding_survives_the_checkpoint_round_trip():
+    """A timm-style learned pos_embed kept by load_vit_checkpoint is rebuilt as learned from encoder_config."""
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL)
+    assert model.encoder_config["pos_embed"] == "sincos"
+    learned = torch.randn(1, 1 + (32 // 16) ** 2, SMALL["embed_dim"])
+    model.encoder.use_learned_pos_embed(learned)
+    config = model.encoder_config
+    assert config["pos_embed"] == "learned"
+    rebuilt = PoseRegressionModel(**{k: v for k, v in config.items()}, head_dim=SMALL["head_dim"])
+    rebuilt.load_state_dict(model.state_dict())
+    assert any(n == "encoder.pos_embed" for n, _ in rebuilt.named_parameters())  # trainable again
+    assert torch.equal(rebuilt.encoder.pos_embed, model.encoder.pos_embed)
