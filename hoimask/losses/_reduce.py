@@ -1,4 +1,4 @@
-"""Private helper of the losses: a mean over the entries that count."""
+"""Private helpers of the losses: a mean over the entries that count, and unannotated targets made harmless."""
 
 from __future__ import annotations
 
@@ -14,3 +14,18 @@ def masked_mean(values: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
     use = use.expand_as(values)
     kept = torch.where(use, values, torch.zeros_like(values))
     return kept.sum() / use.sum().clamp(min=1).to(values.dtype)
+
+
+def finite_rows(x: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: the samples of ``x (B, ...)`` whose values are all finite (NaN marks an unannotated target)."""
+    return torch.isfinite(x).flatten(1).all(dim=1)
+
+
+def zero_unknown(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """``x`` with the entries outside ``known`` (its leading dimensions) set to 0.
+
+    A masked-out NaN target would still send NaN gradients (0 × NaN), so
+    unannotated targets are replaced before any arithmetic (docs/conventions.md).
+    """
+    mask = known.reshape(known.shape + (1,) * (x.dim() - known.dim()))
+    return torch.where(mask, x, torch.zeros_like(x))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hoimask._checks import DTypeError, check_int, check_positive, check_shape, check_size
+from hoimask.losses._reduce import masked_mean, zero_unknown
 
 __all__ = ["segmentation_loss", "render_gaussian_heatmaps", "heatmap_loss", "heatmap_kl_divergence", "SegmentationLoss",
            "HeatmapLoss"]
@@ -171,7 +172,7 @@ def _known_joints(joints_2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     gradients back (0 × NaN), so they are replaced before the targets are made.
     """
     known = torch.isfinite(joints_2d).all(dim=-1)
-    return known, torch.where(known[..., None], joints_2d, torch.zeros_like(joints_2d))
+    return known, zero_unknown(joints_2d, known)
 
 
 def _mean_over(err: torch.Tensor, use: torch.Tensor, visible: torch.Tensor | None, dims: dict) -> torch.Tensor:
@@ -179,7 +180,7 @@ def _mean_over(err: torch.Tensor, use: torch.Tensor, visible: torch.Tensor | Non
     if visible is not None:
         check_shape(visible, "B J", name="visible", dims=dims)
         use = use & visible.bool()
-    return torch.where(use, err, torch.zeros_like(err)).sum() / use.sum().clamp(min=1).to(err.dtype)
+    return masked_mean(err, use)
 
 
 class SegmentationLoss(nn.Module):

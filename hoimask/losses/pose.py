@@ -18,6 +18,7 @@ from hoimask.geometry import (
     matrix_to_rotation_6d,
     rotation_6d_to_matrix,
 )
+from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
 
 __all__ = [
     "mano_parameter_loss",
@@ -58,12 +59,12 @@ def mano_parameter_loss(
     check_shape(target_pose, "B R 3", name="target_pose", dims=dims)
     check_shape(pred_shape, "B S", name="pred_shape", dims=dims)
     check_shape(target_shape, "B S", name="target_shape", dims=dims)
-    known = _finite_rows(target_pose) & _finite_rows(target_shape)  # (B,)
-    target_pose, target_shape = _zero_unknown(target_pose, known), _zero_unknown(target_shape, known)
+    known = finite_rows(target_pose) & finite_rows(target_shape)  # (B,)
+    target_pose, target_shape = zero_unknown(target_pose, known), zero_unknown(target_shape, known)
     target_6d = matrix_to_rotation_6d(axis_angle_to_matrix(target_pose.to(pred_rotation_6d.dtype)))
     rot = (_normalise_6d(pred_rotation_6d) - target_6d).pow(2).flatten(1).mean(dim=1)  # (B,)
     beta = (pred_shape - target_shape.to(pred_shape.dtype)).pow(2).mean(dim=1)
-    return _masked_mean(rot, known) + _masked_mean(beta, known)
+    return masked_mean(rot, known) + masked_mean(beta, known)
 
 
 def global_rotation_loss(pred_rotation_6d: torch.Tensor, target_axis_angle: torch.Tensor) -> torch.Tensor:
@@ -91,30 +92,10 @@ def global_rotation_loss(pred_rotation_6d: torch.Tensor, target_axis_angle: torc
     """
     dims = check_shape(pred_rotation_6d, "B 6", name="pred_rotation_6d")
     check_shape(target_axis_angle, "B 3", name="target_axis_angle", dims=dims)
-    known = _finite_rows(target_axis_angle)
-    target_axis_angle = _zero_unknown(target_axis_angle, known)
+    known = finite_rows(target_axis_angle)
+    target_axis_angle = zero_unknown(target_axis_angle, known)
     target = matrix_to_rotation_6d(axis_angle_to_matrix(target_axis_angle.to(pred_rotation_6d.dtype)))
-    return _masked_mean((_normalise_6d(pred_rotation_6d) - target).abs().mean(dim=1), known)
-
-
-def _finite_rows(x: torch.Tensor) -> torch.Tensor:
-    """``(B,)``: the samples of ``x (B, ...)`` whose values are all finite."""
-    return torch.isfinite(x).flatten(1).all(dim=1)
-
-
-def _zero_unknown(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """``x`` with the entries outside ``known`` (broadcast from the left) set to 0.
-
-    A masked-out NaN target would still send NaN gradients (0 × NaN), so
-    unannotated targets are replaced before any arithmetic (docs/conventions.md).
-    """
-    mask = known.reshape(known.shape + (1,) * (x.dim() - known.dim()))
-    return torch.where(mask, x, torch.zeros_like(x))
-
-
-def _masked_mean(err: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Mean of ``err`` over ``known`` (same shape), 0 when nothing is known (the graph is kept)."""
-    return torch.where(known, err, torch.zeros_like(err)).sum() / known.sum().clamp(min=1).to(err.dtype)
+    return masked_mean((_normalise_6d(pred_rotation_6d) - target).abs().mean(dim=1), known)
 
 
 class HandMesh(NamedTuple):
@@ -175,14 +156,14 @@ def hand_mesh_loss(
         check_shape(target_joints, "B J 3", name="target_joints", dims={"B": pred.joints.shape[0], "J": pred.joints.shape[1]})
         known = torch.isfinite(target_joints).all(dim=-1)  # (B, J)
         known = known & known[:, :1]
-        target_joints = _zero_unknown(target_joints, known)
+        target_joints = zero_unknown(target_joints, known)
         rel = target_joints - target_joints[:, :1]
-        terms["hand_joints"] = _masked_mean((pred.joints - rel.to(pred.joints.dtype)).abs().mean(dim=-1), known)
+        terms["hand_joints"] = masked_mean((pred.joints - rel.to(pred.joints.dtype)).abs().mean(dim=-1), known)
     if target_vertices is not None:
         check_shape(target_vertices, "B V 3", name="target_vertices", dims={"B": pred.vertices.shape[0], "V": pred.vertices.shape[1]})
-        known = _finite_rows(target_vertices)
-        err = (pred.vertices - _zero_unknown(target_vertices, known).to(pred.vertices.dtype)).abs()
-        terms["hand_vertices"] = _masked_mean(err.flatten(1).mean(dim=1), known)
+        known = finite_rows(target_vertices)
+        err = (pred.vertices - zero_unknown(target_vertices, known).to(pred.vertices.dtype)).abs()
+        terms["hand_vertices"] = masked_mean(err.flatten(1).mean(dim=1), known)
     return terms
 
 
@@ -226,8 +207,8 @@ class HandMeshLoss(torch.nn.Module):
         if has_params:
             with torch.no_grad():
                 B = target_pose.shape[0]
-                known = _finite_rows(target_pose) & _finite_rows(target_shape)  # unannotated samples: NaN targets
-                pose, beta = _zero_unknown(target_pose, known), _zero_unknown(target_shape, known)
+                known = finite_rows(target_pose) & finite_rows(target_shape)  # unannotated samples: NaN targets
+                pose, beta = zero_unknown(target_pose, known), zero_unknown(target_shape, known)
                 gt = self.hand_layer(pose.to(shape.dtype), beta.to(shape.dtype), shape.new_zeros(B, 3))
                 target_vertices = gt.vertices - gt.joints[:, :1]
                 target_vertices = torch.where(known[:, None, None], target_vertices, torch.nan)
