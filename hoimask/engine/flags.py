@@ -197,12 +197,7 @@ def existing_file(text: str) -> Path:
     Raises:
         argparse.ArgumentTypeError: the path does not exist or is not a file.
     """
-    path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"expected an existing file, got {text!r}, which does not exist")
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"expected a file, got {text!r}, which is a directory")
-    return path
+    return _existing(text, "file", Path.is_file, "a directory")
 
 
 def existing_dir(text: str) -> Path:
@@ -211,11 +206,16 @@ def existing_dir(text: str) -> Path:
     Raises:
         argparse.ArgumentTypeError: the path does not exist or is not a directory.
     """
+    return _existing(text, "folder", Path.is_dir, "a file")
+
+
+def _existing(text: str, kind: str, is_kind, other: str) -> Path:
+    """``Path(text)`` if it exists and ``is_kind``; else the argparse error naming ``kind`` and what it is instead."""
     path = Path(text)
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"expected an existing folder, got {text!r}, which does not exist")
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"expected a folder, got {text!r}, which is a file")
+        raise argparse.ArgumentTypeError(f"expected an existing {kind}, got {text!r}, which does not exist")
+    if not is_kind(path):
+        raise argparse.ArgumentTypeError(f"expected a {kind}, got {text!r}, which is {other}")
     return path
 
 
