@@ -28,6 +28,15 @@ beside it (``--pictures DIR``; ``--no-pictures`` to skip): ``predictions.png``
 (the first test images with the ground-truth and the predicted 2D skeleton and
 object box) and ``error_by_occlusion.png`` (the model's and the constants'
 errors per hand-occlusion level).
+
+``--exclude-objects NAME [NAME ...]`` leaves those objects' samples out of the
+object metrics (their hand metrics still count). The default is HOISDF's
+choice: ``019_pitcher_base`` on ``--dataset ho3d`` (HOISDF's HO3D evaluation
+skips it), nothing on DexYCB (HOISDF scores every object there) and on
+synthetic scenes (they carry no object name); ``--exclude-objects`` with no
+name, or ``--exclude-objects none``, excludes nothing. The objects left out and the number of samples they
+affected are printed and stored in the JSON (``exclude_objects``: name ->
+samples; ``excluded_objects_by_name``: their total).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hoimask._checks import FileFormatError, ValueRangeError
+from hoimask.data.dexycb import YCB_CLASSES
 from hoimask.engine import atomic_write, load_checkpoint
 from hoimask.engine.cli import check_data_flags, exit_with_usage_errors, mano_layer
 from hoimask.engine.datasets import DATASETS, build_dataset, fit_constant_baselines
@@ -60,11 +70,39 @@ from hoimask.engine.flags import (
     output_file,
     output_folder,
 )
-from hoimask.metrics import ConstantBaselines, baseline_ratios, format_baseline_table
+from hoimask.metrics import ConstantBaselines, Evaluator, baseline_ratios, format_baseline_table
 from hoimask.models import HOISDF, HOISDFConfig, PoseRegressionModel
 
 #: Choices of ``--root-depth``.
 ROOT_DEPTHS = ("ground-truth", "predicted")
+#: ``--exclude-objects`` value that excludes nothing.
+NO_OBJECT = "none"
+#: Datasets whose samples carry ``object_name`` (what ``--exclude-objects`` matches).
+NAMED_DATASETS = ("dexycb", "ho3d")
+
+
+def object_name(text: str) -> str:
+    """An argparse ``type=`` for ``--exclude-objects``: a YCB object name (both DexYCB and HO3D use them) or ``none``."""
+    if text != NO_OBJECT and text not in YCB_CLASSES.values():
+        raise argparse.ArgumentTypeError(f"expected YCB object names such as 019_pitcher_base (or '{NO_OBJECT}'), "
+                                         f"got {text!r}; the names: {', '.join(YCB_CLASSES.values())}")
+    return text
+
+
+def excluded_objects(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, ...]:
+    """The objects ``--exclude-objects`` leaves out of the object metrics (default: HOISDF's choice per dataset)."""
+    names = args.exclude_objects
+    if names is None:
+        return Evaluator.HOISDF_HO3D_EXCLUDED_OBJECTS if args.dataset == "ho3d" else ()
+    if NO_OBJECT in names:
+        if len(names) > 1:
+            parser.error(f"argument --exclude-objects: '{NO_OBJECT}' excludes nothing and takes no other name, "
+                         f"got {' '.join(names)}")
+        return ()
+    if names and args.dataset not in NAMED_DATASETS:
+        parser.error(f"argument --exclude-objects: --dataset {args.dataset} samples carry no object names; "
+                     f"only with --dataset {' or '.join(NAMED_DATASETS)}")
+    return tuple(dict.fromkeys(names))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root-depth", choices=ROOT_DEPTHS, default="ground-truth",
                    help="wrist depth that lifts the keypoints and the object centre: the ground truth (HOISDF's "
                         "anchor; the constants then sit at the true wrist) or the model's own estimate")
+    p.add_argument("--exclude-objects", nargs="*", type=object_name, metavar="NAME",
+                   help="objects (YCB names) whose samples feed no object metric; their hand metrics still count "
+                        "(default: HOISDF's choice, 019_pitcher_base with --dataset ho3d, none otherwise; no NAME "
+                        f"or '{NO_OBJECT}': exclude nothing)")
     p.add_argument("--batch-size", type=integer(low=1), default=16, help="evaluation batch size")
     p.add_argument("--output", type=output_file, help="results JSON (default: eval-<dataset>.json beside the checkpoint)")
     p.add_argument("--submission", type=output_file,
@@ -110,6 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     check_data_flags(p, args)
     if args.dexycb_results is not None and args.dataset != "dexycb":
         p.error(f"argument --dexycb-results: only with --dataset dexycb (got --dataset {args.dataset})")
+    args.exclude_objects_default = args.exclude_objects is None
+    args.exclude_objects = excluded_objects(p, args)
     return args
 
 
@@ -177,7 +221,8 @@ def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
 @torch.no_grad()
 def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, protocol: str = "hoisdf",
              device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None,
-             root_depth: str = "predicted", collect: dict[str, list] | None = None):
+             root_depth: str = "predicted", collect: dict[str, list] | None = None,
+             exclude_objects: tuple[str, ...] = ()):
     """Run the model over ``dataset`` and return the filled :class:`hoimask.metrics.Evaluator`.
 
     With ``baselines``, returns ``(evaluator, {name: evaluator})``: the constant
@@ -186,6 +231,9 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
     ground-truth joints always use the prediction. With ``collect`` (a dict),
     appends each batch's predicted ``joints``, ``object_rotation`` and
     ``object_translation`` (float64, CPU) to its lists, in dataset order.
+    ``exclude_objects`` (object names) leaves those samples out of the object
+    metrics of the model and of the constants (``Evaluator(exclude_objects=)``;
+    the samples must carry ``object_name``).
     """
     if root_depth not in ROOT_DEPTHS:
         raise ValueRangeError(f"evaluate(): argument 'root_depth' expected one of {ROOT_DEPTHS}, got {root_depth!r}")
@@ -194,11 +242,11 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
                               f"there); argument 'root_depth' must be 'ground-truth', got {root_depth!r}")
     from hoimask.data import collate
     from hoimask.engine import to_device
-    from hoimask.metrics import Evaluator
 
-    evaluator = Evaluator.from_protocol(protocol)
+    evaluator = Evaluator.from_protocol(protocol, exclude_objects=exclude_objects)
     constants = {} if baselines is None else {
-        name: Evaluator.from_protocol(protocol, keep_predictions=False) for name in baselines.NAMES
+        name: Evaluator.from_protocol(protocol, keep_predictions=False, exclude_objects=exclude_objects)
+        for name in baselines.NAMES
     }
     hand_layer = model.hand_layer if isinstance(model, HOISDF) else model.hand_loss.hand_layer
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -219,7 +267,7 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
         truth = dict(
             gt_obj_R=batch.get("object_rotation"), gt_obj_t=batch.get("object_translation"),
             obj_points=batch.get("object_points"), occlusion=batch.get("occlusion_ratio"),
-            hand_only=None if has_object is None else ~has_object.bool(),
+            hand_only=None if has_object is None else ~has_object.bool(), object_name=batch.get("object_name"),
         )
         if gt_joints is None:
             # hidden hand ground truth (HO3D's evaluation split): the object poses, where known, are still scored
@@ -411,13 +459,19 @@ def _main(args: argparse.Namespace) -> int:
         baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)
     collected: dict[str, list] | None = {} if args.dexycb_results else None
     out = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device,
-                   baselines=baselines, root_depth=args.root_depth, collect=collected)
+                   baselines=baselines, root_depth=args.root_depth, collect=collected,
+                   exclude_objects=args.exclude_objects)
     evaluator, constants = out if baselines is not None else (out, {})
     split = "hand-only" if args.hand_only else "test"
     print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples, protocol {args.protocol}, "
           f"{args.root_depth} wrist depth)")
     results = evaluator.compute()
     results["root_depth"] = args.root_depth
+    results["exclude_objects"] = evaluator.excluded_object_counts  # name -> samples left out of the object metrics
+    if args.exclude_objects:
+        why = " (HOISDF's HO3D protocol; --exclude-objects none keeps them)" if args.exclude_objects_default else ""
+        counts = ", ".join(f"{name}: {n} sample{'' if n == 1 else 's'}" for name, n in results["exclude_objects"].items())
+        print(f"object metrics exclude {' '.join(args.exclude_objects)}{why}; affected: {counts}")
     if results.get("num_samples"):
         print(evaluator.format_tables())
         consts = {name: ev.compute() for name, ev in constants.items()}

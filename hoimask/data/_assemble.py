@@ -145,12 +145,15 @@ def frame_sample(
     num_sdf_points: int,
     contact_threshold: float,
     generator: torch.Generator,
+    object_name: str,
     sdf_targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor | str]:
     """Assemble a sample; hand targets are NaN when ``hand_vertices`` is ``None`` (no annotation).
 
     ``model`` is ``(vertices, faces, model points)`` in the model frame, or
     ``None`` when the object's shape is unknown (its SDF is then NaN).
+    ``object_name`` is the object's model name (YCB: ``"019_pitcher_base"``),
+    ``""`` when the frame names none; it becomes the sample's ``object_name``.
     ``sdf_targets`` ``(points (Q, 3), sdf_hand (Q,), sdf_object (Q,))``, when
     given (read from exported files), replace the on-the-fly SDF computation.
     """
@@ -201,4 +204,5 @@ def frame_sample(
         "grasped": torch.tensor(grasped),
         "occlusion_ratio": torch.tensor(1.0 - visible / total if total else 0.0, dtype=torch.float32),
         "has_object": torch.tensor(True),
+        "object_name": str(object_name),
     }

@@ -6,7 +6,8 @@ Layout of a cache directory::
                                "num_samples": N, "shard_size": S,
                                "shards": [{"file": "shard_00000.pt", "count": S}, ...],
                                "keys": [...], "config": {...}}
-    DIR/shard_00000.pt        torch.save of {key: stacked tensor (count, ...)}
+    DIR/shard_00000.pt        torch.save of {key: stacked tensor (count, ...), or a list of
+                              count strings for a string key such as ``object_name``}
 
 Every file is written to a temporary name in ``DIR`` and moved into place with
 ``os.replace``, and the manifest is written last, so an interrupted run never
@@ -68,12 +69,15 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
-def _stack(samples: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def _stack(samples: Sequence[Mapping[str, torch.Tensor | str]]) -> dict[str, torch.Tensor | list[str]]:
     out = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
+        if all(isinstance(v, str) for v in values):  # e.g. HO3D / DexYCB ``object_name``
+            out[key] = values
+            continue
         if not all(isinstance(v, torch.Tensor) for v in values):
-            raise ShapeError(f"write_cache(): sample key {key!r} is not a tensor in every sample")
+            raise ShapeError(f"write_cache(): sample key {key!r} is not a tensor (or a string) in every sample")
         stacked = torch.stack(values)
         if key in _UINT8_KEYS:
             stacked = (stacked * 255).round().clamp(0, 255).to(torch.uint8)
@@ -93,7 +97,8 @@ def write_cache(
     """Render ``dataset[0:num_samples]`` into a sharded cache directory.
 
     Args:
-        dataset: any map-style dataset returning sample dictionaries of tensors.
+        dataset: any map-style dataset returning sample dictionaries of tensors
+            (and strings, such as ``object_name``, stored as lists).
         out_dir: target directory (created if needed).
         num_samples: how many samples (default ``len(dataset)``).
         shard_size: samples per shard file.
@@ -217,6 +222,9 @@ class CachedHOI(Dataset):
         j = index - self._offsets[k]
         sample = {}
         for key, value in data.items():
+            if isinstance(value, list):  # a string key
+                sample[key] = value[j]
+                continue
             v = value[j].clone()
             if key in self.manifest.get("uint8_keys", []):
                 v = v.to(torch.float32) / 255

@@ -194,6 +194,7 @@ class DexYCB(Dataset):
     flat hand), the subject's ``betas``, the grasped object's pose, ``P``
     model points, and SDF targets against the MANO mesh and the YCB mesh.
     ``grasped`` is True when the hand mesh comes within ``contact_threshold`` of the object.
+    ``object_name`` is the grasped object's YCB name (:data:`YCB_CLASSES`, e.g. ``"019_pitcher_base"``).
 
     Args:
         root: the DexYCB root (``$DEX_YCB_DIR``).
@@ -402,7 +403,7 @@ class DexYCB(Dataset):
             source=d / f"labels_{f:06d}.npz",
         )  # fmt: skip
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         """Load frame ``index`` (see the class docstring for the sample)."""
         index = frame_index(index, len(self), who="DexYCB.__getitem__")
         seq, serial, d, f = self._frame_dir(self.frames[index])
@@ -453,7 +454,7 @@ class DexYCB(Dataset):
             hand_pose=hand_pose, hand_shape=seq["betas"], hand_vertices=verts if has_hand else None,
             hand_faces=faces, rotation=R, translation=t, model=(mv, mf, mpts),
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
-            sdf_targets=sdf_targets,
+            object_name=YCB_CLASSES[grasp_id], sdf_targets=sdf_targets,
         )  # fmt: skip
         if self.transform is not None:
             sample = self.transform(sample, generator=g)

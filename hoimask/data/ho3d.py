@@ -17,7 +17,9 @@ the loader applies ``C = diag(1, -1, -1)`` to every 3D quantity (points,
 object rotation ``R' = C R``, translation, the hand's global rotation) so
 samples use OpenCV's frame. Joints are reordered from HO3D's (MANO + tips)
 order to the canonical order. ``handPose`` is MANO's full axis-angle pose
-with the flat hand as zero (``flat_hand_mean=True``).
+with the flat hand as zero (``flat_hand_mean=True``). Samples carry the
+meta's ``objName`` as ``object_name`` (``""`` when the meta names none), e.g.
+for HOISDF's exclusion of ``019_pitcher_base`` from the object metrics.
 
 The evaluation split has no hand pose, shape or segmentation: its meta gives
 the root (wrist) joint ``handJoints3D (3,)`` and ``handBoundingBox``. Those
@@ -228,11 +230,16 @@ class HO3D(Dataset):
         nan = float("nan")
         return torch.full((3, 3), nan, dtype=torch.float64), torch.full((3,), nan, dtype=torch.float64)
 
+    @staticmethod
+    def _object_name(meta: dict, meta_path: Path) -> str:
+        """The meta's ``objName``, checked (``""`` when the meta names none)."""
+        return "" if meta.get("objName") is None else name_field(meta_path, meta["objName"], "objName")
+
     def _model_of(self, meta: dict, meta_path: Path):
         """The model named by ``objName`` (``None`` when the meta names none)."""
-        if meta.get("objName") is None:
+        name = self._object_name(meta, meta_path)
+        if not name:
             return None
-        name = name_field(meta_path, meta["objName"], "objName")
         if name not in self._models.paths:
             path = model_path(self.root, name)
             if not path.is_file():
@@ -270,7 +277,7 @@ class HO3D(Dataset):
             mirrored=False, source=meta_path,
         )  # fmt: skip
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         """Load frame ``index`` (see the class and module docstrings)."""
         index = frame_index(index, len(self), who="HO3D.__getitem__")
         seq, frame = self.frames[index]
@@ -320,10 +327,10 @@ class HO3D(Dataset):
             image=image, depth=depth, segmentation=segmentation, K=K, joints_3d=joints, hand_pose=pose,
             hand_shape=beta, hand_vertices=verts, hand_faces=faces, rotation=R, translation=t, model=model,
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
-            sdf_targets=sdf_targets,
+            object_name=self._object_name(meta, meta_path), sdf_targets=sdf_targets,
         )  # fmt: skip
         if model is None and meta.get("objName") is not None:
-            sample["object_points"] = self._models[str(meta["objName"])][2].float()
+            sample["object_points"] = self._models[sample["object_name"]][2].float()
         if not train:
             box = _array(meta, "handBoundingBox", (4,), meta_path)
             sample["box"] = box.float()

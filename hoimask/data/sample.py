@@ -33,6 +33,13 @@ ImageNet statistics by default) and refuses a batch outside ``[0, 1]``, so
 correct batch. :func:`normalize_image` remains for your own backbones. Without an object, ``object_rotation`` is the
 identity, ``object_translation`` and ``object_points`` are zeros,
 ``sdf_object`` is NaN and ``has_object`` is ``False``.
+
+Optional keys (not in :data:`SAMPLE_SPEC`; a dataset gives them to every
+sample or to none): ``object_name`` (``str``, the object's model name, e.g.
+``"019_pitcher_base"``; ``""`` when the frame names none; DexYCB and HO3D
+only — synthetic scenes have no name), ``box`` (HO3D evaluation frames) and
+``deoccluded_image`` (:class:`~hoimask.data.SyntheticHOI`). :func:`collate`
+gathers ``object_name`` into a list of ``B`` strings.
 """
 
 from __future__ import annotations
@@ -126,14 +133,15 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
     Args:
         sample: one sample dictionary.
         strict: also require every key of :data:`SAMPLE_SPEC` to be present
-            (extra keys are always allowed).
+            (extra keys are always allowed; the optional ``object_name`` must be a ``str``).
 
     Returns:
         The bound sizes ``{"H", "W", "P", "Q"}`` of the keys present.
 
     Raises:
         ShapeError: a key is missing (``strict``) or has the wrong shape.
-        DTypeError: a value is not a tensor or has the wrong dtype.
+        DTypeError: a value is not a tensor or has the wrong dtype, or the
+            optional ``object_name`` is not a ``str``.
         ValueRangeError: ``image`` or ``K`` holds a NaN or infinity (they are
             inputs, never "unannotated"; docs/conventions.md, "Non-finite
             values"), ``image`` is outside ``[0, 1]`` or ``segmentation``
@@ -153,6 +161,10 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
         check_shape(value, spec, name=f"sample[{key!r}]", dims=dims, fn="validate_sample")
         if value.dtype != dtype:
             raise DTypeError(f"validate_sample(): sample[{key!r}] expected dtype {dtype}, got {value.dtype}")
+    if "object_name" in sample and not isinstance(sample["object_name"], str):
+        name = sample["object_name"]
+        raise DTypeError(f"validate_sample(): sample['object_name'] expected a str (the object's model name, '' for "
+                         f"none), got {type(name).__name__} {name!r}")
     for key in ("image", "K"):  # inputs of every model: a NaN here is a broken sample, not a missing label
         if key in sample:
             check_finite(sample[key], name=f"sample[{key!r}]", fn="validate_sample")

@@ -17,11 +17,18 @@ infinite *prediction* makes :meth:`Evaluator.update` raise ``ValueRangeError``
 non-finite *ground-truth* joint, vertex or object pose is unannotated: it is
 left out of the means and counted (``excluded_*`` keys of :meth:`compute`, and
 the first line of :meth:`format_tables`).
+
+Objects left out by name (``exclude_objects``, e.g. HOISDF's HO3D protocol,
+which skips ``019_pitcher_base``): a sample whose ``object_name`` is listed
+feeds no object metric, as if its object pose were unannotated, and is counted
+(``excluded_objects_by_name``, :attr:`Evaluator.excluded_object_counts`); its
+hand metrics are unchanged.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -37,6 +44,12 @@ from hoimask.metrics._arrays import to_tensors
 from hoimask.metrics._finite import check_prediction
 from hoimask.metrics._hand_batch import hand_batch_metrics
 from hoimask.metrics._object_batch import object_batch_metrics
+from hoimask.metrics._object_names import (
+    HOISDF_HO3D_EXCLUDED_OBJECTS,
+    batch_object_names,
+    check_exclude_objects,
+    excluded_by_name,
+)
 from hoimask.metrics.auc import PCKAccumulator
 from hoimask.metrics.hand import joint_index
 from hoimask.metrics.nearest import DEFAULT_MAX_ELEMENTS
@@ -71,7 +84,11 @@ class Evaluator:
       fed) and ``excluded_objects`` (samples with an object whose ground-truth
       pose is not finite; when object poses were fed). A sample whose root
       (wrist) is not annotated is also left out of the ``rr_*`` metrics, and
-      one without the wrist or the middle MCP out of ``st_mje``.
+      one without the wrist or the middle MCP out of ``st_mje``;
+    * ``excluded_objects_by_name`` (when ``exclude_objects`` is set and object
+      poses were fed): samples with an object named in ``exclude_objects``,
+      left out of every object metric (not counted in ``excluded_objects``);
+      per name in :attr:`excluded_object_counts`.
 
     Args:
         units: units of every input, ``"m"`` (default) or ``"mm"``.
@@ -89,7 +106,14 @@ class Evaluator:
         keep_predictions: keep predicted joints/vertices for
             :meth:`write_ho3d_submission`.
         max_elements: memory bound of the nearest-neighbour searches.
+        exclude_objects: object names whose samples feed no object metric
+            (matched against :meth:`update`'s ``object_name``); HOISDF's HO3D
+            protocol: :attr:`HOISDF_HO3D_EXCLUDED_OBJECTS`. Hand metrics are
+            unaffected. Default: none.
     """
+
+    #: HOISDF's HO3D evaluation leaves these objects out of the object metrics (``exclude_objects``).
+    HOISDF_HO3D_EXCLUDED_OBJECTS: tuple[str, ...] = HOISDF_HO3D_EXCLUDED_OBJECTS
 
     def __init__(
         self,
@@ -106,6 +130,7 @@ class Evaluator:
         joint_order: str = "canonical",
         keep_predictions: bool = True,
         max_elements: int = DEFAULT_MAX_ELEMENTS,
+        exclude_objects: Iterable[str] = (),
     ) -> None:
         check_choice(units, _UNITS_TO_MM, name="units")
         check_choice(add_s_direction, ("gt_to_pred", "pred_to_gt"), name="add_s_direction")
@@ -133,6 +158,7 @@ class Evaluator:
         self.joint_order = joint_order
         self.keep_predictions = bool(keep_predictions)
         self.max_elements = int(check_positive(max_elements, name="max_elements"))
+        self.exclude_objects = check_exclude_objects(exclude_objects, fn="Evaluator.__init__")
         self.reset()
 
     #: Conventions of each protocol (see docs/metrics.md, "Where the official codes disagree").
@@ -175,8 +201,15 @@ class Evaluator:
         self._num = 0
         self._pred_joints: list[np.ndarray] = []
         self._pred_verts: list[np.ndarray | None] = []
-        self._excluded: dict[str, int] = {}  # excluded_* key -> count (non-finite ground truth)
+        self._excluded: dict[str, int] = {}  # excluded_* key -> count (non-finite ground truth, excluded names)
         self._pending_excluded: dict[str, int] = {}
+        self._excluded_names = dict.fromkeys(self.exclude_objects, 0)  # name -> samples left out by name
+        self._pending_names: dict[str, int] = {}
+
+    @property
+    def excluded_object_counts(self) -> dict[str, int]:
+        """Samples whose object metrics ``exclude_objects`` left out so far, per name (every name, 0 included)."""
+        return dict(self._excluded_names)
 
     @property
     def group_names(self) -> list[str]:
@@ -228,6 +261,8 @@ class Evaluator:
         B = groups.shape[0]
         for key, n in self._pending_excluded.items():
             self._excluded[key] = self._excluded.get(key, 0) + n
+        for name, n in self._pending_names.items():
+            self._excluded_names[name] += n
         for key in set(self._values) | set(self._pending_values):
             if key not in self._values and self._num:  # first batch with this metric
                 self._values[key].append(np.full(self._num, np.nan))
@@ -266,6 +301,7 @@ class Evaluator:
         obj_diameter=None,
         occlusion=None,
         hand_only=None,
+        object_name=None,
     ) -> None:
         """Add one batch. Tensors or NumPy arrays, all in ``units``, OpenCV frame.
 
@@ -275,8 +311,8 @@ class Evaluator:
         Args:
             pred_joints: ``(B, 21, 3)`` predicted joints (``joint_order``).
             gt_joints: ``(B, 21, 3)`` ground truth, or ``None`` when unknown (the
-                batch then only feeds the submission file); non-finite joints
-                are unannotated.
+                batch then feeds the object metrics if object ground truth is
+                given, and the submission file); non-finite joints are unannotated.
             pred_verts: ``(B, V, 3)`` predicted MANO vertices (optional).
             gt_verts: ``(B, V, 3)`` ground-truth MANO vertices (optional);
                 non-finite vertices are unannotated.
@@ -291,12 +327,18 @@ class Evaluator:
             occlusion: optional ``(B,)`` hand occlusion ratios in [0, 1].
             hand_only: optional ``(B,)`` bools, ``True`` for scenes without an
                 object; their object metrics are skipped.
+            object_name: optional ``B`` object names (str; a batch's
+                ``object_name``, ``""`` for an unnamed object). Required with
+                object inputs when the evaluator has ``exclude_objects``:
+                samples named there feed no object metric.
 
         Raises:
             ValueRangeError: a prediction (joints, vertices, object pose), an
                 object point or a diameter holds a NaN or infinity; the message
-                names the argument and the index of the first one. Nothing of
-                the batch is stored.
+                names the argument and the index of the first one; or object
+                inputs without ``object_name`` while ``exclude_objects`` is set.
+                Nothing of the batch is stored.
+            DTypeError, ShapeError: ``object_name`` is not a list of ``B`` str.
 
         Shape:
             see Args; ``B`` must agree across arguments.
@@ -312,7 +354,16 @@ class Evaluator:
             check_shape(t["pred_verts"], "B V 3", name="pred_verts", dims=dims, fn="Evaluator.update")
         check_prediction(pj, name="pred_joints", fn="Evaluator.update")
         check_prediction(t["pred_verts"], name="pred_verts", fn="Evaluator.update")
+        names = batch_object_names(object_name, B, fn="Evaluator.update")
+        objects_fed = any(x is not None for x in (pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points))
+        if self.exclude_objects and names is None and objects_fed:
+            raise ValueRangeError(
+                "Evaluator.update(): argument 'object_name' is required with object inputs when the evaluator "
+                f"excludes objects (exclude_objects={self.exclude_objects}); pass the batch's 'object_name', "
+                "or build the Evaluator without exclude_objects"
+            )
         self._pending_values, self._pending_pck, self._pending_excluded = {}, [], {}
+        self._pending_names = {}
         pred_entry = None
         if self.keep_predictions:
             metres = self.scale / 1000.0
@@ -330,7 +381,7 @@ class Evaluator:
             # object ground truth without hand ground truth (HO3D's evaluation split): object metrics only
             groups = self._membership(B, occlusion, hand_only)
             self._update_object(
-                pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, groups, B
+                pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, names, groups, B
             )
             self._commit(groups, pred_entry)
             return
@@ -357,14 +408,18 @@ class Evaluator:
         for kind, e in errors.items():  # (B, K) errors in mm, fed to the PCK accumulators on commit
             self._pending_pck.append((kind, e, groups))
         self._update_object(
-            pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, groups, B
+            pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, names, groups, B
         )
         self._commit(groups, pred_entry)
 
-    def _update_object(self, R_p, t_p, R_g, t_g, points, diameter, hand_only, groups, B) -> None:
+    def _update_object(self, R_p, t_p, R_g, t_g, points, diameter, hand_only, names, groups, B) -> None:
         if all(x is None for x in (R_p, t_p, R_g, t_g, points)):
             return
         valid = ~groups[:, 0] if hand_only is not None else np.ones(B, dtype=bool)
+        if self.exclude_objects:  # update() made sure the names are given
+            named, self._pending_names = excluded_by_name(names, self.exclude_objects, valid)
+            self._pending_excluded["excluded_objects_by_name"] = int(named.sum())
+            valid = valid & ~named  # left out as an unannotated object is: NaN, so out of every mean
         metrics = object_batch_metrics(
             R_p, t_p, R_g, t_g, points, diameter, valid, scale=self.scale,
             add_s_direction=self.add_s_direction, add_fraction=self.add_fraction,
@@ -410,9 +465,16 @@ class Evaluator:
         """Plain-text tables in the layout of MaskHOI Tables I-III plus the breakdowns.
 
         Returns:
-            The tables of :func:`hoimask.metrics.report.format_tables` for :meth:`compute`.
+            The tables of :func:`hoimask.metrics.report.format_tables` for :meth:`compute`; with
+            ``exclude_objects``, the header also names the objects left out and their sample counts.
         """
-        return format_tables(self.compute(), self.group_names, self.f_thresholds_mm)
+        results = self.compute()
+        text = format_tables(results, self.group_names, self.f_thresholds_mm)
+        if "excluded_objects_by_name" not in results:
+            return text
+        counts = ", ".join(f"{name} ({n} sample{'' if n == 1 else 's'})" for name, n in self._excluded_names.items())
+        head, sep, rest = text.partition("\n\n")  # the header paragraph, then the tables
+        return f"{head}\nExcluded by name, no object metric (exclude_objects): {counts}{sep}{rest}"
 
     def write_ho3d_submission(self, path, *, expected_num_samples: int | None = None) -> str:
         """Write the HO3D CodaLab ``pred.json`` (or ``.zip``) of every prediction fed.

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from hoimask._checks import FileFormatError
+from hoimask._checks import FileFormatError, ShapeError
 from hoimask.data import CachedHOI, SyntheticHOI, write_cache
 from hoimask.data.synthetic import main
 
@@ -34,6 +34,38 @@ def test_cache_reads_back_what_was_written(cache_dir):
             if key != "image":
                 assert torch.equal(torch.nan_to_num(a[key].float()), torch.nan_to_num(b[key].float())), key
     assert json.loads((out / "manifest.json").read_text())["config"]["seed"] == 9
+
+
+class _Named(torch.utils.data.Dataset):
+    """Samples with a string key, as HO3D / DexYCB give (``object_name``)."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, i):
+        return {"joints_3d": torch.full((21, 3), float(i)), "object_name": self.names[i]}
+
+
+def test_string_keys_are_cached_as_strings(tmp_path):
+    names = ["019_pitcher_base", "", "006_mustard_bottle"]
+    write_cache(_Named(names), tmp_path, shard_size=2, progress=False)
+    cached = CachedHOI(tmp_path)
+    assert [cached[i]["object_name"] for i in (2, 0, 1)] == [names[2], names[0], names[1]]
+    assert torch.equal(cached[2]["joints_3d"], torch.full((21, 3), 2.0))
+
+
+def test_a_key_mixing_strings_and_tensors_is_refused(tmp_path):
+    class Mixed(_Named):
+        def __getitem__(self, i):
+            sample = super().__getitem__(i)
+            sample["object_name"] = torch.zeros(1) if i else sample["object_name"]
+            return sample
+
+    with pytest.raises(ShapeError, match="object_name"):
+        write_cache(Mixed(["a", "b"]), tmp_path, progress=False)
 
 
 def test_cached_dataset_applies_transforms_deterministically(cache_dir):

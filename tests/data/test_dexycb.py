@@ -108,3 +108,25 @@ def test_missing_and_malformed_files_are_named(dexycb_root, mano_root, tmp_path,
         DexYCB(root, mano_root=mano_root)
     with pytest.raises(FileFormatError, match="not a directory"):
         DexYCB(tmp_path / "nowhere", mano_root=mano_root)
+
+
+def test_samples_carry_the_grasped_objects_name(dexycb_root, mano_root, tmp_path, quiet):
+    """``object_name`` is the YCB name of ``ycb_ids[ycb_grasp_ind]``, kept by transforms and collate."""
+    import yaml
+
+    from hoimask.data import collate
+    from hoimask.data.dexycb import YCB_CLASSES
+
+    ds = DexYCB(dexycb_root, mano_root=mano_root, num_sdf_points=0, num_object_points=16,
+                transform=RandomCropResize(32))
+    assert ds[0]["object_name"] == YCB_CLASSES[2] == "003_cracker_box"
+    validate_sample(ds[0])
+    assert collate([ds[0], ds[2]])["object_name"] == ["003_cracker_box", "003_cracker_box"]
+    root = tmp_path / "dex"
+    shutil.copytree(dexycb_root, root)
+    for meta_path in root.glob("*-subject-*/*/meta.yml"):
+        meta = yaml.safe_load(meta_path.read_text())
+        meta["ycb_grasp_ind"] = 1  # the other object of the fixture, the ball
+        meta_path.write_text(yaml.safe_dump(meta))
+    other = DexYCB(root, mano_root=mano_root, num_sdf_points=0, num_object_points=16)
+    assert other[0]["object_name"] == YCB_CLASSES[10] == "011_banana"

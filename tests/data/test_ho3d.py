@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
+import warnings
 
 import pytest
 import torch
 
 from hoimask._checks import FileFormatError
-from hoimask.data import HO3D, RandomCropResize, collate, validate_sample
+from hoimask.data import HO3D, CenterCrop, RandomCropResize, collate, validate_sample
 from hoimask.geometry import project
 
 
@@ -84,3 +86,38 @@ def test_v2_layout_png_images_and_half_resolution_jpg_segmentation(ho3d_root, ma
     # Upsampled half-resolution labels agree with the full-resolution ones on most pixels.
     assert (v2["segmentation"] == v3["segmentation"]).float().mean() > 0.9
     assert torch.equal(v2["joints_3d"], v3["joints_3d"])
+
+
+def _set_object_name(meta_path, name) -> None:
+    """Rewrite ``objName`` of one HO3D meta file (``None``: the meta names no object)."""
+    with open(meta_path, "rb") as f:
+        meta = pickle.load(f)
+    meta["objName"] = name
+    with open(meta_path, "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+
+
+def test_samples_carry_the_object_name(ho3d_root, mano_root, tmp_path):
+    """``object_name`` is the meta's ``objName`` ("" without one), kept by transforms, caches and collate."""
+    from hoimask.engine.data import MemoryCache
+
+    root = tmp_path / "ho3d"
+    shutil.copytree(ho3d_root, root)
+    shutil.copytree(root / "models" / "003_cracker_box", root / "models" / "019_pitcher_base")
+    _set_object_name(root / "train" / "SEQA" / "meta" / "0001.pkl", "019_pitcher_base")
+    _set_object_name(root / "evaluation" / "SEQB" / "meta" / "0000.pkl", None)
+    opts = dict(mano_root=mano_root, num_sdf_points=0, num_object_points=16)
+    train = HO3D(root, **opts, transform=CenterCrop(32))
+    samples = [train[0], train[1]]
+    assert [s["object_name"] for s in samples] == ["003_cracker_box", "019_pitcher_base"]
+    for s in samples:
+        validate_sample(s)
+    assert collate(samples)["object_name"] == ["003_cracker_box", "019_pitcher_base"]
+    cropped = RandomCropResize(24)(samples[1], generator=torch.Generator().manual_seed(0))
+    assert cropped["object_name"] == "019_pitcher_base"
+    assert MemoryCache(train)[1]["object_name"] == "019_pitcher_base"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no object model: object_points are NaN, with a warning
+        unnamed = HO3D(root, **opts, split="evaluation")[0]
+    assert unnamed["object_name"] == ""
+    assert HO3D(ho3d_root, **opts, split="evaluation")[0]["object_name"] == "003_cracker_box"

@@ -84,3 +84,17 @@ def test_validate_sample_refuses_non_finite_inputs_but_not_unannotated_targets(s
     unannotated = dict(s, joints_3d=torch.full_like(s["joints_3d"], float("nan")),
                        joints_2d=torch.full_like(s["joints_2d"], float("nan")))
     validate_sample(unannotated)  # a frame without hand annotation is a valid sample
+
+
+def test_object_name_is_optional_a_str_and_collates_to_a_list(synthetic_samples):
+    s = dict(synthetic_samples[0])
+    assert "object_name" not in s  # synthetic scenes are unnamed: the key is absent
+    named = [dict(x, object_name=name) for x, name in zip(synthetic_samples[:3], ["019_pitcher_base", "", "025_mug"])]
+    validate_sample(named[0])
+    validate_sample(named[1])  # "" = the frame names no object
+    assert collate(named)["object_name"] == ["019_pitcher_base", "", "025_mug"]
+    assert torch.utils.data.default_collate(named)["object_name"] == ["019_pitcher_base", "", "025_mug"]
+    with pytest.raises(DTypeError, match="object_name"):
+        validate_sample(dict(s, object_name=3))
+    with pytest.raises(DTypeError, match="object_name"):
+        validate_sample(dict(s, object_name=None), strict=False)

@@ -40,6 +40,7 @@ def test_evaluate_help(capsys):
     text = capsys.readouterr().out
     assert "--checkpoint" in text and "--protocol" in text and "--hand-only" in text
     assert "--pictures" in text and "--no-pictures" in text
+    assert "--exclude-objects" in text and "019_pitcher_base" in text  # HOISDF's HO3D default, documented
 
 
 def _assert_picture(path: Path, *, min_size: tuple[int, int]) -> None:
@@ -176,3 +177,52 @@ def test_ho3d_evaluation_split_scores_the_objects(tmp_path):
     assert results["num_samples"] == len(test)
     assert "oce" in results and "add_s" in results  # the objects are scored
     assert "mje" not in results and "rr_mje" not in results  # the hidden hands are not
+
+
+@pytest.fixture
+def ho3d_checkpoint(tmp_path):
+    """An HO3D fixture whose evaluation frame (object pose given) holds 019_pitcher_base, and a tiny model.pt."""
+    import pickle
+    import shutil
+
+    from hoimask.data.testing import write_ho3d_fixture, write_mano_fixture
+    from hoimask.hand import MANOLayer
+    from hoimask.models import PoseRegressionModel
+
+    mano = write_mano_fixture(tmp_path / "mano")
+    root = write_ho3d_fixture(tmp_path / "ho3d", mano, evaluation_object_pose=True)
+    shutil.copytree(root / "models" / "003_cracker_box", root / "models" / "019_pitcher_base")
+    meta_path = root / "evaluation" / "SEQB" / "meta" / "0000.pkl"
+    meta = pickle.loads(meta_path.read_bytes())
+    meta_path.write_bytes(pickle.dumps({**meta, "objName": "019_pitcher_base"}, protocol=2))
+    torch.manual_seed(0)
+    model = PoseRegressionModel(img_size=32, patch_size=16, embed_dim=32, depth=1, num_heads=2,
+                                hand_layer=MANOLayer(Path(mano) / "MANO_RIGHT.pkl"))  # default head_dim, as finetune.py
+    path = save_checkpoint(tmp_path / "model.pt", {"model": model.state_dict(), "model_type": "pose",
+                                                   "encoder_config": model.encoder_config, "step": 0})
+    return path, root, mano
+
+
+@pytest.mark.parametrize("flags, excluded", [([], {"019_pitcher_base": 1}), (["--exclude-objects"], {}),
+                                             (["--exclude-objects", "none"], {}),
+                                             (["--exclude-objects", "003_cracker_box"], {"003_cracker_box": 0})])
+def test_ho3d_evaluation_leaves_out_hoisdfs_pitcher_by_default(tmp_path, capsys, ho3d_checkpoint, flags, excluded):
+    """HOISDF's HO3D protocol: 019_pitcher_base feeds no object metric unless --exclude-objects says otherwise."""
+    checkpoint, root, mano = ho3d_checkpoint
+    out_json = tmp_path / "eval.json"
+    assert _load("evaluate").main(["--checkpoint", str(checkpoint), "--dataset", "ho3d", "--data-root", str(root),
+                                   "--mano-dir", str(mano), "--batch-size", "1", "--output", str(out_json),
+                                   "--no-pictures", "--submission", str(tmp_path / "pred.zip"), *flags]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out_json.read_text())
+    assert results["num_samples"] == 1 and results["exclude_objects"] == excluded
+    if excluded == {"019_pitcher_base": 1}:  # the default: HOISDF's choice, said so
+        assert "object metrics exclude 019_pitcher_base (HOISDF's HO3D protocol" in printed
+        assert "affected: 019_pitcher_base: 1 sample" in printed
+        assert results["excluded_objects_by_name"] == 1 and "oce" not in results and "add_s" not in results
+    elif excluded:  # named on the command line: the pitcher is scored, the absent object affects nothing
+        assert "object metrics exclude 003_cracker_box; affected: 003_cracker_box: 0 samples" in printed
+        assert results["excluded_objects_by_name"] == 0 and "oce" in results
+    else:  # turned off: the pitcher is scored
+        assert "object metrics exclude" not in printed
+        assert "excluded_objects_by_name" not in results and "oce" in results and "add_s" in results

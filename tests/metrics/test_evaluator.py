@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hoimask._checks import ShapeError, ValueRangeError
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError
 from hoimask.geometry import axis_angle_to_matrix
 from hoimask.metrics import (
     Evaluator,
@@ -287,3 +287,98 @@ def test_object_ground_truth_without_hand_ground_truth_is_scored():
     assert part["num_samples"] == 6 and "mje" not in part and "rr_mje" not in part
     for key in ("oce", "mce", "add_s"):
         assert part[key] == pytest.approx(full[key])
+
+
+# ------------------------------------------------------------------ exclude_objects (HOISDF's 019_pitcher_base)
+NAMES = ["019_pitcher_base", "019_pitcher_base", "003_cracker_box", "", "025_mug", "019_pitcher_base"]
+OBJECT_KEYS = ("oce", "mce", "ome", "add_s", "add_0.5d")
+
+
+def test_exclude_objects_leaves_named_objects_out_of_the_object_means_only():
+    b = _batch(10)  # samples 0 and 3 are hand-only: no object metric either way
+    ev = Evaluator(exclude_objects=["019_pitcher_base"])
+    ev.update(**b, object_name=NAMES)
+    r = ev.compute()
+    kept = torch.tensor([False, False, True, False, True, False])  # objects not hand-only and not excluded
+    o = {k: b[k][kept] for k in ("pred_obj_R", "pred_obj_t", "gt_obj_R", "gt_obj_t")}
+    args = (o["pred_obj_R"], o["pred_obj_t"], o["gt_obj_R"], o["gt_obj_t"], b["obj_points"])
+    assert r["oce"] == pytest.approx(float(center_error(o["pred_obj_t"], o["gt_obj_t"]).mean()) * 1000)
+    assert r["mce"] == pytest.approx(float(corner_error(*args).mean()) * 1000)
+    assert r["add_s"] == pytest.approx(float(add_s(*args).mean()) * 1000)
+    # counted: samples 1 and 5 (sample 0 is hand-only, it had no object to exclude); not as non-finite poses
+    assert r["excluded_objects_by_name"] == 2 and r["excluded_objects"] == 0
+    assert ev.excluded_object_counts == {"019_pitcher_base": 2}
+    assert "Excluded by name, no object metric (exclude_objects): 019_pitcher_base (2 samples)" in ev.format_tables()
+    # exactly as if those object poses were unannotated
+    unannotated = dict(b, gt_obj_t=b["gt_obj_t"].clone())
+    unannotated["gt_obj_t"][[1, 5]] = float("nan")
+    ref = Evaluator()
+    ref.update(**unannotated)
+    want = ref.compute()
+    assert want["excluded_objects"] == 2
+    for key in OBJECT_KEYS:
+        assert r[key] == pytest.approx(want[key]), key
+        assert r.get(f"hand_object/{key}") == pytest.approx(want.get(f"hand_object/{key}")), key
+    # hand metrics unchanged
+    plain = Evaluator()
+    plain.update(**b)
+    full = plain.compute()
+    assert r["oce"] != pytest.approx(full["oce"])  # the exclusion changed the object mean
+    for key, value in full.items():
+        if key.split("/")[-1] not in OBJECT_KEYS and not key.startswith("excluded"):
+            assert r[key] == pytest.approx(value), key
+
+
+def test_exclude_objects_batches_and_hidden_hands():
+    b = _batch(11)
+    whole = Evaluator(exclude_objects=("019_pitcher_base", "025_mug"))
+    whole.update(**b, object_name=NAMES)
+    halves = Evaluator(exclude_objects=("019_pitcher_base", "025_mug"))
+    for part in (slice(0, 3), slice(3, 6)):
+        halves.update(**{k: v if k == "obj_points" else v[part] for k, v in b.items()}, object_name=NAMES[part])
+    assert halves.compute() == pytest.approx(whole.compute())
+    assert halves.excluded_object_counts == {"019_pitcher_base": 2, "025_mug": 1}
+    # HO3D's evaluation split: object ground truth without hand ground truth, excluded alike
+    obj = {k: b[k] for k in ("pred_obj_R", "pred_obj_t", "gt_obj_R", "gt_obj_t", "obj_points")}
+    hidden = Evaluator(exclude_objects=["003_cracker_box"])
+    hidden.update(b["pred_joints"], None, **obj, object_name=NAMES)
+    r = hidden.compute()
+    assert r["excluded_objects_by_name"] == 1 and "mje" not in r
+    keep = [0, 1, 3, 4, 5]
+    want = float(center_error(b["pred_obj_t"][keep], b["gt_obj_t"][keep]).mean()) * 1000
+    assert r["oce"] == pytest.approx(want)
+    everything = Evaluator(exclude_objects=["019_pitcher_base"])
+    everything.update(**obj, pred_joints=b["pred_joints"], object_name=["019_pitcher_base"] * 6)
+    r = everything.compute()
+    assert r["num_samples"] == 6 and r["excluded_objects_by_name"] == 6 and "oce" not in r
+
+
+def test_exclude_objects_needs_the_names_and_checks_them():
+    b = _batch(12)
+    ev = Evaluator(exclude_objects=["019_pitcher_base"])
+    with pytest.raises(ValueRangeError, match="argument 'object_name' is required.*019_pitcher_base"):
+        ev.update(**b)  # the option is never silently ignored
+    with pytest.raises(ValueRangeError, match="object_name"):
+        ev.update(b["pred_joints"], None, pred_obj_R=b["pred_obj_R"], pred_obj_t=b["pred_obj_t"],
+                  gt_obj_R=b["gt_obj_R"], gt_obj_t=b["gt_obj_t"], obj_points=b["obj_points"])
+    with pytest.raises(DTypeError, match="object_name"):
+        ev.update(**b, object_name="019_pitcher_base")
+    with pytest.raises(ShapeError, match="object_name.*B=6"):
+        ev.update(**b, object_name=NAMES[:4])
+    with pytest.raises(DTypeError, match=r"object_name.*index 2"):
+        ev.update(**b, object_name=["a", "b", 3, "d", "e", "f"])
+    assert ev.compute() == {"num_samples": 0.0}  # nothing of the failed batches was stored
+    ev.update(b["pred_joints"], b["gt_joints"])  # no object input: nothing to exclude, no name needed
+    assert "excluded_objects_by_name" not in ev.compute()
+    plain = Evaluator()
+    plain.update(**b, object_name=NAMES)  # names without exclude_objects change nothing
+    assert "excluded_objects_by_name" not in plain.compute() and plain.excluded_object_counts == {}
+
+
+@pytest.mark.parametrize("value, error", [("019_pitcher_base", DTypeError), ([""], ValueRangeError),
+                                          ([3], DTypeError), (5, DTypeError)])
+def test_exclude_objects_constructor_errors(value, error):
+    with pytest.raises(error, match="exclude_objects"):
+        Evaluator(exclude_objects=value)
+    ev = Evaluator.from_protocol("hoisdf", exclude_objects=Evaluator.HOISDF_HO3D_EXCLUDED_OBJECTS)
+    assert ev.exclude_objects == ("019_pitcher_base",)
