@@ -1,4 +1,4 @@
-"""Data: synthetic HOI scenes (generator + renderer), DexYCB and HO3D loaders, transforms, collate.
+"""Data: synthetic HOI scenes (generator + renderer), DexYCB, HO3D and FreiHAND loaders, transforms, collate.
 
 Every dataset returns the sample dictionary described in
 :mod:`hoimask.data.sample` (images in ``[0, 1]``); :func:`collate` stacks
@@ -7,6 +7,7 @@ samples (images stay RGB in ``[0, 1]``: the models normalise their own input).
 
 from hoimask.data.cache import CachedHOI, write_cache
 from hoimask.data.dexycb import DexYCB, dexycb_split
+from hoimask.data.freihand import FREIHAND_BACKGROUNDS, FreiHAND, read_freihand_ground_truth
 from hoimask.data.ho3d import HO3D
 from hoimask.data.objects import SceneObject, sample_primitive
 from hoimask.data.sample import (
@@ -38,6 +39,7 @@ from hoimask.data.transforms import (
 )
 
 __all__ = [
+    "FREIHAND_BACKGROUNDS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SAMPLE_SPEC",
@@ -47,6 +49,7 @@ __all__ = [
     "Compose",
     "DexYCB",
     "FrameSDFSamples",
+    "FreiHAND",
     "GaussianBlur",
     "HO3D",
     "RandomCropResize",
@@ -65,6 +68,7 @@ __all__ = [
     "mesh_sdf_targets",
     "normalize_image",
     "query_points",
+    "read_freihand_ground_truth",
     "render_scene",
     "sample_frame_sdf",
     "sample_primitive",

@@ -1,4 +1,4 @@
-"""Tiny DexYCB and HO3D datasets in the official layouts, with synthetic content, for tests.
+"""Tiny DexYCB, HO3D and FreiHAND datasets in the official layouts, with synthetic content, for tests.
 
 The real datasets and MANO are licensed downloads, so the loaders are tested
 (here and in other subpackages) on fixtures written by these functions: a few
@@ -24,7 +24,8 @@ from .dexycb import DEXYCB_SERIALS, DEXYCB_SUBJECTS, YCB_CLASSES
 from .ho3d import HO3D_DEPTH_SCALE, OPENGL_TO_OPENCV
 from .raycast import camera_rays, intersect_mesh
 
-__all__ = ["write_dexycb_fixture", "write_ho3d_fixture", "write_mano_fixture"]
+__all__ = ["FREIHAND_FIXTURE_BACKGROUNDS", "write_dexycb_fixture", "write_freihand_fixture", "write_ho3d_fixture",
+           "write_mano_fixture"]
 
 _SIZE = (48, 64)  # H, W
 _FOCAL = 90.0
@@ -62,9 +63,9 @@ def _write_obj(path: Path, v: torch.Tensor, f: torch.Tensor) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _render(meshes: list[tuple[torch.Tensor, torch.Tensor, int]], K: torch.Tensor):
-    """Nearest-surface label and depth per pixel for camera-frame meshes ``(verts, faces, label)``."""
-    H, W = _SIZE
+def _render(meshes: list[tuple[torch.Tensor, torch.Tensor, int]], K: torch.Tensor, size: tuple[int, int] = _SIZE):
+    """Nearest-surface label and depth per pixel for camera-frame meshes ``(verts, faces, label)``; ``size = (H, W)``."""
+    H, W = size
     dirs = camera_rays(K.double(), H, W)
     best = torch.full((H * W,), float("inf"), dtype=torch.float64)
     label = torch.zeros(H * W, dtype=torch.int64)
@@ -261,4 +262,101 @@ def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *,
             (folder / "meta").mkdir(parents=True, exist_ok=True)
             with open(folder / "meta" / f"{frame}.pkl", "wb") as fh:
                 pickle.dump(meta, fh, protocol=2)
+    return root
+
+
+#: Background colour of each FreiHAND version written by :func:`write_freihand_fixture`
+#: (0 green screen, 1 "hom", 2 "sample", 3 "auto"), and of its evaluation images.
+FREIHAND_FIXTURE_BACKGROUNDS: tuple[tuple[int, int, int], ...] = ((0, 180, 60), (128, 128, 128), (200, 90, 40), (40, 60, 200))
+_FREIHAND_EVALUATION_BACKGROUND = (90, 70, 50)
+
+
+def _freihand_split(layer, n: int, size: int, g: torch.Generator):
+    """``n`` random right hands for a FreiHAND split: file rows and rendered labels, FreiHAND's conventions."""
+    K = torch.tensor([[_FOCAL, 0, size / 2], [0, _FOCAL, size / 2], [0, 0, 1]], dtype=torch.float64)
+    K_file = K.clone()
+    K_file[:2, 2] -= 0.5  # FreiHAND's K puts pixel centres on integers (OpenCV)
+    rows: dict[str, list] = {"K": [], "xyz": [], "mano": [], "scale": [], "verts": []}
+    labels = []
+    for _ in range(n):
+        pose = torch.cat([0.3 * torch.randn(3, generator=g, dtype=torch.float64),  # relative to MANO's mean pose
+                          0.3 * torch.randn(45, generator=g, dtype=torch.float64)])  # fmt: skip
+        beta = 0.5 * torch.randn(10, generator=g, dtype=torch.float64)
+        out = layer(pose[None], beta[None])
+        trans = torch.tensor([0.0, 0.0, 0.55], dtype=torch.float64) - out.vertices[0].mean(0)
+        verts, joints = out.vertices[0] + trans, out.joints[0] + trans
+        root = joints[9]  # the middle MCP: FreiHAND's uv_root and scale place it
+        uv_root = _FOCAL * root[:2] / root[2] + K_file[:2, 2]
+        theta = torch.cat([pose, beta, uv_root, (_FOCAL / root[2]).reshape(1)])
+        rows["K"].append(K_file.tolist())
+        rows["xyz"].append(joints.tolist())
+        rows["mano"].append([theta.tolist()])  # (1, 61), as released
+        rows["scale"].append(float((joints[9] - joints[10]).norm()))  # middle MCP -> PIP
+        rows["verts"].append(verts.tolist())
+        labels.append(_render([(verts, layer.faces, 1)], K, (size, size))[0].numpy())
+    return rows, labels
+
+
+def write_freihand_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *, num_samples: int = 3,
+                           num_evaluation: int = 2, evaluation_annotations: bool = False, size: int = 48,
+                           seed: int = 0) -> Path:
+    """Write a tiny FreiHAND (v2 layout): ``num_samples`` training samples in 4 background versions, and an evaluation split.
+
+    Each sample is a random right MANO hand (pose relative to MANO's mean pose,
+    as FreiHAND stores it) placed by ``uv_root`` and ``scale`` as FreiHAND's
+    toolbox places it, rendered by ray casting into ``size`` x ``size`` jpg
+    images whose background is :data:`FREIHAND_FIXTURE_BACKGROUNDS` ``[v]`` in
+    version ``v`` (file ``i + v * num_samples``), with white-hand jpg masks.
+    ``*_xyz.json`` holds ``MANOLayer``'s joints (fingertips from its default
+    vertex ids, not FreiHAND's own ids: the loader reads the joints as given),
+    ``*_scale.json`` the middle MCP -> PIP length, ``*_verts.json`` the mesh.
+
+    Args:
+        root: output folder (the fake FreiHAND root).
+        mano_root: folder holding ``MANO_RIGHT.pkl`` (see :func:`write_mano_fixture`).
+        num_samples: unique training samples ``N``.
+        num_evaluation: evaluation samples.
+        evaluation_annotations: also write ``evaluation_xyz.json``,
+            ``evaluation_mano.json``, ``evaluation_verts.json`` and
+            ``evaluation/segmap/*.png`` (part labels 1-5, 0 = background), as
+            the release with evaluation annotations; otherwise only
+            ``evaluation_K.json``, ``evaluation_scale.json`` and the images.
+        size: image side in pixels (the release: 224).
+        seed: torch seed of the content.
+
+    Returns:
+        ``root``.
+    """
+    import json
+
+    from PIL import Image
+
+    from hoimask.hand import MANOLayer
+
+    root = Path(root)
+    g = torch.Generator().manual_seed(seed)
+    layer = MANOLayer(Path(mano_root) / "MANO_RIGHT.pkl", side="right", flat_hand_mean=False, dtype=torch.float64)
+    skin = np.array((220, 170, 140), np.uint8)
+    for split, n in (("training", num_samples), ("evaluation", num_evaluation)):
+        rows, labels = _freihand_split(layer, n, size, g)
+        keys = ("K", "xyz", "mano", "scale", "verts") if split == "training" or evaluation_annotations else ("K", "scale")
+        root.mkdir(parents=True, exist_ok=True)
+        for key in keys:
+            (root / f"{split}_{key}.json").write_text(json.dumps(rows[key]))
+        (root / split / "rgb").mkdir(parents=True, exist_ok=True)
+        for i, label in enumerate(labels):
+            hand = label == 1
+            versions = FREIHAND_FIXTURE_BACKGROUNDS if split == "training" else (_FREIHAND_EVALUATION_BACKGROUND,)
+            for v, colour in enumerate(versions):
+                img = np.empty(hand.shape + (3,), np.uint8)
+                img[...] = colour
+                img[hand] = skin
+                Image.fromarray(img).save(root / split / "rgb" / f"{i + v * n:08d}.jpg", quality=95)
+            if split == "training":
+                (root / split / "mask").mkdir(exist_ok=True)
+                Image.fromarray(np.where(hand, 255, 0).astype(np.uint8)).convert("RGB").save(
+                    root / split / "mask" / f"{i:08d}.jpg", quality=95)
+            elif evaluation_annotations:
+                parts = np.where(hand, 1 + np.arange(size)[None, :] * 5 // size, 0).astype(np.uint8)
+                _save_png(root / split / "segmap" / f"{i:08d}.png", parts)
     return root

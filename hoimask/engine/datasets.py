@@ -1,4 +1,4 @@
-"""Dataset choice shared by the example scripts: synthetic (default), DexYCB or HO3D, cropped to the model size."""
+"""Dataset choice shared by the example scripts: synthetic (default), DexYCB, HO3D or FreiHAND, cropped to the model size."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hoimask._checks import ValueRangeError, check_choice
 __all__ = ["DATASETS", "build_dataset", "fit_constant_baselines"]
 
 #: Datasets the example scripts accept.
-DATASETS = ("synthetic", "dexycb", "ho3d")
+DATASETS = ("synthetic", "dexycb", "ho3d", "freihand")
 
 
 def build_dataset(
@@ -39,13 +39,18 @@ def build_dataset(
     * ``"dexycb"``: :class:`hoimask.data.DexYCB` (S0, right hands; ``train``
       chooses the train or test split), cropped around hand ∪ object and resized.
     * ``"ho3d"``: :class:`hoimask.data.HO3D` (``train`` or ``evaluation``), likewise.
+    * ``"freihand"``: :class:`hoimask.data.FreiHAND` (``train``: all four
+      background versions; else ``evaluation``, whose hidden ground truth is
+      NaN without the annotation release). Its images are already crops around
+      the hand, so the whole frame is resized (``padding=1.0`` around the
+      sample's ``box``, the frame), with the same jitter as the others when training.
 
     Args:
         name: one of :data:`DATASETS`.
         image_size: output side (the model's ``img_size``).
         train: training split with random crops, else the test split with centre crops.
-        root: dataset root (DexYCB/HO3D).
-        mano_dir: folder with ``MANO_RIGHT.pkl`` (DexYCB/HO3D).
+        root: dataset root (DexYCB/HO3D/FreiHAND).
+        mano_dir: folder with ``MANO_RIGHT.pkl`` (DexYCB/HO3D/FreiHAND).
         num_samples, seed, hand_only_prob: synthetic data only.
         num_sdf_points, num_object_points: ``Q`` and ``P``.
         cache_in_memory: wrap in a :class:`~hoimask.engine.data.MemoryCache`.
@@ -82,12 +87,15 @@ def build_dataset(
                 f"build_dataset(): dataset {name!r} needs --data-root (the dataset) and --mano-dir "
                 "(the folder with MANO_RIGHT.pkl)"
             )
-        crop = data.RandomCropResize(image_size) if train else data.CenterCrop(image_size)
+        padding = 1.0 if name == "freihand" else 1.3  # FreiHAND: the frame is the hand's crop already
+        crop = data.RandomCropResize(image_size, padding=padding) if train else data.CenterCrop(image_size, padding=padding)
         common = dict(mano_root=mano_dir, num_sdf_points=num_sdf_points, num_object_points=num_object_points,
                       transform=crop, seed=seed)
         if name == "dexycb":
             ds = data.DexYCB(root, setup="s0", split="train" if train else "test", hands=hands,
                              require_hand=require_hand, **common)
+        elif name == "freihand":
+            ds = data.FreiHAND(root, split="train" if train else "evaluation", **common)
         else:
             ds = data.HO3D(root, split="train" if train else "evaluation", **common)
     return MemoryCache(ds) if cache_in_memory else ds

@@ -21,6 +21,13 @@ from hoimask.metrics.dexycb_results import (
     write_dexycb_hpe_results,
 )
 from hoimask.metrics.evaluator import Evaluator
+from hoimask.metrics.freihand import (
+    FREIHAND_ERROR_KINDS,
+    FreiHANDErrors,
+    FreiHANDEvaluator,
+    freihand_errors,
+    freihand_metrics,
+)
 from hoimask.metrics.fscore import f_score
 from hoimask.metrics.hand import joint_index, mpjpe, mpvpe, pa_mpjpe, pa_mpvpe, st_align, st_mpjpe
 from hoimask.metrics.nearest import nearest_distances, point_set_diameter
@@ -39,8 +46,11 @@ from hoimask.metrics.submission import ho3d_submission_arrays, write_ho3d_submis
 __all__ = [
     "BASELINE_METRICS",
     "BOP_RESULTS_HEADER",
+    "FREIHAND_ERROR_KINDS",
     "ConstantBaselines",
     "Evaluator",
+    "FreiHANDErrors",
+    "FreiHANDEvaluator",
     "PCKAccumulator",
     "PCKResult",
     "add",
@@ -52,6 +62,8 @@ __all__ = [
     "corner_error",
     "f_score",
     "format_baseline_table",
+    "freihand_errors",
+    "freihand_metrics",
     "ho3d_submission_arrays",
     "joint_index",
     "mpjpe",
