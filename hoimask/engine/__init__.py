@@ -38,6 +38,8 @@ from hoimask.engine.precision import (
     autocast,
     clip_gradients,
     make_grad_scaler,
+    native_bf16,
+    resolve_precision,
 )
 from hoimask.engine.run_dir import RUN_MARKER, OutputDirError, prepare_output_dir
 from hoimask.engine.schedule import WarmupCosineSchedule, warmup_cosine_factor
@@ -54,6 +56,7 @@ __all__ = [
     "RunLogger", "progress_bar", "save_png", "tensorboard_available",
     "NO_DECAY_NAMES", "build_optimizer", "param_groups", "vit_layer_id",
     "PRECISIONS", "NonFiniteGuard", "NonFiniteLossError", "autocast", "clip_gradients", "make_grad_scaler",
+    "native_bf16", "resolve_precision",
     "WarmupCosineSchedule", "warmup_cosine_factor",
     "capture_rng_state", "restore_rng_state", "seed_everything",
     "Trainer", "default_loss_fn", "to_device",

@@ -128,6 +128,7 @@ def build_optimizer(
     layer_decay: float | None = None,
     num_layers: int | None = None,
     eps: float = 1e-8,
+    layer_id_fn: Callable[[str, int], int] | None = None,
 ) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`; each group's ``lr`` is ``lr * lr_scale``.
 
@@ -139,6 +140,9 @@ def build_optimizer(
         layer_decay: layer-wise learning-rate decay (``None`` = off), see :func:`param_groups`.
         num_layers: encoder blocks the decay counts over, see :func:`param_groups`.
         eps: AdamW epsilon.
+        layer_id_fn: ``(name, num_layers) -> layer id`` (default :func:`vit_layer_id`, which counts
+            parameters under ``encoder.``; a model whose ViT sits elsewhere passes
+            ``functools.partial(vit_layer_id, encoder_prefix=...)``).
 
     Returns:
         ``torch.optim.AdamW``.
@@ -154,7 +158,8 @@ def build_optimizer(
     check_positive(lr, name="lr", fn="build_optimizer")
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise DTypeError(f"build_optimizer(): argument 'betas' expected a pair of floats, got {betas!r}")
-    groups = param_groups(model, weight_decay=weight_decay, layer_decay=layer_decay, num_layers=num_layers)
+    groups = param_groups(model, weight_decay=weight_decay, layer_decay=layer_decay, num_layers=num_layers,
+                          layer_id_fn=layer_id_fn)
     if not groups:
         raise ValueRangeError("build_optimizer(): argument 'model' has no trainable parameters")
     for g in groups:

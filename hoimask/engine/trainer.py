@@ -73,6 +73,8 @@ class Trainer:
         loss_fn: ``(model, batch, generator) -> dict`` with ``"loss"``; default :func:`default_loss_fn`.
         ctx: distributed context (default: single CPU process).
         num_layers: encoder depth, for ``config.layer_decay``.
+        layer_id_fn: which encoder layer a parameter belongs to, for
+            ``config.layer_decay`` (see :func:`~hoimask.engine.build_optimizer`).
         progress: show a tqdm bar on rank 0.
         tensorboard: see :class:`RunLogger`.
         callbacks: called as ``cb(trainer, step, batch, output)`` after every step on every rank.
@@ -92,6 +94,7 @@ class Trainer:
         loss_fn: LossFn | None = None,
         ctx: DistributedContext | None = None,
         num_layers: int | None = None,
+        layer_id_fn: Callable[[str, int], int] | None = None,
         progress: bool = True,
         tensorboard: bool | None = None,
         callbacks: Iterable[Callback] = (),
@@ -110,7 +113,7 @@ class Trainer:
         self.model = wrap_model(model, self.ctx)
         self.optimizer = build_optimizer(
             unwrap_model(self.model), lr=config.lr, weight_decay=config.weight_decay, betas=config.betas,
-            layer_decay=config.layer_decay, num_layers=num_layers,
+            layer_decay=config.layer_decay, num_layers=num_layers, layer_id_fn=layer_id_fn,
         )
         self.scheduler = WarmupCosineSchedule(
             self.optimizer, total_steps=config.steps, warmup_steps=config.warmup_steps,

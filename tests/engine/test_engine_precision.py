@@ -61,3 +61,30 @@ def test_guard_raises_after_limit_with_message():
         g.update(8, torch.tensor(float("nan")))
     with pytest.raises(ValueRangeError, match="max_consecutive"):
         NonFiniteGuard(0)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_exactly_where_the_cpu_has_it(monkeypatch, native):
+    from hoimask.engine import native_bf16, resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert native_bf16("cpu") is native
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    for name in ("fp32", "bf16", "fp16"):
+        assert resolve_precision(name, "cpu") == name  # explicit choices are kept
+
+
+def test_auto_precision_without_the_probes_keeps_fp32(monkeypatch):
+    from hoimask.engine import resolve_precision
+
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert resolve_precision("auto", "cpu") == "fp32"
+
+
+def test_resolve_precision_names_the_argument():
+    from hoimask.engine import resolve_precision
+
+    with pytest.raises(ValueRangeError, match="precision"):
+        resolve_precision("fp8", "cpu")
