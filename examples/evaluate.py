@@ -175,7 +175,8 @@ def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
             config = {k: tuple(v) if isinstance(v, list) else v for k, v in state["hoisdf_config"].items()}
             model = HOISDF(HOISDFConfig(**config), hand_layer=hand_layer)
         else:
-            model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
+            # files written before the dense maps existed hold a model without them
+            model = PoseRegressionModel(**{"dense_maps": False, **state["encoder_config"]}, hand_layer=hand_layer)
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, KeyError, RuntimeError) as err:  # a config or weights of another version
         raise FileFormatError(f"load_model(): {str(path)!r} holds a {kind} model this hoimask cannot rebuild: "

@@ -33,6 +33,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -44,8 +45,10 @@ from hoimask.engine import (
     load_checkpoint,
     save_checkpoint,
     seed_everything,
+    resolve_precision,
     train_preset,
     unwrap_model,
+    vit_layer_id,
 )
 from hoimask.engine.checkpoint import is_sealed_checkpoint
 from hoimask.engine.cli import (
@@ -84,7 +87,8 @@ ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, nu
 #: colour-jittered copies); the tiny pose recipe gained 8 % RR-MJE from it (docs/results.md §3, third round).
 #: tiny pose steps 1000: 9 min 41 s on an idle 2-core machine with the views (1,200 steps: 12 min 12 s, a little
 #: more accurate).
-RECIPES = {"tiny": dict(steps=1000, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024, augment_views=16),
+RECIPES = {"tiny": dict(steps=1000, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024, augment_views=16,
+                        precision="auto"),
            "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000,
                          augment_views=1)}
 #: HOISDF presets per (--preset, --backbone), and its recipes: no layer decay (HOISDF fine-tunes every layer
@@ -125,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="peak learning rate (default: tiny 1e-3, 3e-4 with --model hoisdf; paper 1e-4)")
     p.add_argument("--layer-decay", type=real(0, 1, low_open=True),
                    help="layer-wise lr decay of the encoder, in (0, 1] (default: 0.75; none with --model hoisdf)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                   help="autocast precision (default: tiny fp32, paper bf16)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast precision; auto: bf16 where the device computes it natively (CUDA with bf16, "
+                        "a CPU with AVX512-BF16 or AMX), else fp32 (default: tiny auto, paper bf16)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     again.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
@@ -169,6 +174,8 @@ def _checked_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
         p.error(f"argument --tensorboard: {problem}")
     if args.backbone is not None and args.model != "hoisdf":
         p.error(f"argument --backbone: only with --model hoisdf (got --model {args.model})")
+    if args.layer_decay is not None and args.backbone == "resnet50":
+        p.error("argument --layer-decay: layer-wise decay counts ViT blocks; it does not apply to --backbone resnet50")
     if args.point_cloud_fusion and args.model != "hoisdf":
         p.error(f"argument --point-cloud-fusion: only with --model hoisdf (got --model {args.model})")
     if args.model == "hoisdf" and args.backbone is None:
@@ -250,6 +257,14 @@ def build_hoisdf(args: argparse.Namespace, hand_layer) -> tuple[HOISDF, str]:
     return model, f"encoder from {args.encoder}: {report}"
 
 
+def layer_decay_layers(model: PoseRegressionModel | HOISDF) -> dict:
+    """``num_layers`` and ``layer_id_fn`` of the Trainer: the ViT blocks that ``--layer-decay`` counts over."""
+    if isinstance(model, HOISDF):  # the ViT sits in the backbone (a ResNet backbone is refused by the flag checks)
+        return {"num_layers": model.config.depth,
+                "layer_id_fn": functools.partial(vit_layer_id, encoder_prefix="backbone.encoder.")}
+    return {"num_layers": model.encoder_config["depth"]}
+
+
 def model_image_size(model: PoseRegressionModel | HOISDF) -> int:
     """The side of the square images the model takes."""
     return model.config.img_size if isinstance(model, HOISDF) else model.img_size
@@ -279,7 +294,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     base = train_preset(args.preset)
     config = train_preset(
         args.preset, steps=steps, batch_size=args.batch_size or recipe["batch_size"], lr=args.lr or recipe["lr"],
-        layer_decay=args.layer_decay or recipe["layer_decay"], precision=args.precision, seed=args.seed,
+        layer_decay=args.layer_decay or recipe["layer_decay"], seed=args.seed,
+        precision=resolve_precision(args.precision or recipe.get("precision", base.precision), ctx.device),
         num_workers=args.num_workers, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         warmup_steps=short_run_warmup(base, steps),
     )
@@ -305,15 +321,15 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if note:
         say(note)
     trainer = Trainer(model, config, dataset=dataset, output_dir=args.output_dir, collate_fn=collate, ctx=ctx,
-                      num_layers=getattr(model, "encoder_config", {}).get("depth"),
-                      progress=not args.no_progress, tensorboard=args.tensorboard)
+                      **layer_decay_layers(model), progress=not args.no_progress, tensorboard=args.tensorboard)
     if mode == "resume":
         with errors_name_flag("--resume"):  # a corrupt checkpoint is an error naming the file, never a fresh start
             say(f"resumed from step {trainer.resume()} of {config.steps}")
         for note in trainer.resume_notes:  # what a killed run had left behind, and what was repaired
             say(f"note: {note}")
     say(f"fine-tuning {type(model).__name__} '{args.preset}' ({origin}) on {args.dataset} data; "
-        f"{config.steps} steps of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}")
+        f"{config.steps} steps of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}, "
+        f"{config.precision}")
     start = time.perf_counter()
     history = trainer.fit()
     if ctx.is_main:

@@ -80,6 +80,8 @@ POSE_LOSS_WEIGHTS: dict[str, float] = {
     "keypoint_heatmap": 1.0,
     "keypoint_depth": 10.0,
     "keypoint_joints": 10.0,
+    "dense_depth": 10.0,
+    "hand_mask": 1.0,
 }
 
 
@@ -109,6 +111,12 @@ class PoseRegressionModel(nn.Module):
             ``"learned"`` (as :class:`~hoimask.nn.ViTEncoder`).
         pos_embed_resize: how the encoder resizes a learned embedding for
             another grid, ``"mae"`` or ``"timm"``.
+        dense_maps: two more stride-4 maps from the keypoint head, trained
+            where the batch has ``depth`` and ``segmentation``: the depth of
+            every hand / object pixel relative to the wrist (``dense_depth``,
+            L1, m) and the hand mask (``hand_mask``, binary cross-entropy);
+            dense targets that teach depth and shape where 21 joint depths per
+            image do not (docs/training.md, point 8).
 
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}`` with
@@ -135,6 +143,7 @@ class PoseRegressionModel(nn.Module):
         heatmap_sigma: float = 1.0,
         pos_embed: str = "sincos",
         pos_embed_resize: str = "mae",
+        dense_maps: bool = False,
     ) -> None:
         super().__init__()
         self.img_size = img_size
@@ -156,7 +165,9 @@ class PoseRegressionModel(nn.Module):
         self.root_head = SpatialTranslationHead(embed_dim, hidden=head_dim)
         # The joints and the object centre (point 22): per-point heatmaps and depths relative to the wrist
         # (2.5D), lifted with the wrist depth and K.
-        self.keypoint_head = Keypoint25DHead(embed_dim, num_joints=22, channels=keypoint_channels)
+        self.dense_maps = bool(dense_maps)
+        self.keypoint_head = Keypoint25DHead(embed_dim, num_joints=22, channels=keypoint_channels,
+                                             aux_maps=2 if self.dense_maps else 0)
         self.heatmap_sigma = check_positive(heatmap_sigma, name="heatmap_sigma", fn="PoseRegressionModel")
         if hand_layer is None:
             import hoimask.hand as hand
@@ -181,7 +192,7 @@ class PoseRegressionModel(nn.Module):
         rebuilt as a learned parameter, not as the fixed sin-cos table.
         """
         return {**self._encoder_size, "pos_embed": self.encoder.config.pos_embed,
-                "pos_embed_resize": self.encoder.config.pos_embed_resize}
+                "pos_embed_resize": self.encoder.config.pos_embed_resize, "dense_maps": self.dense_maps}
 
     @classmethod
     def from_encoder_config(cls, config: Any, **kwargs) -> PoseRegressionModel:
@@ -226,7 +237,9 @@ class PoseRegressionModel(nn.Module):
             ``mano_joints (B, 21, 3)`` and ``vertices (B, V, 3)`` (the MANO
             hand, placed at ``root``), ``object_center_2d (B, 2)`` pixels,
             ``object_rotation_6d (B, 6)``, ``object_rotation (B, 3, 3)``,
-            ``object_translation (B, 3)`` (the lifted object centre).
+            ``object_translation (B, 3)`` (the lifted object centre); with
+            ``dense_maps`` also ``depth_map (B, 1, H/4, W/4)`` (depth relative
+            to the wrist, m) and ``hand_mask_logits (B, 1, H/4, W/4)``.
 
         Shape:
             See Returns.
@@ -250,13 +263,17 @@ class PoseRegressionModel(nn.Module):
         else:
             check_shape(root_depth, "B", name="root_depth", dims=dims, fn=fn)
             depth = root_depth.to(tokens.dtype)
-        heatmaps, depth_maps = self.keypoint_head(tokens, grid, normalised)  # (B, 22, H/4, W/4) each
+        heatmaps, depth_maps, *aux = self.keypoint_head(tokens, grid, normalised)  # (B, 22, H/4, W/4) each
         uv, point_depth = soft_argmax_2d(heatmaps, (H, W), depth_maps)  # (B, 22, 2) px, (B, 22) m
         points = lift_keypoints(uv, point_depth - point_depth[:, :1], depth, K)  # (B, 22, 3)
         joints = points[:, :21]
         rel = hand_from_rotation_6d(self.hand_loss.hand_layer, mano.rotation_6d, mano.shape)
         wrist = joints[:, :1]  # (B, 1, 3)
+        dense = {}
+        if aux:  # (B, 2, H/4, W/4): depth relative to the wrist (in the depth maps' units), hand-mask logits
+            dense = {"depth_map": aux[0][:, :1] * self.keypoint_head.depth_scale, "hand_mask_logits": aux[0][:, 1:]}
         return {
+            **dense,
             "joints": joints,
             "root": joints[:, 0],
             "keypoints_2d": uv[:, :21],
@@ -339,13 +356,45 @@ class PoseRegressionModel(nn.Module):
         object_depth = preds["object_translation"][:, 2] - preds["root"][:, 2]  # the lifted centre's depth
         error = (torch.cat([pred_depth, object_depth[:, None]], dim=1) - depth).abs()  # (B, 22)
         lifted, target = preds["joints"] - preds["root"][:, None], joints - joints[:, :1]
+        dense = self._dense_terms(batch, preds, joints[:, 0, 2]) if "depth_map" in preds else {}
         return {
+            **dense,
             "hand_root": (preds["root_head"] - joints[:, 0]).abs().mean(),
             "keypoint_heatmap": heatmap_kl_divergence(preds["heatmaps"], points_2d, size, sigma=self.heatmap_sigma,
                                                       visible=visible),
             "keypoint_depth": error[visible].mean(),
             "keypoint_joints": (lifted - target).abs().mean(),
         }
+
+    @staticmethod
+    def _dense_terms(batch: Mapping[str, Any], preds: Mapping[str, torch.Tensor],
+                     wrist_depth: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``dense_depth`` and ``hand_mask`` at the maps' stride, where the batch has ``depth`` / ``segmentation``.
+
+        A cell's target depth is the mean depth of its rendered hand and object
+        pixels (segmentation 1 or 2, depth > 0) minus the wrist depth; cells
+        without one are left out. The hand-mask target is the cell's fraction
+        of hand pixels.
+        """
+        seg, depth = batch.get("segmentation"), batch.get("depth")
+        if seg is None:
+            return {}
+        size = preds["depth_map"].shape[-2:]
+        stride = seg.shape[-1] // size[-1]
+        hand = (seg == 1).to(wrist_depth.dtype)[:, None]  # (B, 1, H, W)
+        out = {"hand_mask": torch.nn.functional.binary_cross_entropy_with_logits(
+            preds["hand_mask_logits"].to(hand.dtype), torch.nn.functional.avg_pool2d(hand, stride))}
+        if depth is None:
+            return out
+        depth = depth.to(wrist_depth.dtype)[:, None]
+        seen = ((seg > 0)[:, None] & (depth > 0) & torch.isfinite(depth)).to(depth.dtype)
+        count = torch.nn.functional.avg_pool2d(seen, stride)  # (B, 1, h, w) fraction of seen pixels
+        mean = torch.nn.functional.avg_pool2d(torch.where(seen > 0, depth, 0.0), stride) / count.clamp_min(1e-6)
+        valid = count > 0
+        if valid.any():
+            target = mean - wrist_depth[:, None, None, None]
+            out["dense_depth"] = (preds["depth_map"].to(target.dtype) - target).abs()[valid].mean()
+        return out
 
     @staticmethod
     def _image_size(batch: Mapping[str, Any]) -> tuple[int, int]:

@@ -115,10 +115,14 @@ class Keypoint25DHead(nn.Module):
             adds the object centre as a 22nd point).
         channels: width of the stride-4 stage (the stride-8 stage has twice as many).
         depth_scale: metres per unit of the depth maps.
+        aux_maps: further per-pixel output maps at stride 4 (raw, for dense
+            auxiliary targets such as a depth image or a hand mask); with
+            ``aux_maps > 0`` :meth:`forward` returns them as a third output.
 
     Shape:
         tokens ``(B, h w, D)``, image ``(B, 3, H, W)`` (normalised; sides
-        multiples of 8) -> heatmaps ``(B, J, H/4, W/4)``, depths ``(B, J, H/4, W/4)`` metres.
+        multiples of 8) -> heatmaps ``(B, J, H/4, W/4)``, depths ``(B, J, H/4, W/4)`` metres
+        (+ ``(B, aux_maps, H/4, W/4)`` when ``aux_maps > 0``).
 
     Example:
         >>> head = Keypoint25DHead(32, channels=16)
@@ -127,25 +131,27 @@ class Keypoint25DHead(nn.Module):
         ((2, 21, 16, 16), (2, 21, 16, 16))
     """
 
-    def __init__(self, dim: int, *, num_joints: int = 21, channels: int = 64, depth_scale: float = 0.1) -> None:
+    def __init__(self, dim: int, *, num_joints: int = 21, channels: int = 64, depth_scale: float = 0.1,
+                 aux_maps: int = 0) -> None:
         super().__init__()
         check_int(dim, name="dim", low=1)
         check_int(num_joints, name="num_joints", low=1)
         check_int(channels, name="channels", low=2)
+        self.aux_maps = check_int(aux_maps, name="aux_maps", low=0)
         self.dim, self.num_joints, self.depth_scale = dim, num_joints, check_positive(depth_scale, name="depth_scale")
         c = channels
         self.stem4 = nn.Sequential(_conv(3, c // 2, 2), _conv(c // 2, c, 2), _conv(c, c))
         self.stem8 = _conv(c, 2 * c, 2)
         self.fuse8 = nn.Sequential(_conv(dim + 2 * c, 2 * c, kernel=1), _conv(2 * c, 2 * c))
         self.fuse4 = nn.Sequential(_conv(2 * c + c, c, kernel=1), _conv(c, c))
-        self.out = nn.Conv2d(c, 2 * num_joints, 1)
+        self.out = nn.Conv2d(c, 2 * num_joints + self.aux_maps, 1)
         with torch.no_grad():
             self.out.weight.mul_(0.1)
             self.out.bias.zero_()
 
     def forward(self, tokens: torch.Tensor, grid_size: tuple[int, int],
-                image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Heatmap logits and relative depths (metres) of every joint."""
+                image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Heatmap logits and relative depths (metres) of every joint (and the auxiliary maps, if any)."""
         h, w = check_size(grid_size, name="grid_size")
         dims = check_shape(tokens, f"B {h * w} {self.dim}", name="tokens")
         check_shape(image, "B 3 H W", name="image", dims=dims)
@@ -162,4 +168,6 @@ class Keypoint25DHead(nn.Module):
         x = F.interpolate(x, size=f4.shape[-2:], mode="bilinear", align_corners=False)
         x = self.out(self.fuse4(torch.cat([x, f4], dim=1)))  # (B, 2J, H/4, W/4)
         J = self.num_joints
+        if self.aux_maps:
+            return x[:, :J], x[:, J:2 * J] * self.depth_scale, x[:, 2 * J:]
         return x[:, :J], x[:, J:] * self.depth_scale

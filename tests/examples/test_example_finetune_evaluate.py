@@ -142,6 +142,29 @@ def test_hoisdf_finetune_evaluate_chain(tmp_path, capsys, backbone):
     assert "--root-depth" in capsys.readouterr().err
 
 
+def test_hoisdf_layer_decay_counts_the_backbones_vit_blocks():
+    from hoimask.engine import build_optimizer
+    from hoimask.models import HOISDF
+
+    finetune = _load("finetune")
+    model = HOISDF.from_preset("tiny")
+    opt = build_optimizer(model, lr=1.0, layer_decay=0.5, **finetune.layer_decay_layers(model))
+    scale = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    depth = model.config.depth
+    named = dict(model.named_parameters())
+    assert scale[id(named["backbone.encoder.patch_embed.proj.weight"])] == 0.5 ** (depth + 1)
+    assert scale[id(named["backbone.encoder.blocks.0.attn.qkv.weight"])] == 0.5 ** depth
+    assert max(scale.values()) == 1.0  # decoders and heads at the full rate
+
+
+def test_layer_decay_is_refused_for_the_resnet_backbone(capsys):
+    with pytest.raises(SystemExit) as info:
+        _load("finetune").main(["--no-pretrain", "--model", "hoisdf", "--backbone", "resnet50", "--layer-decay", "0.75",
+                                "--output-dir", "unused"])
+    assert info.value.code == 2
+    assert "argument --layer-decay" in capsys.readouterr().err
+
+
 def test_hoisdf_finetune_loads_the_maskhoi_encoder(tmp_path):
     from hoimask.models import MaskHOI
 

@@ -169,3 +169,33 @@ def test_a_learned_position_embedding_survives_the_checkpoint_round_trip():
     rebuilt.load_state_dict(model.state_dict())
     assert any(n == "encoder.pos_embed" for n, _ in rebuilt.named_parameters())  # trainable again
     assert torch.equal(rebuilt.encoder.pos_embed, model.encoder.pos_embed)
+
+
+def test_dense_maps_are_trained_on_seen_pixels_only():
+    torch.manual_seed(0)
+    model = PoseRegressionModel(**SMALL, dense_maps=True)
+    batch = _batch()
+    seg = torch.zeros(3, 32, 32, dtype=torch.int64)
+    seg[:, 8:16, 8:16] = 1  # hand: cells (2..3, 2..3) at stride 4
+    seg[:, 20:24, 20:24] = 2  # object: cell (5, 5)
+    depth = torch.where(seg > 0, 0.55, 0.0)
+    batch.update(segmentation=seg, depth=depth)
+    out = model(batch)
+    p = out["predictions"]
+    assert p["depth_map"].shape == p["hand_mask_logits"].shape == (3, 1, 8, 8)
+    cells = torch.zeros(8, 8, dtype=torch.bool)
+    cells[2:4, 2:4] = True
+    cells[5, 5] = True
+    wrist = batch["joints_3d"][:, 0, 2]
+    expected = (p["depth_map"][:, 0] - (0.55 - wrist)[:, None, None]).abs()[:, cells].mean()
+    torch.testing.assert_close(out["terms"]["dense_depth"], expected)
+    target = torch.nn.functional.avg_pool2d((seg == 1).float()[:, None], 4)
+    torch.testing.assert_close(out["terms"]["hand_mask"], torch.nn.functional.binary_cross_entropy_with_logits(
+        p["hand_mask_logits"], target))
+    # background depth values (here: garbage) do not count
+    batch["depth"] = torch.where(seg > 0, depth, 9.0)
+    torch.testing.assert_close(model(batch)["terms"]["dense_depth"], out["terms"]["dense_depth"])
+    # without the dense targets the terms are absent; without dense_maps they never appear
+    del batch["depth"], batch["segmentation"]
+    assert not {"dense_depth", "hand_mask"} & set(model(batch)["terms"])
+    assert "dense_maps" in model.encoder_config and model.encoder_config["dense_maps"] is True

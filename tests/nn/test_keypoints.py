@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hoimask._checks import ShapeError
+from hoimask._checks import ShapeError, ValueRangeError
 from hoimask.geometry import project
 from hoimask.losses import heatmap_kl_divergence
 from hoimask.nn import Keypoint25DHead, lift_keypoints, soft_argmax_2d
@@ -41,6 +41,25 @@ def test_head_shapes_gradients_and_errors(generator):
     assert tokens.grad.abs().sum() > 0
     with pytest.raises(ShapeError):
         head(tokens[:, :15], (4, 4), image)
+
+
+def test_aux_maps_come_third_and_leave_the_joint_maps_alone(generator):
+    torch.manual_seed(0)
+    plain = Keypoint25DHead(16, channels=8)
+    torch.manual_seed(0)
+    extra = Keypoint25DHead(16, channels=8, aux_maps=2)
+    with torch.no_grad():  # same weights for the joint channels
+        extra.out.weight[:42].copy_(plain.out.weight)
+        extra.out.bias[:42].copy_(plain.out.bias)
+    tokens, image = torch.randn(2, 16, 16, generator=generator), torch.randn(2, 3, 64, 64, generator=generator)
+    plain.eval(), extra.eval()
+    maps, depth, aux = extra(tokens, (4, 4), image)
+    assert aux.shape == (2, 2, 16, 16)
+    ref_maps, ref_depth = plain(tokens, (4, 4), image)
+    torch.testing.assert_close(maps, ref_maps)
+    torch.testing.assert_close(depth, ref_depth)
+    with pytest.raises(ValueRangeError, match="aux_maps"):
+        Keypoint25DHead(16, aux_maps=-1)
 
 
 def test_heatmap_kl_divergence_is_lowest_at_the_target_and_skips_invisible_joints():
