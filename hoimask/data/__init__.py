@@ -1,4 +1,4 @@
-"""Data: synthetic HOI scenes (generator + renderer), DexYCB, HO3D and FreiHAND loaders, transforms, collate.
+"""Data: synthetic HOI scenes (generator + renderer), DexYCB, HO3D and FreiHAND loaders, transforms, two-view augmentation, collate.
 
 Every dataset returns the sample dictionary described in
 :mod:`hoimask.data.sample` (images in ``[0, 1]``); :func:`collate` stacks
@@ -8,8 +8,14 @@ samples (images stay RGB in ``[0, 1]``: the models normalise their own input).
 from hoimask.data.cache import CachedHOI, write_cache
 from hoimask.data.dexycb import DexYCB, dexycb_split
 from hoimask.data.freihand import FREIHAND_BACKGROUNDS, FreiHAND, read_freihand_ground_truth
+from hoimask.data.grasp import (
+    grasp_labels_from_motion,
+    relative_rotation_error,
+    relative_translation_error,
+)
 from hoimask.data.ho3d import HO3D
 from hoimask.data.objects import SceneObject, sample_primitive
+from hoimask.data.photometric import RandomGrayscale, RandomSolarize, solarize, to_grayscale
 from hoimask.data.sample import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -36,6 +42,18 @@ from hoimask.data.transforms import (
     gaussian_blur,
     hand_object_box,
     warp_sample,
+)
+from hoimask.data.views import (
+    HANDMIM_VIEWS,
+    TWO_VIEW_KEYS,
+    TwoViews,
+    TwoViewTransform,
+    ViewAugmentation,
+    augment_view,
+    random_crop_affine,
+    two_views,
+    view_to_view_affine,
+    warp_image,
 )
 
 __all__ = [
@@ -64,11 +82,14 @@ __all__ = [
     "dexycb_split",
     "export_sdf_samples",
     "gaussian_blur",
+    "grasp_labels_from_motion",
     "hand_object_box",
     "mesh_sdf_targets",
     "normalize_image",
     "query_points",
     "read_freihand_ground_truth",
+    "relative_rotation_error",
+    "relative_translation_error",
     "render_scene",
     "sample_frame_sdf",
     "sample_primitive",
@@ -76,4 +97,18 @@ __all__ = [
     "validate_sample",
     "warp_sample",
     "write_cache",
+    "HANDMIM_VIEWS",
+    "TWO_VIEW_KEYS",
+    "RandomGrayscale",
+    "RandomSolarize",
+    "TwoViewTransform",
+    "TwoViews",
+    "ViewAugmentation",
+    "augment_view",
+    "random_crop_affine",
+    "solarize",
+    "to_grayscale",
+    "two_views",
+    "view_to_view_affine",
+    "warp_image",
 ]

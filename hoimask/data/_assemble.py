@@ -147,6 +147,7 @@ def frame_sample(
     generator: torch.Generator,
     object_name: str,
     sdf_targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    grasped: bool | None = None,
 ) -> dict[str, torch.Tensor | str]:
     """Assemble a sample; hand targets are NaN when ``hand_vertices`` is ``None`` (no annotation).
 
@@ -156,6 +157,12 @@ def frame_sample(
     ``""`` when the frame names none; it becomes the sample's ``object_name``.
     ``sdf_targets`` ``(points (Q, 3), sdf_hand (Q,), sdf_object (Q,))``, when
     given (read from exported files), replace the on-the-fly SDF computation.
+
+    ``grasped``: the sample's label when the loader computed it (DexYCB's
+    motion rule, :func:`hoimask.data.grasp.grasp_labels_from_motion`); ``None``
+    applies the *contact rule*: True when the hand mesh comes within
+    ``contact_threshold`` of the object's model points (False without a hand
+    annotation or an object pose).
     """
     from hoimask.ops import mesh_sdf
 
@@ -174,14 +181,15 @@ def frame_sample(
             )
         else:
             sdf_points, sdf_hand, sdf_obj = torch.zeros(0, 3), torch.zeros(0), torch.zeros(0)
-        grasped = False
-        if model is not None and torch.isfinite(R).all():
-            pts = (model[2].to(torch.float64) @ R.T + t)[None].float()
-            grasped = bool(mesh_sdf(pts, hand_vertices[None].float(), hand_faces)[0].min() < contact_threshold)
+        if grasped is None:  # the contact rule
+            grasped = False
+            if model is not None and torch.isfinite(R).all():
+                pts = (model[2].to(torch.float64) @ R.T + t)[None].float()
+                grasped = bool(mesh_sdf(pts, hand_vertices[None].float(), hand_faces)[0].min() < contact_threshold)
     else:
         amodal = segmentation == 1
         sdf_points, sdf_hand, sdf_obj = torch.zeros(q, 3), torch.full((q,), nan), torch.full((q,), nan)
-        grasped = False
+        grasped = False if grasped is None else grasped
     amodal = amodal | (segmentation == 1)
     visible, total = int((segmentation == 1).sum()), int(amodal.sum())
     points = torch.full((1, 3), nan) if model is None else model[2]
@@ -201,7 +209,7 @@ def frame_sample(
         "sdf_points": sdf_points.float(),
         "sdf_hand": sdf_hand.float(),
         "sdf_object": sdf_obj.float(),
-        "grasped": torch.tensor(grasped),
+        "grasped": torch.tensor(bool(grasped)),
         "occlusion_ratio": torch.tensor(1.0 - visible / total if total else 0.0, dtype=torch.float32),
         "has_object": torch.tensor(True),
         "object_name": str(object_name),

@@ -13,6 +13,14 @@ Layout read (as released by the DexYCB authors)::
                                                               joint_2d (1,21,2)
     ROOT/models/<ycb name>/textured_simple.obj
 
+Grasp labels (``grasped``): by default UniHOPE's *motion rule*
+(``grasp_rule="motion"``, :func:`hoimask.data.grasp.grasp_labels_from_motion`):
+a frame is grasping when the grasped object's pose has moved by more than 5°
+or 5 cm from its pose in the sequence's first frame, read from the same
+camera's ``labels_000000.npz`` (DexYCB sequences start with the hand away from
+the object, so that pose is the object at rest). ``grasp_rule="contact"`` keeps
+the earlier proxy: the MANO mesh within ``contact_threshold`` of the object.
+
 Splits: ``setup`` ``s0`` (seen subjects, views and objects; sequences with
 ``i % 5 == 4`` held out, validation subjects 0–1, test subjects 2–9), ``s1``
 (unseen subjects), ``s2`` (unseen cameras), ``s3`` (unseen grasped objects),
@@ -32,7 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hoimask._checks import FileFormatError, check_choice, check_int
+from hoimask._checks import FileFormatError, ValueRangeError, check_choice, check_int
 from hoimask.geometry import matrix_to_axis_angle
 
 from ._assemble import (
@@ -54,8 +62,9 @@ from ._io import (
     read_yaml,
 )
 from .cache import _index_seed
+from .grasp import grasp_labels_from_motion
 
-__all__ = ["DEXYCB_SERIALS", "DEXYCB_SUBJECTS", "YCB_CLASSES", "DexYCB", "dexycb_split"]
+__all__ = ["DEXYCB_GRASP_RULES", "DEXYCB_SERIALS", "DEXYCB_SUBJECTS", "YCB_CLASSES", "DexYCB", "dexycb_split"]
 
 #: Subject folders in the toolkit's order.
 DEXYCB_SUBJECTS: tuple[str, ...] = tuple(
@@ -77,6 +86,9 @@ YCB_CLASSES: dict[int, str] = {
     13: "024_bowl", 14: "025_mug", 15: "035_power_drill", 16: "036_wood_block", 17: "037_scissors",
     18: "040_large_marker", 19: "051_large_clamp", 20: "052_extra_large_clamp", 21: "061_foam_brick",
 }  # fmt: skip
+
+#: The rules :class:`DexYCB` can label ``grasped`` by (see its docstring).
+DEXYCB_GRASP_RULES: tuple[str, ...] = ("motion", "contact")
 
 _HAND_LABEL = 255  # value of hand pixels in DexYCB's ``seg``
 _MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
@@ -193,7 +205,13 @@ class DexYCB(Dataset):
     ``flat_hand_mean=False``, so ``hand_pose`` is the full rotation, zero =
     flat hand), the subject's ``betas``, the grasped object's pose, ``P``
     model points, and SDF targets against the MANO mesh and the YCB mesh.
-    ``grasped`` is True when the hand mesh comes within ``contact_threshold`` of the object.
+    ``grasped`` follows ``grasp_rule``: ``"motion"`` (default, UniHOPE eq. 1):
+    the grasped object's rotation differs by more than 5° or its translation
+    by more than 5 cm from the sequence's first frame (the object at rest; the
+    same camera's ``labels_000000.npz``, read once per sequence and camera and
+    kept), for every frame, hand-annotated or not; ``"contact"``: the hand
+    mesh comes within ``contact_threshold`` of the object's model points
+    (False for frames without a hand annotation).
     ``object_name`` is the grasped object's YCB name (:data:`YCB_CLASSES`, e.g. ``"019_pitcher_base"``).
 
     Args:
@@ -207,7 +225,8 @@ class DexYCB(Dataset):
             give NaN hand targets.
         num_object_points: ``P``.
         num_sdf_points: ``Q`` (0 skips the SDF computation).
-        contact_threshold: metres, for ``grasped``.
+        contact_threshold: metres, for ``grasped`` under ``grasp_rule="contact"``.
+        grasp_rule: ``"motion"`` or ``"contact"`` (:data:`DEXYCB_GRASP_RULES`), see above.
         transform: ``t(sample, generator=None) -> sample``.
         seed: seed of the per-index generators (SDF points, transforms).
         sdf_source: read the SDF targets from exported files
@@ -217,7 +236,9 @@ class DexYCB(Dataset):
             the frame for mirrored left hands).
 
     Raises:
-        FileFormatError: missing or malformed files (named in the message).
+        FileFormatError: missing or malformed files (named in the message);
+            with ``grasp_rule="motion"``, a sequence's missing or malformed
+            first-frame ``labels_000000.npz`` when one of its frames is read.
     """
 
     def __init__(
@@ -235,10 +256,12 @@ class DexYCB(Dataset):
         transform: Callable | None = None,
         seed: int = 0,
         sdf_source=None,
+        grasp_rule: str = "motion",
     ) -> None:
         self.root = Path(root)
         self.mano_root = Path(mano_root)
         self.hands = check_choice(hands, ("right", "mirror"), name="hands")
+        self.grasp_rule = check_choice(grasp_rule, DEXYCB_GRASP_RULES, name="grasp_rule", fn="DexYCB.__init__")
         self.sdf_source = sdf_source
         subj_ind, ser_ind, seq_ind = dexycb_split(setup, split)
         self.setup, self.split = setup, split
@@ -300,6 +323,7 @@ class DexYCB(Dataset):
             raise FileFormatError(f"DexYCB(): no frame of {setup}_{split} found under {self.root}")
         self.frames = np.asarray(frames, dtype=np.int64)
         self._mano: dict[str, object] = {}
+        self._rest_poses: dict[tuple[int, int], np.ndarray] = {}  # (sequence, camera) -> first frame's pose_y
         self._models = ObjectModels({n: model_path(self.root, n) for n in YCB_CLASSES.values()}, self.num_object_points)
 
     def __len__(self) -> int:
@@ -308,6 +332,7 @@ class DexYCB(Dataset):
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_mano"] = {}  # rebuilt lazily in each worker
+        state["_rest_poses"] = {}
         return state
 
     def _frame_dir(self, frame) -> tuple[dict, str, Path, int]:
@@ -374,6 +399,47 @@ class DexYCB(Dataset):
                                   f"{seq['dir'] / 'meta.yml'} lists {len(seq['ycb_ids'])} objects in 'ycb_ids'")
         return lab, "joint_3d" in keys and _hand_annotated(path, lab["joint_3d"])
 
+    def _rest_pose(self, frame) -> np.ndarray:
+        """``pose_y`` ``(O, 3, 4)`` of the first frame of ``frame``'s sequence, seen by the same camera (cached).
+
+        The motion rule is invariant to the camera (a fixed change of frame
+        cancels in both errors); the frame's own camera folder is read, as the
+        released UniHOPE code does, so the label never depends on which
+        camera happened to be read first.
+
+        Raises:
+            FileFormatError: naming the missing or malformed ``labels_000000.npz``.
+        """
+        k, ci = int(frame[0]), int(frame[1])
+        if (k, ci) not in self._rest_poses:
+            seq, _, d, _ = self._frame_dir(frame)
+            path = d / f"labels_{0:06d}.npz"
+            if not path.is_file():
+                raise FileFormatError(f"{path}: not found; DexYCB(grasp_rule='motion') reads the grasped object's "
+                                      f"rest pose from the first frame of sequence {seq['dir']} (or use "
+                                      "grasp_rule='contact')")
+            self._rest_poses[(k, ci)] = self._labels(seq, d, 0, ("pose_y",))[0]["pose_y"]
+        return self._rest_poses[(k, ci)]
+
+    def _motion_grasped(self, frame, seq: dict, pose_y: np.ndarray) -> bool:
+        """UniHOPE's label of a frame from its ``pose_y (O, 3, 4)`` and its sequence's first frame.
+
+        Raises:
+            FileFormatError: the grasped object's rotation in either file is not
+                a rotation matrix (naming that file and ``pose_y``).
+        """
+        f = int(frame[2])
+        first = pose_y if f == 0 else self._rest_pose(frame)
+        now = torch.from_numpy(pose_y[seq["grasp"]]).to(torch.float64)
+        rest = torch.from_numpy(first[seq["grasp"]]).to(torch.float64)
+        try:
+            return bool(grasp_labels_from_motion(now[:, :3], now[:, 3], rest[:, :3], rest[:, 3]))
+        except ValueRangeError as err:
+            d = self._frame_dir(frame)[2]
+            path = d / f"labels_{0 if 'R_first' in str(err) else f:06d}.npz"
+            raise FileFormatError(f"{path}: array 'pose_y' of the grasped object (index {seq['grasp']}) cannot be "
+                                  f"compared with the rest pose: {err}") from None
+
     def _posed(self, seq: dict, lab: dict):
         """MANO output, layer and the grasped object's pose and model of one frame (original camera frame)."""
         pose_m = torch.from_numpy(lab["pose_m"][0]).to(torch.float64)
@@ -406,7 +472,8 @@ class DexYCB(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         """Load frame ``index`` (see the class docstring for the sample)."""
         index = frame_index(index, len(self), who="DexYCB.__getitem__")
-        seq, serial, d, f = self._frame_dir(self.frames[index])
+        frame = self.frames[index]
+        seq, serial, d, f = self._frame_dir(frame)
         color_path, depth_path = d / f"color_{f:06d}.jpg", d / f"aligned_depth_to_color_{f:06d}.png"
         image = read_image(color_path)
         H, W = image.shape[1:]
@@ -417,6 +484,7 @@ class DexYCB(Dataset):
         if lab["seg"].shape != (H, W):
             raise FileFormatError(f"{d / f'labels_{f:06d}.npz'}: array 'seg' is {lab['seg'].shape}, but {color_path} "
                                   f"is {(H, W)}")
+        grasped = self._motion_grasped(frame, seq, lab["pose_y"]) if self.grasp_rule == "motion" else None
         intr = self.intrinsics[serial]
         K = torch.tensor([[intr["fx"], 0.0, intr["ppx"] + 0.5], [0.0, intr["fy"], intr["ppy"] + 0.5], [0.0, 0.0, 1.0]],
                          dtype=torch.float64)  # fmt: skip
@@ -454,7 +522,7 @@ class DexYCB(Dataset):
             hand_pose=hand_pose, hand_shape=seq["betas"], hand_vertices=verts if has_hand else None,
             hand_faces=faces, rotation=R, translation=t, model=(mv, mf, mpts),
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
-            object_name=YCB_CLASSES[grasp_id], sdf_targets=sdf_targets,
+            object_name=YCB_CLASSES[grasp_id], sdf_targets=sdf_targets, grasped=grasped,
         )  # fmt: skip
         if self.transform is not None:
             sample = self.transform(sample, generator=g)

@@ -1,4 +1,4 @@
-"""Photometric transforms: colour jitter and Gaussian blur (images only, labels untouched).
+"""Photometric transforms: colour jitter, Gaussian blur, grayscale and solarisation (images only, labels untouched).
 
 They act on every key of :data:`hoimask.data.transforms.IMAGE_KEYS` and keep
 images in ``[0, 1]``.
@@ -21,7 +21,17 @@ from hoimask._checks import (
     check_shape,
 )
 
-__all__ = ["IMAGE_KEYS", "ColorJitter", "GaussianBlur", "adjust_colors", "gaussian_blur"]
+__all__ = [
+    "IMAGE_KEYS",
+    "ColorJitter",
+    "GaussianBlur",
+    "RandomGrayscale",
+    "RandomSolarize",
+    "adjust_colors",
+    "gaussian_blur",
+    "to_grayscale",
+    "solarize",
+]
 
 #: Keys holding RGB images (resampled bilinearly by geometric transforms, jittered here).
 IMAGE_KEYS: tuple[str, ...] = ("image", "deoccluded_image")
@@ -148,4 +158,92 @@ class GaussianBlur:
         for key in IMAGE_KEYS:
             if key in sample:
                 out[key] = gaussian_blur(sample[key], sigma).clamp(0, 1)
+        return out
+
+
+def to_grayscale(image: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma ``0.299 R + 0.587 G + 0.114 B`` repeated over the three channels (torchvision's grayscale).
+
+    Args:
+        image: ``(3, H, W)`` RGB.
+
+    Returns:
+        ``(3, H, W)`` with three equal channels.
+
+    Shape:
+        ``(3, H, W) -> (3, H, W)``
+
+    Example:
+        >>> to_grayscale(torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)).flatten()
+        tensor([0.2990, 0.2990, 0.2990])
+    """
+    check_shape(image, "3 H W", name="image")
+    weights = image.new_tensor([0.299, 0.587, 0.114])
+    grey = (image * weights[:, None, None]).sum(0, keepdim=True)  # (1, H, W)
+    return grey.expand_as(image).clone()
+
+
+def solarize(image: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Invert the pixels at or above ``threshold``: ``x ↦ 1 − x`` there (PIL's ``ImageOps.solarize`` on [0, 1]).
+
+    Args:
+        image: ``(C, H, W)`` in ``[0, 1]``.
+        threshold: in ``[0, 1]`` (0.5 = PIL's 128 of 256).
+
+    Returns:
+        ``(C, H, W)``.
+
+    Shape:
+        ``(C, H, W) -> (C, H, W)``
+
+    Example:
+        >>> solarize(torch.tensor([0.2, 0.5, 0.9]).view(3, 1, 1)).flatten()
+        tensor([0.2000, 0.5000, 0.1000])
+    """
+    check_shape(image, "C H W", name="image")
+    check_probability(threshold, name="threshold")
+    return torch.where(image >= threshold, 1.0 - image, image)
+
+
+class RandomGrayscale:
+    """Turn the images gray (:func:`to_grayscale`) with probability ``p``.
+
+    Args:
+        p: probability (DINO / iBOT: 0.2).
+    """
+
+    def __init__(self, p: float = 0.2) -> None:
+        self.p = check_probability(p, name="p")
+
+    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        """Gray ``sample``'s images (or return it unchanged); draws one number."""
+        u = torch.rand(1, generator=generator, dtype=torch.float64)
+        out = dict(sample)
+        if float(u[0]) < self.p:
+            for key in IMAGE_KEYS:
+                if key in sample:
+                    out[key] = to_grayscale(sample[key])
+        return out
+
+
+class RandomSolarize:
+    """Solarise the images (:func:`solarize`) with probability ``p``.
+
+    Args:
+        p: probability (DINO / iBOT: 0.2 on the second global view).
+        threshold: pixels at or above it are inverted.
+    """
+
+    def __init__(self, p: float = 0.2, threshold: float = 0.5) -> None:
+        self.p = check_probability(p, name="p")
+        self.threshold = check_probability(threshold, name="threshold")
+
+    def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        """Solarise ``sample``'s images (or return it unchanged); draws one number."""
+        u = torch.rand(1, generator=generator, dtype=torch.float64)
+        out = dict(sample)
+        if float(u[0]) < self.p:
+            for key in IMAGE_KEYS:
+                if key in sample:
+                    out[key] = solarize(sample[key], self.threshold)
         return out

@@ -46,7 +46,10 @@ class Scene:
         joints: ``(21, 3)`` canonical joints.
         vertices: ``(V, 3)`` hand mesh vertices (faces: ``hand.faces``).
         obj: the object or ``None``.
-        grasped: the object is in contact with the hand.
+        grasped: the scene placed the object in the hand (in contact, held). This is
+            UniHOPE's motion-rule label for a single frame: the object's rest pose is
+            where it would lie without the hand, and only a held object is off it; an
+            object beside the hand rests (False). docs/data.md, "Grasp labels".
         K: ``(3, 3)`` intrinsics.
         size: ``(H, W)``.
         skin: ``(3,)`` skin colour.

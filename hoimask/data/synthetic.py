@@ -46,7 +46,10 @@ class SyntheticHOI(Dataset):
     """Random procedural hand grasping a primitive (or user mesh), rendered with every label.
 
     See :mod:`hoimask.data.sample` for the keys, and :mod:`hoimask.data.scene`
-    for how scenes are drawn and rendered.
+    for how scenes are drawn and rendered. ``grasped`` is True exactly for the
+    scenes that place the object in the hand: the meaning of UniHOPE's
+    motion-based grasp label for a single frame (the object is off the pose it
+    would rest in without the hand; :attr:`hoimask.data.Scene.grasped`).
 
     Args:
         num_samples: dataset length.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,19 @@ def _posed_hand(layer, pose: torch.Tensor, betas: torch.Tensor, depth: float):
     return out, trans
 
 
-def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *, seed: int = 0) -> Path:
+def _moved_pose(pose_y: np.ndarray, degrees: float, lift: float) -> np.ndarray:
+    """``pose_y (O, 3, 4)`` with object 0 turned by ``degrees`` about the camera z axis (through its centre)
+    and moved ``lift`` metres along camera −y."""
+    a = np.deg2rad(degrees)
+    Rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    out = pose_y.astype(np.float64)
+    out[0, :, :3] = Rz @ out[0, :, :3]
+    out[0, :, 3] = out[0, :, 3] + np.array([0.0, -lift, 0.0])
+    return out.astype(np.float32)
+
+
+def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *, seed: int = 0,
+                         object_motion: Sequence[tuple[float, float]] = ()) -> Path:
     """Write a tiny DexYCB: subject 01 with 5 sequences (the 2nd left-handed) of one frame each
     (sequence 0 has a 2nd frame without hand annotation), 8 cameras, 64×48 images, two YCB objects.
 
@@ -108,6 +121,13 @@ def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, 
         root: output folder (the fake ``$DEX_YCB_DIR``).
         mano_root: folder holding the MANO files (see :func:`write_mano_fixture`).
         seed: NumPy/torch seed of the content.
+        object_motion: ``(degrees, metres)`` per extra frame of sequence 0
+            (frames 2, 3, ...; hand as in frame 0, re-rendered): the grasped
+            object turned by ``degrees`` about the camera's z axis through its
+            centre and lifted by ``metres`` (camera −y), so its UniHOPE errors
+            to frame 0 are exactly these (up to float32 storage). The default
+            ``()`` writes the same files as before; the extra frames draw no
+            random numbers.
 
     Returns:
         ``root``.
@@ -139,7 +159,7 @@ def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, 
               for side in ("right", "left")}  # fmt: skip
     for q in range(5):
         side = "left" if q == 1 else "right"
-        num_frames = 2 if q == 0 else 1
+        num_frames = 2 + len(object_motion) if q == 0 else 1
         qdir = root / subject / f"20200709_1417{q:02d}"
         qdir.mkdir(parents=True, exist_ok=True)
         meta = {"serials": list(DEXYCB_SERIALS), "num_frames": num_frames, "ycb_ids": [2, 10], "ycb_grasp_ind": 0,
@@ -162,10 +182,18 @@ def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, 
         palette = {255: (220, 170, 140), 2: (200, 40, 40), 10: (230, 220, 40)}
         color = _colour(label, palette)
         for fr in range(num_frames):
-            annotated = fr == 0
+            annotated = fr != 1
+            frame_pose = pose_y
+            if fr >= 2:  # sequence 0's extra frames: the grasped object moved, the scene re-rendered
+                frame_pose = _moved_pose(pose_y, *object_motion[fr - 2])
+                label, depth = _render([meshes[0]] + [
+                    (models[i][0].double() @ torch.from_numpy(frame_pose[k, :, :3]).double().T
+                     + torch.from_numpy(frame_pose[k, :, 3]).double(), models[i][1], i) for k, i in enumerate((2, 10))
+                ], K)  # fmt: skip
+                color = _colour(label, palette)
             lab = {
                 "seg": label.numpy().astype(np.uint8),
-                "pose_y": pose_y,
+                "pose_y": frame_pose,
                 "pose_m": np.concatenate([pose48.numpy(), trans.numpy()])[None].astype(np.float32)
                 if annotated else np.zeros((1, 51), np.float32),
                 "joint_3d": joints.numpy()[None].astype(np.float32) if annotated else -np.ones((1, 21, 3), np.float32),

@@ -1,5 +1,22 @@
-"""Loss functions of MaskHOI eq. (1): 2D, SDF (3D), hand parameters, object pose, and their weighted sum; HOISDF's 2D loss L_img."""
+"""Loss functions of MaskHOI eq. (1): 2D, SDF (3D), hand parameters, object pose, and their weighted sum; HOISDF's 2D loss L_img;
+UniHOPE's object-switcher loss and multi-level feature enhancement; HandMIM's L_pose, L_patch and L_recon."""
 
+from hoimask.losses.enhancement import (
+    ENHANCEMENT_LEVELS,
+    UNIHOPE_ENHANCEMENT_WEIGHTS,
+    UNIHOPE_OCCLUSION_THRESHOLD,
+    MultiLevelEnhancementLoss,
+    enhancement_mask,
+    feature_consistency_loss,
+)
+from hoimask.losses.grasp import UNIHOPE_SWITCH_WEIGHT, grasp_switch_loss
+from hoimask.losses.handmim import (
+    align_pseudo_keypoints,
+    multilevel_reconstruction_loss,
+    normalized_affine,
+    patch_distillation_loss,
+    pose_alignment_loss,
+)
 from hoimask.losses.hoisdf_image import (
     HOISDF_HEATMAP_PEAK,
     HOISDF_HEATMAP_SIGMA,
@@ -66,4 +83,17 @@ __all__ = [
     "joint_vote_loss",
     "point_object_pose_loss",
     "hoisdf_mano_loss",
+    "ENHANCEMENT_LEVELS",
+    "UNIHOPE_ENHANCEMENT_WEIGHTS",
+    "UNIHOPE_OCCLUSION_THRESHOLD",
+    "UNIHOPE_SWITCH_WEIGHT",
+    "MultiLevelEnhancementLoss",
+    "enhancement_mask",
+    "feature_consistency_loss",
+    "grasp_switch_loss",
+    "align_pseudo_keypoints",
+    "multilevel_reconstruction_loss",
+    "normalized_affine",
+    "patch_distillation_loss",
+    "pose_alignment_loss",
 ]

@@ -3,8 +3,10 @@
 Pixel normalisation (the models' input layer), ViT encoder on visible tokens, checkpoint loading, token decoders, DPT heads,
 the SDF decoders, the 2D / parameter heads, HOISDF's ResNet U-Net image
 backbone with its 2D heads, and HOISDF's point-side parts (point tokens, point
-attention, joint voting, per-point object pose) and a small PointNet for explicit
-point clouds. Light: imports neither the
+attention, joint voting, per-point object pose), a small PointNet for explicit
+point clouds, UniHOPE's object switcher, grasp-aware fusion and adaptation
+layer, and HandMIM's parts (mask-token input, distillation head and centring,
+EMA teacher, multi-level pixel decoder). Light: imports neither the
 data package nor trimesh.
 """
 
@@ -14,7 +16,17 @@ from hoimask.nn.checkpoint import (
     detect_checkpoint_format,
     load_vit_checkpoint,
 )
+from hoimask.nn.distillation import (
+    DINOHead,
+    TeacherCentering,
+    center_and_sharpen,
+    teacher_temperature,
+)
 from hoimask.nn.dpt import DPTHead, FusionBlock, ResidualConvUnit
+from hoimask.nn.ema import make_teacher, teacher_momentum, update_teacher
+from hoimask.nn.feature_adapter import AttentionAdapter
+from hoimask.nn.grasp_fusion import GraspAwareFusion, grasp_aware_features
+from hoimask.nn.grasp_switcher import GatedObjectOutputs, GraspSwitcher, gate_object_outputs
 from hoimask.nn.heads import (
     IDENTITY_6D,
     HeatmapHead,
@@ -27,6 +39,7 @@ from hoimask.nn.heads import (
     spatial_soft_argmax,
 )
 from hoimask.nn.keypoints import Keypoint25DHead, lift_keypoints, soft_argmax_2d
+from hoimask.nn.mask_token import MaskTokenEncoder, replace_masked_tokens
 from hoimask.nn.patch_embed import PatchEmbed
 from hoimask.nn.pixel_norm import (
     IMAGENET_MEAN,
@@ -53,6 +66,7 @@ from hoimask.nn.point_heads import (
 )
 from hoimask.nn.point_tokens import PointTokenEmbedding
 from hoimask.nn.pointnet import POOL_MODES, PointNetEncoder, pool_points
+from hoimask.nn.pyramid_decoder import PyramidPixelDecoder, pyramid_tap_layers
 from hoimask.nn.resnet import (
     BasicBlock,
     Bottleneck,
@@ -147,4 +161,21 @@ __all__ = [
     "vote_joints",
     "DeepSDFDecoder",
     "DeepSDFOutput",
+    "AttentionAdapter",
+    "GatedObjectOutputs",
+    "GraspAwareFusion",
+    "GraspSwitcher",
+    "gate_object_outputs",
+    "grasp_aware_features",
+    "DINOHead",
+    "MaskTokenEncoder",
+    "PyramidPixelDecoder",
+    "TeacherCentering",
+    "center_and_sharpen",
+    "make_teacher",
+    "pyramid_tap_layers",
+    "replace_masked_tokens",
+    "teacher_momentum",
+    "teacher_temperature",
+    "update_teacher",
 ]

@@ -18,6 +18,7 @@ from torch import nn
 from hoimask._checks import ShapeError, check_choice, check_int, check_positive, check_shape
 from hoimask.encoding import POS_EMBED_RESIZE_METHODS, resize_pos_embed_2d, sincos_pos_embed_2d
 from hoimask.masking.base import MaskOutput, apply_mask
+from hoimask.nn.mask_token import _replace_masked_tokens
 from hoimask.nn.patch_embed import PatchEmbed
 from hoimask.nn.transformer import Block
 
@@ -350,6 +351,48 @@ class ViTEncoder(nn.Module):
             return apply_mask(t[:, p:], mask.ids_keep)
 
         return EncoderOutput(gather(x), x[:, 0] if p else None, tuple(gather(t) for t in taps))
+
+    def forward_mask_tokens(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor | MaskOutput | None,
+        mask_token: torch.Tensor,
+        *,
+        return_layers: list[int] | tuple[int, ...] | None = None,
+    ) -> EncoderOutput:
+        """BEiT / iBOT input path: all N tokens through the blocks, the masked ones replaced by ``mask_token``.
+
+        ``ẑ = M ⊙ p_mask + (1 − M) ⊙ z`` on the patch embeddings (HandMIM §2.1,
+        :func:`~hoimask.nn.replace_masked_tokens`), then the position embedding,
+        the class token and the blocks, exactly as :meth:`forward` with no mask.
+        The encoder holds no mask token: :class:`~hoimask.nn.MaskTokenEncoder`
+        owns it, so this encoder's checkpoint keys do not change.
+
+        Args:
+            image: ``(B, C, H, W)``; sides multiples of P.
+            mask: ``(B, N)`` bool, ``True`` = masked (any number per sample), a
+                :class:`~hoimask.masking.MaskOutput`, or ``None`` (nothing masked:
+                the same result as ``forward(image)``).
+            mask_token: ``(D,)`` or ``(1, 1, D)``.
+            return_layers: as in :meth:`forward`; taps cover the full grid.
+
+        Returns:
+            :class:`EncoderOutput` with ``tokens (B, N, D)`` in grid order.
+
+        Raises:
+            ShapeError: ``mask`` is not ``(B, N)`` for this image's grid, or ``mask_token`` not of size D.
+            DTypeError: ``mask`` is not bool.
+        """
+        check_shape(image, f"B {self.config.in_chans} H W", name="image", fn="ViTEncoder.forward_mask_tokens")
+        gh, gw = self.patch_embed.grid_size(image.shape[-2], image.shape[-1])
+        layers = self._resolve_layers(return_layers)
+        x = self.patch_embed(image)  # (B, N, D)
+        if mask is not None:
+            x = _replace_masked_tokens(x, mask, mask_token, "ViTEncoder.forward_mask_tokens")  # (B, N, D)
+        x = x + self.patch_positions(gh, gw)  # (B, N, D)
+        x, taps = self._run(self._prefix(x), layers, None)
+        p = self.num_prefix_tokens
+        return EncoderOutput(x[:, p:], x[:, 0] if p else None, tuple(t[:, p:] for t in taps))
 
 
 def _factory(name: str):

@@ -55,7 +55,10 @@ def test_labels_agree_with_the_files(dexycb_root, mano_root, quiet):
     uv = project(cam, s["K"]).floor().long()
     seg = s["segmentation"][uv[:, 1].clamp(0, 47), uv[:, 0].clamp(0, 63)]
     assert ((seg == 1) | (seg == 2)).float().mean() > 0.9
-    assert bool(s["grasped"])  # the fixture puts the object against the hand
+    # UniHOPE's motion rule (the default): a sequence's first frame is the object's rest pose, never grasping
+    assert not bool(s["grasped"])
+    contact = DexYCB(dexycb_root, mano_root=mano_root, num_sdf_points=16, num_object_points=16, grasp_rule="contact")
+    assert bool(contact[0]["grasped"])  # the fixture puts the object against the hand
     # Query points near the surfaces have small distances, SDF signs are finite.
     assert torch.isfinite(s["sdf_hand"]).all() and torch.isfinite(s["sdf_object"]).all()
     assert (s["sdf_hand"].abs() < 0.01).float().mean() > 0.3
