@@ -43,9 +43,9 @@ from hoimask.engine import (
     AugmentedViews,
     Trainer,
     load_checkpoint,
+    resolve_precision,
     save_checkpoint,
     seed_everything,
-    resolve_precision,
     train_preset,
     unwrap_model,
     vit_layer_id,
@@ -85,10 +85,11 @@ ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, nu
             "paper": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)}
 #: ``augment_views``: views per cached scene (AugmentedViews: the scene, then rotated / zoomed / shifted,
 #: colour-jittered copies); the tiny pose recipe gained 8 % RR-MJE from it (docs/results.md §3, third round).
-#: tiny pose steps 1000: 9 min 41 s on an idle 2-core machine with the views (1,200 steps: 12 min 12 s, a little
-#: more accurate).
-RECIPES = {"tiny": dict(steps=1000, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024, augment_views=16,
-                        precision="auto"),
+#: tiny pose steps 1300 with precision "auto" (bf16 autocast on a CPU with native bf16; fp32 elsewhere) and one
+#: DataLoader worker (the view warps and the first renders overlap the step: 0.61 -> 0.41 s per step early in a run):
+#: docs/results.md §3, fourth round, for the time on an idle 2-core machine.
+RECIPES = {"tiny": dict(steps=1300, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024, augment_views=16,
+                        precision="auto", num_workers=1),
            "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000,
                          augment_views=1)}
 #: HOISDF presets per (--preset, --backbone), and its recipes: no layer decay (HOISDF fine-tunes every layer
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=output_folder,
                    help="run directory (default: runs/finetune-<preset>; with --model hoisdf "
                         "runs/finetune-hoisdf-<preset>, -resnet appended for --backbone resnet50)")
-    p.add_argument("--steps", type=integer(low=1), help="optimisation steps (default: tiny 1000 for the pose model, 1200 for HOISDF; paper 50000)")
+    p.add_argument("--steps", type=integer(low=1), help="optimisation steps (default: tiny 1300 for the pose model, 1200 for HOISDF; paper 50000)")
     p.add_argument("--batch-size", type=integer(low=1),
                    help="per-process batch size (default: tiny 16, 8 with --model hoisdf; paper 22)")
     p.add_argument("--lr", type=real(low=0, low_open=True),
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=integer(low=0), default=0, help="seed of the heads' init and the data order")
     p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples the constant baselines stored in model.pt are fitted on (see evaluate.py)")
-    p.add_argument("--num-workers", type=integer(low=0), help="DataLoader workers per process (default: tiny 0, paper 8)")
+    p.add_argument("--num-workers", type=integer(low=0), help="DataLoader workers per process (default: tiny 1 for the pose model, else 0; paper 8)")
     p.add_argument("--log-every", type=integer(low=1), help="steps between log records (default: tiny 10, paper 50)")
     p.add_argument("--checkpoint-every", type=integer(low=1),
                    help="steps between checkpoints; one is always written at the end (default: tiny 50, paper 1000)")
@@ -296,7 +297,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
         args.preset, steps=steps, batch_size=args.batch_size or recipe["batch_size"], lr=args.lr or recipe["lr"],
         layer_decay=args.layer_decay or recipe["layer_decay"], seed=args.seed,
         precision=resolve_precision(args.precision or recipe.get("precision", base.precision), ctx.device),
-        num_workers=args.num_workers, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+        num_workers=args.num_workers if args.num_workers is not None else recipe.get("num_workers"),
+        log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         warmup_steps=short_run_warmup(base, steps),
     )
     seed_everything(args.seed)
@@ -333,7 +335,9 @@ def _run(args: argparse.Namespace, ctx) -> int:
     start = time.perf_counter()
     history = trainer.fit()
     if ctx.is_main:
-        baselines = fit_constant_baselines(scenes, max_samples=args.baseline_samples)
+        # with workers the training scenes were cached in them, not here: read them again in parallel
+        baselines = fit_constant_baselines(scenes, max_samples=args.baseline_samples,
+                                           num_workers=max(2, config.num_workers) if config.num_workers else 0)
         description = ({"model_type": "hoisdf", "hoisdf_config": hoisdf_config_state(model)}
                        if args.model == "hoisdf" else {"model_type": "pose", "encoder_config": model.encoder_config})
         path = save_checkpoint(args.output_dir / "model.pt", {

@@ -29,6 +29,7 @@ def build_dataset(
     cache_in_memory: bool = False,
     require_hand: bool = False,
     hands: str = "right",
+    deoccluded: bool = False,
 ) -> Dataset:
     """Build a dataset for training or evaluation.
 
@@ -61,6 +62,8 @@ def build_dataset(
         hands: DexYCB only: ``"right"`` (default; left-hand sequences skipped)
             or ``"mirror"`` (left hands mirrored into right ones: the whole split,
             as the DexYCB toolkit's result files need).
+        deoccluded: synthetic data only: each sample also holds ``deoccluded_image``, the
+            scene rendered without its object (UniHOPE's de-occluded twin); the real datasets have none.
 
     Returns:
         The dataset.
@@ -79,7 +82,7 @@ def build_dataset(
         ds: Dataset = data.SyntheticHOI(
             num_samples, image_size=image_size, seed=seed if train else seed + 1_000_003,
             num_sdf_points=num_sdf_points, num_object_points=num_object_points, hand_only_prob=hand_only_prob,
-            not_grasped_prob=min(0.1, 1.0 - hand_only_prob),
+            not_grasped_prob=min(0.1, 1.0 - hand_only_prob), deoccluded=deoccluded,
         )
     else:
         if root is None or mano_dir is None:
@@ -101,7 +104,7 @@ def build_dataset(
     return MemoryCache(ds) if cache_in_memory else ds
 
 
-def fit_constant_baselines(dataset: Dataset, *, max_samples: int = 2048, batch_size: int = 64):
+def fit_constant_baselines(dataset: Dataset, *, max_samples: int = 2048, batch_size: int = 64, num_workers: int = 0):
     """:class:`hoimask.metrics.ConstantBaselines` fitted on the first ``max_samples`` samples of ``dataset``.
 
     ``examples/finetune.py`` stores the result in ``model.pt`` (from its
@@ -111,6 +114,8 @@ def fit_constant_baselines(dataset: Dataset, *, max_samples: int = 2048, batch_s
         dataset: a hoimask dataset (samples with ``joints_3d`` and, optionally, object poses).
         max_samples: samples read (>= 1); the first ones, in order.
         batch_size: loader batch size.
+        num_workers: ``DataLoader`` workers (samples that must be rendered or
+            read are made in parallel; the result does not depend on it).
 
     Returns:
         The fitted :class:`~hoimask.metrics.ConstantBaselines`.
@@ -122,9 +127,10 @@ def fit_constant_baselines(dataset: Dataset, *, max_samples: int = 2048, batch_s
     from hoimask.metrics import ConstantBaselines
 
     check_int(max_samples, name="max_samples", low=1, fn="fit_constant_baselines")
+    check_int(num_workers, name="num_workers", low=0, fn="fit_constant_baselines")
     base = ConstantBaselines()
     subset = Subset(dataset, range(min(len(dataset), max_samples)))
-    for batch in DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+    for batch in DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers):
         base.update(batch["joints_3d"], batch.get("object_rotation"), batch.get("object_translation"),
                     batch.get("has_object"))
     return base

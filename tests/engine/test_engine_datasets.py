@@ -68,3 +68,14 @@ def test_dexycb_require_hand_drops_unannotated_frames(tmp_path):
         annotated = build_dataset("dexycb", require_hand=True, **common)
     assert len(annotated) < len(every)
     assert all(torch.isfinite(annotated[i]["joints_3d"]).all() for i in range(len(annotated)))
+
+
+def test_constant_baselines_do_not_depend_on_the_loader_workers():
+    from hoimask.engine.datasets import fit_constant_baselines
+
+    ds = build_dataset("synthetic", image_size=32, num_samples=6, seed=4, num_sdf_points=8, num_object_points=8)
+    one = fit_constant_baselines(ds, max_samples=5, batch_size=2).state_dict()
+    two = fit_constant_baselines(ds, max_samples=5, batch_size=2, num_workers=2).state_dict()
+    assert one.keys() == two.keys()
+    for key in one:
+        assert torch.equal(torch.as_tensor(one[key]), torch.as_tensor(two[key])), key
