@@ -25,6 +25,7 @@ from hoimask.nn.distillation import (
 from hoimask.nn.dpt import DPTHead, FusionBlock, ResidualConvUnit
 from hoimask.nn.ema import make_teacher, teacher_momentum, update_teacher
 from hoimask.nn.feature_adapter import AttentionAdapter
+from hoimask.nn.fpn import FeaturePyramid
 from hoimask.nn.grasp_fusion import GraspAwareFusion, grasp_aware_features
 from hoimask.nn.grasp_switcher import GatedObjectOutputs, GraspSwitcher, gate_object_outputs
 from hoimask.nn.heads import (
@@ -76,6 +77,7 @@ from hoimask.nn.resnet import (
     resnet34,
     resnet50,
 )
+from hoimask.nn.roi import RoIAlign, roi_align
 from hoimask.nn.sdf_decoder import DeepSDFDecoder, DeepSDFOutput, SDFDecoder
 from hoimask.nn.token_decoder import DecoderOutput, TokenDecoder
 from hoimask.nn.transformer import Attention, Block, CrossAttention, CrossAttentionBlock, Mlp
@@ -178,4 +180,7 @@ __all__ = [
     "teacher_momentum",
     "teacher_temperature",
     "update_teacher",
+    "FeaturePyramid",
+    "RoIAlign",
+    "roi_align",
 ]

@@ -105,3 +105,40 @@ def test_models_refuse_normalised_images(samples):
     for model in (MaskHOI.from_preset("tiny"), MAE.from_preset("tiny"), PoseRegressionModel()):
         with pytest.raises(ValueRangeError, match=r"RGB in \[0, 1\]"):
             model(batch)
+
+
+def _handmim_gaps(out: dict) -> dict[str, float]:
+    """Each HandMIM term above its floor: a distillation cross-entropy minus its target's entropy (the KL
+    divergence the student can remove; the teacher's entropy is no student's to lower), L_recon as it is."""
+    floor = out["target_entropy"]
+    return {k: float(v.detach()) - float(floor.get(k, 0.0)) for k, v in out["terms"].items()}
+
+
+@pytest.mark.slow
+def test_handmim_learns_every_term_with_a_fixed_generator(samples):
+    """The four images with the same views and masks every step (a generator seeded alike each time) and the
+    teacher held where it starts (no EMA step): the distillation gaps of L_pose and L_patch fall 10x, L_recon 4x.
+
+    Measured (seed 0, 300 steps): pose gap 4.41 -> 0.009, patch gap 1.90 -> 0.025, L_recon 1.02 -> 0.21 (4.8x). The
+    L1 of the linear pyramid decoder (eq. 8 has no activation) levels off near 0.2 here — a wider decoder
+    (256, 128, 64, 32) reached 0.25 and lr 3e-3 0.32 by step 150 (default 0.29) — so L_recon is held to 4x, not 10x (docs/models.md)."""
+    from hoimask.models import HandMIM
+
+    torch.manual_seed(0)
+    model = HandMIM.from_preset("tiny")
+    batch = {"image": samples["image"]}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.0)
+    first = None
+    for _ in range(STEPS):
+        out = model(batch, generator=torch.Generator().manual_seed(0))
+        first = first or _handmim_gaps(out)
+        opt.zero_grad()
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    assert set(first) == {"pose", "patch", "recon"}
+    model.eval()
+    with torch.no_grad():
+        last = _handmim_gaps(model(batch, generator=torch.Generator().manual_seed(0)))
+    _assert_every_term_falls({k: v for k, v in first.items() if k != "recon"}, last)
+    _assert_every_term_falls({"recon": first["recon"]}, last, factor=4.0)
