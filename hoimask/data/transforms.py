@@ -79,21 +79,37 @@ def _homogeneous(a: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _warp(image: torch.Tensor, inverse: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Resample ``(C, H, W)`` so that output pixel ``p'`` takes source pixel ``inverse @ p'``."""
-    C, H, W = image.shape
-    Ho, Wo = size
+def _sampling_grid(inverse: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+    """``(1, Ho, Wo, 2)`` float64 ``grid_sample`` grid (align_corners=False) taking source pixel ``inverse @ p'``."""
+    H, W = in_size
+    Ho, Wo = out_size
     dt = torch.float64
     v, u = torch.meshgrid(
         torch.arange(Ho, dtype=dt) + 0.5, torch.arange(Wo, dtype=dt) + 0.5, indexing="ij"
     )
     pts = torch.stack([u, v, torch.ones_like(u)], dim=-1) @ inverse.to(dt).T  # (Ho, Wo, 3)
-    grid = torch.stack([pts[..., 0] / W * 2 - 1, pts[..., 1] / H * 2 - 1], dim=-1)  # align_corners=False
+    return torch.stack([pts[..., 0] / W * 2 - 1, pts[..., 1] / H * 2 - 1], dim=-1)[None]
+
+
+def _resample(image: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    """``(C, H, W)`` sampled at ``grid`` (zeros outside); integer / bool maps come back in their dtype."""
     src = image if image.is_floating_point() else image.to(torch.float32)
-    out = F.grid_sample(
-        src[None], grid[None].to(src.dtype), mode=mode, padding_mode="zeros", align_corners=False
-    )[0]
+    out = F.grid_sample(src[None], grid.to(src.dtype), mode=mode, padding_mode="zeros", align_corners=False)[0]
     return out.to(image.dtype) if not image.is_floating_point() else out
+
+
+def _warp(image: torch.Tensor, inverse: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Resample ``(C, H, W)`` so that output pixel ``p'`` takes source pixel ``inverse @ p'``."""
+    return _resample(image, _sampling_grid(inverse, tuple(image.shape[-2:]), size), mode)
+
+
+def _exact_in_float32(x: torch.Tensor) -> bool:
+    """Whether ``x`` survives a round trip through float32 (float32 / bool / small-integer maps)."""
+    if x.dtype in (torch.float32, torch.bool, torch.uint8, torch.int8, torch.int16):
+        return True
+    if x.is_floating_point():
+        return False
+    return x.numel() == 0 or int(x.abs().max()) < 2 ** 24
 
 
 def warp_sample(
@@ -131,12 +147,28 @@ def warp_sample(
     check_shape(Rz, "3 3", name="rotation")
     inverse = torch.linalg.inv(A)
     out = dict(sample)
+    grids: dict[tuple[int, int], torch.Tensor] = {}  # one sampling grid per source size, shared by the keys
+
+    def grid_for(image: torch.Tensor) -> torch.Tensor:
+        size = tuple(image.shape[-2:])
+        if size not in grids:
+            grids[size] = _sampling_grid(inverse, size, output_size)
+        return grids[size]
+
     for key in IMAGE_KEYS:
         if key in sample:
-            out[key] = _warp(sample[key], inverse, output_size, "bilinear").clamp(0, 1)
-    for key in MASK_KEYS:
-        if key in sample:
-            out[key] = _warp(sample[key][None], inverse, output_size, "nearest")[0]
+            out[key] = _resample(sample[key], grid_for(sample[key]), "bilinear").clamp(0, 1)
+    masks = [key for key in MASK_KEYS if key in sample]
+    same = masks and all(sample[k].shape == sample[masks[0]].shape for k in masks)
+    if same and all(_exact_in_float32(sample[k]) for k in masks):
+        # nearest-neighbour sampling treats channels independently: one call for all the maps, cast back per key
+        stacked = torch.stack([sample[k].to(torch.float32) for k in masks])  # (M, H, W)
+        warped = _resample(stacked, grid_for(stacked), "nearest")
+        for i, key in enumerate(masks):
+            out[key] = warped[i].to(sample[key].dtype)
+    else:
+        for key in masks:
+            out[key] = _resample(sample[key][None], grid_for(sample[key]), "nearest")[0]
     if "K" in sample:
         K = sample["K"].to(torch.float64)
         out["K"] = (A @ K @ Rz.T).to(sample["K"].dtype)

@@ -111,6 +111,22 @@ def test_identity_crop_reproduces_the_image(synthetic_samples):
     assert torch.equal(out["segmentation"], s["segmentation"])
 
 
+def test_masks_warped_together_equal_masks_warped_one_by_one(synthetic_samples):
+    # warp_sample samples the nearest-neighbour maps in one call when float32 holds them exactly
+    from hoimask.data.transforms import _warp
+
+    s = dict(synthetic_samples[0])
+    A = torch.tensor([[0.8, -0.3, 9.0], [0.3, 0.8, -4.0]])
+    inverse = torch.linalg.inv(torch.cat([A.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)]))
+    big = dict(s, segmentation=s["segmentation"].long() + 2 ** 30)  # not exact in float32: warped on its own
+    for sample in (s, big):
+        out = warp_sample(sample, A, (48, 40))
+        for key in ("segmentation", "amodal_hand_mask", "depth"):
+            alone = _warp(sample[key][None], inverse, (48, 40), "nearest")[0]
+            assert out[key].dtype == sample[key].dtype
+            assert torch.equal(out[key], alone), key
+
+
 def test_box_key_is_used_and_mapped(synthetic_samples):
     s = dict(synthetic_samples[3])
     s["box"] = torch.tensor([10.0, 12.0, 30.0, 40.0])
