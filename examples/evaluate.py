@@ -29,6 +29,10 @@ beside it (``--pictures DIR``; ``--no-pictures`` to skip): ``predictions.png``
 object box) and ``error_by_occlusion.png`` (the model's and the constants'
 errors per hand-occlusion level).
 
+A hand-only model (``finetune.py --model handmim-head``, :class:`hoimask.models.HandMIMPoseModel`) predicts
+no object pose: its object metrics are absent from the tables (``-``) and the JSON, not zeros, and the
+constants are scored on the hand alone beside it.
+
 ``--exclude-objects NAME [NAME ...]`` leaves those objects' samples out of the
 object metrics (their hand metrics still count). The default is HOISDF's
 choice: ``019_pitcher_base`` on ``--dataset ho3d`` (HOISDF's HO3D evaluation
@@ -71,7 +75,7 @@ from hoimask.engine.flags import (
     output_folder,
 )
 from hoimask.metrics import ConstantBaselines, Evaluator, baseline_ratios, format_baseline_table
-from hoimask.models import HOISDF, HOISDFConfig, PoseRegressionModel
+from hoimask.models import HOISDF, HandMIMPoseModel, HOISDFConfig, PoseRegressionModel
 
 #: Choices of ``--root-depth``.
 ROOT_DEPTHS = ("ground-truth", "predicted")
@@ -157,7 +161,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_model(path: Path, *, hand_layer=None, device: torch.device | str = "cpu") -> PoseRegressionModel | HOISDF:
+def load_model(path: Path, *, hand_layer=None,
+               device: torch.device | str = "cpu") -> PoseRegressionModel | HOISDF | HandMIMPoseModel:
     """Rebuild the model of a ``model.pt`` written by ``finetune.py``."""
     return _load(path, hand_layer=hand_layer, device=device)[0]
 
@@ -174,6 +179,8 @@ def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
         if kind == "hoisdf":
             config = {k: tuple(v) if isinstance(v, list) else v for k, v in state["hoisdf_config"].items()}
             model = HOISDF(HOISDFConfig(**config), hand_layer=hand_layer)
+        elif kind == "handmim-head":
+            model = HandMIMPoseModel(**state["encoder_config"], **state.get("head_config", {}), hand_layer=hand_layer)
         else:
             # files written before the dense maps existed hold a model without them
             model = PoseRegressionModel(**{"dense_maps": False, **state["encoder_config"]}, hand_layer=hand_layer)
@@ -249,7 +256,7 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
         name: Evaluator.from_protocol(protocol, keep_predictions=False, exclude_objects=exclude_objects)
         for name in baselines.NAMES
     }
-    hand_layer = model.hand_layer if isinstance(model, HOISDF) else model.hand_loss.hand_layer
+    hand_layer = model.hand_layer if isinstance(model, (HOISDF, HandMIMPoseModel)) else model.hand_loss.hand_layer
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     for batch in loader:
         batch = to_device(batch, torch.device(device))
@@ -263,30 +270,30 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
             pred = model.predict(batch["image"], batch.get("K"), root_depth=None if anchor is None else anchor[:, 2])
         if collect is not None:
             for key in ("joints", "object_rotation", "object_translation"):
-                collect.setdefault(key, []).append(pred[key].detach().to("cpu", torch.float64))
+                if key in pred:  # a hand-only model (HandMIMPoseModel) predicts no object pose
+                    collect.setdefault(key, []).append(pred[key].detach().to("cpu", torch.float64))
         has_object = batch.get("has_object")
-        truth = dict(
-            gt_obj_R=batch.get("object_rotation"), gt_obj_t=batch.get("object_translation"),
-            obj_points=batch.get("object_points"), occlusion=batch.get("occlusion_ratio"),
-            hand_only=None if has_object is None else ~has_object.bool(), object_name=batch.get("object_name"),
-        )
+        truth = dict(occlusion=batch.get("occlusion_ratio"), hand_only=None if has_object is None else ~has_object.bool())
+        objects = {}
+        if "object_rotation" in pred:  # without object predictions the object metrics are absent (not zeros)
+            objects = dict(pred_obj_R=pred["object_rotation"], pred_obj_t=pred["object_translation"])
+            truth.update(gt_obj_R=batch.get("object_rotation"), gt_obj_t=batch.get("object_translation"),
+                         obj_points=batch.get("object_points"), object_name=batch.get("object_name"))
         if gt_joints is None:
             # hidden hand ground truth (HO3D's evaluation split): the object poses, where known, are still scored
-            known = truth["gt_obj_R"] is not None and truth["gt_obj_t"] is not None and bool(
+            known = bool(objects) and truth["gt_obj_R"] is not None and truth["gt_obj_t"] is not None and bool(
                 torch.isfinite(truth["gt_obj_t"]).any())
-            objects = dict(pred_obj_R=pred["object_rotation"], pred_obj_t=pred["object_translation"], **truth) \
-                if known else {}
-            evaluator.update(pred["joints"], None, pred_verts=pred["vertices"], **objects)
+            evaluator.update(pred["joints"], None, pred_verts=pred["vertices"], **({**objects, **truth} if known else {}))
             continue
         evaluator.update(
             pred["joints"], gt_joints,
-            pred_verts=pred["vertices"], gt_verts=ground_truth_vertices(hand_layer, batch),
-            pred_obj_R=pred["object_rotation"], pred_obj_t=pred["object_translation"], **truth,
+            pred_verts=pred["vertices"], gt_verts=ground_truth_vertices(hand_layer, batch), **objects, **truth,
         )
         if constants:
             fixed = baselines.predict(gt_joints.shape[0], dtype=gt_joints.dtype, device=device, root=anchor)
             for name, const in fixed.items():
-                with_object = "object_rotation" in const and truth["gt_obj_R"] is not None
+                # the constants are scored on what the model is scored on: no object metric beside a hand-only model
+                with_object = "object_rotation" in const and truth.get("gt_obj_R") is not None
                 constants[name].update(
                     const["joints"], gt_joints,
                     pred_obj_R=const.get("object_rotation") if with_object else None,
@@ -351,7 +358,9 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
         return points_box(project(points.float() @ R.float().transpose(-1, -2) + t.float()[:, None], K.float()))
 
     gt_box = box(batch["object_rotation"], batch["object_translation"]) if with_object.any() else None
-    pred_box = box(pred["object_rotation"], pred["object_translation"]) if with_object.any() else None
+    predicts_objects = "object_rotation" in pred  # a hand-only model (HandMIMPoseModel) draws no object box
+    pred_box = box(pred["object_rotation"], pred["object_translation"]) if with_object.any() and predicts_objects \
+        else None
     factor = max(1, 256 // max(H, W))  # small test images are enlarged so the skeletons stay readable
     images = picture_from_image(batch["image"])  # (B, H, W, 3)
     rows, titles = [], []
@@ -364,9 +373,10 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
         both = draw_skeleton(truth, pred_uv[b].cpu() * factor, colour=PREDICTED_COLOUR)
         if with_object[b]:
             truth = draw_box(truth, gt_box[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR)
-            guess = draw_box(guess, pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
-            both = draw_box(draw_box(both, gt_box[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR),
-                            pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
+            both = draw_box(both, gt_box[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR)
+            if pred_box is not None:
+                guess = draw_box(guess, pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
+                both = draw_box(both, pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
         rows.append([truth, guess, both])
         lines = [f"test sample {b}"]
         occlusion = batch.get("occlusion_ratio")
@@ -375,7 +385,7 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
         if known:
             rel = (pred["joints"][b] - pred["joints"][b, :1]) - (gt[b] - gt[b, :1])
             lines.append(f"joint error {1000 * float(rel.norm(dim=-1).mean()):.0f} mm")
-            if with_object[b]:
+            if with_object[b] and predicts_objects:
                 centre = (pred["object_translation"][b] - batch["object_translation"][b]).norm()
                 lines.append(f"object centre error {1000 * float(centre):.0f} mm")
         else:
@@ -384,7 +394,7 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
     legend = [("ground-truth hand skeleton", GROUND_TRUTH_COLOUR, "skeleton"),
               ("ground-truth object box", GROUND_TRUTH_COLOUR, "box"),
               ("predicted hand skeleton", PREDICTED_COLOUR, "skeleton"),
-              ("predicted object box", PREDICTED_COLOUR, "box")]
+              *([("predicted object box", PREDICTED_COLOUR, "box")] if predicts_objects else [])]
     return label_grid(rows, row_titles=titles, column_titles=["ground truth", "prediction", "both"], title=title,
                       legend=legend, row_title_width=180)
 
@@ -414,8 +424,13 @@ def write_dexycb_results(folder: Path, dataset, collected: dict[str, list]) -> l
     from hoimask.metrics import write_dexycb_bop_results, write_dexycb_hpe_results
 
     ids = dexycb_toolkit_ids(dataset)
-    joints, R, t = (torch.cat(collected[k]).numpy() for k in ("joints", "object_rotation", "object_translation"))
+    joints = torch.cat(collected["joints"]).numpy()
     hpe = write_dexycb_hpe_results(folder / "hpe_s0_test.txt", ids["image_id"], joints, mirrored=ids["mirrored"])
+    if "object_rotation" not in collected:  # a hand-only model: no BOP file
+        return [f"DexYCB toolkit file: {hpe} (the model predicts no object pose: no BOP results); score it in a "
+                "dex-ycb-toolkit checkout (docs/metrics.md) with",
+                f"  python examples/evaluate_hpe.py --name s0_test --res_file {hpe}"]
+    R, t = (torch.cat(collected[k]).numpy() for k in ("object_rotation", "object_translation"))
     key = ids["is_bop_target"]
     bop = write_dexycb_bop_results(folder / "bop_s0_test.csv", ids["scene_id"][key], ids["im_id"][key],
                                    ids["obj_id"][key], R[key], t[key], mirrored=ids["mirrored"][key])

@@ -2,7 +2,7 @@
 """Fine-tune a pre-trained encoder for 3D hand and object pose estimation.
 
 Loads the encoder written by ``examples/train_maskhoi.py`` (``encoder.pt``), or
-MAE / MultiMAE / timm ViT weights, into one of two models and trains it:
+MAE / MultiMAE / timm ViT weights, into one of three models and trains it:
 
 * ``--model pose`` (default): :class:`hoimask.models.PoseRegressionModel`, the
   ViT encoder with a 2.5D keypoint head, MaskHOI's MANO / object heads and a
@@ -10,7 +10,11 @@ MAE / MultiMAE / timm ViT weights, into one of two models and trains it:
 * ``--model hoisdf``: :class:`hoimask.models.HOISDF`, the model MaskHOI is
   evaluated in (its Table IV), on ``--backbone vit`` (takes the ViT weights) or
   ``--backbone resnet50`` (HOISDF's baseline; ``--encoder`` takes torchvision
-  ImageNet weights). It also trains on the SDF samples of the scenes.
+  ImageNet weights). It also trains on the SDF samples of the scenes;
+* ``--model handmim-head``: :class:`hoimask.models.HandMIMPoseModel`, HandMIM's
+  fine-tuning model (§2.5): the ViT encoder with a PyMAF-style keypoint
+  feedback loop regressing MANO (θ, β, t); hand-only, trained with the pose
+  model's recipe.
 
 ::
 
@@ -18,6 +22,7 @@ MAE / MultiMAE / timm ViT weights, into one of two models and trains it:
     python examples/finetune.py --no-pretrain --output-dir runs/scratch    # baseline from random init
     python examples/evaluate.py --checkpoint runs/finetune-tiny/model.pt
     python examples/finetune.py --model hoisdf --encoder runs/maskhoi-tiny/encoder.pt   # runs/finetune-hoisdf-tiny
+    python examples/finetune.py --model handmim-head --encoder runs/handmim-tiny/encoder.pt  # runs/finetune-handmim-head-tiny
 
 Checkpoints, logs, ``--resume``/``--overwrite`` and ``torchrun`` behave as in
 ``train_maskhoi.py`` (see docs/training.md); at the end it also draws the
@@ -78,7 +83,7 @@ from hoimask.engine.flags import (
     real,
     tensorboard_note,
 )
-from hoimask.models import HOISDF, PoseRegressionModel
+from hoimask.models import HOISDF, HandMIMPoseModel, PoseRegressionModel
 
 #: Encoder sizes of the presets (those of MaskHOI's presets) and fine-tuning recipes.
 ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3),
@@ -103,6 +108,12 @@ HOISDF_RECIPES = {"tiny": dict(steps=1200, batch_size=8, lr=3e-4, layer_decay=No
                                 num_sdf_points=2000, augment_views=1)}
 
 
+#: ``--model`` choices; ``handmim-head`` trains with the pose model's recipe (RECIPES).
+MODELS = ("pose", "hoisdf", "handmim-head")
+#: The models built around one ViT encoder whose sizes ``ENCODERS`` / an ``encoder.pt`` give (``build_vit_model``).
+VIT_MODELS = {"pose": PoseRegressionModel, "handmim-head": HandMIMPoseModel}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
     p = argparse.ArgumentParser(description="Fine-tune a pre-trained encoder for hand-object pose estimation.",
@@ -111,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--encoder", type=existing_file,
                      help="encoder.pt from train_maskhoi.py, or a MAE/MultiMAE/timm ViT weights file")
     src.add_argument("--no-pretrain", action="store_true", help="start from a randomly initialised encoder")
-    p.add_argument("--model", choices=("pose", "hoisdf"), default="pose",
-                   help="PoseRegressionModel (2.5D keypoints) or HOISDF (SDF-guided; MaskHOI's downstream model)")
+    p.add_argument("--model", choices=MODELS, default="pose",
+                   help="PoseRegressionModel (2.5D keypoints), HOISDF (SDF-guided; MaskHOI's downstream model) or "
+                        "HandMIMPoseModel (HandMIM's keypoint feedback loop; hand only, the pose model's recipe)")
     p.add_argument("--backbone", choices=("vit", "resnet50"),
                    help="HOISDF's image backbone: a ViT + DPT (takes ViT weights) or HOISDF's ResNet U-Net (takes "
                         "torchvision ResNet weights); --model hoisdf only (default: vit)")
@@ -143,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "zero level (docs/models.md); --model hoisdf only")
     p.add_argument("--augment-views", type=integer(low=1),
                    help="views per training scene: the scene, then randomly rotated (about the image centre), "
-                        "zoomed, shifted and colour-jittered copies; 1 = none (default: pose tiny 16, otherwise 1)")
+                        "zoomed, shifted and colour-jittered copies; 1 = none (default: pose and handmim-head tiny 16, otherwise 1)")
     p.add_argument("--seed", type=integer(low=0), default=0, help="seed of the heads' init and the data order")
     p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples the constant baselines stored in model.pt are fitted on (see evaluate.py)")
@@ -182,7 +194,7 @@ def _checked_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
     if args.model == "hoisdf" and args.backbone is None:
         args.backbone = "vit"
     if args.output_dir is None:
-        name = args.preset if args.model == "pose" else f"hoisdf-{args.preset}"
+        name = args.preset if args.model == "pose" else f"{args.model}-{args.preset}"
         if args.backbone == "resnet50":
             name += "-resnet"
         args.output_dir = Path("runs") / f"finetune-{name}"
@@ -209,7 +221,7 @@ def read_hoimask_checkpoint(path: Path) -> dict | None:
     return state
 
 
-def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel | HOISDF, str]:
+def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel | HOISDF | HandMIMPoseModel, str]:
     """The pose model with the pre-trained encoder loaded; also a line describing the initialisation.
 
     Errors about the weights file name ``--encoder``; those about the MANO files ``--mano-dir``.
@@ -218,21 +230,23 @@ def build_model(args: argparse.Namespace) -> tuple[PoseRegressionModel | HOISDF,
     with errors_name_flag("--encoder"):
         if args.model == "hoisdf":
             return build_hoisdf(args, hand_layer)
-        return build_pose_model(args, hand_layer)
+        return build_vit_model(args, hand_layer)
 
 
-def build_pose_model(args: argparse.Namespace, hand_layer) -> tuple[PoseRegressionModel, str]:
-    """PoseRegressionModel of ``--preset`` with the ``--encoder`` weights (hoimask encoder.pt or ViT weights)."""
+def build_vit_model(args: argparse.Namespace, hand_layer) -> tuple[PoseRegressionModel | HandMIMPoseModel, str]:
+    """``--model``'s ViT model (``VIT_MODELS``: the pose model or HandMIM's head) of ``--preset`` with the
+    ``--encoder`` weights (hoimask encoder.pt or ViT weights)."""
+    model_class = VIT_MODELS[args.model]
     if args.encoder is None:
-        return PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
+        return model_class(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
     state = read_hoimask_checkpoint(args.encoder)
     if state is not None:
-        model = PoseRegressionModel(**state["encoder_config"], hand_layer=hand_layer)
+        model = model_class(**state["encoder_config"], hand_layer=hand_layer)
         model.load_encoder(state["encoder"])
         return model, f"encoder from {args.encoder} (pre-trained {state.get('step', '?')} steps)"
     from hoimask.nn import load_vit_checkpoint
 
-    model = PoseRegressionModel(**ENCODERS[args.preset], hand_layer=hand_layer)
+    model = model_class(**ENCODERS[args.preset], hand_layer=hand_layer)
     report = require_loaded_weights(load_vit_checkpoint(args.encoder, model.encoder), model.encoder, args.encoder)
     return model, f"encoder from {args.encoder}: {report}"
 
@@ -258,7 +272,7 @@ def build_hoisdf(args: argparse.Namespace, hand_layer) -> tuple[HOISDF, str]:
     return model, f"encoder from {args.encoder}: {report}"
 
 
-def layer_decay_layers(model: PoseRegressionModel | HOISDF) -> dict:
+def layer_decay_layers(model: PoseRegressionModel | HOISDF | HandMIMPoseModel) -> dict:
     """``num_layers`` and ``layer_id_fn`` of the Trainer: the ViT blocks that ``--layer-decay`` counts over."""
     if isinstance(model, HOISDF):  # the ViT sits in the backbone (a ResNet backbone is refused by the flag checks)
         return {"num_layers": model.config.depth,
@@ -266,7 +280,7 @@ def layer_decay_layers(model: PoseRegressionModel | HOISDF) -> dict:
     return {"num_layers": model.encoder_config["depth"]}
 
 
-def model_image_size(model: PoseRegressionModel | HOISDF) -> int:
+def model_image_size(model: PoseRegressionModel | HOISDF | HandMIMPoseModel) -> int:
     """The side of the square images the model takes."""
     return model.config.img_size if isinstance(model, HOISDF) else model.img_size
 
@@ -280,6 +294,17 @@ def hoisdf_config_state(model: HOISDF) -> dict:
     return state
 
 
+def model_description(kind: str, model: PoseRegressionModel | HOISDF | HandMIMPoseModel) -> dict:
+    """What ``model.pt`` records beside the weights so that ``evaluate.py`` rebuilds the model: ``model_type`` and
+    its configuration (``hoisdf_config``; ``encoder_config``, plus ``head_config`` for ``handmim-head``)."""
+    if kind == "hoisdf":
+        return {"model_type": "hoisdf", "hoisdf_config": hoisdf_config_state(model)}
+    if kind == "handmim-head":
+        return {"model_type": "handmim-head", "encoder_config": model.encoder_config,
+                "head_config": dict(model.head_config)}
+    return {"model_type": "pose", "encoder_config": model.encoder_config}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     parser = build_parser()
@@ -290,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, ctx) -> int:
     say = main_printer(ctx)
-    recipe = (RECIPES if args.model == "pose" else HOISDF_RECIPES)[args.preset]
+    recipe = (HOISDF_RECIPES if args.model == "hoisdf" else RECIPES)[args.preset]  # handmim-head: the pose recipe
     steps = args.steps or recipe["steps"]
     base = train_preset(args.preset)
     config = train_preset(
@@ -338,8 +363,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
         # with workers the training scenes were cached in them, not here: read them again in parallel
         baselines = fit_constant_baselines(scenes, max_samples=args.baseline_samples,
                                            num_workers=max(2, config.num_workers) if config.num_workers else 0)
-        description = ({"model_type": "hoisdf", "hoisdf_config": hoisdf_config_state(model)}
-                       if args.model == "hoisdf" else {"model_type": "pose", "encoder_config": model.encoder_config})
+        description = model_description(args.model, model)
         path = save_checkpoint(args.output_dir / "model.pt", {
             "model": unwrap_model(trainer.model).state_dict(),
             **description,

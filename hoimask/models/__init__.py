@@ -1,6 +1,7 @@
 """Composed models: the MaskHOI pre-training model, the plain MAE baseline, the HandMIM
-pre-training model (student + EMA teacher), HOISDF (the fine-tuning model of MaskHOI's
-Table IV) and a direct-regression pose model.
+pre-training model (student + EMA teacher) and its fine-tuning model (a keypoint
+feedback loop), HOISDF (the fine-tuning model of MaskHOI's Table IV) and a
+direct-regression pose model.
 
 Imports only what they compose: :mod:`hoimask.nn`, :mod:`hoimask.losses`,
 :mod:`hoimask.masking`, :mod:`hoimask.geometry`, :mod:`hoimask.encoding` and
@@ -20,6 +21,7 @@ from hoimask.models.handmim_config import (
     HANDMIM_STEPS_PER_EPOCH,
     HandMIMConfig,
 )
+from hoimask.models.handmim_head import HANDMIM_HEAD_LOSS_WEIGHTS, HandMIMPoseModel
 from hoimask.models.hoisdf import HOISDF
 from hoimask.models.hoisdf_config import HOISDF_LOSS_WEIGHTS, HOISDF_PRESETS, HOISDFConfig
 from hoimask.models.mae import MAE, MAE_PRESETS
@@ -31,6 +33,7 @@ from hoimask.models.unihope_config import UNIHOPE_LOSS_WEIGHTS, UNIHOPE_PRESETS,
 __all__ = [
     "DEFAULT_GROUP_WEIGHTS",
     "DEFAULT_TERM_WEIGHTS",
+    "HANDMIM_HEAD_LOSS_WEIGHTS",
     "HANDMIM_LOSS_WEIGHTS",
     "HANDMIM_PRESETS",
     "HANDMIM_STEPS_PER_EPOCH",
@@ -40,6 +43,7 @@ __all__ = [
     "HOISDF_PRESETS",
     "HandMIM",
     "HandMIMConfig",
+    "HandMIMPoseModel",
     "MAE",
     "MAE_PRESETS",
     "MASKHOI_PRESETS",

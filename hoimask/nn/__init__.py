@@ -6,7 +6,8 @@ backbone with its 2D heads, and HOISDF's point-side parts (point tokens, point
 attention, joint voting, per-point object pose), a small PointNet for explicit
 point clouds, UniHOPE's object switcher, grasp-aware fusion and adaptation
 layer, and HandMIM's parts (mask-token input, distillation head and centring,
-EMA teacher, multi-level pixel decoder). Light: imports neither the
+EMA teacher, multi-level pixel decoder) with its fine-tuning head (the PyMAF-style
+keypoint feedback loop). Light: imports neither the
 data package nor trimesh.
 """
 
@@ -38,6 +39,11 @@ from hoimask.nn.heads import (
     SegmentationHead,
     SpatialTranslationHead,
     spatial_soft_argmax,
+)
+from hoimask.nn.keypoint_feedback import (
+    HandEstimate,
+    KeypointFeedbackRegressor,
+    feedback_map_scales,
 )
 from hoimask.nn.keypoints import Keypoint25DHead, lift_keypoints, soft_argmax_2d
 from hoimask.nn.mask_token import MaskTokenEncoder, replace_masked_tokens
@@ -111,7 +117,9 @@ __all__ = [
     "HOISDFImageHeads",
     "HOISDFImageOutput",
     "HeatmapHead",
+    "HandEstimate",
     "Keypoint25DHead",
+    "KeypointFeedbackRegressor",
     "LoadReport",
     "MANOParameters",
     "MANOTransformerHead",
@@ -132,6 +140,7 @@ __all__ = [
     "check_unit_range",
     "convert_vit_state_dict",
     "detect_checkpoint_format",
+    "feedback_map_scales",
     "lift_keypoints",
     "load_resnet_checkpoint",
     "load_vit_checkpoint",
