@@ -62,6 +62,7 @@ from ._io import (
     read_yaml,
 )
 from .cache import _index_seed
+from .deoccluded import DeoccludedPairs
 from .grasp import grasp_labels_from_motion
 
 __all__ = ["DEXYCB_GRASP_RULES", "DEXYCB_SERIALS", "DEXYCB_SUBJECTS", "YCB_CLASSES", "DexYCB", "dexycb_split"]
@@ -234,11 +235,18 @@ class DexYCB(Dataset):
             ``python -m hoimask.data.export_sdf``) instead of computing them:
             ``num_sdf_points`` rows drawn from the frame's file (mirrored with
             the frame for mirrored left hands).
+        deoccluded_root: folder of UniHOPE's de-occluded twins mirroring the
+            colour images (``<deoccluded_root>/<subject>/<sequence>/<serial>/color_<frame>.png``,
+            or ``.jpg``; :mod:`hoimask.data.deoccluded`): adds ``deoccluded_image``
+            (mirrored, cropped and resized with ``image``) and ``has_deoccluded``
+            to every sample; frames without a twin get ``False`` and a black
+            placeholder (counted in a warning at construction).
 
     Raises:
         FileFormatError: missing or malformed files (named in the message);
             with ``grasp_rule="motion"``, a sequence's missing or malformed
-            first-frame ``labels_000000.npz`` when one of its frames is read.
+            first-frame ``labels_000000.npz`` when one of its frames is read;
+            ``deoccluded_root`` not a directory, a twin of another size than its colour image.
     """
 
     def __init__(
@@ -257,6 +265,7 @@ class DexYCB(Dataset):
         seed: int = 0,
         sdf_source=None,
         grasp_rule: str = "motion",
+        deoccluded_root: str | os.PathLike | None = None,
     ) -> None:
         self.root = Path(root)
         self.mano_root = Path(mano_root)
@@ -325,6 +334,8 @@ class DexYCB(Dataset):
         self._mano: dict[str, object] = {}
         self._rest_poses: dict[tuple[int, int], np.ndarray] = {}  # (sequence, camera) -> first frame's pose_y
         self._models = ObjectModels({n: model_path(self.root, n) for n in YCB_CLASSES.values()}, self.num_object_points)
+        self.deoccluded = None if deoccluded_root is None else DeoccludedPairs(
+            deoccluded_root, [self._color_stem(fr) for fr in self.frames], dataset_root=self.root, who="DexYCB")
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -340,6 +351,11 @@ class DexYCB(Dataset):
         seq = self.sequences[k]
         serial = self.serials[ci]
         return seq, serial, seq["dir"] / serial, f
+
+    def _color_stem(self, frame) -> str:
+        """The colour image of ``frame`` relative to the root, without suffix (the twins' layout)."""
+        seq, serial, _, f = self._frame_dir(frame)
+        return f"{seq['subject']}/{seq['dir'].name}/{serial}/color_{f:06d}"
 
     def _hand_annotated(self, frame) -> bool:
         seq, _, d, f = self._frame_dir(frame)
@@ -476,6 +492,7 @@ class DexYCB(Dataset):
         seq, serial, d, f = self._frame_dir(frame)
         color_path, depth_path = d / f"color_{f:06d}.jpg", d / f"aligned_depth_to_color_{f:06d}.png"
         image = read_image(color_path)
+        twin = None if self.deoccluded is None else self.deoccluded.read(index, self._color_stem(frame), image, color_path)
         H, W = image.shape[1:]
         depth = read_depth_png(depth_path, 0.001)
         if tuple(depth.shape) != (H, W):
@@ -501,6 +518,8 @@ class DexYCB(Dataset):
         mv, mpts = mv.to(torch.float64), mpts.to(torch.float64)
         if seq["side"] == "left":  # mirror into a right hand: x -> -x everywhere
             image, depth, segmentation = image.flip(-1), depth.flip(-1), segmentation.flip(-1)
+            if twin is not None:
+                twin["deoccluded_image"] = twin["deoccluded_image"].flip(-1)
             K = K.clone()
             K[0, 2] = W - K[0, 2]
             joints_3d = joints_3d @ _MIRROR
@@ -524,6 +543,7 @@ class DexYCB(Dataset):
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
             object_name=YCB_CLASSES[grasp_id], sdf_targets=sdf_targets, grasped=grasped,
         )  # fmt: skip
+        sample.update(twin or {})
         if self.transform is not None:
             sample = self.transform(sample, generator=g)
         return sample

@@ -62,6 +62,7 @@ from ._io import (
     require_file,
 )
 from .cache import _index_seed
+from .deoccluded import DeoccludedPairs
 
 __all__ = ["HO3D", "HO3D_DEPTH_SCALE", "OPENGL_TO_OPENCV", "read_ho3d_depth"]
 
@@ -125,9 +126,16 @@ class HO3D(Dataset):
         sdf_source: read the SDF targets from exported files
             (:class:`hoimask.data.SDFSampleFiles`, written by
             ``python -m hoimask.data.export_sdf``) instead of computing them.
+        deoccluded_root: folder of UniHOPE's de-occluded twins mirroring the
+            RGB images (``<deoccluded_root>/<split>/<SEQ>/rgb/<FRAME>.png``, or
+            ``.jpg``; :mod:`hoimask.data.deoccluded`): adds ``deoccluded_image``
+            (cropped and resized with ``image``) and ``has_deoccluded`` to every
+            sample; frames without a twin get ``False`` and a black placeholder
+            (counted in a warning at construction).
 
     Raises:
-        FileFormatError: missing or malformed files (named in the message).
+        FileFormatError: missing or malformed files (named in the message);
+            ``deoccluded_root`` not a directory, a twin of another size than its RGB image.
     """
 
     def __init__(
@@ -143,6 +151,7 @@ class HO3D(Dataset):
         transform: Callable | None = None,
         seed: int = 0,
         sdf_source=None,
+        deoccluded_root: str | os.PathLike | None = None,
     ) -> None:
         self.root = Path(root)
         self.mano_root = Path(mano_root)
@@ -170,6 +179,8 @@ class HO3D(Dataset):
         self._listing, self._lines = listing, lines
         self._mano = None
         self._models = ObjectModels({}, self.num_object_points)
+        self.deoccluded = None if deoccluded_root is None else DeoccludedPairs(
+            deoccluded_root, [f"{split}/{seq}/rgb/{frame}" for seq, frame in frames], dataset_root=self.root, who="HO3D")
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -285,6 +296,8 @@ class HO3D(Dataset):
         listed = f"{seq}/{frame}, listed at {self._listing}:{self._lines[index]}"
         rgb_path = _first_existing(folder / "rgb", frame, (".jpg", ".png"), f"the HO3D RGB image of {listed}")
         image = read_image(rgb_path)
+        twin = None if self.deoccluded is None else self.deoccluded.read(
+            index, f"{self.split}/{seq}/rgb/{frame}", image, rgb_path)
         H, W = image.shape[1:]
         depth_path = folder / "depth" / f"{frame}.png"
         depth = read_ho3d_depth(depth_path) if self.load_depth else torch.zeros(H, W)
@@ -334,6 +347,7 @@ class HO3D(Dataset):
         if not train:
             box = _array(meta, "handBoundingBox", (4,), meta_path)
             sample["box"] = box.float()
+        sample.update(twin or {})
         if self.num_object_points and sample["object_points"].shape[0] != self.num_object_points:
             sample["object_points"] = torch.full((self.num_object_points, 3), nan)
             warnings.warn(f"HO3D: {meta_path} names no object model; object_points are NaN", stacklevel=2)

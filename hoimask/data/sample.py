@@ -38,8 +38,13 @@ Optional keys (not in :data:`SAMPLE_SPEC`; a dataset gives them to every
 sample or to none): ``object_name`` (``str``, the object's model name, e.g.
 ``"019_pitcher_base"``; ``""`` when the frame names none; DexYCB and HO3D
 only — synthetic scenes have no name), ``box`` (HO3D evaluation frames) and
-``deoccluded_image`` (:class:`~hoimask.data.SyntheticHOI`). :func:`collate`
-gathers ``object_name`` into a list of ``B`` strings.
+``deoccluded_image`` (3, H, W) float32, UniHOPE's de-occluded twin
+(:class:`~hoimask.data.SyntheticHOI` with ``deoccluded=True``; DexYCB and HO3D
+with ``deoccluded_root=``, which also add ``has_deoccluded`` () bool: False
+where the frame has no twin and ``deoccluded_image`` is a black placeholder,
+:mod:`hoimask.data.deoccluded`). :func:`collate` gathers ``object_name`` into a
+list of ``B`` strings and completes the pairs of a batch where only some
+samples have a twin.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ import torch
 
 from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_finite, check_shape
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD, normalize_pixels
+
+from .deoccluded import DEOCCLUDED_KEYS, deoccluded_placeholder
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -133,7 +140,8 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
     Args:
         sample: one sample dictionary.
         strict: also require every key of :data:`SAMPLE_SPEC` to be present
-            (extra keys are always allowed; the optional ``object_name`` must be a ``str``).
+            (extra keys are always allowed; the optional ``object_name`` must be a ``str``,
+            ``deoccluded_image`` float32 of ``image``'s shape, ``has_deoccluded`` a 0-d bool).
 
     Returns:
         The bound sizes ``{"H", "W", "P", "Q"}`` of the keys present.
@@ -165,6 +173,17 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
         name = sample["object_name"]
         raise DTypeError(f"validate_sample(): sample['object_name'] expected a str (the object's model name, '' for "
                          f"none), got {type(name).__name__} {name!r}")
+    if "deoccluded_image" in sample and "image" in sample:  # a pair: one size, one dtype
+        twin = sample["deoccluded_image"]
+        check_shape(twin, " ".join(str(n) for n in sample["image"].shape), name="sample['deoccluded_image']",
+                    fn="validate_sample")
+        if twin.dtype != torch.float32:
+            raise DTypeError(f"validate_sample(): sample['deoccluded_image'] expected dtype torch.float32, got {twin.dtype}")
+    if "has_deoccluded" in sample:
+        check_shape(sample["has_deoccluded"], "", name="sample['has_deoccluded']", fn="validate_sample")
+        if sample["has_deoccluded"].dtype != torch.bool:
+            raise DTypeError(f"validate_sample(): sample['has_deoccluded'] expected dtype torch.bool, got "
+                             f"{sample['has_deoccluded'].dtype}")
     for key in ("image", "K"):  # inputs of every model: a NaN here is a broken sample, not a missing label
         if key in sample:
             check_finite(sample[key], name=f"sample[{key!r}]", fn="validate_sample")
@@ -189,6 +208,13 @@ def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = False)
     shape: datasets use a fixed ``P``, ``Q`` and image size); Python scalars
     become tensors; strings and other values are gathered into lists.
 
+    De-occluded pairs: when some samples carry ``deoccluded_image`` or
+    ``has_deoccluded`` and others do not (e.g. a ``ConcatDataset`` of paired and
+    unpaired data), every sample is completed: a sample with a twin and no flag
+    gets ``has_deoccluded = True``, one without a twin gets ``False`` and the
+    black placeholder (:func:`hoimask.data.deoccluded.deoccluded_placeholder`).
+    A batch whose samples all carry the same keys is collated as it is.
+
     Args:
         samples: a non-empty sequence of sample dictionaries with the same keys.
         normalize: apply :func:`normalize_image` to ``"image"``. Off by default:
@@ -198,11 +224,17 @@ def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = False)
     Returns:
         A dictionary with the same keys; tensors gain a leading batch dim ``B``.
 
+    Raises:
+        ShapeError: no sample, samples with different keys (other than the
+            pair keys) or shapes.
+        ValueRangeError: a sample says ``has_deoccluded = True`` without a ``deoccluded_image``.
+
     Shape:
         ``image (3, H, W) -> (B, 3, H, W)``; every other key likewise.
     """
     if len(samples) == 0:
         raise ShapeError("collate(): argument 'samples' must be a non-empty sequence, got 0 samples")
+    samples = _complete_pairs(samples)
     keys = list(samples[0].keys())
     for i, s in enumerate(samples[1:], start=1):
         if set(s.keys()) != set(keys):
@@ -224,3 +256,24 @@ def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = False)
     if normalize and isinstance(batch.get("image"), torch.Tensor):
         batch["image"] = normalize_image(batch["image"])
     return batch
+
+
+def _complete_pairs(samples: Sequence[Mapping[str, object]]) -> Sequence[Mapping[str, object]]:
+    """``samples`` with :data:`~hoimask.data.deoccluded.DEOCCLUDED_KEYS` in all or none of them (see :func:`collate`)."""
+    having = {tuple(k in s for k in DEOCCLUDED_KEYS) for s in samples}
+    if len(having) == 1:  # every sample carries the same pair keys
+        return samples
+    out = []
+    for i, s in enumerate(samples):
+        s = dict(s)
+        if "deoccluded_image" not in s:
+            if "has_deoccluded" in s and bool(s["has_deoccluded"]):
+                raise ValueRangeError(f"collate(): sample {i} has has_deoccluded=True but no 'deoccluded_image'")
+            if "image" not in s:
+                raise ShapeError(f"collate(): sample {i} has no 'image' to shape the placeholder 'deoccluded_image' on")
+            s["deoccluded_image"] = deoccluded_placeholder(s["image"])
+            s["has_deoccluded"] = torch.tensor(False)
+        elif "has_deoccluded" not in s:
+            s["has_deoccluded"] = torch.tensor(True)
+        out.append(s)
+    return out

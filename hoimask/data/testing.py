@@ -113,7 +113,8 @@ def _moved_pose(pose_y: np.ndarray, degrees: float, lift: float) -> np.ndarray:
 
 
 def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *, seed: int = 0,
-                         object_motion: Sequence[tuple[float, float]] = ()) -> Path:
+                         object_motion: Sequence[tuple[float, float]] = (),
+                         deoccluded_root: str | os.PathLike | None = None) -> Path:
     """Write a tiny DexYCB: subject 01 with 5 sequences (the 2nd left-handed) of one frame each
     (sequence 0 has a 2nd frame without hand annotation), 8 cameras, 64×48 images, two YCB objects.
 
@@ -128,6 +129,10 @@ def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, 
             to frame 0 are exactly these (up to float32 storage). The default
             ``()`` writes the same files as before; the extra frames draw no
             random numbers.
+        deoccluded_root: also write de-occluded twins there, in the layout of
+            :mod:`hoimask.data.deoccluded` (``.png``): the hand rendered without
+            the objects, for every frame and camera of sequences 0 and 1 (the
+            left-handed one); sequences 2–4 get none.
 
     Returns:
         ``root``.
@@ -181,6 +186,7 @@ def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, 
         label, depth = _render(meshes, K)
         palette = {255: (220, 170, 140), 2: (200, 40, 40), 10: (230, 220, 40)}
         color = _colour(label, palette)
+        twin = _colour(_render(meshes[:1], K)[0], palette) if deoccluded_root is not None and q < 2 else None
         for fr in range(num_frames):
             annotated = fr != 1
             frame_pose = pose_y
@@ -206,11 +212,13 @@ def write_dexycb_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, 
                 Image.fromarray(color).save(d / f"color_{fr:06d}.jpg", quality=95)
                 Image.fromarray((depth.numpy() * 1000).round().astype(np.uint16)).save(d / f"aligned_depth_to_color_{fr:06d}.png")
                 np.savez_compressed(d / f"labels_{fr:06d}.npz", **lab)
+                if twin is not None:
+                    _save_png(Path(deoccluded_root) / d.relative_to(root) / f"color_{fr:06d}.png", twin)
     return root
 
 
 def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *, seed: int = 0,
-                       evaluation_object_pose: bool = False) -> Path:
+                       evaluation_object_pose: bool = False, deoccluded_root: str | os.PathLike | None = None) -> Path:
     """Write a tiny HO3D (v3 style, jpg images): 2 training frames of ``SEQA``, 1 evaluation frame of ``SEQB``.
 
     3D annotations are in HO3D's OpenGL frame and MANO joint order; ``camMat``
@@ -223,6 +231,9 @@ def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *,
         evaluation_object_pose: give the evaluation frame its object pose
             (``objRot``, ``objTrans``, as HO3D's evaluation meta files do where
             the object is annotated); ``None`` for both otherwise.
+        deoccluded_root: also write a de-occluded twin there for training frame
+            ``SEQA/0000`` (the hand rendered without the object, ``.png``, in the
+            layout of :mod:`hoimask.data.deoccluded`); the other frames get none.
 
     Returns:
         ``root``.
@@ -263,6 +274,9 @@ def write_ho3d_fixture(root: str | os.PathLike, mano_root: str | os.PathLike, *,
             img = _colour(label, {1: (220, 170, 140), 2: (60, 60, 200)})
             (folder / "rgb").mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(folder / "rgb" / f"{frame}.jpg", quality=95)
+            if deoccluded_root is not None and (split, frame) == ("train", "0000"):
+                twin = _colour(_render([(verts_cv, layer.faces, 1)], K)[0], {1: (220, 170, 140)})
+                _save_png(Path(deoccluded_root) / split / seq / "rgb" / f"{frame}.png", twin)
             value = np.round(depth.numpy() / HO3D_DEPTH_SCALE).astype(np.int64)
             packed = np.stack([value % 256, value // 256, np.zeros_like(value)], -1).astype(np.uint8)
             _save_png(folder / "depth" / f"{frame}.png", packed)

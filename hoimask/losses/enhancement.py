@@ -229,7 +229,7 @@ class MultiLevelEnhancementLoss(nn.Module):
 
     Shape:
         ``original``, ``deoccluded``: level -> ``(B, ...)`` (the same levels, each
-        pair of one shape); ``occlusion_ratio``, ``grasped``: ``(B,)`` ->
+        pair of one shape); ``occlusion_ratio``, ``grasped`` (, ``paired``): ``(B,)`` ->
         :class:`~hoimask.losses.LossOutput` ``(total (), terms {level: ()})``
         (terms unweighted).
 
@@ -273,8 +273,15 @@ class MultiLevelEnhancementLoss(nn.Module):
         deoccluded: Mapping[str, torch.Tensor],
         occlusion_ratio: torch.Tensor,
         grasped: torch.Tensor,
+        paired: torch.Tensor | None = None,
     ) -> LossOutput:
-        """Weighted sum of the per-level losses over the kept pairs; see the class docstring."""
+        """Weighted sum of the per-level losses over the kept pairs; see the class docstring.
+
+        ``paired`` ``(B,)`` bool (default: all True) marks the samples whose
+        de-occluded twin is real (a batch's ``has_deoccluded``); the others are
+        filtered out like pairs eq. (8) drops: exactly 0 in value and gradient,
+        whatever their ``deoccluded`` features hold.
+        """
         fn = "MultiLevelEnhancementLoss.forward"
         levels = [lvl for lvl in ENHANCEMENT_LEVELS if lvl in original]
         unknown = sorted(set(original) - set(ENHANCEMENT_LEVELS)) + sorted(set(deoccluded) - set(ENHANCEMENT_LEVELS))
@@ -299,6 +306,11 @@ class MultiLevelEnhancementLoss(nn.Module):
         _check_ratios(occlusion_ratio, fn=fn, batch=B)
         g = _grasp_labels(grasped, name="grasped", fn=fn, batch=B)
         keep = (occlusion_ratio >= occlusion_ratio.new_tensor(self.threshold)) & g.to(occlusion_ratio.device)
+        if paired is not None:
+            check_shape(paired, str(B), name="paired", fn=fn)
+            if paired.dtype != torch.bool:
+                raise DTypeError(f"{fn}(): argument 'paired' expected a bool tensor, got dtype {paired.dtype}")
+            keep = keep & paired.to(keep.device)
         terms: dict[str, torch.Tensor | None] = {}
         for lvl in levels:
             a, b = original[lvl], deoccluded[lvl]

@@ -3,8 +3,10 @@
 :class:`Evaluator` takes, batch by batch, predicted and ground-truth joints
 (and optionally MANO vertices and object poses with their model points), and
 reports means over the dataset in millimetres (AUC, F-scores and ADD-0.5D in
-percent), overall and per group: scene type (UniHOPE: hand-only /
-hand-object) and occlusion level (UniHOPE Table 6). Batches without ground
+percent), overall and per group: scene type (object in view or not), grasp
+status (UniHOPE's hand-only / hand-object scenes), occlusion level (UniHOPE
+Table 6); with UniHOPE's inputs also the object switcher's accuracy and
+ADD-0.5D per object (:mod:`hoimask.metrics.unihope`). Batches without ground
 truth (HO3D's hidden test set) only feed the CodaLab submission file.
 
 Per-sample values are kept (a few floats per sample); PCK curves for the AUCs
@@ -55,6 +57,13 @@ from hoimask.metrics.hand import joint_index
 from hoimask.metrics.nearest import DEFAULT_MAX_ELEMENTS
 from hoimask.metrics.report import format_tables
 from hoimask.metrics.submission import write_ho3d_submission
+from hoimask.metrics.unihope import (
+    GRASP_GROUPS,
+    format_unihope_tables,
+    grasp_labels,
+    per_object_add,
+    switcher_correct,
+)
 
 __all__ = ["Evaluator"]
 
@@ -76,7 +85,14 @@ class Evaluator:
     * objects: ``oce``, ``mce``, ``add_s``, ``ome``, ``add_0.5d`` (the latter
       only when diameters are given);
     * ``num_samples``; and the same keys prefixed ``"<group>/"`` for the groups
-      ``hand_only``, ``hand_object`` and ``occlusion_<lo>-<hi>`` (percent);
+      ``hand_only``, ``hand_object`` (by ``hand_only``: an object in view or
+      not), ``not_grasping``, ``grasping`` (by the ground-truth ``grasped``
+      label: UniHOPE's hand-only / hand-object scenes) and
+      ``occlusion_<lo>-<hi>`` (percent);
+    * UniHOPE (:mod:`hoimask.metrics.unihope`): ``switcher_accuracy`` (percent,
+      overall and per group; only when ``grasp_probability`` is fed),
+      ``object_<name>/add_0.5d``, ``object_<name>/num_samples`` and
+      ``add_0.5d_mean_over_objects`` (when ADD-0.5D and ``object_name`` are fed);
     * what was excluded because the ground truth was not finite (overall only):
       ``excluded_samples`` (samples without any finite ground-truth joint: no
       hand metric), ``excluded_joints`` (non-finite ground-truth joints, those
@@ -205,6 +221,8 @@ class Evaluator:
         self._pending_excluded: dict[str, int] = {}
         self._excluded_names = dict.fromkeys(self.exclude_objects, 0)  # name -> samples left out by name
         self._pending_names: dict[str, int] = {}
+        self._object_names: list[np.ndarray] = []  # per-batch (B,) object names ("" unnamed)
+        self._pending_object_names: np.ndarray | None = None
 
     @property
     def excluded_object_counts(self) -> dict[str, int]:
@@ -216,11 +234,13 @@ class Evaluator:
         """Names of the breakdown groups, in report order."""
         e = self.occlusion_bins
         occ = [f"occlusion_{round(100 * a)}-{round(100 * b)}" for a, b in zip(e, e[1:])]
-        return ["hand_only", "hand_object", *occ]
+        return ["hand_only", "hand_object", *GRASP_GROUPS, *occ]
 
-    def _membership(self, B: int, occlusion, hand_only) -> np.ndarray:
-        """(B, G) bool: which groups each sample belongs to."""
+    def _membership(self, B: int, occlusion, hand_only, grasped: np.ndarray | None = None) -> np.ndarray:
+        """(B, G) bool: which groups each sample belongs to (``grasped``: :func:`grasp_labels`)."""
         groups = np.zeros((B, len(self.group_names)), dtype=bool)
+        if grasped is not None:
+            groups[:, 2], groups[:, 3] = grasped == 0, grasped == 1  # NaN (unknown): neither
         if hand_only is not None:
             h = torch.as_tensor(hand_only, device="cpu")
             check_shape(h, "B", name="hand_only", dims={"B": B}, fn="Evaluator.update")
@@ -239,7 +259,7 @@ class Evaluator:
             e = self.occlusion_bins
             for i, (a, b) in enumerate(zip(e, e[1:])):
                 last = i == len(e) - 2
-                groups[:, 2 + i] = (o >= a) & ((o <= b) if last else (o < b))
+                groups[:, 2 + len(GRASP_GROUPS) + i] = (o >= a) & ((o <= b) if last else (o < b))
         return groups
 
     def _add(self, key: str, values: torch.Tensor, B: int, valid: np.ndarray | None = None) -> None:
@@ -263,6 +283,8 @@ class Evaluator:
             self._excluded[key] = self._excluded.get(key, 0) + n
         for name, n in self._pending_names.items():
             self._excluded_names[name] += n
+        names = self._pending_object_names
+        self._object_names.append(np.full(B, "", dtype=object) if names is None else names)
         for key in set(self._values) | set(self._pending_values):
             if key not in self._values and self._num:  # first batch with this metric
                 self._values[key].append(np.full(self._num, np.nan))
@@ -302,6 +324,8 @@ class Evaluator:
         occlusion=None,
         hand_only=None,
         object_name=None,
+        grasped=None,
+        grasp_probability=None,
     ) -> None:
         """Add one batch. Tensors or NumPy arrays, all in ``units``, OpenCV frame.
 
@@ -331,6 +355,12 @@ class Evaluator:
                 ``object_name``, ``""`` for an unnamed object). Required with
                 object inputs when the evaluator has ``exclude_objects``:
                 samples named there feed no object metric.
+            grasped: optional ``B`` ground-truth grasp labels (a batch's
+                ``grasped``; NaN or ``None`` where unknown): the groups
+                ``grasping`` / ``not_grasping`` and the switcher's accuracy.
+            grasp_probability: optional ``(B,)`` the object switcher's grasp
+                probabilities (UniHOPE's prediction ``grasp_probability``),
+                scored against ``grasped`` at 0.5 (``switcher_accuracy``).
 
         Raises:
             ValueRangeError: a prediction (joints, vertices, object pose), an
@@ -355,6 +385,12 @@ class Evaluator:
         check_prediction(pj, name="pred_joints", fn="Evaluator.update")
         check_prediction(t["pred_verts"], name="pred_verts", fn="Evaluator.update")
         names = batch_object_names(object_name, B, fn="Evaluator.update")
+        labels = None if grasped is None else grasp_labels(grasped, B, fn="Evaluator.update")
+        if grasp_probability is not None and labels is None:
+            raise ValueRangeError("Evaluator.update(): argument 'grasp_probability' needs the ground-truth 'grasped' "
+                                  "labels to be scored; pass the batch's 'grasped'")
+        switcher = None if grasp_probability is None else switcher_correct(grasp_probability, labels,
+                                                                            fn="Evaluator.update")
         objects_fed = any(x is not None for x in (pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points))
         if self.exclude_objects and names is None and objects_fed:
             raise ValueRangeError(
@@ -364,6 +400,9 @@ class Evaluator:
             )
         self._pending_values, self._pending_pck, self._pending_excluded = {}, [], {}
         self._pending_names = {}
+        self._pending_object_names = None if names is None else np.array(names, dtype=object)
+        if switcher is not None:
+            self._pending_values["switcher_accuracy"] = switcher
         pred_entry = None
         if self.keep_predictions:
             metres = self.scale / 1000.0
@@ -379,14 +418,14 @@ class Evaluator:
                 self._commit(None, pred_entry)  # predictions only (a hidden test set)
                 return
             # object ground truth without hand ground truth (HO3D's evaluation split): object metrics only
-            groups = self._membership(B, occlusion, hand_only)
+            groups = self._membership(B, occlusion, hand_only, labels)
             self._update_object(
                 pred_obj_R, pred_obj_t, gt_obj_R, gt_obj_t, obj_points, obj_diameter, hand_only, names, groups, B
             )
             self._commit(groups, pred_entry)
             return
         check_shape(t["gt_joints"], "B 21 3", name="gt_joints", dims=dims, fn="Evaluator.update")
-        groups = self._membership(B, occlusion, hand_only)
+        groups = self._membership(B, occlusion, hand_only, labels)
         s = self.scale
         pv, gv = t["pred_verts"], t["gt_verts"]
         if (pv is None) != (gv is None):
@@ -459,17 +498,21 @@ class Evaluator:
                 res = acc.result() if group == g else None
                 if res is not None:
                     out[prefix + kind] = float(res.auc) * 100.0
+        not_grasping = groups[:, self.group_names.index(GRASP_GROUPS[0])]
+        out.update(per_object_add(values.get("add_0.5d"), np.concatenate(self._object_names), not_grasping))
         return out
 
     def format_tables(self) -> str:
         """Plain-text tables in the layout of MaskHOI Tables I-III plus the breakdowns.
 
         Returns:
-            The tables of :func:`hoimask.metrics.report.format_tables` for :meth:`compute`; with
+            The tables of :func:`hoimask.metrics.report.format_tables` and
+            :func:`hoimask.metrics.unihope.format_unihope_tables` for :meth:`compute`; with
             ``exclude_objects``, the header also names the objects left out and their sample counts.
         """
         results = self.compute()
-        text = format_tables(results, self.group_names, self.f_thresholds_mm)
+        text = "\n\n".join([format_tables(results, self.group_names, self.f_thresholds_mm),
+                            *format_unihope_tables(results, self.f_thresholds_mm)])
         if "excluded_objects_by_name" not in results:
             return text
         counts = ", ".join(f"{name} ({n} sample{'' if n == 1 else 's'})" for name, n in self._excluded_names.items())

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hoimask._checks import FileFormatError, check_shape
+from hoimask._checks import DTypeError, FileFormatError, check_shape
 from hoimask.geometry import project, unproject
 from hoimask.losses import grasp_switch_loss
 from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
@@ -92,7 +92,8 @@ class UniHOPE(nn.Module):
 
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K``, targets, ``deoccluded_image``) ->
-        ``{"loss": (), "terms": {name: ()}, "predictions": {...}, "enhancement_pairs": int}``.
+        ``{"loss": (), "terms": {name: ()}, "predictions": {...}, "enhancement_pairs": int,
+        "enhancement_unpaired": int}``.
 
     Example:
         >>> model = UniHOPE.from_preset("tiny", img_size=64).eval()
@@ -356,12 +357,17 @@ class UniHOPE(nn.Module):
                 enhancement terms: when a pair passes the filter, the original and
                 de-occluded images run as one batch (shared batch-norm statistics, as
                 the released code batches them) and the twin's features are the
-                detached targets.
+                detached targets. ``has_deoccluded`` ``(B,)`` bool (real data,
+                :mod:`hoimask.data.deoccluded`) marks the samples whose twin is real:
+                the others' placeholders never run through the network and their
+                enhancement terms are exactly 0 (no value, no gradient).
             generator: unused (the model is deterministic); accepted for the loop's interface.
 
         Returns:
-            ``{"loss", "terms", "predictions", "enhancement_pairs"}``; ``enhancement_pairs``
-            counts the pairs that passed the filter (0 without de-occluded images).
+            ``{"loss", "terms", "predictions", "enhancement_pairs", "enhancement_unpaired"}``;
+            ``enhancement_pairs`` counts the pairs that passed the filter (0 without
+            de-occluded images), ``enhancement_unpaired`` the samples the batch marks
+            ``has_deoccluded = False`` (skipped for want of a twin; 0 without the key).
         """
         fn = "UniHOPE.forward"
         cfg = self.config
@@ -370,12 +376,17 @@ class UniHOPE(nn.Module):
         K = optional(batch, "K")
         K = default_intrinsics(B, (H, W), like=image) if K is None else K.to(image.dtype)
         hand_box, object_box, object_uv = ground_truth_boxes(batch, K, (H, W), cfg.box_scale)
-        keep = self._pairs(batch, image)  # (B,) pairs that pass eq. (8), or None without twins
+        keep, real = self._pairs(batch, image)  # (B,) pairs that pass eq. (8) and (B,) real twins, or None
         if keep is not None and bool(keep.any()):  # one pass over both images, as the released code: shared BN
-            both = self._run(torch.cat([image, batch["deoccluded_image"].to(image.dtype)]), K.repeat(2, 1, 1),
-                             hand_box.repeat(2, 1), object_box.repeat(2, 1), None, name="batch['image']", fn=fn)
+            idx = real.nonzero()[:, 0]  # (M,) samples with a real twin: placeholders never run
+            both = self._run(torch.cat([image, batch["deoccluded_image"][idx].to(image.dtype)]),
+                             torch.cat([K, K[idx]]), torch.cat([hand_box, hand_box[idx]]),
+                             torch.cat([object_box, object_box[idx]]), None, name="batch['image']", fn=fn)
             out = {k: v[:B] for k, v in both.items()}
-            twin = {k: both[f"{k}_features"][B:].detach() for k in ("init", "roi", "mano")}
+            twin = {}
+            for k in ("init", "roi", "mano"):
+                features = both[f"{k}_features"]
+                twin[k] = features.new_zeros((B,) + features.shape[1:]).index_copy(0, idx, features[B:].detach())
         else:
             out, twin = self._run(image, K, hand_box, object_box, None, name="batch['image']", fn=fn), None
         terms = self._hand_terms(batch, out, K, (H, W))
@@ -390,11 +401,14 @@ class UniHOPE(nn.Module):
         target = torch.stack([hand_box, object_box], dim=1)  # (B, 2, 4)
         terms["boxes"] = (box_code(out["predicted_boxes"], (H, W)) - box_code(target, (H, W)).clamp(0, 1)).abs().mean()
         if keep is not None:  # L_init, L_RoI, L_MANO on the kept pairs; exact zeros when none is kept
-            terms.update(self._enhancement_terms(batch, out, twin, keep))
+            terms.update(self._enhancement_terms(batch, out, twin, real))
         pairs = 0 if keep is None else int(keep.sum())
+        flags = optional(batch, "has_deoccluded")
+        unpaired = 0 if flags is None else int((~flags.bool()).sum())
         weights = cfg.loss_weights
         loss = torch.stack([weights[k] * v for k, v in terms.items()]).sum()
-        return {"loss": loss, "terms": terms, "predictions": out, "enhancement_pairs": pairs}
+        return {"loss": loss, "terms": terms, "predictions": out, "enhancement_pairs": pairs,
+                "enhancement_unpaired": unpaired}
 
     def _hand_terms(self, batch, out, K, size) -> dict[str, torch.Tensor]:
         """L^h (eq. 9): J2D, J3D, V (L2 per point), MANO (MSE); and the wrist depth."""
@@ -425,22 +439,33 @@ class UniHOPE(nn.Module):
             terms["vertices"] = masked_mean((out["relative_vertices"] - vertices).norm(dim=-1), known[:, None])
         return terms
 
-    def _pairs(self, batch: Mapping[str, Any], image: torch.Tensor) -> torch.Tensor | None:
-        """``(B,)`` bool: the original / de-occluded pairs eq. (8) keeps; ``None`` when the batch has no twins."""
+    def _pairs(self, batch: Mapping[str, Any], image: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(keep, real)``, both ``(B,)`` bool: the pairs eq. (8) keeps among those whose twin is real
+        (``has_deoccluded``, all when absent), and the real twins; ``(None, None)`` when the batch has no twins."""
+        fn = "UniHOPE.forward"
         twin, ratio, grasped = (optional(batch, k) for k in ("deoccluded_image", "occlusion_ratio", "grasped"))
         if twin is None or ratio is None or grasped is None:
-            return None
-        check_shape(twin, " ".join(str(n) for n in image.shape), name="batch['deoccluded_image']",
-                    fn="UniHOPE.forward")
-        return enhancement_mask(ratio.to(image.dtype), grasped, threshold=self.config.occlusion_threshold)
+            return None, None
+        check_shape(twin, " ".join(str(n) for n in image.shape), name="batch['deoccluded_image']", fn=fn)
+        real = optional(batch, "has_deoccluded")
+        if real is None:
+            real = torch.ones(image.shape[0], dtype=torch.bool, device=image.device)
+        else:
+            check_shape(real, str(image.shape[0]), name="batch['has_deoccluded']", fn=fn)
+            if real.dtype != torch.bool:
+                raise DTypeError(f"{fn}(): batch['has_deoccluded'] expected a bool tensor (B,), got dtype {real.dtype}")
+            real = real.to(image.device)
+        keep = enhancement_mask(ratio.to(image.dtype), grasped, threshold=self.config.occlusion_threshold)
+        return keep & real.to(keep.device), real
 
-    def _enhancement_terms(self, batch, out, twin, keep) -> dict[str, torch.Tensor]:
-        """The three enhancement terms (unweighted); the twin's features are detached targets."""
+    def _enhancement_terms(self, batch, out, twin, real) -> dict[str, torch.Tensor]:
+        """The three enhancement terms (unweighted) over the pairs with a ``real`` twin; the twin's features
+        are detached targets (zeros where the twin is not real, which the loss never reads)."""
         levels = {"init": out["init_features"], "roi": out["roi_features"], "mano": out["mano_features"]}
         if twin is None:  # no pair to distil: exact zeros
             return {f"enhancement_{k}": v.new_zeros(()) for k, v in levels.items()}
-        ratio = batch["occlusion_ratio"].to(keep.device, out["mano_features"].dtype)
-        result = self.enhancement(levels, twin, ratio, batch["grasped"])
+        ratio = batch["occlusion_ratio"].to(real.device, out["mano_features"].dtype)
+        result = self.enhancement(levels, twin, ratio, batch["grasped"], real)
         return {f"enhancement_{k}": v for k, v in result.terms.items()}
 
 

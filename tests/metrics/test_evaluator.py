@@ -107,8 +107,8 @@ def test_groups():
     ev.update(**b)
     r = ev.compute()
     counts = {g: r.get(f"{g}/num_samples") for g in ev.group_names}
-    assert counts == {"hand_only": 4, "hand_object": 4, "occlusion_0-25": 2, "occlusion_25-50": 2,
-                      "occlusion_50-75": 2, "occlusion_75-100": 2}
+    assert counts == {"hand_only": 4, "hand_object": 4, "not_grasping": None, "grasping": None,  # no grasp labels
+                      "occlusion_0-25": 2, "occlusion_25-50": 2, "occlusion_50-75": 2, "occlusion_75-100": 2}
     sel = torch.tensor([False, False, False, False, False, False, True, True])  # [0.75, 1.0] closed
     want = float(mpjpe(b["pred_joints"][sel], b["gt_joints"][sel]).mean()) * 1000
     assert r["occlusion_75-100/mje"] == pytest.approx(want)
