@@ -117,6 +117,8 @@ class PoseRegressionModel(nn.Module):
             L1, m) and the hand mask (``hand_mask``, binary cross-entropy);
             dense targets that teach depth and shape where 21 joint depths per
             image do not (docs/training.md, point 8).
+        stem_depth: 3×3 convolutions per stage of the keypoint head's image
+            stem (:class:`~hoimask.nn.Keypoint25DHead`; 1 = the shallow stem).
 
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}`` with
@@ -144,6 +146,7 @@ class PoseRegressionModel(nn.Module):
         pos_embed: str = "sincos",
         pos_embed_resize: str = "mae",
         dense_maps: bool = False,
+        stem_depth: int = 1,
     ) -> None:
         super().__init__()
         self.img_size = img_size
@@ -167,7 +170,7 @@ class PoseRegressionModel(nn.Module):
         # (2.5D), lifted with the wrist depth and K.
         self.dense_maps = bool(dense_maps)
         self.keypoint_head = Keypoint25DHead(embed_dim, num_joints=22, channels=keypoint_channels,
-                                             aux_maps=2 if self.dense_maps else 0)
+                                             aux_maps=2 if self.dense_maps else 0, stem_depth=stem_depth)
         self.heatmap_sigma = check_positive(heatmap_sigma, name="heatmap_sigma", fn="PoseRegressionModel")
         if hand_layer is None:
             import hoimask.hand as hand
@@ -192,7 +195,8 @@ class PoseRegressionModel(nn.Module):
         rebuilt as a learned parameter, not as the fixed sin-cos table.
         """
         return {**self._encoder_size, "pos_embed": self.encoder.config.pos_embed,
-                "pos_embed_resize": self.encoder.config.pos_embed_resize, "dense_maps": self.dense_maps}
+                "pos_embed_resize": self.encoder.config.pos_embed_resize, "dense_maps": self.dense_maps,
+                "stem_depth": self.keypoint_head.stem_depth}
 
     @classmethod
     def from_encoder_config(cls, config: Any, **kwargs) -> PoseRegressionModel:

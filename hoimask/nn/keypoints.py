@@ -115,6 +115,8 @@ class Keypoint25DHead(nn.Module):
             adds the object centre as a 22nd point).
         channels: width of the stride-4 stage (the stride-8 stage has twice as many).
         depth_scale: metres per unit of the depth maps.
+        stem_depth: 3×3 convolutions per stage of the image stem (stride 2, 4
+            and 8); 1 is the shallow stem described above.
         aux_maps: further per-pixel output maps at stride 4 (raw, for dense
             auxiliary targets such as a depth image or a hand mask); with
             ``aux_maps > 0`` :meth:`forward` returns them as a third output.
@@ -132,16 +134,19 @@ class Keypoint25DHead(nn.Module):
     """
 
     def __init__(self, dim: int, *, num_joints: int = 21, channels: int = 64, depth_scale: float = 0.1,
-                 aux_maps: int = 0) -> None:
+                 aux_maps: int = 0, stem_depth: int = 1) -> None:
         super().__init__()
         check_int(dim, name="dim", low=1)
         check_int(num_joints, name="num_joints", low=1)
         check_int(channels, name="channels", low=2)
         self.aux_maps = check_int(aux_maps, name="aux_maps", low=0)
         self.dim, self.num_joints, self.depth_scale = dim, num_joints, check_positive(depth_scale, name="depth_scale")
-        c = channels
-        self.stem4 = nn.Sequential(_conv(3, c // 2, 2), _conv(c // 2, c, 2), _conv(c, c))
-        self.stem8 = _conv(c, 2 * c, 2)
+        self.stem_depth = check_int(stem_depth, name="stem_depth", low=1)
+        c, extra = channels, self.stem_depth - 1
+        self.stem4 = nn.Sequential(_conv(3, c // 2, 2), *(_conv(c // 2, c // 2) for _ in range(extra)),
+                                   _conv(c // 2, c, 2), _conv(c, c), *(_conv(c, c) for _ in range(extra)))
+        self.stem8 = (_conv(c, 2 * c, 2) if not extra else
+                      nn.Sequential(_conv(c, 2 * c, 2), *(_conv(2 * c, 2 * c) for _ in range(extra))))
         self.fuse8 = nn.Sequential(_conv(dim + 2 * c, 2 * c, kernel=1), _conv(2 * c, 2 * c))
         self.fuse4 = nn.Sequential(_conv(2 * c + c, c, kernel=1), _conv(c, c))
         self.out = nn.Conv2d(c, 2 * num_joints + self.aux_maps, 1)

@@ -62,6 +62,18 @@ def test_aux_maps_come_third_and_leave_the_joint_maps_alone(generator):
         Keypoint25DHead(16, aux_maps=-1)
 
 
+def test_deeper_stem_adds_convolutions_per_stage_and_keeps_the_outputs(generator):
+    shallow, deep = Keypoint25DHead(16, channels=8), Keypoint25DHead(16, channels=8, stem_depth=3)
+    convs = lambda m: sum(isinstance(x, torch.nn.Conv2d) for x in m.modules())  # noqa: E731
+    assert convs(deep) - convs(shallow) == 3 * 2  # two more at each of strides 2, 4 and 8
+    assert set(shallow.state_dict()) == set(Keypoint25DHead(16, channels=8, stem_depth=1).state_dict())
+    tokens, image = torch.randn(2, 16, 16, generator=generator), torch.randn(2, 3, 64, 64, generator=generator)
+    maps, depth = deep(tokens, (4, 4), image)
+    assert maps.shape == depth.shape == (2, 21, 16, 16)
+    with pytest.raises(ValueRangeError, match="stem_depth"):
+        Keypoint25DHead(16, stem_depth=0)
+
+
 def test_heatmap_kl_divergence_is_lowest_at_the_target_and_skips_invisible_joints():
     joints = torch.tensor([[[20.0, 12.0], [500.0, 500.0]]])  # the second is far outside the image
     from hoimask.losses import render_gaussian_heatmaps
