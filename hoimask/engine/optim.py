@@ -165,4 +165,8 @@ def build_optimizer(
     for g in groups:
         g.pop("names")
         g["lr"] = lr * g["lr_scale"]
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    # On a CPU torch's default is a Python loop over the tensors; the fused kernel does the same update in one
+    # pass (CUDA already defaults to the multi-tensor path).
+    on_cpu = all(p.device.type == "cpu" and p.is_floating_point() for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                             fused=True if on_cpu else None)
