@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import os
 
-# Passive OpenMP waiting: on a busy CPU, spinning worker threads made training ~15x slower
-# (measured: 13.8 s/step spinning vs 0.58 s/step passive, 2 threads, load average 7). Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from hoimask._omp import omp_wait_policy
+
+# OpenMP waits passively when other jobs hold the CPUs and keeps its default short spinning when they are
+# idle (1.27x faster steps idle; passive is 1.8x faster when busy): hoimask/_omp.py. Before torch loads.
+os.environ.update(omp_wait_policy())
 
 import argparse
 import functools
@@ -90,11 +92,12 @@ ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, nu
             "paper": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12)}
 #: ``augment_views``: views per cached scene (AugmentedViews: the scene, then rotated / zoomed / shifted,
 #: colour-jittered copies); the tiny pose recipe gained 8 % RR-MJE from it (docs/results.md §3, third round).
-#: tiny pose steps 1300 with precision "auto" (bf16 autocast on a CPU with native bf16; fp32 elsewhere) and one
-#: DataLoader worker (the view warps and the first renders overlap the step: 0.61 -> 0.41 s per step early in a run):
-#: docs/results.md §3, fourth round, for the time on an idle 2-core machine.
-RECIPES = {"tiny": dict(steps=1300, batch_size=16, lr=1e-3, layer_decay=0.75, num_samples=1024, augment_views=16,
-                        precision="auto", num_workers=1),
+#: tiny pose: 1250 steps of 16 at lr 2e-3, bf16 autocast where the CPU computes it natively ("auto"; fp32
+#: elsewhere), no DataLoader worker (with the cheaper view warps a worker only slows the model's two threads:
+#: 250 steps 161 s with one, 135 s without) -- docs/results.md §3, fifth round, for the probes and the time on an
+#: idle 2-core machine.
+RECIPES = {"tiny": dict(steps=1250, batch_size=16, lr=2e-3, layer_decay=0.75, num_samples=1024, augment_views=16,
+                        precision="auto", num_workers=0),
            "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000,
                          augment_views=1)}
 #: HOISDF presets per (--preset, --backbone), and its recipes: no layer decay (HOISDF fine-tunes every layer
@@ -135,11 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=output_folder,
                    help="run directory (default: runs/finetune-<preset>; with --model hoisdf "
                         "runs/finetune-hoisdf-<preset>, -resnet appended for --backbone resnet50)")
-    p.add_argument("--steps", type=integer(low=1), help="optimisation steps (default: tiny 1300 for the pose model, 1200 for HOISDF; paper 50000)")
+    p.add_argument("--steps", type=integer(low=1), help="optimisation steps (default: tiny 1250 for the pose model, 1200 for HOISDF; paper 50000)")
     p.add_argument("--batch-size", type=integer(low=1),
                    help="per-process batch size (default: tiny 16, 8 with --model hoisdf; paper 22)")
     p.add_argument("--lr", type=real(low=0, low_open=True),
-                   help="peak learning rate (default: tiny 1e-3, 3e-4 with --model hoisdf; paper 1e-4)")
+                   help="peak learning rate (default: tiny 2e-3, 3e-4 with --model hoisdf; paper 1e-4)")
     p.add_argument("--layer-decay", type=real(0, 1, low_open=True),
                    help="layer-wise lr decay of the encoder, in (0, 1] (default: 0.75; none with --model hoisdf)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
@@ -159,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=integer(low=0), default=0, help="seed of the heads' init and the data order")
     p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples the constant baselines stored in model.pt are fitted on (see evaluate.py)")
-    p.add_argument("--num-workers", type=integer(low=0), help="DataLoader workers per process (default: tiny 1 for the pose model, else 0; paper 8)")
+    p.add_argument("--num-workers", type=integer(low=0), help="DataLoader workers per process (default: 0; paper 8)")
     p.add_argument("--log-every", type=integer(low=1), help="steps between log records (default: tiny 10, paper 50)")
     p.add_argument("--checkpoint-every", type=integer(low=1),
                    help="steps between checkpoints; one is always written at the end (default: tiny 50, paper 1000)")
