@@ -1,4 +1,4 @@
-"""Step time and memory of MaskHOI vs a plain MAE (same encoder) at several keep ratios.
+"""Step time and memory of MaskHOI (at several keep ratios) and HandMIM vs a plain MAE with the same encoder.
 
 Measures, in the same run and on the same random batch:
 
@@ -14,6 +14,19 @@ Measures, in the same run and on the same random batch:
   backward (activation memory, measured with ``saved_tensors_hooks``);
 * on CUDA: images/s and model FLOPs utilisation (FLOPs counted by
   ``torch.utils.flop_counter`` / time / ``--peak-tflops``).
+
+Then a second table, HandMIM vs MAE (``HandMIM`` preset ``tiny`` for
+``--preset tiny``, ``base`` — ViT-B/16, 224 px — for ``paper``; the MAE of the
+same preset, its encoder loaded with HandMIM's weights, so the encoders are the
+same size; the same images, batch ``--batch``): the time of one whole training
+step — forward, backward, an AdamW step and, for HandMIM, ``update_teacher()``
+(also timed alone) — each model with its own masking (MAE: 75 % of the patches
+dropped; HandMIM: a fixed draw of its masks, ratios in [0.1, 0.5] per view, the
+masked patches kept as mask tokens), FLOPs, memory as above and trainable
+parameters, with the ratios HandMIM / MAE. HandMIM's two views are made once
+beforehand (what ``hoimask.data.TwoViewTransform`` does in the data pipeline);
+the time ``HandMIM.make_views`` takes to draw them for the batch is printed
+beside the table. ``--no-handmim`` skips this table.
 
 Usage::
 
@@ -32,8 +45,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hoimask.masking import RandomMasker
-from hoimask.models import MAE, MaskHOI
+from hoimask.models import MAE, HandMIM, MaskHOI
 from hoimask.models.config import resolve_preset
+
+#: HandMIM's preset with the encoder of each ``--preset`` (MaskHOI's and MAE's ``tiny``; ViT-B/16 at 224 px).
+HANDMIM_PRESET = {"tiny": "tiny", "paper": "base"}
 
 
 def make_batch(batch: int, size: int, points: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -45,7 +61,7 @@ def make_batch(batch: int, size: int, points: int, device: torch.device, seed: i
     joints_2d = (joints_3d[..., :2] / joints_3d[..., 2:]) * f + size / 2
     sdf_points = torch.tensor([0.0, 0.0, 0.5]) + 0.1 * (torch.rand(batch, points, 3, generator=g) - 0.5)
     out = {
-        "image": torch.randn(batch, 3, size, size, generator=g),
+        "image": torch.rand(batch, 3, size, size, generator=g),  # RGB in [0, 1]: the models normalise it
         "segmentation": torch.randint(0, 3, (batch, size, size), generator=g),
         "joints_2d": joints_2d,
         "joints_3d": joints_3d,
@@ -157,6 +173,73 @@ def measure(keep: float, args, batch: dict[str, torch.Tensor], device: torch.dev
     return row
 
 
+def train_step(model, optimizer, batch: dict, amp, *, ema: bool = False, **inputs):
+    """One whole training step of ``model``: forward, backward, ``optimizer.step()`` and, if ``ema``, the EMA teacher."""
+
+    def run():
+        optimizer.zero_grad(set_to_none=True)
+        with amp:
+            out = model(batch, **inputs)
+        out["loss"].backward()
+        optimizer.step()
+        if ema:
+            model.update_teacher(0)  # the same momentum every call: the work does not depend on the step
+
+    return run
+
+
+def measure_handmim(args, device: torch.device, amp) -> list[str]:
+    """The HandMIM vs MAE table (header lines first): whole training steps, same encoder size, same images."""
+    handmim = HandMIM.from_preset(HANDMIM_PRESET[args.preset]).to(device)
+    mae = MAE.from_preset(args.preset).to(device)
+    mae.encoder.load_state_dict(handmim.encoder.state_dict())  # raises unless the encoders have the same size
+    size = handmim.config.img_size
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(args.batch, 3, size, size, generator=g).to(device)  # HandMIM wants RGB in [0, 1]
+    t0 = time.perf_counter()
+    views, affines = handmim.make_views({"image": images}, generator=g)  # (2, B, 3, S, S), (2, B, 3, 3)
+    t_views = time.perf_counter() - t0
+    batch = {"image": images, "view_a": views[0], "view_b": views[1], "affine_a": affines[0], "affine_b": affines[1]}
+    grid = handmim.encoder.grid_size
+    n = grid[0] * grid[1]
+    masks = handmim.draw_masks(args.batch, grid, device=device, generator=g)  # (2, B, N)
+    mask = mae.masker(args.batch, grid, device=device, generator=g)
+
+    def optimizer(model):
+        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    steps = {"mae": train_step(mae, optimizer(mae), batch, amp, mask=mask),
+             "handmim": train_step(handmim, optimizer(handmim), batch, amp, ema=True, masks=masks)}
+    t = timed({**steps, "ema": lambda: handmim.update_teacher(0)}, device, args.steps, args.warmup)
+    flops = {name: count_flops(fn) / 1e9 for name, fn in steps.items()}
+    mem = {name: memory(fn, device) for name, fn in steps.items()}
+    params = {name: sum(p.numel() for p in m.parameters() if p.requires_grad) / 1e6
+              for name, m in (("mae", mae), ("handmim", handmim))}
+    cuda = device.type == "cuda"
+    header = ("| model | encoder tokens per image | step ms | time / MAE | update_teacher ms | GFLOP | FLOP / MAE "
+              "| mem MiB | mem / MAE | params (M) |" + (" img/s | MFU |" if cuda else ""))
+    lines = [
+        f"# HandMIM ({HANDMIM_PRESET[args.preset]}) vs MAE ({args.preset}): one training step = forward + backward "
+        f"+ AdamW step (+ update_teacher); same encoder size, images, batch {args.batch}",
+        f"# HandMIM.make_views for the batch (CPU augmentation, outside the step): {1e3 * t_views:.1f} ms",
+        header,
+        "|" + "---|" * (header.count("|") - 1),
+    ]
+    rows = {"mae": ("MAE", f"{mask.num_keep}/{n}", "—"),
+            "handmim": ("HandMIM", f"student 2 × {n}/{n} (masked: mask token), teacher 2 × {n}",
+                        f"{1e3 * t['ema']:.1f}")}
+    for name, (label, tokens, ema) in rows.items():
+        row = (f"| {label} | {tokens} | {1e3 * t[name]:.1f} | {t[name] / t['mae']:.2f} | {ema} | {flops[name]:.1f} "
+               f"| {flops[name] / flops['mae']:.2f} | {mem[name]:.0f} | {mem[name] / mem['mae']:.2f} "
+               f"| {params[name]:.2f} |")
+        if cuda:
+            mfu = (f"{100 * flops[name] * 1e9 / t[name] / (args.peak_tflops * 1e12):.1f} %"
+                   if args.peak_tflops else "n/a")
+            row += f" {args.batch / t[name]:.0f} | {mfu} |"
+        lines.append(row)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
@@ -168,6 +251,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (H200 bf16 dense: 989)")
+    parser.add_argument("--no-handmim", action="store_true", help="skip the HandMIM vs MAE table")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -188,6 +272,9 @@ def main() -> None:
     print(f"# reference fp32 matmul 1024^3 before: {matmul_gflops(device):.1f} GFLOP/s")
     for keep in args.keep:
         print(measure(keep, args, batch, device, amp), flush=True)
+    if not args.no_handmim:
+        print()
+        print("\n".join(measure_handmim(args, device, amp)), flush=True)
     print(f"# reference fp32 matmul 1024^3 after: {matmul_gflops(device):.1f} GFLOP/s")
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Pre-training ablation on synthetic data: does MaskHOI pre-training help fine-tuning, under occlusion?
+"""Pre-training ablation on synthetic data: does MaskHOI (or HandMIM) pre-training help fine-tuning, under occlusion?
 
 The protocol (issue 18, item 5) is the one under which pre-training *can* show
 an effect:
 
 1. **Pre-train** each encoder on a large pool of unlabelled-for-fine-tuning
    synthetic scenes (``--pool``; MaskHOI uses the pool's labels, as it does on
-   DexYCB's training set).
+   DexYCB's training set; MAE and HandMIM use the images only).
 2. **Fine-tune** ``PoseRegressionModel`` the same way for every encoder on a
    small *labelled* subset: each of ``--label-fractions`` of ``--labelled``
    scenes (drawn with another seed than the pool).
@@ -17,15 +17,23 @@ an effect:
 4. Repeat for ``--seeds`` and report mean ± standard deviation.
 
 Variants (MaskHOI Tables IV–VI where they apply): ``none`` (no pre-training),
-``mae`` (pixel MAE, random masking), ``maskhoi`` (hybrid masking, GML, DPR;
+``mae`` (pixel MAE, random masking), ``handmim`` (HandMIM §2: EMA
+self-distillation on two views with pose-aware alignment, patch distillation
+and multi-level pixel reconstruction; the preset's mask ratios 0.1–0.5, the
+teacher moved after every optimiser step, its momentum schedule spanning
+``--pretrain-steps``), ``maskhoi`` (hybrid masking, GML, DPR;
 skeleton proportion 0.5), ``maskhoi-random`` / ``maskhoi-region`` (masking
 strategy, Table V), ``maskhoi-no-gml`` / ``maskhoi-no-dpr`` (Table IV),
 ``skeleton-0`` / ``skeleton-1`` / ``skeleton-0to1`` (skeleton proportion,
-Table VI; 0.5 is ``maskhoi``).
+Table VI; 0.5 is ``maskhoi``). Every pre-trained encoder is the ``tiny``
+preset's ViT (128 px, 16 px patches, 4 blocks of 192, 3 heads) — MAE's,
+MaskHOI's and HandMIM's ``tiny`` presets share it — so the same
+``PoseRegressionModel`` fine-tunes each.
 
     python benchmarks/pretraining_ablation.py --preset cpu            # hours on 2 CPU cores (see docs/results.md)
     python benchmarks/pretraining_ablation.py --preset gpu --device cuda --json gpu.json
     python benchmarks/pretraining_ablation.py --preset smoke          # a minute: checks the pipeline only
+    python benchmarks/pretraining_ablation.py --variants none mae maskhoi handmim   # the four pre-trainings
 
 Prints one table per label fraction: root-relative MJE per occlusion bin (mm),
 OCE, and the ratio to variant ``none``.
@@ -53,11 +61,18 @@ import torch
 from torch.utils.data import Subset
 
 from hoimask.data import SyntheticHOI, collate
-from hoimask.engine import MemoryCache, TrainConfig, Trainer, atomic_write, seed_everything
+from hoimask.engine import (
+    MemoryCache,
+    TrainConfig,
+    Trainer,
+    atomic_write,
+    seed_everything,
+    unwrap_model,
+)
 from hoimask.engine.cli import exit_with_usage_errors
 from hoimask.engine.datasets import fit_constant_baselines
 from hoimask.engine.flags import HelpFormatter, integer, output_file, real
-from hoimask.models import MAE, MaskHOI, PoseRegressionModel
+from hoimask.models import HANDMIM_PRESETS, MAE, HandMIM, MaskHOI, PoseRegressionModel
 
 ROOT = Path(__file__).resolve().parents[1]
 BINS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
@@ -66,6 +81,7 @@ BINS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
 VARIANTS: dict[str, dict | None] = {
     "none": None,
     "mae": {"model": "mae"},
+    "handmim": {"model": "handmim"},
     "maskhoi": {"model": "maskhoi"},
     "maskhoi-random": {"model": "maskhoi", "masking": "random"},
     "maskhoi-region": {"model": "maskhoi", "masking": "region"},
@@ -79,7 +95,7 @@ VARIANTS: dict[str, dict | None] = {
 #: Scales. ``cpu`` fits one variant-seed-fraction run in ~10 min on 2 cores; ``gpu`` is for one GPU.
 PRESETS = {
     "smoke": dict(pool=16, labelled=16, label_fractions=[1.0], test_per_bin=2, pretrain_steps=4,
-                  finetune_steps=4, batch_size=4, seeds=[0], variants=["none", "maskhoi"]),
+                  finetune_steps=4, batch_size=4, seeds=[0], variants=["none", "maskhoi", "handmim"]),
     "cpu": dict(pool=2048, labelled=1024, label_fractions=[0.1, 1.0], test_per_bin=64, pretrain_steps=600,
                 finetune_steps=1000, batch_size=16, seeds=[0, 1, 2], variants=["none", "mae", "maskhoi"]),
     "gpu": dict(pool=100_000, labelled=10_000, label_fractions=[0.01, 0.1, 1.0], test_per_bin=500,
@@ -106,19 +122,40 @@ def _ctx(args):
     return DistributedContext(device=torch.device(args.device))
 
 
+class _HandMIMTrainer(Trainer):
+    """The engine's Trainer, moving HandMIM's EMA teacher after every optimiser step (as ``train_handmim.py``)."""
+
+    def train_step(self, batch) -> dict:
+        output = super().train_step(batch)
+        unwrap_model(self.model).update_teacher(self.step - 1)  # the optimiser step just taken, from 0
+        return output
+
+
+def build_pretraining(variant: str, steps: int) -> tuple[torch.nn.Module, type[Trainer]]:
+    """The ``tiny`` pre-training model of a variant (not ``none``) for a run of ``steps``, and its trainer class.
+
+    HandMIM's is built as ``train_handmim.py`` builds it: the teacher's
+    momentum schedule spans the run, its temperature warm-up is the preset's
+    (at most an eighth of the run), and the teacher moves after every optimiser step.
+    """
+    spec = VARIANTS[variant]
+    if spec["model"] == "mae":
+        return MAE.from_preset("tiny"), Trainer
+    if spec["model"] == "handmim":
+        warmup = min(HANDMIM_PRESETS["tiny"]["temperature_warmup_steps"], math.ceil(steps / 8))
+        return HandMIM.from_preset("tiny", total_steps=steps, temperature_warmup_steps=warmup), _HandMIMTrainer
+    return MaskHOI.from_preset("tiny", **{k: v for k, v in spec.items() if k != "model"}), Trainer
+
+
 def pretrain(variant: str, data, args, seed: int, workdir: Path) -> dict | None:
     """Pre-train and return the encoder weights (``None`` for variant ``none``)."""
-    spec = VARIANTS[variant]
-    if spec is None:
+    if VARIANTS[variant] is None:
         return None
     seed_everything(seed)
-    if spec["model"] == "mae":
-        model = MAE.from_preset("tiny")
-    else:
-        model = MaskHOI.from_preset("tiny", **{k: v for k, v in spec.items() if k != "model"})
-    trainer = Trainer(model, _config(args.pretrain_steps, args.batch_size, args.pretrain_lr, seed), dataset=data,
-                      output_dir=workdir / f"pre-{variant}-{seed}", collate_fn=collate, progress=args.progress,
-                      tensorboard=False, ctx=_ctx(args))
+    model, trainer_class = build_pretraining(variant, args.pretrain_steps)
+    trainer = trainer_class(model, _config(args.pretrain_steps, args.batch_size, args.pretrain_lr, seed),
+                            dataset=data, output_dir=workdir / f"pre-{variant}-{seed}", collate_fn=collate,
+                            progress=args.progress, tensorboard=False, ctx=_ctx(args))
     hist = trainer.fit()
     print(f"  pre-train {variant:15s} seed {seed}: loss {hist[0]['loss']:.3f} -> {hist[-1]['loss']:.3f}", flush=True)
     return model.encoder_state_dict()
@@ -161,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layer-wise lr decay of the encoder when fine-tuning, in (0, 1]")
     p.add_argument("--seeds", type=integer(low=0), nargs="+", help="seeds to repeat everything with (default: the preset's)")
     p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS),
-                   help="pre-training variants compared (default: the preset's)")
+                   help="pre-training variants compared: none, mae (pixel MAE), handmim (HandMIM), maskhoi and its "
+                        "Table IV-VI ablations; every one pre-trains the same tiny encoder (default: the preset's)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate")
     p.add_argument("--progress", action="store_true", help="show tqdm bars")
     p.add_argument("--json", type=output_file, help="also write the raw results here")
