@@ -25,8 +25,8 @@ import os
 
 from hoimask._omp import omp_wait_policy
 
-# OpenMP waits passively when other jobs hold the CPUs and keeps its default short spinning when they are
-# idle (1.27x faster steps idle; passive is 1.8x faster when busy): hoimask/_omp.py. Before torch loads.
+# OpenMP waits passively when other jobs hold the CPUs as the script starts, and spins briefly before sleeping
+# when they are idle (1.2x faster steps there): hoimask/_omp.py. Before torch loads.
 os.environ.update(omp_wait_policy())
 
 import argparse
