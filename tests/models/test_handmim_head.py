@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from learnability_checks import assert_varies_like_targets
 
 from hoimask._checks import FileFormatError, ShapeError, ValueRangeError
 from hoimask.geometry import project
@@ -196,15 +197,6 @@ def samples() -> dict[str, torch.Tensor]:
     return torch.utils.data.default_collate([ds[i] for i in range(4)])
 
 
-def _assert_varies_like_targets(pred: torch.Tensor, target: torch.Tensor, name: str) -> None:
-    """Across the samples, the predictions spread as the targets do (not the batch mean)."""
-    spread_p = pred.flatten(1).std(0).mean()
-    spread_t = target.flatten(1).std(0).mean()
-    assert spread_p > 0.5 * spread_t, f"{name}: prediction spread {spread_p:.4f} vs target spread {spread_t:.4f}"
-    err = (pred - target).flatten(1).abs().mean()
-    assert err < 0.25 * spread_t, f"{name}: error {err:.4f} vs target spread {spread_t:.4f}"
-
-
 @pytest.mark.slow
 def test_learns_every_term_on_four_fixed_samples(samples):
     """The tiny model (MaskHOI's tiny encoder, 128 px) overfits 4 scenes: every term falls 10x or more.
@@ -233,11 +225,11 @@ def test_learns_every_term_on_four_fixed_samples(samples):
     slow = {k: (round(first[k], 4), round(last[k], 4)) for k in first if not last[k] * 10 <= first[k]}
     assert not slow, f"terms that fell less than 10x (first, last): {slow}"
     pred, joints = out["predictions"], samples["joints_3d"]
-    _assert_varies_like_targets(pred["joints"] - pred["joints"][:, :1], joints - joints[:, :1], "root-relative joints")
-    _assert_varies_like_targets(pred["root"], joints[:, 0], "wrist position")
+    assert_varies_like_targets(pred["joints"] - pred["joints"][:, :1], joints - joints[:, :1], "root-relative joints")
+    assert_varies_like_targets(pred["root"], joints[:, 0], "wrist position")
     global_6d = matrix_to_rotation_6d(axis_angle_to_matrix(samples["hand_pose"][:, 0]))
     pred_global = matrix_to_rotation_6d(rotation_6d_to_matrix(pred["rotation_6d"][:, 0]))
-    _assert_varies_like_targets(pred_global, global_6d, "global hand rotation")
+    assert_varies_like_targets(pred_global, global_6d, "global hand rotation")
 
 
 def test_model_runs_on_every_device(device):

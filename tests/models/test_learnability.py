@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from learnability_checks import assert_varies_like_targets
 
 from hoimask.data import SyntheticHOI
 from hoimask.models import MAE, MaskHOI, PoseRegressionModel
@@ -50,15 +51,6 @@ def _assert_every_term_falls(first: dict, last: dict, factor: float = 10.0) -> N
     assert not slow, f"terms that fell less than {factor}x (first, last): {slow}"
 
 
-def _assert_varies_like_targets(pred: torch.Tensor, target: torch.Tensor, name: str) -> None:
-    """Across the samples, the predictions spread as the targets do (not the batch mean)."""
-    spread_p = pred.flatten(1).std(0).mean()
-    spread_t = target.flatten(1).std(0).mean()
-    assert spread_p > 0.5 * spread_t, f"{name}: prediction spread {spread_p:.4f} vs target spread {spread_t:.4f}"
-    err = (pred - target).flatten(1).abs().mean()
-    assert err < 0.25 * spread_t, f"{name}: error {err:.4f} vs target spread {spread_t:.4f}"
-
-
 @pytest.mark.slow
 def test_maskhoi_learns_every_term_on_raw_rgb_batches(samples):
     from hoimask.geometry import matrix_to_rotation_6d, rotation_6d_to_matrix
@@ -69,13 +61,13 @@ def test_maskhoi_learns_every_term_on_raw_rgb_batches(samples):
     _assert_every_term_falls(first, {k: v for k, v in last.items()})
     target_6d = matrix_to_rotation_6d(samples["object_rotation"])
     pred_6d = matrix_to_rotation_6d(rotation_6d_to_matrix(pred["object_rotation_6d"]))
-    _assert_varies_like_targets(pred_6d, target_6d, "object rotation")
-    _assert_varies_like_targets(pred["object_translation"], samples["object_translation"], "object translation")
+    assert_varies_like_targets(pred_6d, target_6d, "object rotation")
+    assert_varies_like_targets(pred["object_translation"], samples["object_translation"], "object translation")
     from hoimask.geometry import axis_angle_to_matrix
 
     global_6d = matrix_to_rotation_6d(axis_angle_to_matrix(samples["hand_pose"][:, 0]))
     pred_global = matrix_to_rotation_6d(rotation_6d_to_matrix(pred["hand_rotation_6d"][:, 0]))
-    _assert_varies_like_targets(pred_global, global_6d, "global hand rotation")
+    assert_varies_like_targets(pred_global, global_6d, "global hand rotation")
 
 
 @pytest.mark.slow
@@ -92,9 +84,9 @@ def test_pose_regression_model_learns_every_term(samples):
     first, last, pred = _fit(model, samples, lr=5e-4)
     _assert_every_term_falls(first, last)
     joints = samples["joints_3d"]
-    _assert_varies_like_targets(pred["joints"] - pred["joints"][:, :1], joints - joints[:, :1], "root-relative joints")
-    _assert_varies_like_targets(pred["root"], joints[:, 0], "wrist position")
-    _assert_varies_like_targets(pred["object_translation"], samples["object_translation"], "object translation")
+    assert_varies_like_targets(pred["joints"] - pred["joints"][:, :1], joints - joints[:, :1], "root-relative joints")
+    assert_varies_like_targets(pred["root"], joints[:, 0], "wrist position")
+    assert_varies_like_targets(pred["object_translation"], samples["object_translation"], "object translation")
 
 
 def test_models_refuse_normalised_images(samples):
