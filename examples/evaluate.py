@@ -33,6 +33,18 @@ A hand-only model (``finetune.py --model handmim-head``, :class:`hoimask.models.
 no object pose: its object metrics are absent from the tables (``-``) and the JSON, not zeros, and the
 constants are scored on the hand alone beside it.
 
+A UniHOPE ``model.pt`` (``examples/train_unihope.py``, ``model_type = "unihope"``) is rebuilt with
+:meth:`hoimask.models.UniHOPE.from_checkpoint_state` and predicts with the samples' object model points
+(UniHOPE is template-based: the pose is solved from its 9 key points). Its switcher reports an object pose
+only where it predicts a grasp; the other samples' object outputs are NaN, the library's "no value"
+(docs/conventions.md, "Non-finite values"), so they feed no object metric — of the model nor of the
+constants beside it — while their hand metrics count, and they are counted in the JSON
+(``object_not_reported``: samples with an annotated object and no reported pose, and how many of them
+are labelled grasping / not grasping) and printed. Every model's batches feed the Evaluator the samples'
+``grasped`` labels (the ``grasping`` / ``not_grasping`` groups, UniHOPE Table 2) and the object diameter
+of the sampled model points (``add_0.5d``, per object on DexYCB / HO3D; a sampled set's diameter is at
+most the mesh's); a model with a switcher also its ``grasp_probability`` (``switcher_accuracy``).
+
 ``--exclude-objects NAME [NAME ...]`` leaves those objects' samples out of the
 object metrics (their hand metrics still count). The default is HOISDF's
 choice: ``019_pitcher_base`` on ``--dataset ho3d`` (HOISDF's HO3D evaluation
@@ -47,15 +59,18 @@ from __future__ import annotations
 
 import os
 
-# Passive OpenMP waiting: on a busy CPU, spinning worker threads made training ~15x slower
-# (measured: 13.8 s/step spinning vs 0.58 s/step passive, 2 threads, load average 7). Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from hoimask._omp import omp_wait_policy
+
+# OpenMP waits passively when other jobs hold the CPUs as the script starts, and spins briefly before sleeping
+# when they are idle (1.2x faster steps there): hoimask/_omp.py. Before torch loads.
+os.environ.update(omp_wait_policy())
 
 import argparse
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -74,8 +89,14 @@ from hoimask.engine.flags import (
     output_file,
     output_folder,
 )
-from hoimask.metrics import ConstantBaselines, Evaluator, baseline_ratios, format_baseline_table
-from hoimask.models import HOISDF, HandMIMPoseModel, HOISDFConfig, PoseRegressionModel
+from hoimask.metrics import (
+    ConstantBaselines,
+    Evaluator,
+    baseline_ratios,
+    format_baseline_table,
+    point_set_diameter,
+)
+from hoimask.models import HOISDF, HandMIMPoseModel, HOISDFConfig, PoseRegressionModel, UniHOPE
 
 #: Choices of ``--root-depth``.
 ROOT_DEPTHS = ("ground-truth", "predicted")
@@ -113,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
     p = argparse.ArgumentParser(description="Evaluate a fine-tuned hand-object pose model.",
                                 formatter_class=HelpFormatter)
-    p.add_argument("--checkpoint", type=existing_file, required=True, help="model.pt written by examples/finetune.py")
+    p.add_argument("--checkpoint", type=existing_file, required=True,
+                   help="model.pt written by examples/finetune.py or examples/train_unihope.py")
     p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="test data")
     p.add_argument("--data-root", type=existing_dir, help="DexYCB or HO3D root directory")
     p.add_argument("--mano-dir", type=existing_dir, help="folder with MANO_RIGHT.pkl (real data)")
@@ -162,29 +184,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_model(path: Path, *, hand_layer=None,
-               device: torch.device | str = "cpu") -> PoseRegressionModel | HOISDF | HandMIMPoseModel:
-    """Rebuild the model of a ``model.pt`` written by ``finetune.py``."""
+               device: torch.device | str = "cpu") -> PoseRegressionModel | HOISDF | HandMIMPoseModel | UniHOPE:
+    """Rebuild the model of a ``model.pt`` written by ``finetune.py`` or ``train_unihope.py``."""
     return _load(path, hand_layer=hand_layer, device=device)[0]
 
 
 def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
     state = load_checkpoint(path, map_location=device)
     kind = state.get("model_type", "pose")  # files written before HOISDF existed hold a pose model
-    for key in ("model", "hoisdf_config" if kind == "hoisdf" else "encoder_config"):
+    config_key = {"hoisdf": "hoisdf_config", "unihope": "unihope_config"}.get(kind, "encoder_config")
+    for key in ("model", config_key):
         if key not in state:
             raise FileFormatError(
-                f"load_model(): {str(path)!r} lacks the '{key}' entry; expected a model.pt written by examples/finetune.py"
+                f"load_model(): {str(path)!r} lacks the '{key}' entry; expected a model.pt written by examples/finetune.py "
+                "or examples/train_unihope.py"
             )
     try:
         if kind == "hoisdf":
             config = {k: tuple(v) if isinstance(v, list) else v for k, v in state["hoisdf_config"].items()}
             model = HOISDF(HOISDFConfig(**config), hand_layer=hand_layer)
+        elif kind == "unihope":
+            model = UniHOPE.from_checkpoint_state(state, hand_layer=hand_layer)
         elif kind == "handmim-head":
             model = HandMIMPoseModel(**state["encoder_config"], **state.get("head_config", {}), hand_layer=hand_layer)
         else:
-            # files written before the dense maps existed hold a model without them
-            model = PoseRegressionModel(**{"dense_maps": False, **state["encoder_config"]}, hand_layer=hand_layer)
+            # files written before the dense maps / the deeper stem existed hold a model without them
+            model = PoseRegressionModel(**{"dense_maps": False, "stem_depth": 1, **state["encoder_config"]},
+                                        hand_layer=hand_layer)
         model.load_state_dict(state["model"])
+    except FileFormatError:  # UniHOPE.from_checkpoint_state says what it could not rebuild
+        raise
     except (TypeError, ValueError, KeyError, RuntimeError) as err:  # a config or weights of another version
         raise FileFormatError(f"load_model(): {str(path)!r} holds a {kind} model this hoimask cannot rebuild: "
                               f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
@@ -227,10 +256,59 @@ def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
 
 
 @torch.no_grad()
+def predict_batch(model, batch: dict, root_depth: torch.Tensor | None = None) -> dict:
+    """The model's predictions for a batch: HOISDF with its anchors (:func:`predict_hoisdf`), UniHOPE with the
+    samples' object model points (its template; NaN object rows where its switcher reports no grasp), the
+    others from the image; ``root_depth`` ``(B,)`` places the wrist (``None``: the model's own depth)."""
+    if isinstance(model, HOISDF):
+        return predict_hoisdf(model, batch)
+    if isinstance(model, UniHOPE):
+        points = batch.get("object_points")
+        usable = isinstance(points, torch.Tensor) and bool(torch.isfinite(points).all())
+        return model.predict(batch["image"], batch.get("K"), root_depth=root_depth,
+                             object_points=points if usable else None)
+    return model.predict(batch["image"], batch.get("K"), root_depth=root_depth)
+
+
+def object_posed(pred: dict) -> torch.Tensor | None:
+    """``(B,)`` bool: the samples with a finite predicted object pose (``None``: the model predicts no object);
+    UniHOPE's samples whose switcher reports no grasp (NaN outputs) are False."""
+    if "object_rotation" not in pred:
+        return None
+    R, t = pred["object_rotation"], pred["object_translation"]
+    return torch.isfinite(R).flatten(1).all(dim=1) & torch.isfinite(t).all(dim=1)
+
+
+def runs(mask: torch.Tensor) -> list[tuple[int, int, bool]]:
+    """The maximal runs of equal values of a ``(B,)`` bool mask, in order: ``(start, stop, value)``."""
+    values = mask.tolist()
+    out, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            out.append((start, i, bool(values[start])))
+            start = i
+    return out
+
+
+def rows(value, start: int, stop: int):
+    """``value[start:stop]`` for a batch entry (tensor or list); ``None`` stays ``None``."""
+    return None if value is None else value[start:stop]
+
+
+def object_diameters(batch: dict) -> torch.Tensor | None:
+    """``(B,)`` diameters of the samples' model points (the BOP diameter of the sampled set), or ``None``
+    when the batch has no finite ``object_points``."""
+    points = batch.get("object_points")
+    if not isinstance(points, torch.Tensor) or points.dim() != 3 or not bool(torch.isfinite(points).all()):
+        return None
+    return point_set_diameter(points.double())
+
+
+@torch.no_grad()
 def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, protocol: str = "hoisdf",
              device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None,
              root_depth: str = "predicted", collect: dict[str, list] | None = None,
-             exclude_objects: tuple[str, ...] = ()):
+             exclude_objects: tuple[str, ...] = (), not_reported: dict[str, int] | None = None):
     """Run the model over ``dataset`` and return the filled :class:`hoimask.metrics.Evaluator`.
 
     With ``baselines``, returns ``(evaluator, {name: evaluator})``: the constant
@@ -242,6 +320,14 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
     ``exclude_objects`` (object names) leaves those samples out of the object
     metrics of the model and of the constants (``Evaluator(exclude_objects=)``;
     the samples must carry ``object_name``).
+
+    Every batch's ``grasped`` labels go to the Evaluator (groups ``grasping`` /
+    ``not_grasping``), with a switcher's ``grasp_probability`` where the model
+    predicts one and the model points' diameters (``add_0.5d``). Samples whose
+    object pose the model does not report (UniHOPE's switcher: NaN rows) feed no
+    object metric, neither the model's nor the constants'; with ``not_reported``
+    (a dict), counts them: ``samples`` (with an annotated object), ``grasping``
+    and ``not_grasping`` (by their label).
     """
     if root_depth not in ROOT_DEPTHS:
         raise ValueRangeError(f"evaluate(): argument 'root_depth' expected one of {ROOT_DEPTHS}, got {root_depth!r}")
@@ -256,7 +342,7 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
         name: Evaluator.from_protocol(protocol, keep_predictions=False, exclude_objects=exclude_objects)
         for name in baselines.NAMES
     }
-    hand_layer = model.hand_layer if isinstance(model, (HOISDF, HandMIMPoseModel)) else model.hand_loss.hand_layer
+    hand_layer = model.hand_layer if isinstance(model, (HOISDF, HandMIMPoseModel, UniHOPE)) else model.hand_loss.hand_layer
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     for batch in loader:
         batch = to_device(batch, torch.device(device))
@@ -264,43 +350,75 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
         if gt_joints is not None and not torch.isfinite(gt_joints).all():
             gt_joints = None  # hidden test set: predictions only feed the submission file
         anchor = gt_joints[:, 0] if gt_joints is not None and root_depth == "ground-truth" else None
-        if isinstance(model, HOISDF):
-            pred = predict_hoisdf(model, batch)
-        else:
-            pred = model.predict(batch["image"], batch.get("K"), root_depth=None if anchor is None else anchor[:, 2])
+        pred = predict_batch(model, batch, None if anchor is None else anchor[:, 2])
         if collect is not None:
             for key in ("joints", "object_rotation", "object_translation"):
                 if key in pred:  # a hand-only model (HandMIMPoseModel) predicts no object pose
                     collect.setdefault(key, []).append(pred[key].detach().to("cpu", torch.float64))
+        B = pred["joints"].shape[0]
+        posed = object_posed(pred)
+        if not_reported is not None and posed is not None:
+            _count_not_reported(not_reported, batch, posed)
         has_object = batch.get("has_object")
-        truth = dict(occlusion=batch.get("occlusion_ratio"), hand_only=None if has_object is None else ~has_object.bool())
-        objects = {}
-        if "object_rotation" in pred:  # without object predictions the object metrics are absent (not zeros)
+        grasped = batch.get("grasped")
+        truth = dict(occlusion=batch.get("occlusion_ratio"), hand_only=None if has_object is None else ~has_object.bool(),
+                     grasped=grasped)
+        switch = {} if grasped is None or "grasp_probability" not in pred else {
+            "grasp_probability": pred["grasp_probability"]}
+        objects, object_truth = {}, {}
+        if posed is not None:  # without object predictions the object metrics are absent (not zeros)
             objects = dict(pred_obj_R=pred["object_rotation"], pred_obj_t=pred["object_translation"])
-            truth.update(gt_obj_R=batch.get("object_rotation"), gt_obj_t=batch.get("object_translation"),
-                         obj_points=batch.get("object_points"), object_name=batch.get("object_name"))
-        if gt_joints is None:
-            # hidden hand ground truth (HO3D's evaluation split): the object poses, where known, are still scored
-            known = bool(objects) and truth["gt_obj_R"] is not None and truth["gt_obj_t"] is not None and bool(
-                torch.isfinite(truth["gt_obj_t"]).any())
-            evaluator.update(pred["joints"], None, pred_verts=pred["vertices"], **({**objects, **truth} if known else {}))
-            continue
-        evaluator.update(
-            pred["joints"], gt_joints,
-            pred_verts=pred["vertices"], gt_verts=ground_truth_vertices(hand_layer, batch), **objects, **truth,
-        )
-        if constants:
-            fixed = baselines.predict(gt_joints.shape[0], dtype=gt_joints.dtype, device=device, root=anchor)
-            for name, const in fixed.items():
-                # the constants are scored on what the model is scored on: no object metric beside a hand-only model
-                with_object = "object_rotation" in const and truth.get("gt_obj_R") is not None
-                constants[name].update(
-                    const["joints"], gt_joints,
-                    pred_obj_R=const.get("object_rotation") if with_object else None,
-                    pred_obj_t=const.get("object_translation") if with_object else None,
-                    **(truth if with_object else {k: truth[k] for k in ("occlusion", "hand_only")}),
-                )
+            object_truth = dict(gt_obj_R=batch.get("object_rotation"), gt_obj_t=batch.get("object_translation"),
+                                obj_points=batch.get("object_points"), object_name=batch.get("object_name"),
+                                obj_diameter=object_diameters(batch))
+        # consecutive samples with / without a reported object pose: the evaluator sees them in dataset order
+        for start, stop, with_object in runs(posed) if posed is not None else [(0, B, False)]:
+            part = {k: rows(v, start, stop) for k, v in {**truth, **switch}.items()}
+            part_objects = {k: rows(v, start, stop) for k, v in {**objects, **object_truth}.items()} \
+                if with_object else {}
+            joints, verts = pred["joints"][start:stop], pred["vertices"][start:stop]
+            if gt_joints is None:
+                # hidden hand ground truth (HO3D's evaluation split): the object poses, where known, are still scored
+                gt_R, gt_t = part_objects.get("gt_obj_R"), part_objects.get("gt_obj_t")
+                known = gt_R is not None and gt_t is not None and bool(torch.isfinite(gt_t).any())
+                evaluator.update(joints, None, pred_verts=verts, **({**part_objects, **part} if known else {}))
+                continue
+            evaluator.update(joints, gt_joints[start:stop], pred_verts=verts,
+                             gt_verts=rows(ground_truth_vertices(hand_layer, batch), start, stop),
+                             **part_objects, **part)
+            if constants:
+                fixed = baselines.predict(stop - start, dtype=gt_joints.dtype, device=device,
+                                          root=rows(anchor, start, stop))
+                for name, const in fixed.items():
+                    # the constants are scored on what the model is scored on: no object metric where it has none
+                    scored = with_object and "object_rotation" in const and part_objects.get("gt_obj_R") is not None
+                    constants[name].update(
+                        const["joints"], gt_joints[start:stop],
+                        pred_obj_R=const.get("object_rotation") if scored else None,
+                        pred_obj_t=const.get("object_translation") if scored else None,
+                        **({k: v for k, v in part_objects.items() if not k.startswith("pred_")} if scored else {}),
+                        **{k: part[k] for k in ("occlusion", "hand_only", "grasped")},
+                    )
     return evaluator if baselines is None else (evaluator, constants)
+
+
+def _count_not_reported(counts: dict[str, int], batch: dict, posed: torch.Tensor) -> None:
+    """Add the batch's samples with an annotated object pose but none predicted to ``counts``, by grasp label."""
+    t = batch.get("object_translation")
+    if t is None:
+        return
+    missing = ~posed & torch.isfinite(t).all(dim=1)
+    has_object = batch.get("has_object")
+    if has_object is not None:
+        missing &= has_object.bool()
+    grasped = batch.get("grasped")
+    counts["samples"] = counts.get("samples", 0) + int(missing.sum())
+    if grasped is not None:
+        from hoimask.metrics.unihope import grasp_labels
+
+        g = torch.from_numpy(grasp_labels(grasped, len(posed), fn="evaluate")).to(missing.device)  # 1, 0 or NaN
+        counts["grasping"] = counts.get("grasping", 0) + int((missing & (g == 1)).sum())
+        counts["not_grasping"] = counts.get("not_grasping", 0) + int((missing & (g == 0)).sum())
 
 
 #: Test samples drawn in predictions.png (the first ones of the split).
@@ -340,11 +458,7 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
     K = default_intrinsics(B, (H, W), like=batch["image"]) if K is None else K
     gt = batch.get("joints_3d")
     known = gt is not None and bool(torch.isfinite(gt).all())
-    if isinstance(model, HOISDF):
-        pred = predict_hoisdf(model, batch)
-    else:
-        anchor = gt[:, 0, 2] if known and root_depth == "ground-truth" else None
-        pred = model.predict(batch["image"], batch.get("K"), root_depth=anchor)
+    pred = predict_batch(model, batch, gt[:, 0, 2] if known and root_depth == "ground-truth" else None)
     pred_uv = project(pred["joints"].float(), K.float())  # (B, 21, 2) px
     gt_uv = batch.get("joints_2d")
     if gt_uv is None and known:
@@ -374,7 +488,7 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
         if with_object[b]:
             truth = draw_box(truth, gt_box[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR)
             both = draw_box(both, gt_box[b].cpu() * factor, colour=GROUND_TRUTH_COLOUR)
-            if pred_box is not None:
+            if pred_box is not None and bool(torch.isfinite(pred_box[b]).all()):  # UniHOPE: none where not reported
                 guess = draw_box(guess, pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
                 both = draw_box(both, pred_box[b].cpu() * factor, colour=PREDICTED_COLOUR)
         rows.append([truth, guess, both])
@@ -385,7 +499,7 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
         if known:
             rel = (pred["joints"][b] - pred["joints"][b, :1]) - (gt[b] - gt[b, :1])
             lines.append(f"joint error {1000 * float(rel.norm(dim=-1).mean()):.0f} mm")
-            if with_object[b] and predicts_objects:
+            if with_object[b] and predicts_objects and bool(torch.isfinite(pred["object_translation"][b]).all()):
                 centre = (pred["object_translation"][b] - batch["object_translation"][b]).norm()
                 lines.append(f"object centre error {1000 * float(centre):.0f} mm")
         else:
@@ -431,10 +545,14 @@ def write_dexycb_results(folder: Path, dataset, collected: dict[str, list]) -> l
                 "dex-ycb-toolkit checkout (docs/metrics.md) with",
                 f"  python examples/evaluate_hpe.py --name s0_test --res_file {hpe}"]
     R, t = (torch.cat(collected[k]).numpy() for k in ("object_rotation", "object_translation"))
-    key = ids["is_bop_target"]
+    reported = np.isfinite(R).all(axis=(1, 2)) & np.isfinite(t).all(axis=1)  # UniHOPE: NaN where no grasp is reported
+    key = ids["is_bop_target"] & reported
     bop = write_dexycb_bop_results(folder / "bop_s0_test.csv", ids["scene_id"][key], ids["im_id"][key],
                                    ids["obj_id"][key], R[key], t[key], mirrored=ids["mirrored"][key])
+    skipped = int((ids["is_bop_target"] & ~reported).sum())
+    note = [f"  ({skipped} BOP target frame(s) without a reported object pose are not in {Path(bop).name})"] if skipped else []
     return [f"DexYCB toolkit files: {hpe}, {bop}; score them in a dex-ycb-toolkit checkout (docs/metrics.md) with",
+            *note,
             f"  python examples/evaluate_hpe.py --name s0_test --res_file {hpe}",
             f"  python examples/evaluate_bop.py --name s0_test --res_file {bop}",
             "  (the same numbers as this evaluation with --protocol official)"]
@@ -451,7 +569,7 @@ def _main(args: argparse.Namespace) -> int:
     hand_layer = mano_layer(args.dataset, args.mano_dir)
     with errors_name_flag("--checkpoint"):  # missing, corrupt or not a finetune.py model.pt
         model, baselines = _load(args.checkpoint, hand_layer=hand_layer, device=device)
-    image_size = model.config.img_size if isinstance(model, HOISDF) else model.img_size
+    image_size = model.config.img_size if isinstance(model, (HOISDF, UniHOPE)) else model.img_size
     if isinstance(model, HOISDF) and args.root_depth != "ground-truth":
         print(f"error: argument --root-depth: HOISDF is evaluated at the ground-truth hand root, got {args.root_depth!r}",
               file=sys.stderr)
@@ -474,9 +592,10 @@ def _main(args: argparse.Namespace) -> int:
         )
         baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)
     collected: dict[str, list] | None = {} if args.dexycb_results else None
+    not_reported: dict[str, int] = {}
     out = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device,
                    baselines=baselines, root_depth=args.root_depth, collect=collected,
-                   exclude_objects=args.exclude_objects)
+                   exclude_objects=args.exclude_objects, not_reported=not_reported)
     evaluator, constants = out if baselines is not None else (out, {})
     split = "hand-only" if args.hand_only else "test"
     print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples, protocol {args.protocol}, "
@@ -488,6 +607,12 @@ def _main(args: argparse.Namespace) -> int:
         why = " (HOISDF's HO3D protocol; --exclude-objects none keeps them)" if args.exclude_objects_default else ""
         counts = ", ".join(f"{name}: {n} sample{'' if n == 1 else 's'}" for name, n in results["exclude_objects"].items())
         print(f"object metrics exclude {' '.join(args.exclude_objects)}{why}; affected: {counts}")
+    if isinstance(model, UniHOPE):  # its switcher gates the object pose: the samples without one are counted
+        results["object_not_reported"] = {"samples": 0, **not_reported}
+        labels = ", ".join(f"{not_reported[k]} labelled {k.replace('_', ' ')}" for k in ("grasping", "not_grasping")
+                           if k in not_reported)
+        print(f"object pose not reported (switcher: not grasping) for {results['object_not_reported']['samples']} "
+              f"sample(s) with an object{f' ({labels})' if labels else ''}: no object metric for them")
     if results.get("num_samples"):
         print(evaluator.format_tables())
         consts = {name: ev.compute() for name, ev in constants.items()}

@@ -1,18 +1,25 @@
 #!/usr/bin/env python
-"""Train UniHOPE (hand pose always, object pose when grasped, de-occluded pairs) on synthetic or DexYCB data.
+"""Train UniHOPE (hand pose always, object pose when grasped, de-occluded pairs) on synthetic, DexYCB or HO3D data.
 
 :class:`hoimask.models.UniHOPE` on a ResNet FPN (``--backbone resnet``,
 ``--encoder`` takes torchvision ResNet weights) or a ViT + DPT (``--backbone
 vit``, ``--encoder`` takes MaskHOI / HandMIM ``encoder.pt`` or MAE / timm ViT
 weights). Synthetic data (the default) mixes hand-only, not-grasped and
 grasping scenes and carries each scene's de-occluded twin, so the
-multi-level enhancement losses train; ``--dataset dexycb`` has no twins and
-trains without them (the run counts the steps that had pairs).
+multi-level enhancement losses train. ``--dataset dexycb`` / ``ho3d`` take
+their twins from ``--deoccluded-root DIR`` (a folder mirroring the colour
+images, docs/data.md "De-occluded pairs"); the run prints how many training
+frames have one, frames without one train without the enhancement losses, and
+without the flag none has (the run counts the steps that had pairs). Every
+log record step also gets one with the step's ``enhancement/pairs`` (pairs
+that passed eq. 8's filter) and ``enhancement/unpaired`` (samples without a
+twin) of this process's batch.
 
 ::
 
     python examples/train_unihope.py                          # tiny, CPU, writes runs/unihope-tiny
-    python examples/train_unihope.py --preset paper --dataset dexycb --data-root DEXYCB --mano-dir MANO
+    python examples/train_unihope.py --preset paper --dataset dexycb --data-root DEXYCB --mano-dir MANO \
+        --deoccluded-root DEXYCB_DEOCCLUDED
 
 The ``paper`` recipe is §4's: Adam, lr 1e-4 decayed ×0.7 every 10 epochs,
 batch 64, 128 px, 70 epochs, the enhancement losses from epoch 30 on.
@@ -26,8 +33,11 @@ from __future__ import annotations
 
 import os
 
-# Passive OpenMP waiting (see finetune.py: spinning threads made training ~15x slower on a busy CPU).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from hoimask._omp import omp_wait_policy
+
+# OpenMP waits passively when other jobs hold the CPUs as the script starts, and spins briefly before sleeping
+# when they are idle (1.2x faster steps there): hoimask/_omp.py. Before torch loads.
+os.environ.update(omp_wait_policy())
 
 import argparse
 import math
@@ -86,7 +96,9 @@ RECIPES = {"tiny": dict(steps=300, epochs=None, batch_size=8, lr=1e-3, decay_epo
                         num_samples=256, precision="fp32"),
            "paper": dict(steps=None, epochs=70, batch_size=64, lr=1e-4, decay_epochs=10, enhancement_from=30 / 70,
                          num_samples=100_000, precision="fp32")}
-DATASETS = ("synthetic", "dexycb")
+DATASETS = ("synthetic", "dexycb", "ho3d")
+#: Datasets whose frames ``--deoccluded-root`` pairs with twins (synthetic scenes render their own).
+PAIRED_DATASETS = ("dexycb", "ho3d")
 
 
 class StepDecaySchedule(LRScheduler):
@@ -111,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--encoder takes MaskHOI / HandMIM encoder.pt or MAE / timm ViT weights)")
     p.add_argument("--encoder", type=existing_file, help="pre-trained backbone weights (default: random init)")
     p.add_argument("--dataset", choices=DATASETS, default="synthetic",
-                   help="training data; synthetic scenes carry de-occluded twins, DexYCB has none")
-    p.add_argument("--data-root", type=existing_dir, help="DexYCB root directory")
+                   help="training data; synthetic scenes carry de-occluded twins, DexYCB / HO3D take them from "
+                        "--deoccluded-root")
+    p.add_argument("--data-root", type=existing_dir, help="DexYCB or HO3D root directory")
+    p.add_argument("--deoccluded-root", type=existing_dir, metavar="DIR",
+                   help="DexYCB / HO3D: folder of the frames' de-occluded twins, mirroring the colour images' paths "
+                        "(docs/data.md, 'De-occluded pairs'); frames without one train without the enhancement losses")
     p.add_argument("--mano-dir", type=existing_dir, help="folder with MANO_RIGHT.pkl (real data)")
     p.add_argument("--output-dir", type=output_folder, help="run directory (default: runs/unihope-<preset>)")
     p.add_argument("--steps", type=integer(low=1),
@@ -151,6 +167,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     with quiet_on_other_processes():
         args = p.parse_args(argv)
         check_data_flags(p, args)
+        if args.deoccluded_root is not None and args.dataset not in PAIRED_DATASETS:
+            p.error(f"argument --deoccluded-root: only with --dataset {' or '.join(PAIRED_DATASETS)} (got --dataset "
+                    f"{args.dataset}; synthetic scenes render their own twins)")
+        if args.deoccluded_root is not None and args.deoccluded_root.resolve() == args.data_root.resolve():
+            p.error(f"argument --deoccluded-root: {str(args.deoccluded_root)!r} is the --data-root folder; give the "
+                    "folder of the de-occluded twins")
         problem = missing_tensorboard(args.tensorboard)
         if problem:
             p.error(f"argument --tensorboard: {problem}")
@@ -190,12 +212,14 @@ def build_model(args: argparse.Namespace) -> tuple[UniHOPE, str]:
 
 
 class EnhancementSchedule:
-    """The Trainer's loss function: drops the de-occluded twins before ``start`` steps, counts the pairs used."""
+    """The Trainer's loss function: drops the de-occluded twins before ``start`` steps, counts the pairs used
+    and the samples without a twin (``enhancement_unpaired``); :meth:`log` is the Trainer callback that logs
+    both counts of the step's batch at every log step."""
 
     def __init__(self, start: int) -> None:
         self.start = start
         self.trainer: Trainer | None = None
-        self.steps = self.steps_with_pairs = self.pairs = 0
+        self.steps = self.steps_with_pairs = self.pairs = self.unpaired = 0
 
     def __call__(self, model, batch, generator):
         step = 0 if self.trainer is None else self.trainer.step
@@ -205,7 +229,15 @@ class EnhancementSchedule:
         self.steps += 1
         self.steps_with_pairs += int(output["enhancement_pairs"] > 0)
         self.pairs += int(output["enhancement_pairs"])
+        self.unpaired += int(output["enhancement_unpaired"])
         return output
+
+    def log(self, trainer: Trainer, step: int, batch, output) -> None:
+        """Trainer callback: ``enhancement/pairs`` and ``enhancement/unpaired`` of the step's batch, in a log
+        record of their own at every log step (the loss record of the step is written just before)."""
+        if step % trainer.config.log_every == 0 or step == trainer.config.steps:
+            trainer.logger.log_scalars(step, {"enhancement/pairs": int(output["enhancement_pairs"]),
+                                              "enhancement/unpaired": int(output["enhancement_unpaired"])})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +261,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             num_samples=args.num_samples or recipe["num_samples"], seed=args.seed, num_sdf_points=0,
             num_object_points=256, hand_only_prob=args.hand_only_prob,
             cache_in_memory=synthetic and args.preset == "tiny", require_hand=True, deoccluded=synthetic,
+            deoccluded_root=args.deoccluded_root,
         )
     batch_size = args.batch_size or recipe["batch_size"]
     steps_per_epoch = max(1, math.ceil(len(dataset) / (batch_size * ctx.world_size)))
@@ -247,7 +280,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     frac = recipe["enhancement_from"] if args.enhancement_from is None else args.enhancement_from
     schedule = EnhancementSchedule(start=int(round(frac * steps)))
     trainer = Trainer(model, config, dataset=dataset, output_dir=args.output_dir, collate_fn=collate, ctx=ctx,
-                      loss_fn=schedule, progress=not args.no_progress, tensorboard=args.tensorboard)
+                      loss_fn=schedule, progress=not args.no_progress, tensorboard=args.tensorboard,
+                      callbacks=[schedule.log])
     schedule.trainer = trainer
     for group in trainer.optimizer.param_groups:  # undo the engine schedule's first factor, then decay in steps
         group["lr"] = group["initial_lr"]
@@ -257,6 +291,10 @@ def _run(args: argparse.Namespace, ctx) -> int:
             say(f"resumed from step {trainer.resume()} of {config.steps}")
         for line in trainer.resume_notes:
             say(f"note: {line}")
+    twins = getattr(dataset, "deoccluded", None)  # the loader's DeoccludedPairs (with --deoccluded-root)
+    if twins is not None:
+        say(f"de-occluded twins: {twins.count} of {len(twins)} training frames have one under {args.deoccluded_root} "
+            f"(the other {len(twins) - twins.count} train without the enhancement losses)")
     say(f"training UniHOPE '{args.preset}' ({args.backbone}, {origin}) on {args.dataset} data; {config.steps} steps "
         f"of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}, {config.precision}; "
         f"lr x0.7 every {args.decay_epochs} epochs ({args.decay_epochs * steps_per_epoch} steps)")
@@ -265,7 +303,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if ctx.is_main:
         baselines = fit_constant_baselines(dataset, max_samples=args.baseline_samples)
         enhancement = {"steps": schedule.steps, "steps_with_pairs": schedule.steps_with_pairs, "pairs": schedule.pairs,
-                       "start_step": schedule.start}
+                       "unpaired": schedule.unpaired, "start_step": schedule.start,
+                       "twins": None if twins is None else twins.count}
         path = save_checkpoint(args.output_dir / "model.pt", {
             "model": unwrap_model(trainer.model).state_dict(),
             "model_type": "unihope",
@@ -279,9 +318,11 @@ def _run(args: argparse.Namespace, ctx) -> int:
                                    title=f"UniHOPE '{args.preset}' loss ({args.dataset})")
         trend = loss_trend([h["loss"] for h in history], most=5, label="loss", empty="nothing to do")
         say(f"\ndone: {len(history)} steps in {time.perf_counter() - start:.0f} s; {trend}")
-        off = "" if synthetic else " (DexYCB has no de-occluded twins: the enhancement losses were off)"
+        off = "" if synthetic or twins is not None else \
+            f" (no --deoccluded-root: {args.dataset} has no de-occluded twins, the enhancement losses were off)"
+        unpaired = f"; {schedule.unpaired} samples had no twin" if twins is not None else ""
         say(f"  enhancement: {schedule.steps_with_pairs} of {schedule.steps} steps had filtered pairs "
-            f"({schedule.pairs} pairs){off}")
+            f"({schedule.pairs} pairs{unpaired}){off}")
         say(f"  model      : {path}")
         say(f"  checkpoints: {trainer.checkpoints.directory}")
         say(f"  logs       : {trainer.logger.jsonl_path}, {trainer.logger.text_path}")

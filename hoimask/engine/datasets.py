@@ -30,6 +30,7 @@ def build_dataset(
     require_hand: bool = False,
     hands: str = "right",
     deoccluded: bool = False,
+    deoccluded_root: str | os.PathLike | None = None,
 ) -> Dataset:
     """Build a dataset for training or evaluation.
 
@@ -64,12 +65,16 @@ def build_dataset(
             as the DexYCB toolkit's result files need).
         deoccluded: synthetic data only: each sample also holds ``deoccluded_image``, the
             scene rendered without its object (UniHOPE's de-occluded twin); the real datasets have none.
+        deoccluded_root: DexYCB / HO3D only: the folder of the frames' de-occluded twins
+            (:mod:`hoimask.data.deoccluded`); every sample then holds ``deoccluded_image`` and
+            ``has_deoccluded``, and the dataset's ``deoccluded.count`` says how many frames have a twin.
 
     Returns:
         The dataset.
 
     Raises:
-        ValueRangeError: a real dataset without ``root`` / ``mano_dir``.
+        ValueRangeError: a real dataset without ``root`` / ``mano_dir``; ``deoccluded_root`` with
+            another dataset than DexYCB or HO3D.
 
     Shape:
         Not applicable.
@@ -78,6 +83,10 @@ def build_dataset(
     from hoimask.engine.data import MemoryCache
 
     check_choice(name, DATASETS, name="name", fn="build_dataset")
+    if deoccluded_root is not None and name not in ("dexycb", "ho3d"):
+        raise ValueRangeError(f"build_dataset(): argument 'deoccluded_root' is for dataset 'dexycb' or 'ho3d', got "
+                              f"{name!r}" + (" (synthetic scenes render their twins: deoccluded=True)"
+                                             if name == "synthetic" else ""))
     if name == "synthetic":
         ds: Dataset = data.SyntheticHOI(
             num_samples, image_size=image_size, seed=seed if train else seed + 1_000_003,
@@ -96,11 +105,11 @@ def build_dataset(
                       transform=crop, seed=seed)
         if name == "dexycb":
             ds = data.DexYCB(root, setup="s0", split="train" if train else "test", hands=hands,
-                             require_hand=require_hand, **common)
+                             require_hand=require_hand, deoccluded_root=deoccluded_root, **common)
         elif name == "freihand":
             ds = data.FreiHAND(root, split="train" if train else "evaluation", **common)
         else:
-            ds = data.HO3D(root, split="train" if train else "evaluation", **common)
+            ds = data.HO3D(root, split="train" if train else "evaluation", deoccluded_root=deoccluded_root, **common)
     return MemoryCache(ds) if cache_in_memory else ds
 
 

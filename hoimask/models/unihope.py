@@ -78,6 +78,9 @@ from hoimask.nn import (
 
 __all__ = ["UniHOPE", "UniHOPEConfig", "UNIHOPE_LOSS_WEIGHTS", "UNIHOPE_PRESETS"]
 
+#: Batch keys of the hand targets (L^h); with ``deoccluded_samples`` the twins reuse them.
+HAND_TARGETS = ("joints_2d", "joints_3d", "hand_pose", "hand_shape")
+
 
 class UniHOPE(nn.Module):
     """UniHOPE: hand pose always, object pose when the switcher says the hand grasps one (see the module diagram).
@@ -143,7 +146,8 @@ class UniHOPE(nn.Module):
                                          nn.ReLU(), nn.Conv2d(oc, NUM_OBJECT_POINTS * 3, 1))
         w = cfg.loss_weights
         self.enhancement = MultiLevelEnhancementLoss(
-            AttentionAdapter(cfg.mano_dim, cfg.adapter_heads), threshold=cfg.occlusion_threshold,
+            AttentionAdapter(cfg.mano_dim, cfg.adapter_heads),
+            threshold=cfg.occlusion_threshold if cfg.case_filtering else 0.0,  # no case filtering: every pair
             weights={"init": w["enhancement_init"], "roi": w["enhancement_roi"], "mano": w["enhancement_mano"]})
         self.hand_layer = hand_layer if hand_layer is not None else build_hand_layer(cfg.mano_path)
 
@@ -238,7 +242,9 @@ class UniHOPE(nn.Module):
         hand_map, object_map = self.hand_map(maps[0]), self.object_map(maps[0])  # P2_h, P2_o
         logit = self.switcher(object_map.flatten(2).transpose(1, 2))  # (B, h w, D) -> (B,)
         probability = torch.sigmoid(logit)
-        if grasp_confidence is None:
+        if grasp_confidence is None and cfg.fusion_confidence == "always":  # HFL-Net: every object feature fused
+            s = probability.new_ones(B).to(dtype)
+        elif grasp_confidence is None:
             threshold = probability.new_tensor(cfg.grasp_threshold)
             s = (probability >= threshold).to(dtype) if cfg.fusion_confidence == "hard" else probability.detach()
         else:
@@ -361,6 +367,10 @@ class UniHOPE(nn.Module):
                 :mod:`hoimask.data.deoccluded`) marks the samples whose twin is real:
                 the others' placeholders never run through the network and their
                 enhancement terms are exactly 0 (no value, no gradient).
+                Ablation switches (Table 7, docs/models.md): ``config.case_filtering = False``
+                distils every real pair (no eq. 8); ``config.deoccluded_samples = True``
+                also runs the real twins when no pair is kept and averages the hand
+                terms over the originals and the twins (extra samples, same targets).
             generator: unused (the model is deterministic); accepted for the loop's interface.
 
         Returns:
@@ -377,7 +387,8 @@ class UniHOPE(nn.Module):
         K = default_intrinsics(B, (H, W), like=image) if K is None else K.to(image.dtype)
         hand_box, object_box, object_uv = ground_truth_boxes(batch, K, (H, W), cfg.box_scale)
         keep, real = self._pairs(batch, image)  # (B,) pairs that pass eq. (8) and (B,) real twins, or None
-        if keep is not None and bool(keep.any()):  # one pass over both images, as the released code: shared BN
+        as_samples = keep is not None and cfg.deoccluded_samples and bool(real.any())  # twins train the hand too
+        if keep is not None and (bool(keep.any()) or as_samples):  # one pass over both images, as the released code
             idx = real.nonzero()[:, 0]  # (M,) samples with a real twin: placeholders never run
             both = self._run(torch.cat([image, batch["deoccluded_image"][idx].to(image.dtype)]),
                              torch.cat([K, K[idx]]), torch.cat([hand_box, hand_box[idx]]),
@@ -389,7 +400,13 @@ class UniHOPE(nn.Module):
                 twin[k] = features.new_zeros((B,) + features.shape[1:]).index_copy(0, idx, features[B:].detach())
         else:
             out, twin = self._run(image, K, hand_box, object_box, None, name="batch['image']", fn=fn), None
-        terms = self._hand_terms(batch, out, K, (H, W))
+            as_samples = False
+        if as_samples:  # L^h over the originals and the real twins (same hand, same targets): B + M samples
+            hand_batch = {k: torch.cat([v, v[idx.to(v.device)]]) for k in HAND_TARGETS
+                          if (v := optional(batch, k)) is not None}
+            terms = self._hand_terms(hand_batch, both, torch.cat([K, K[idx]]), (H, W))
+        else:
+            terms = self._hand_terms(batch, out, K, (H, W))
         grasped = optional(batch, "grasped")
         if grasped is not None:
             terms["grasp"] = grasp_switch_loss(out["grasp_logit"], grasped)
@@ -455,6 +472,8 @@ class UniHOPE(nn.Module):
             if real.dtype != torch.bool:
                 raise DTypeError(f"{fn}(): batch['has_deoccluded'] expected a bool tensor (B,), got dtype {real.dtype}")
             real = real.to(image.device)
+        if not self.config.case_filtering:  # Table 7 rows (c)-(f): every real pair
+            return real.clone(), real
         keep = enhancement_mask(ratio.to(image.dtype), grasped, threshold=self.config.occlusion_threshold)
         return keep & real.to(keep.device), real
 
@@ -465,7 +484,8 @@ class UniHOPE(nn.Module):
         if twin is None:  # no pair to distil: exact zeros
             return {f"enhancement_{k}": v.new_zeros(()) for k, v in levels.items()}
         ratio = batch["occlusion_ratio"].to(real.device, out["mano_features"].dtype)
-        result = self.enhancement(levels, twin, ratio, batch["grasped"], real)
+        grasped = batch["grasped"] if self.config.case_filtering else torch.ones_like(real)  # τ = 0 then: all pairs
+        result = self.enhancement(levels, twin, ratio, grasped, real)
         return {f"enhancement_{k}": v for k, v in result.terms.items()}
 
 

@@ -25,7 +25,11 @@ from hoimask.losses.enhancement import UNIHOPE_ENHANCEMENT_WEIGHTS, UNIHOPE_OCCL
 from hoimask.losses.grasp import UNIHOPE_SWITCH_WEIGHT
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["UNIHOPE_LOSS_WEIGHTS", "UNIHOPE_PRESETS", "UniHOPEConfig", "resolve_unihope_preset"]
+__all__ = ["FUSION_CONFIDENCES", "UNIHOPE_LOSS_WEIGHTS", "UNIHOPE_PRESETS", "UniHOPEConfig", "resolve_unihope_preset"]
+
+#: Choices of ``UniHOPEConfig.fusion_confidence``: the fusion's ``s`` is the switcher's ``Argmax``
+#: (eq. 3), its detached probability, or 1 for every sample (HFL-Net, no grasp-aware fusion).
+FUSION_CONFIDENCES = ("hard", "soft", "always")
 
 #: Weights of the loss terms (eq. 11). L^h: ``joints_2d`` (image-normalised units), ``joints_3d``,
 #: ``vertices`` (metres, wrist-relative), ``mano`` (MSE of 6D rotations and β); L^o: ``object_points``
@@ -66,12 +70,16 @@ class UniHOPEConfig:
     boxes are enlarged by it about their centre).
     Fusion (:class:`~hoimask.nn.GraspAwareFusion`): ``fusion_heads``, ``fusion_mlp_ratio``,
     ``fusion_detach_object`` (released: True), ``fusion_confidence`` (``"hard"``: ``s =
-    Argmax g`` as eq. 3; ``"soft"``: the detached grasp probability), ``grasp_threshold`` (0.5).
+    Argmax g`` as eq. 3; ``"soft"``: the detached grasp probability; ``"always"``: ``s = 1``,
+    HFL-Net's fusion of every sample's object features, Table 7 row (a)), ``grasp_threshold`` (0.5).
     Hand branch: ``hand_channels`` (width of the hand encoder), ``mano_dim`` (size of the
     MANO-level feature ``F_m``), ``reference_depth`` (m; the wrist-depth head's start, see
     :func:`~hoimask.geometry.translation_from_image`). Object branch: ``object_channels``.
     Switcher: ``switch_hidden``.
-    Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``).
+    Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``),
+    ``case_filtering`` (eq. 8, True; False distils every pair with a real twin, Table 7 rows
+    (c)–(f)), ``deoccluded_samples`` (False; True: the real twins also train the hand as extra
+    samples — the hand terms average over the originals and the twins, Table 7 row (c)).
     Losses: ``loss_weights`` (partial dicts update :data:`UNIHOPE_LOSS_WEIGHTS`).
     Hand layer: ``mano_path`` (None: the licence-free procedural hand).
     Input: ``pixel_mean``, ``pixel_std`` (RGB in [0, 1] is normalised by the model).
@@ -104,6 +112,8 @@ class UniHOPEConfig:
     switch_hidden: int = 64
     occlusion_threshold: float = UNIHOPE_OCCLUSION_THRESHOLD
     adapter_heads: int = 8
+    case_filtering: bool = True
+    deoccluded_samples: bool = False
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(UNIHOPE_LOSS_WEIGHTS))
     mano_path: str | None = None
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -113,7 +123,7 @@ class UniHOPEConfig:
         fn = "UniHOPEConfig"
         check_choice(self.backbone, ("resnet", "vit"), name="backbone", fn=fn)
         check_choice(self.resnet_depth, (18, 34, 50), name="resnet_depth", fn=fn)
-        check_choice(self.fusion_confidence, ("hard", "soft"), name="fusion_confidence", fn=fn)
+        check_choice(self.fusion_confidence, FUSION_CONFIDENCES, name="fusion_confidence", fn=fn)
         for name in ("img_size", "resnet_base_channels", "fpn_dim", "patch_size", "embed_dim", "depth", "num_heads",
                      "dpt_feature_dim", "feature_dim", "roi_size", "sampling_ratio", "fusion_heads", "hand_channels",
                      "mano_dim", "object_channels", "switch_hidden", "adapter_heads"):
@@ -122,8 +132,9 @@ class UniHOPEConfig:
             check_positive(getattr(self, name), name=name, fn=fn)
         check_in_range(self.grasp_threshold, name="grasp_threshold", low=0.0, high=1.0, fn=fn)
         check_in_range(self.occlusion_threshold, name="occlusion_threshold", low=0.0, high=1.0, fn=fn)
-        if not isinstance(self.fusion_detach_object, bool):
-            raise DTypeError(f"{fn}(): argument 'fusion_detach_object' expected a bool, got {self.fusion_detach_object!r}")
+        for name in ("fusion_detach_object", "case_filtering", "deoccluded_samples"):
+            if not isinstance(getattr(self, name), bool):
+                raise DTypeError(f"{fn}(): argument '{name}' expected a bool, got {getattr(self, name)!r}")
         for attr in ("dpt_reassemble_dims", "pixel_mean", "pixel_std"):
             setattr(self, attr, tuple(getattr(self, attr)))
         if (2 * self.feature_dim) % self.fusion_heads:

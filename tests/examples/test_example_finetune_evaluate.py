@@ -249,3 +249,44 @@ def test_ho3d_evaluation_leaves_out_hoisdfs_pitcher_by_default(tmp_path, capsys,
     else:  # turned off: the pitcher is scored
         assert "object metrics exclude" not in printed
         assert "excluded_objects_by_name" not in results and "oce" in results and "add_s" in results
+
+
+def test_unihope_objects_are_scored_only_where_the_switcher_reports_them():
+    """A UniHOPE whose switcher reports half the objects: evaluate() feeds the Evaluator the samples in dataset
+    order, scores the model's and the constants' object poses on the reported samples only, counts the others,
+    and passes the grasp labels and probabilities (switcher accuracy)."""
+    from hoimask.data import collate
+    from hoimask.engine.datasets import build_dataset, fit_constant_baselines
+    from hoimask.models import UniHOPE
+
+    evaluate = _load("evaluate")
+    torch.manual_seed(0)
+    model = UniHOPE.from_preset("tiny", img_size=64).eval()
+    test = build_dataset("synthetic", image_size=64, train=False, num_samples=8, num_sdf_points=0,
+                         num_object_points=64, hand_only_prob=0.0)
+    train = build_dataset("synthetic", image_size=64, train=True, num_samples=8, num_sdf_points=0,
+                          num_object_points=1, hand_only_prob=0.0)
+    batch = collate([test[i] for i in range(len(test))])
+    with torch.no_grad():  # centre the switcher's logits: about half of the samples report an object pose
+        logit = model.predict(batch["image"], batch["K"])["grasp_logit"]
+        model.switcher.fc2.bias -= logit.median()
+    collected, counts = {}, {}
+    ev, constants = evaluate.evaluate(model, test, batch_size=8, baselines=fit_constant_baselines(train),
+                                      root_depth="ground-truth", collect=collected, not_reported=counts)
+    pred_t = torch.cat(collected["object_translation"])
+    posed = torch.isfinite(pred_t).all(dim=1)
+    assert 0 < int(posed.sum()) < 8 and counts["samples"] == int((~posed).sum())
+    assert counts["grasping"] + counts["not_grasping"] == counts["samples"]
+    # the predictions reach the evaluator in dataset order, though the batch was fed in runs
+    assert np.allclose(np.concatenate(ev._pred_joints), torch.cat(collected["joints"]).numpy(), atol=1e-6)
+    results = ev.compute()
+    gt_t = batch["object_translation"].double()
+    expected = 1000 * (pred_t[posed] - gt_t[posed]).norm(dim=-1).mean()
+    assert results["oce"] == pytest.approx(float(expected), rel=1e-6)  # OCE over the reported samples only
+    const = fit_constant_baselines(train).predict(8, dtype=torch.float64, root=batch["joints_3d"][:, 0].double())
+    const_t = const["mean_pose"]["object_translation"]
+    expected = 1000 * (const_t[posed] - gt_t[posed]).norm(dim=-1).mean()
+    assert constants["mean_pose"].compute()["oce"] == pytest.approx(float(expected), rel=1e-6)
+    assert "switcher_accuracy" in results and results["num_samples"] == 8
+    assert results["grasping/num_samples"] + results.get("not_grasping/num_samples", 0) == 8
+    assert evaluate.runs(torch.tensor([True, True, False, True])) == [(0, 2, True), (2, 3, False), (3, 4, True)]

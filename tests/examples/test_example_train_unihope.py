@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from hoimask.engine import load_checkpoint
+from hoimask.engine import load_checkpoint, save_checkpoint
 from hoimask.engine.cli import exit_with_usage_errors
 from hoimask.models import UniHOPE
 
@@ -38,6 +39,46 @@ def test_two_steps_write_a_model_that_rebuilds(tmp_path, capsys):
     assert (out / "checkpoints").is_dir() and (out / "log.jsonl").is_file()
 
 
+def _evaluate():
+    spec = importlib.util.spec_from_file_location("example_evaluate_unihope", SCRIPT.with_name("evaluate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_evaluate_scores_a_unihope_run_by_grasp_status(tmp_path, capsys):
+    """train_unihope.py -> evaluate.py: the grasp groups and the switcher's accuracy; the object pose is scored
+    only where the switcher reports one, and the samples without one are counted."""
+    run = tmp_path / "run"
+    assert _script().main([*QUIET, *SMALL, "--output-dir", str(run)]) == 0
+    evaluate = _evaluate()
+    out_json = tmp_path / "eval.json"
+    argv = ["--checkpoint", str(run / "model.pt"), "--num-samples", "8", "--batch-size", "4", "--output", str(out_json)]
+    assert evaluate.main([*argv, "--pictures", str(tmp_path / "pics")]) == 0
+    printed = capsys.readouterr().out
+    assert "By grasp status" in printed and "Switcher acc." in printed and "object pose not reported" in printed
+    results = json.loads(out_json.read_text())
+    assert results["num_samples"] == 8 and 0 <= results["switcher_accuracy"] <= 100
+    groups = results["grasping/num_samples"], results["not_grasping/num_samples"]
+    assert sum(groups) == 8 and min(groups) >= 1  # the held-out split has both (seeded)
+    assert "grasping/switcher_accuracy" in results and "not_grasping/rr_mje" in results
+    missing = results["object_not_reported"]
+    assert missing["samples"] == missing["grasping"] + missing["not_grasping"]
+    assert ("oce" in results) == (missing["samples"] < 7)  # 7 of the 8 test scenes hold an object
+    assert (tmp_path / "pics" / "predictions.png").is_file()
+    # the same weights with a switcher that always reports: every object is scored, with ADD-0.5D
+    state = load_checkpoint(run / "model.pt")
+    state["model"]["switcher.fc2.weight"].zero_()
+    state["model"]["switcher.fc2.bias"].fill_(50.0)
+    save_checkpoint(run / "always.pt", state)
+    argv[1] = str(run / "always.pt")
+    assert evaluate.main([*argv, "--no-pictures"]) == 0
+    results = json.loads(out_json.read_text())
+    assert results["object_not_reported"] == {"samples": 0, "grasping": 0, "not_grasping": 0}
+    assert results["oce"] > 0 and 0 <= results["add_0.5d"] <= 100 and "grasping/oce" in results
+    assert results["not_grasping/switcher_accuracy"] == 0.0 and results["grasping/switcher_accuracy"] == 100.0
+
+
 def test_resume_continues_the_run(tmp_path, capsys):
     out = tmp_path / "run"
     script = _script()
@@ -48,12 +89,51 @@ def test_resume_continues_the_run(tmp_path, capsys):
     assert load_checkpoint(out / "model.pt")["step"] == 3
 
 
+@pytest.fixture(scope="module")
+def dexycb_with_twins(tmp_path_factory):
+    """A DexYCB fixture whose sequences 0 and 1 have de-occluded twins, the twins' folder and the MANO folder."""
+    from hoimask.data.testing import write_dexycb_fixture, write_mano_fixture
+
+    tmp = tmp_path_factory.mktemp("dexycb-twins")
+    mano = write_mano_fixture(tmp / "mano")
+    root = write_dexycb_fixture(tmp / "dex", mano, deoccluded_root=tmp / "deoccluded")
+    return root, tmp / "deoccluded", mano
+
+
+def test_deoccluded_root_pairs_real_frames(tmp_path, capsys, dexycb_with_twins):
+    """--dataset dexycb --deoccluded-root: the run says how many training frames have a twin and logs each log
+    step's enhancement/pairs and enhancement/unpaired; model.pt keeps the totals."""
+    import warnings
+
+    root, twins, mano = dexycb_with_twins
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture is smaller than the release; frames without a twin
+        assert _script().main([*QUIET, "--steps", "2", "--batch-size", "4", "--log-every", "1", "--baseline-samples",
+                               "4", "--dataset", "dexycb", "--data-root", str(root), "--mano-dir", str(mano),
+                               "--deoccluded-root", str(twins), "--output-dir", str(run)]) == 0
+    printed = capsys.readouterr().out
+    state = load_checkpoint(run / "model.pt")
+    enhancement = state["enhancement"]
+    frames = [line for line in printed.splitlines() if line.startswith("de-occluded twins:")]
+    assert len(frames) == 1 and f"{enhancement['twins']} of " in frames[0] and str(twins) in frames[0]
+    assert 0 < enhancement["twins"]  # sequence 0 (right-handed) has twins; the others have none
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    counts = [r for r in records if "enhancement/unpaired" in r]
+    assert [r["step"] for r in counts] == [1, 2] and all("enhancement/pairs" in r for r in counts)
+    assert sum(r["enhancement/unpaired"] for r in counts) == enhancement["unpaired"]
+    assert enhancement["unpaired"] + sum(r["enhancement/pairs"] for r in counts) <= 2 * 4
+    assert f"{enhancement['unpaired']} samples had no twin" in printed and "no --deoccluded-root" not in printed
+
+
 @pytest.mark.parametrize("argv, flag", [
     (["--steps", "0"], "--steps"),
     (["--lr", "-1"], "--lr"),
     (["--hand-only-prob", "2"], "--hand-only-prob"),
     (["--dataset", "dexycb"], "--data-root"),
     (["--encoder", "no/such/file.pt"], "--encoder"),
+    (["--deoccluded-root", "."], "--deoccluded-root"),  # synthetic scenes render their own twins
+    (["--deoccluded-root", "no/such/folder"], "--deoccluded-root"),
 ])
 def test_a_bad_flag_is_a_one_line_usage_error(tmp_path, capsys, argv, flag):
     script = _script()

@@ -1,0 +1,240 @@
+#!/usr/bin/env python
+"""UniHOPE ablation on synthetic data, in the structure of UniHOPE Table 7 (issue 14).
+
+Each row is one :class:`hoimask.models.UniHOPE` configuration, cumulative as in
+the paper; every row is trained with the same recipe, seed, initial weights
+and data order, and evaluated on the same held-out synthetic scenes:
+
+====  ==========================  =====================================================================
+row   Table 7                     configuration (``UniHOPEConfig`` fields, docs/models.md "Ablation switches")
+====  ==========================  =====================================================================
+a     baseline (switcher only)    ``fusion_confidence="always"`` (HFL-Net fuses every sample's object features); no twins
+b     + grasp-aware fusion        ``fusion_confidence="hard"`` (eq. 3, ``s = Argmax g``); no twins
+c     + de-occluded pairs         the twins train the hand as extra samples (``deoccluded_samples=True``); no enhancement loss
+d     + initial-level enh.        ``L_init`` (γ 0.1) on every pair (``case_filtering=False``)
+e     + RoI-level enh.            + ``L_RoI`` (γ 0.1)
+f     + MANO-level enh.           + ``L_MANO`` (γ 0.5, through ``h``)
+g     + occlusion-aware filter    ``case_filtering=True`` (eq. 8: grasping pairs with ``Ô ≥ 0.1``) — the full model
+====  ==========================  =====================================================================
+
+The synthetic scenes' twins are rendered without the object (the generative
+de-occluder is not reproduced). The recipe: the ``tiny`` preset at
+``--image-size`` px, Adam (AdamW without weight decay, betas 0.9 / 0.999) at
+``--lr``, 5 % linear warm-up then cosine decay, ``--steps`` steps of
+``--batch-size``, on ``--train-scenes`` scenes (30 % hand-only, 10 % with an
+object that is not grasped) rendered once and shared by every row.
+
+    python benchmarks/unihope_ablation.py                       # ~13 min on 2 CPU cores (docs/results.md)
+    python benchmarks/unihope_ablation.py --seeds 0 1 2 --json unihope_ablation.json
+    python benchmarks/unihope_ablation.py --quick               # seconds: checks the pipeline only
+
+Prints a markdown table: root-relative and Procrustes-aligned joint and
+vertex errors (J-PE, V-PE, mm), the switcher's accuracy, J-PE by ground-truth
+grasp status (UniHOPE's hand-object / hand-only scenes), and each row's J-PE
+ratio to row (a), measured in the same run; mean ± std over ``--seeds``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Passive OpenMP waiting: on a busy CPU, spinning worker threads made training ~15x slower
+# (measured: 13.8 s/step spinning vs 0.58 s/step passive, 2 threads, load average 7). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import importlib.util
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from hoimask.data import SyntheticHOI, collate
+from hoimask.engine import MemoryCache, TrainConfig, Trainer, atomic_write, seed_everything
+from hoimask.engine.cli import exit_with_usage_errors
+from hoimask.engine.flags import HelpFormatter, integer, output_file, real
+from hoimask.models import UniHOPE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: No enhancement loss: every level's weight 0.
+_OFF = {"enhancement_init": 0.0, "enhancement_roi": 0.0, "enhancement_mano": 0.0}
+
+#: Row -> (label, UniHOPE overrides, whether the batches keep their de-occluded twins). Cumulative, as Table 7.
+ROWS: dict[str, tuple[str, dict, bool]] = {
+    "a": ("switcher only (HFL-Net fusion)", dict(fusion_confidence="always", loss_weights=_OFF), False),
+    "b": ("+ grasp-aware fusion", dict(fusion_confidence="hard", loss_weights=_OFF), False),
+    "c": ("+ de-occluded pairs", dict(deoccluded_samples=True, case_filtering=False, loss_weights=_OFF), True),
+    "d": ("+ initial-level enhancement", dict(deoccluded_samples=True, case_filtering=False,
+                                              loss_weights={**_OFF, "enhancement_init": 0.1}), True),
+    "e": ("+ RoI-level enhancement", dict(deoccluded_samples=True, case_filtering=False,
+                                          loss_weights={**_OFF, "enhancement_init": 0.1, "enhancement_roi": 0.1}), True),
+    "f": ("+ MANO-level enhancement", dict(deoccluded_samples=True, case_filtering=False), True),
+    "g": ("+ occlusion-aware filtering", dict(deoccluded_samples=True, case_filtering=True), True),
+}
+
+#: Settings of ``--quick`` (a pipeline check, every row).
+QUICK = dict(steps=2, batch_size=4, train_scenes=8, test_scenes=8)
+
+#: (column, Evaluator key) of the table, in mm except the switcher's accuracy (%).
+COLUMNS = (("RR J-PE", "rr_mje"), ("RR V-PE", "rr_mme"), ("PA J-PE", "pa_mje"), ("PA V-PE", "pa_mme"),
+           ("switcher acc. %", "switcher_accuracy"), ("RR J-PE grasping", "grasping/rr_mje"),
+           ("RR J-PE not grasping", "not_grasping/rr_mje"))
+
+
+def _evaluate_fn():
+    spec = importlib.util.spec_from_file_location("hoimask_evaluate_example", ROOT / "examples" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.evaluate
+
+
+def build_model(row: str, image_size: int, seed: int) -> UniHOPE:
+    """Row ``row``'s UniHOPE (the ``tiny`` preset); every row starts from the same weights for a seed."""
+    seed_everything(seed + 17)
+    return UniHOPE.from_preset("tiny", img_size=image_size, **ROWS[row][1])
+
+
+class RowLoss:
+    """The Trainer's loss function of a row: drops the de-occluded twins where the row has none; counts pairs."""
+
+    def __init__(self, keep_twins: bool) -> None:
+        self.keep_twins = keep_twins
+        self.pairs = 0
+
+    def __call__(self, model, batch, generator):
+        if not self.keep_twins:
+            batch = {k: v for k, v in batch.items() if k != "deoccluded_image"}
+        output = model(batch, generator=generator)
+        self.pairs += int(output["enhancement_pairs"])
+        return output
+
+
+def train(row: str, data, args, seed: int, workdir: Path) -> tuple[UniHOPE, dict]:
+    """Train row ``row`` with the shared recipe; returns the model (eval mode) and a few training numbers."""
+    model = build_model(row, args.image_size, seed)
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=0.0,
+                         betas=(0.9, 0.999), warmup_steps=max(1, math.ceil(0.05 * args.steps)),
+                         log_every=max(1, args.steps // 10), checkpoint_every=args.steps, seed=seed)
+    loss = RowLoss(ROWS[row][2])
+    trainer = Trainer(model, config, dataset=data, output_dir=workdir / f"{row}-{seed}", collate_fn=collate,
+                      loss_fn=loss, progress=args.progress, tensorboard=False, ctx=_ctx(args))
+    start = time.perf_counter()
+    history = trainer.fit()
+    trainer.logger.close()
+    seconds = time.perf_counter() - start
+    print(f"  row {row} seed {seed}: loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}, "
+          f"{loss.pairs} enhancement pairs, {seconds:.0f} s", flush=True)
+    return model.eval(), {"first_loss": history[0]["loss"], "last_loss": history[-1]["loss"],
+                          "enhancement_pairs": loss.pairs, "seconds": seconds}
+
+
+def _ctx(args):
+    from hoimask.engine import DistributedContext
+
+    return DistributedContext(device=torch.device(args.device))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags (``--help`` documents each; values are checked as they are parsed)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("--rows", nargs="+", choices=tuple(ROWS), default=list(ROWS),
+                   help="Table 7 rows to train (a: switcher only ... g: the full model); ratios are to the first")
+    p.add_argument("--steps", type=integer(low=1), default=500, help="training steps per row")
+    p.add_argument("--batch-size", type=integer(low=1), default=16, help="training batch size")
+    p.add_argument("--lr", type=real(low=0, low_open=True), default=1e-3, help="peak learning rate (Adam)")
+    p.add_argument("--train-scenes", type=integer(low=1), default=512,
+                   help="synthetic training scenes (rendered once, shared by every row)")
+    p.add_argument("--test-scenes", type=integer(low=1), default=256, help="held-out synthetic test scenes")
+    p.add_argument("--image-size", type=integer(low=32), default=64, help="input side (px), a multiple of 32")
+    p.add_argument("--seeds", type=integer(low=0), nargs="+", default=[0],
+                   help="seeds (initial weights and data order) to repeat every row with")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a pipeline check in seconds: every row, {QUICK['steps']} steps, "
+                        f"{QUICK['train_scenes']} training and {QUICK['test_scenes']} test scenes (overrides those flags)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate")
+    p.add_argument("--progress", action="store_true", help="show tqdm bars")
+    p.add_argument("--json", type=output_file, help="also write the settings and every result here (atomically)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags; a bad value exits with a usage error naming the flag (status 2)."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    if args.image_size % 32:
+        p.error(f"argument --image-size: expected a multiple of 32 (the ResNet FPN's stride), got {args.image_size}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("argument --device: cuda is not available on this machine")
+    args.rows = list(dict.fromkeys(args.rows))
+    return args
+
+
+def _cell(values: list[float]) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "-"
+    sd = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.1f}{sd}"
+
+
+def format_table(results: dict[str, dict[str, list[float]]], rows: list[str]) -> str:
+    """The markdown table of :func:`main`'s results (row -> Evaluator key -> one value per seed)."""
+    head = "| row | configuration | " + " | ".join(c for c, _ in COLUMNS) + f" | RR J-PE / ({rows[0]}) |"
+    lines = [head, "|---|---|" + "---:|" * (len(COLUMNS) + 1)]
+    base = statistics.fmean(results[rows[0]]["rr_mje"])
+    for row in rows:
+        cells = [_cell(results[row].get(key, [])) for _, key in COLUMNS]
+        ratio = statistics.fmean(results[row]["rr_mje"]) / base
+        lines.append(f"| ({row}) | {ROWS[row][0]} | " + " | ".join(cells) + f" | {ratio:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    evaluate = _evaluate_fn()
+    start = time.perf_counter()
+    common = dict(image_size=args.image_size, num_sdf_points=0, num_object_points=64, hand_only_prob=0.3,
+                  not_grasped_prob=0.1)
+    train_data = MemoryCache(SyntheticHOI(args.train_scenes, seed=21, deoccluded=True, **common))
+    test_data = MemoryCache(SyntheticHOI(args.test_scenes, seed=22, **common))
+    results: dict[str, dict[str, list[float]]] = {row: {} for row in args.rows}
+    training: dict[str, list[dict]] = {row: [] for row in args.rows}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            for row in args.rows:
+                model, numbers = train(row, train_data, args, seed, Path(tmp))
+                training[row].append(numbers)
+                values = evaluate(model, test_data, batch_size=32, protocol="hoisdf", device=args.device,
+                                  root_depth="ground-truth").compute()
+                for key, value in values.items():
+                    results[row].setdefault(key, []).append(float(value))
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\nUniHOPE ablation (Table 7 structure) on synthetic scenes: tiny preset at {args.image_size} px, "
+          f"{args.steps} steps of {args.batch_size} (Adam, lr {args.lr:g}, warm-up + cosine), "
+          f"{args.train_scenes} training / {args.test_scenes} test scenes, seeds {args.seeds}, device {args.device}; "
+          f"{minutes:.1f} min")
+    print("Errors in mm at the ground-truth wrist depth (RR: root-relative, PA: Procrustes-aligned), "
+          "mean ± std over seeds; grasping / not grasping: by the ground-truth grasp label.\n")
+    print(format_table(results, args.rows))
+    if args.json:
+        atomic_write(args.json, json.dumps({
+            "args": {k: v if isinstance(v, (int, float, str, list, bool)) or v is None else str(v)
+                     for k, v in vars(args).items()},
+            "rows": {row: {"configuration": ROWS[row][0], "overrides": ROWS[row][1], "twins": ROWS[row][2]}
+                     for row in args.rows},
+            "results": results, "training": training, "minutes": minutes}, indent=2) + "\n")
+        print(f"\nresults: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(exit_with_usage_errors(main))
