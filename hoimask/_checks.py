@@ -46,6 +46,7 @@ __all__ = [
     "check_int",
     "check_probability",
     "check_positive",
+    "check_loss_weights",
     "check_choice",
     "check_size",
     "check_tensor",
@@ -283,6 +284,22 @@ def check_int(
 def check_probability(value: float, *, name: str, fn: str | None = None) -> float:
     """Check that ``value`` is a probability in [0, 1]."""
     return check_in_range(value, name=name, low=0.0, high=1.0, fn=fn)
+
+
+def check_loss_weights(given: Mapping[str, float], known: Mapping[str, float], *, name: str,
+                       fn: str | None = None) -> dict[str, float]:
+    """``known`` updated by ``given`` (floats), after checking that ``given`` names only keys of ``known``, each >= 0.
+
+    Raises:
+        ValueRangeError: an unknown name (listing the known ones) or a negative / NaN weight, naming ``name``.
+    """
+    given = dict(given)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueRangeError(f"{_where(name, fn)} has unknown names {unknown}; known {sorted(known)}")
+    for key, value in given.items():
+        check_positive(value, name=f"{name}[{key!r}]", strict=False, fn=fn)
+    return {**known, **{k: float(v) for k, v in given.items()}}
 
 
 def check_positive(value: float, *, name: str, strict: bool = True, fn: str | None = None) -> float:

@@ -19,6 +19,7 @@ from hoimask._checks import (
     check_choice,
     check_in_range,
     check_int,
+    check_loss_weights,
     check_positive,
 )
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
@@ -114,14 +115,7 @@ class HandMIMConfig:
             check_in_range(getattr(self, name), name=name, low=0.0, high=1.0, fn=fn)
         for name in ("teacher_temperature", "warmup_teacher_temperature", "student_temperature"):
             check_positive(getattr(self, name), name=name, fn=fn)
-        given = dict(self.weights)
-        unknown = sorted(set(given) - set(HANDMIM_LOSS_WEIGHTS))
-        if unknown:
-            raise ValueRangeError(f"{fn}(): argument 'weights' has unknown names {unknown}; "
-                                  f"known {sorted(HANDMIM_LOSS_WEIGHTS)}")
-        for name, value in given.items():
-            check_positive(value, name=f"weights[{name!r}]", strict=False, fn=fn)
-        self.weights = {**HANDMIM_LOSS_WEIGHTS, **{k: float(v) for k, v in given.items()}}
+        self.weights = check_loss_weights(self.weights, HANDMIM_LOSS_WEIGHTS, name="weights", fn=fn)
         if self.augmentations is not None:
             if not isinstance(self.augmentations, (tuple, list)) or len(self.augmentations) != 2:
                 raise DTypeError(f"{fn}(): argument 'augmentations' expected two ViewAugmentation or None, "

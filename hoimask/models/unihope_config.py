@@ -19,6 +19,7 @@ from hoimask._checks import (
     check_choice,
     check_in_range,
     check_int,
+    check_loss_weights,
     check_positive,
 )
 from hoimask.losses.enhancement import UNIHOPE_ENHANCEMENT_WEIGHTS, UNIHOPE_OCCLUSION_THRESHOLD
@@ -147,14 +148,7 @@ class UniHOPEConfig:
         if self.img_size % stride:
             raise ValueRangeError(f"{fn}(): argument 'img_size' {self.img_size} must be a multiple of {stride} "
                                   f"(backbone {self.backbone!r})")
-        given = dict(self.loss_weights)
-        unknown = sorted(set(given) - set(UNIHOPE_LOSS_WEIGHTS))
-        if unknown:
-            raise ValueRangeError(f"{fn}(): argument 'loss_weights' has unknown names {unknown}; "
-                                  f"known {sorted(UNIHOPE_LOSS_WEIGHTS)}")
-        for name, value in given.items():
-            check_positive(value, name=f"loss_weights[{name!r}]", strict=False, fn=fn)
-        self.loss_weights = {**UNIHOPE_LOSS_WEIGHTS, **given}
+        self.loss_weights = check_loss_weights(self.loss_weights, UNIHOPE_LOSS_WEIGHTS, name="loss_weights", fn=fn)
 
 
 _TINY_HEADS: dict[str, Any] = dict(
