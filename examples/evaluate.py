@@ -219,7 +219,8 @@ def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
                               f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                               ) from err
     baselines = state.get("baselines")
-    return model.to(device).eval(), None if baselines is None else ConstantBaselines.from_state_dict(baselines)
+    baselines = None if baselines is None else ConstantBaselines.from_state_dict(baselines)
+    return model.to(device).eval(), baselines, state.get("crop_padding")  # files before the crop hold none
 
 
 def ground_truth_vertices(hand_layer, batch: dict) -> torch.Tensor | None:
@@ -568,7 +569,9 @@ def _main(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     hand_layer = mano_layer(args.dataset, args.mano_dir)
     with errors_name_flag("--checkpoint"):  # missing, corrupt or not a finetune.py model.pt
-        model, baselines = _load(args.checkpoint, hand_layer=hand_layer, device=device)
+        model, baselines, crop_padding = _load(args.checkpoint, hand_layer=hand_layer, device=device)
+    if args.dataset != "synthetic":
+        crop_padding = None  # the real datasets are always cropped around hand ∪ object
     image_size = model.config.img_size if isinstance(model, (HOISDF, UniHOPE)) else model.img_size
     if isinstance(model, HOISDF) and args.root_depth != "ground-truth":
         print(f"error: argument --root-depth: HOISDF is evaluated at the ground-truth hand root, got {args.root_depth!r}",
@@ -581,6 +584,7 @@ def _main(args: argparse.Namespace) -> int:
             num_object_points=256, hand_only_prob=1.0 if args.hand_only else 0.1,
             require_hand=True,  # DexYCB: the annotated test frames, as the toolkit's evaluation
             hands="mirror" if args.dexycb_results else "right",
+            crop_padding=crop_padding,  # the framing the model was trained with (finetune.py --crop-padding)
         )
     if baselines is None and args.dataset != "ho3d":  # HO3D's evaluation split has no ground truth to compare
         print(f"fitting the constant baselines on {args.baseline_samples} training samples "
@@ -588,7 +592,7 @@ def _main(args: argparse.Namespace) -> int:
         train = build_dataset(
             args.dataset, image_size=image_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
             num_samples=args.baseline_samples, seed=args.seed, num_sdf_points=0, num_object_points=1,
-            require_hand=True,
+            require_hand=True, crop_padding=crop_padding,
         )
         baselines = fit_constant_baselines(train, max_samples=args.baseline_samples)
     collected: dict[str, list] | None = {} if args.dexycb_results else None
@@ -598,9 +602,11 @@ def _main(args: argparse.Namespace) -> int:
                    exclude_objects=args.exclude_objects, not_reported=not_reported)
     evaluator, constants = out if baselines is not None else (out, {})
     split = "hand-only" if args.hand_only else "test"
-    print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples, protocol {args.protocol}, "
+    framing = "" if crop_padding is None else f", cropped around hand ∪ object with padding {crop_padding:g}"
+    print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples{framing}, protocol {args.protocol}, "
           f"{args.root_depth} wrist depth)")
     results = evaluator.compute()
+    results["crop_padding"] = crop_padding
     results["root_depth"] = args.root_depth
     results["exclude_objects"] = evaluator.excluded_object_counts  # name -> samples left out of the object metrics
     if args.exclude_objects:

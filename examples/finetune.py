@@ -95,9 +95,10 @@ ENCODERS = {"tiny": dict(img_size=128, patch_size=16, embed_dim=192, depth=4, nu
 #: tiny pose: 1250 steps of 16 at lr 2e-3, bf16 autocast where the CPU computes it natively ("auto"; fp32
 #: elsewhere), no DataLoader worker (with the cheaper view warps a worker only slows the model's two threads:
 #: 250 steps 161 s with one, 135 s without) -- docs/results.md §3, fifth round, for the probes and the time on an
-#: idle 2-core machine.
+#: idle 2-core machine. ``crop_padding``: synthetic scenes framed as DexYCB / HO3D frames are, cropped around
+#: hand ∪ object with that margin (the hand covers ~1.5x more pixels; docs/results.md §3, sixth round).
 RECIPES = {"tiny": dict(steps=1250, batch_size=16, lr=2e-3, layer_decay=0.75, num_samples=1024, augment_views=16,
-                        precision="auto", num_workers=0),
+                        precision="auto", num_workers=0, crop_padding=1.3),
            "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=0.75, num_samples=100_000,
                          augment_views=1)}
 #: HOISDF presets per (--preset, --backbone), and its recipes: no layer decay (HOISDF fine-tunes every layer
@@ -159,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-views", type=integer(low=1),
                    help="views per training scene: the scene, then randomly rotated (about the image centre), "
                         "zoomed, shifted and colour-jittered copies; 1 = none (default: pose and handmim-head tiny 16, otherwise 1)")
+    framing = p.add_mutually_exclusive_group()
+    framing.add_argument("--crop-padding", type=real(low=1.0),
+                         help="synthetic: crop each scene around hand ∪ object with this margin factor, as DexYCB "
+                              "and HO3D frames are (default: pose and handmim-head tiny 1.3; otherwise the whole frame)")
+    framing.add_argument("--no-crop", action="store_true", help="synthetic: train on the whole rendered frame")
     p.add_argument("--seed", type=integer(low=0), default=0, help="seed of the heads' init and the data order")
     p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples the constant baselines stored in model.pt are fitted on (see evaluate.py)")
@@ -184,6 +190,9 @@ def _checked_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
     """The checks that look at several flags together, and the defaults that depend on others."""
     if args.encoder is None and not args.no_pretrain:
         p.error("give --encoder PATH (pre-trained weights) or --no-pretrain")
+    if args.dataset != "synthetic" and (args.crop_padding is not None or args.no_crop):
+        flag = "--no-crop" if args.no_crop else "--crop-padding"
+        p.error(f"argument {flag}: synthetic data only (got --dataset {args.dataset}, always cropped around hand ∪ object)")
     check_data_flags(p, args)
     problem = missing_tensorboard(args.tensorboard)
     if problem:
@@ -329,6 +338,9 @@ def _run(args: argparse.Namespace, ctx) -> int:
         log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         warmup_steps=short_run_warmup(base, steps),
     )
+    crop_padding = None
+    if args.dataset == "synthetic" and not args.no_crop:
+        crop_padding = args.crop_padding or recipe.get("crop_padding")
     seed_everything(args.seed)
     model, origin = build_model(args)  # a bad --encoder / --mano-dir / --data-root fails before the run dir is claimed
     from hoimask.data import ColorJitter, Compose, RandomRotateScale, collate
@@ -341,6 +353,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             num_sdf_points=recipe.get("num_sdf_points", 16) if args.dataset == "synthetic" else 0,
             num_object_points=256, cache_in_memory=args.dataset == "synthetic" and args.preset == "tiny",
             require_hand=True,  # DexYCB frames without a hand annotation hold no pose target to fine-tune on
+            crop_padding=crop_padding,
         )
     scenes = dataset  # the un-augmented pool: the constant baselines are fitted on it
     views = args.augment_views or recipe["augment_views"]
@@ -373,6 +386,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             "dataset": args.dataset,
             "step": trainer.step,
             "baselines": baselines.state_dict(),  # constant predictors of the training split, for evaluate.py
+            "crop_padding": crop_padding,  # synthetic framing; evaluate.py frames its test scenes alike
         })
         curves = write_loss_curves(trainer.logger.read_records(), args.output_dir / "loss_curves.png",
                                    title=f"fine-tuning {type(model).__name__} '{args.preset}' loss (encoder: "

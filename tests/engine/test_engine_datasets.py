@@ -39,6 +39,33 @@ def test_synthetic_splits_are_disjoint_and_hand_only_has_no_object():
     assert not bool(hand_only[0]["has_object"]) and not bool(hand_only[1]["has_object"])
 
 
+def test_synthetic_crop_frames_hand_and_object_like_real_frames():
+    from hoimask.data.transforms import hand_object_box
+    from hoimask.engine.datasets import synthetic_render_size
+    from hoimask.geometry import project
+
+    common = dict(image_size=32, num_samples=3, num_sdf_points=8, num_object_points=16, train=False)
+    whole = build_dataset("synthetic", **common)
+    cropped = build_dataset("synthetic", crop_padding=1.25, **common)
+    assert synthetic_render_size(32, 1.25) == 52
+    for i in range(3):
+        a, b = whole[i], cropped[i]
+        assert b["image"].shape == (3, 32, 32)
+        assert torch.allclose(a["joints_3d"], b["joints_3d"])  # the same scene; only the camera changes
+        assert torch.allclose(project(b["joints_3d"][None], b["K"][None])[0], b["joints_2d"], atol=1e-3)
+        box = hand_object_box(b)  # the tight box fills the crop but its margin
+        assert max(float(box[2] - box[0]), float(box[3] - box[1])) == pytest.approx(32 / 1.25, rel=1e-3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(crop_padding=0.5), "argument 'crop_padding'"),
+    (dict(crop_padding=1.3, name="dexycb", root=".", mano_dir="."), "is for dataset 'synthetic'"),
+])
+def test_crop_padding_is_checked(kwargs, message):
+    with pytest.raises(ValueRangeError, match=message):
+        build_dataset(**{"name": "synthetic", "image_size": 32, **kwargs})
+
+
 @pytest.mark.parametrize("name", ["dexycb", "ho3d"])
 def test_real_datasets_need_paths(name):
     with pytest.raises(ValueRangeError, match="--data-root"):

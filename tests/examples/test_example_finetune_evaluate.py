@@ -104,6 +104,21 @@ def test_pretrain_finetune_evaluate_chain(tmp_path, capsys, model):
     ratio = results["ratios"]["mean_pose"]["rr_mje"]
     assert ratio == pytest.approx(results["rr_mje"] / results["baselines"]["mean_pose"]["rr_mje"])
     assert "baselines" in load_checkpoint(tmp_path / "ft" / "model.pt")
+    # the pose recipe frames synthetic scenes like real frames; evaluate.py crops its test scenes alike
+    padding = None if model == "hoisdf" else 1.3
+    assert state["crop_padding"] == padding and results["crop_padding"] == padding
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--crop-padding", "0.9"], "argument --crop-padding: expected a number >= 1"),
+    (["--crop-padding", "1.2", "--no-crop"], "not allowed with argument"),
+    (["--no-crop", "--dataset", "dexycb"], "argument --no-crop: synthetic data only"),
+])
+def test_crop_flags_are_checked(capsys, flags, message):
+    with pytest.raises(SystemExit) as info:
+        _load("finetune").main(["--no-pretrain", "--output-dir", "unused", *flags])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_backbone_needs_the_hoisdf_model(capsys):
