@@ -24,7 +24,7 @@ de-occluder is not reproduced). The recipe: the ``tiny`` preset at
 ``--batch-size``, on ``--train-scenes`` scenes (30 % hand-only, 10 % with an
 object that is not grasped) rendered once and shared by every row.
 
-    python benchmarks/unihope_ablation.py                       # ~13 min on 2 CPU cores (docs/results.md)
+    python benchmarks/unihope_ablation.py                       # 11.6 min on the 2-core CPU (docs/results.md §7)
     python benchmarks/unihope_ablation.py --seeds 0 1 2 --json unihope_ablation.json
     python benchmarks/unihope_ablation.py --quick               # seconds: checks the pipeline only
 
