@@ -112,6 +112,11 @@ HOISDF_RECIPES = {"tiny": dict(steps=1200, batch_size=8, lr=3e-4, layer_decay=No
                                 num_sdf_points=2000, augment_views=1)}
 
 
+#: Loss settings of ``--model pose`` per preset (PoseRegressionModel keywords; not part of ``encoder_config``,
+#: since evaluation computes no loss): tiny: sharper heatmap targets (sigma 0.75, was 1) and half the
+#: relative-depth weight (5, was 10), each ~2 mm RR-MJE better at 700 steps (docs/results.md §3, sixth round).
+POSE_LOSS_SETTINGS = {"tiny": dict(heatmap_sigma=0.75, loss_weights={"keypoint_depth": 5.0}), "paper": {}}
+
 #: ``--model`` choices; ``handmim-head`` trains with the pose model's recipe (RECIPES).
 MODELS = ("pose", "hoisdf", "handmim-head")
 #: The models built around one ViT encoder whose sizes ``ENCODERS`` / an ``encoder.pt`` give (``build_vit_model``).
@@ -249,16 +254,17 @@ def build_vit_model(args: argparse.Namespace, hand_layer) -> tuple[PoseRegressio
     """``--model``'s ViT model (``VIT_MODELS``: the pose model or HandMIM's head) of ``--preset`` with the
     ``--encoder`` weights (hoimask encoder.pt or ViT weights)."""
     model_class = VIT_MODELS[args.model]
+    extra = dict(hand_layer=hand_layer, **(POSE_LOSS_SETTINGS[args.preset] if args.model == "pose" else {}))
     if args.encoder is None:
-        return model_class(**ENCODERS[args.preset], hand_layer=hand_layer), "random initialisation"
+        return model_class(**ENCODERS[args.preset], **extra), "random initialisation"
     state = read_hoimask_checkpoint(args.encoder)
     if state is not None:
-        model = model_class(**state["encoder_config"], hand_layer=hand_layer)
+        model = model_class(**state["encoder_config"], **extra)
         model.load_encoder(state["encoder"])
         return model, f"encoder from {args.encoder} (pre-trained {state.get('step', '?')} steps)"
     from hoimask.nn import load_vit_checkpoint
 
-    model = model_class(**ENCODERS[args.preset], hand_layer=hand_layer)
+    model = model_class(**ENCODERS[args.preset], **extra)
     report = require_loaded_weights(load_vit_checkpoint(args.encoder, model.encoder), model.encoder, args.encoder)
     return model, f"encoder from {args.encoder}: {report}"
 

@@ -192,6 +192,21 @@ def test_hoisdf_finetune_loads_the_maskhoi_encoder(tmp_path):
         assert torch.equal(v, encoder.encoder_state_dict()[k])
 
 
+def test_tiny_pose_recipe_sets_its_loss_settings_from_scratch_and_from_an_encoder(tmp_path):
+    from hoimask.models import MaskHOI
+
+    finetune = _load("finetune")
+    pre = MaskHOI.from_preset("tiny")
+    sizes = {k: getattr(pre.config, k) for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}
+    path = save_checkpoint(tmp_path / "encoder.pt", {"encoder": pre.encoder_state_dict(), "encoder_config": sizes})
+    for source in (["--no-pretrain"], ["--encoder", str(path)]):
+        model, _ = finetune.build_model(finetune.parse_args([*source, "--output-dir", "x"]))
+        assert model.heatmap_sigma == 0.75 and model.loss_weights["keypoint_depth"] == 5.0
+        assert model.loss_weights["keypoint_joints"] == 10.0  # the other weights keep their defaults
+    head, _ = finetune.build_model(finetune.parse_args(["--no-pretrain", "--model", "handmim-head", "--output-dir", "x"]))
+    assert not hasattr(head, "heatmap_sigma")  # HandMIM's head has no heatmaps: the settings are the pose model's
+
+
 def test_ho3d_evaluation_split_scores_the_objects(tmp_path):
     """HO3D's evaluation split hides the hand joints but has object poses: evaluate() scores the objects."""
     import warnings
