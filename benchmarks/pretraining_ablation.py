@@ -9,7 +9,12 @@ an effect:
    DexYCB's training set; MAE and HandMIM use the images only).
 2. **Fine-tune** ``PoseRegressionModel`` the same way for every encoder on a
    small *labelled* subset: each of ``--label-fractions`` of ``--labelled``
-   scenes (drawn with another seed than the pool).
+   scenes (drawn with another seed than the pool), with ``examples/finetune.py``'s
+   ``tiny`` pose recipe — the one that learns (docs/results.md §3): its model
+   and loss settings, learning rate, layer decay, warm-up, bf16 autocast where
+   the CPU computes it natively, and augmented views of the cached scenes.
+   Every scene (pool, labelled, test) is framed as ``finetune.py`` frames
+   synthetic scenes: cropped around hand ∪ object (``--crop-padding``, 1.3).
 3. **Evaluate** on held-out scenes in four hand-occlusion bins (0–25, 25–50,
    50–75, 75–100 %), ``--test-per-bin`` scenes each, built with
    ``SyntheticHOI(occlusion_range=...)``, beside the constant predictors fitted
@@ -60,17 +65,20 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from hoimask.data import SyntheticHOI, collate
+from hoimask.data import CenterCrop, ColorJitter, Compose, RandomRotateScale, SyntheticHOI, collate
 from hoimask.engine import (
+    AugmentedViews,
     MemoryCache,
     TrainConfig,
     Trainer,
     atomic_write,
+    resolve_precision,
     seed_everything,
+    train_preset,
     unwrap_model,
 )
-from hoimask.engine.cli import exit_with_usage_errors
-from hoimask.engine.datasets import fit_constant_baselines
+from hoimask.engine.cli import exit_with_usage_errors, short_run_warmup
+from hoimask.engine.datasets import fit_constant_baselines, synthetic_render_size
 from hoimask.engine.flags import HelpFormatter, integer, output_file, real
 from hoimask.models import HANDMIM_PRESETS, MAE, HandMIM, MaskHOI, PoseRegressionModel
 
@@ -92,28 +100,52 @@ VARIANTS: dict[str, dict | None] = {
     "skeleton-0to1": {"model": "maskhoi", "masker_kwargs": {"skeleton_prob": 0.0, "skeleton_prob_end": 1.0}},
 }
 
-#: Scales. ``cpu`` fits one variant-seed-fraction run in ~10 min on 2 cores; ``gpu`` is for one GPU.
+#: Scales. ``cpu``: about 1.5 hours on an idle 2-core machine (a fine-tuning run ~3 min, a MaskHOI pre-training
+#: ~5 min, the 512 test scenes ~7 min: the occluded bins are drawn by rejection); ``gpu`` is for one GPU.
 PRESETS = {
     "smoke": dict(pool=16, labelled=16, label_fractions=[1.0], test_per_bin=2, pretrain_steps=4,
                   finetune_steps=4, batch_size=4, seeds=[0], variants=["none", "maskhoi", "handmim"]),
-    "cpu": dict(pool=2048, labelled=1024, label_fractions=[0.1, 1.0], test_per_bin=64, pretrain_steps=600,
-                finetune_steps=1000, batch_size=16, seeds=[0, 1, 2], variants=["none", "mae", "maskhoi"]),
+    "cpu": dict(pool=2048, labelled=1024, label_fractions=[0.1, 1.0], test_per_bin=128, pretrain_steps=600,
+                finetune_steps=500, batch_size=16, seeds=[0, 1, 2], variants=["none", "mae", "maskhoi"]),
     "gpu": dict(pool=100_000, labelled=10_000, label_fractions=[0.01, 0.1, 1.0], test_per_bin=500,
                 pretrain_steps=20_000, finetune_steps=10_000, batch_size=64, seeds=[0, 1, 2],
                 variants=list(VARIANTS)),
 }
 
 
-def _evaluate_fn():
-    spec = importlib.util.spec_from_file_location("hoimask_evaluate_example", ROOT / "examples" / "evaluate.py")
+def _example(name: str):
+    """``examples/<name>.py`` as a module: its evaluation, and the fine-tuning recipe, are those of the examples."""
+    spec = importlib.util.spec_from_file_location(f"hoimask_{name}_example", ROOT / "examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.evaluate
+    return module
 
 
-def _config(steps: int, batch: int, lr: float, seed: int, layer_decay: float | None = None) -> TrainConfig:
+#: ``examples/finetune.py``: RECIPES, ENCODERS and POSE_LOSS_SETTINGS of its ``tiny`` pose recipe.
+FINETUNE = _example("finetune")
+RECIPE = FINETUNE.RECIPES["tiny"]
+
+
+def _config(steps: int, batch: int, lr: float, seed: int) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=batch, lr=lr, warmup_steps=max(1, math.ceil(0.05 * steps)),
-                       layer_decay=layer_decay, log_every=max(1, steps // 10), checkpoint_every=steps, seed=seed)
+                       log_every=max(1, steps // 10), checkpoint_every=steps, seed=seed)
+
+
+def finetune_config(args, seed: int) -> TrainConfig:
+    """``finetune.py``'s ``tiny`` training configuration for a run of ``--finetune-steps`` (no DataLoader worker)."""
+    base = train_preset("tiny")
+    return train_preset("tiny", steps=args.finetune_steps, batch_size=args.batch_size, lr=args.finetune_lr,
+                        layer_decay=args.layer_decay, seed=seed, precision=resolve_precision(args.precision, args.device),
+                        num_workers=0, log_every=max(1, args.finetune_steps // 10),
+                        checkpoint_every=args.finetune_steps, warmup_steps=short_run_warmup(base, args.finetune_steps))
+
+
+def scenes(count: int, seed: int, crop_padding: float | None, **kwargs) -> MemoryCache:
+    """``count`` cached synthetic scenes of 128 px, framed as ``finetune.py`` frames them (``build_dataset``)."""
+    size, crop = 128, None
+    if crop_padding is not None:
+        size, crop = synthetic_render_size(128, crop_padding), CenterCrop(128, padding=crop_padding)
+    return MemoryCache(SyntheticHOI(count, seed=seed, image_size=size, num_object_points=256, transform=crop, **kwargs))
 
 
 def _ctx(args):
@@ -161,13 +193,20 @@ def pretrain(variant: str, data, args, seed: int, workdir: Path) -> dict | None:
     return model.encoder_state_dict()
 
 
+def build_finetuning_model() -> PoseRegressionModel:
+    """``finetune.py --model pose``'s ``tiny`` model: the encoder sizes and the recipe's loss settings."""
+    return PoseRegressionModel(**FINETUNE.ENCODERS["tiny"], **FINETUNE.POSE_LOSS_SETTINGS["tiny"])
+
+
 def finetune(encoder: dict | None, data, args, seed: int, workdir: Path, name: str) -> PoseRegressionModel:
+    """Fine-tune with ``finetune.py``'s ``tiny`` pose recipe on ``data`` (augmented views of it) and return the model."""
     seed_everything(seed + 17)  # the heads start identically for every variant
-    model = PoseRegressionModel()
+    model = build_finetuning_model()
     if encoder is not None:
         model.load_encoder(encoder)
-    trainer = Trainer(model, _config(args.finetune_steps, args.batch_size, args.finetune_lr, seed,
-                                     layer_decay=args.layer_decay),
+    if args.augment_views > 1:
+        data = AugmentedViews(data, Compose([RandomRotateScale(), ColorJitter()]), repeats=args.augment_views, seed=seed)
+    trainer = Trainer(model, finetune_config(args, seed),
                       dataset=data, output_dir=workdir / f"ft-{name}-{seed}", collate_fn=collate,
                       num_layers=model.encoder_config["depth"], progress=args.progress, tensorboard=False,
                       ctx=_ctx(args))
@@ -193,9 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=integer(low=1),
                    help="batch size of pre-training and fine-tuning (default: the preset's)")
     p.add_argument("--pretrain-lr", type=real(low=0, low_open=True), default=1e-3, help="peak pre-training learning rate")
-    p.add_argument("--finetune-lr", type=real(low=0, low_open=True), default=1e-3, help="peak fine-tuning learning rate")
-    p.add_argument("--layer-decay", type=real(0, 1, low_open=True), default=0.75,
+    p.add_argument("--finetune-lr", type=real(low=0, low_open=True), default=RECIPE["lr"],
+                   help="peak fine-tuning learning rate (finetune.py's tiny recipe)")
+    p.add_argument("--layer-decay", type=real(0, 1, low_open=True), default=RECIPE["layer_decay"],
                    help="layer-wise lr decay of the encoder when fine-tuning, in (0, 1]")
+    p.add_argument("--augment-views", type=integer(low=1), default=RECIPE["augment_views"],
+                   help="fine-tuning views per labelled scene: the scene, then rotated / zoomed / shifted, "
+                        "colour-jittered copies (finetune.py's tiny recipe; 1: the scenes only)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=RECIPE["precision"],
+                   help="fine-tuning autocast; auto: bf16 where the device computes it natively, else fp32")
+    framing = p.add_mutually_exclusive_group()
+    framing.add_argument("--crop-padding", type=real(low=1.0), default=RECIPE["crop_padding"],
+                         help="crop every scene around hand ∪ object with this margin factor (>= 1), as finetune.py "
+                              "and the real datasets frame theirs")
+    framing.add_argument("--no-crop", action="store_true", help="use the whole rendered frames")
     p.add_argument("--seeds", type=integer(low=0), nargs="+", help="seeds to repeat everything with (default: the preset's)")
     p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS),
                    help="pre-training variants compared: none, mae (pixel MAE), handmim (HandMIM), maskhoi and its "
@@ -224,14 +274,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    evaluate = _evaluate_fn()
+    evaluate = _example("evaluate").evaluate
     start = time.perf_counter()
-    common = dict(image_size=128, num_sdf_points=512, num_object_points=256)
-    pool = MemoryCache(SyntheticHOI(args.pool, seed=1, **common))
-    labelled = MemoryCache(SyntheticHOI(args.labelled, seed=4, **{**common, "num_sdf_points": 16}))
-    tests = {f"{int(lo * 100)}-{int(hi * 100)}%": MemoryCache(SyntheticHOI(
-        args.test_per_bin, seed=10 + k, hand_only_prob=0.0, occlusion_range=(lo, hi), max_attempts=2000, **common))
-        for k, (lo, hi) in enumerate(BINS)}
+    crop = None if args.no_crop else args.crop_padding
+    pool = scenes(args.pool, 1, crop, num_sdf_points=512)
+    labelled = scenes(args.labelled, 4, crop, num_sdf_points=16)
+    tests = {f"{int(lo * 100)}-{int(hi * 100)}%": scenes(
+        args.test_per_bin, 10 + k, crop, num_sdf_points=16, hand_only_prob=0.0, occlusion_range=(lo, hi),
+        max_attempts=2000) for k, (lo, hi) in enumerate(BINS)}
     results: dict[str, dict[str, list[float]]] = {}
 
     def record(key: str, metric: str, value: float) -> None:
@@ -258,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nPre-training ablation ({args.preset}): pool {args.pool}, labelled {args.labelled} x "
           f"{args.label_fractions}, {args.pretrain_steps} pre-training + {args.finetune_steps} fine-tuning steps of "
           f"{args.batch_size}, {args.test_per_bin} test scenes per occlusion bin, seeds {args.seeds}, "
+          f"{'whole frames' if crop is None else f'cropped at padding {crop:g}'}, fine-tuning "
+          f"{finetune_config(args, 0).precision} with {args.augment_views} views per scene, "
           f"device {args.device}; {elapsed / 60:.1f} min")
     print("Root-relative MJE (mm) per hand-occlusion bin, mean ± std over seeds; ratio = variant / none.\n")
     splits = list(tests)

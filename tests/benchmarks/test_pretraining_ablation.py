@@ -1,4 +1,5 @@
-"""benchmarks/pretraining_ablation.py: every variant pre-trains the encoder one fine-tuning head loads; smoke runs HandMIM."""
+"""benchmarks/pretraining_ablation.py: every variant pre-trains the encoder one fine-tuning head loads; the fine-tuning
+is finetune.py's tiny pose recipe on scenes framed as finetune.py frames them; smoke runs HandMIM."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from hoimask.data import SyntheticHOI, collate
-from hoimask.engine import TrainConfig
+from hoimask.engine import AugmentedViews, TrainConfig, resolve_precision
 from hoimask.models import HandMIM, PoseRegressionModel
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pretraining_ablation.py"
@@ -68,3 +69,47 @@ def test_smoke_run_fine_tunes_the_handmim_encoder_beside_none(tmp_path, capsys):
     for split in ("0-25%", "25-50%", "50-75%", "75-100%"):
         values = results[f"1/handmim/{split}"]
         assert len(values["rr_mje"]) == 1 and values["rr_mje"][0] > 0 and values["oce"][0] >= 0
+
+
+def test_fine_tuning_is_the_tiny_pose_recipe_of_finetune_py():
+    bench = _script()
+    finetune = bench.FINETUNE
+    args = bench.parse_args(["--preset", "cpu"])
+    recipe = finetune.RECIPES["tiny"]
+    assert (args.finetune_lr, args.layer_decay, args.augment_views, args.crop_padding) == (
+        recipe["lr"], recipe["layer_decay"], recipe["augment_views"], recipe["crop_padding"])
+    config = bench.finetune_config(args, seed=2)
+    reference = finetune.parse_args(["--no-pretrain", "--output-dir", "x", "--steps", str(args.finetune_steps)])
+    assert config.lr == recipe["lr"] and config.layer_decay == recipe["layer_decay"] and config.seed == 2
+    assert config.precision == resolve_precision("auto", "cpu") and config.batch_size == args.batch_size
+    assert config.warmup_steps == 20 and config.weight_decay == 0.05  # the tiny preset's, as finetune.py's runs
+    model, _ = finetune.build_model(reference)
+    ours = bench.build_finetuning_model()
+    assert ours.encoder_config == model.encoder_config
+    assert ours.heatmap_sigma == model.heatmap_sigma == 0.75 and ours.loss_weights == model.loss_weights
+
+
+def test_scenes_are_cropped_around_hand_and_object_unless_told_not_to():
+    bench = _script()
+    cropped, whole = bench.scenes(2, 4, 1.3, num_sdf_points=4), bench.scenes(2, 4, None, num_sdf_points=4)
+    assert cropped[0]["image"].shape == whole[0]["image"].shape == (3, 128, 128)
+    assert torch.equal(cropped[1]["joints_3d"], whole[1]["joints_3d"])  # the same scene, framed differently
+    assert cropped[1]["K"][0, 0] > whole[1]["K"][0, 0]  # the crop magnifies the hand
+    assert bench.parse_args(["--no-crop"]).no_crop and bench.parse_args([]).crop_padding == 1.3
+
+
+def test_fine_tuning_sees_augmented_views_of_the_labelled_scenes(tmp_path, monkeypatch):
+    bench = _script()
+    seen = {}
+
+    class Recorder(bench.Trainer):
+        def __init__(self, model, config, *, dataset, **kwargs):
+            seen["dataset"], seen["config"] = dataset, config
+            super().__init__(model, config, dataset=dataset, **kwargs)
+
+    monkeypatch.setattr(bench, "Trainer", Recorder)
+    args = bench.parse_args(["--preset", "smoke", "--finetune-steps", "1", "--augment-views", "3", "--batch-size", "2"])
+    data = bench.scenes(2, 4, 1.3, num_sdf_points=4)
+    bench.finetune(None, data, args, 0, tmp_path, "none@1")
+    assert isinstance(seen["dataset"], AugmentedViews) and len(seen["dataset"]) == 6
+    assert seen["config"].steps == 1

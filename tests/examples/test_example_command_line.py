@@ -166,6 +166,9 @@ BAD_INPUT = [
     ("pretraining_ablation", ["--pretrain-lr", "0"], "--pretrain-lr", "> 0"),
     ("pretraining_ablation", ["--device", "tpu"], "--device", "invalid choice"),
     ("pretraining_ablation", ["--json", "{folder}"], "--json", "directory"),
+    ("pretraining_ablation", ["--crop-padding", "0.9"], "--crop-padding", ">= 1"),
+    ("pretraining_ablation", ["--augment-views", "0"], "--augment-views", ">= 1"),
+    ("pretraining_ablation", ["--no-crop", "--crop-padding", "1.2"], "--crop-padding", "not allowed"),
 ]
 
 
