@@ -100,8 +100,9 @@ VARIANTS: dict[str, dict | None] = {
     "skeleton-0to1": {"model": "maskhoi", "masker_kwargs": {"skeleton_prob": 0.0, "skeleton_prob_end": 1.0}},
 }
 
-#: Scales. ``cpu``: about 1.5 hours on an idle 2-core machine (a fine-tuning run ~3 min, a MaskHOI pre-training
-#: ~5 min, the 512 test scenes ~7 min: the occluded bins are drawn by rejection); ``gpu`` is for one GPU.
+#: Scales. ``cpu``: about 2 hours on the 2-core machine (132 min measured, docs/results.md §4: a fine-tuning run
+#: ~3 min, a MaskHOI pre-training ~5 min, the 512 test scenes ~7 min, the occluded bins drawn by rejection);
+#: ``gpu`` is for one GPU.
 PRESETS = {
     "smoke": dict(pool=16, labelled=16, label_fractions=[1.0], test_per_bin=2, pretrain_steps=4,
                   finetune_steps=4, batch_size=4, seeds=[0], variants=["none", "maskhoi", "handmim"]),
