@@ -288,8 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     def record(key: str, metric: str, value: float) -> None:
         results.setdefault(key, {}).setdefault(metric, []).append(float(value))
 
+    def save(seeds_done: list[int]) -> None:  # after every seed, so an interrupted run keeps the finished ones
+        if args.json:
+            atomic_write(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                "seeds_done": seeds_done, "results": results,
+                                                "minutes": (time.perf_counter() - start) / 60}, indent=2))
+
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
+        for done, seed in enumerate(args.seeds, 1):
             encoders = {v: pretrain(v, pool, args, seed, Path(tmp)) for v in args.variants}
             for fraction in args.label_fractions:
                 subset = Subset(labelled, range(round(fraction * args.labelled)))
@@ -305,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                             if variant == args.variants[0]:
                                 record(f"{fraction:g}/constant/{split}", metric,
                                        const["mean_pose"].compute()[metric])
+            save(args.seeds[:done])
     elapsed = time.perf_counter() - start
     print(f"\nPre-training ablation ({args.preset}): pool {args.pool}, labelled {args.labelled} x "
           f"{args.label_fractions}, {args.pretrain_steps} pre-training + {args.finetune_steps} fine-tuning steps of "
@@ -330,9 +337,6 @@ def main(argv: list[str] | None = None) -> int:
             oce = [statistics.fmean(results[f"{fraction:g}/{variant}/{s}"]["oce"]) for s in splits]
             print(f"| {variant} | " + " | ".join(cells) + f" | {statistics.fmean(oce):.1f} | " + " | ".join(ratios) + " |")
         print()
-    if args.json:
-        atomic_write(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
-                                            "minutes": elapsed / 60}, indent=2))
     return 0
 
 

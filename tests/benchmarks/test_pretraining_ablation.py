@@ -65,7 +65,9 @@ def test_smoke_run_fine_tunes_the_handmim_encoder_beside_none(tmp_path, capsys):
     table = [line for line in printed.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
     assert [line.split("|")[1].strip() for line in table] == ["none", "handmim", "constant"]
     assert table[0].endswith("| 1.00 | 1.00 | 1.00 | 1.00 |")  # none / none
-    results = json.loads(out.read_text())["results"]
+    written = json.loads(out.read_text())
+    assert written["seeds_done"] == [0]  # written after every seed
+    results = written["results"]
     for split in ("0-25%", "25-50%", "50-75%", "75-100%"):
         values = results[f"1/handmim/{split}"]
         assert len(values["rr_mje"]) == 1 and values["rr_mje"][0] > 0 and values["oce"][0] >= 0
