@@ -11,7 +11,13 @@ from hoimask.hand.capsules import (
     capsule_sdf,
     sample_capsule_surface,
 )
-from hoimask.hand.kinematics import forward_kinematics, linear_blend_skinning
+from hoimask.hand.kinematics import (
+    forward_kinematics,
+    layer_pose_from_rotations,
+    linear_blend_skinning,
+    swing_inverse_kinematics,
+    swing_rotation,
+)
 from hoimask.hand.mano import FINGERTIP_VERTEX_IDS, LEFT_FINGERTIP_VERTEX_IDS, MANOLayer, mano_skin
 from hoimask.hand.output import HandOutput
 from hoimask.hand.parts import (
@@ -41,9 +47,12 @@ __all__ = [
     "capsule_sdf",
     "forward_kinematics",
     "joint_part_labels",
+    "layer_pose_from_rotations",
     "linear_blend_skinning",
     "load_mano_arrays",
     "sample_capsule_surface",
+    "swing_inverse_kinematics",
+    "swing_rotation",
     "mano_skin",
     "to_npz",
     "vertex_part_labels",

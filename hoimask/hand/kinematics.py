@@ -18,7 +18,13 @@ from torch import Tensor
 
 from hoimask._checks import ShapeError, check_floating, check_shape
 
-__all__ = ["forward_kinematics", "linear_blend_skinning"]
+__all__ = [
+    "forward_kinematics",
+    "layer_pose_from_rotations",
+    "linear_blend_skinning",
+    "swing_inverse_kinematics",
+    "swing_rotation",
+]
 
 
 def _check_parents(parents: Sequence[int], num_joints: int) -> None:
@@ -105,3 +111,133 @@ def linear_blend_skinning(
     blended = torch.einsum("vj,bjk->bvk", weights, affine).unflatten(-1, (4, 3))  # (B, V, 4, 3)
     rot = blended[..., :3, :]  # (B, V, 3 rows, 3 cols) of the blended rotation part
     return torch.einsum("bvij,bvj->bvi", rot, points) + blended[..., 3, :]
+
+
+def swing_rotation(source: Tensor, target: Tensor, *, eps: float = 1e-9) -> Tensor:
+    """The smallest rotation that turns direction ``source`` into direction ``target`` (a "swing", no twist).
+
+    ``R = I + [v]_x + [v]_x² / (1 + c)`` with ``v = a × b`` and ``c = a · b`` for
+    the unit vectors ``a``, ``b``. Opposite directions have no unique smallest
+    rotation: the result is then the half turn about an axis perpendicular to
+    ``a``. A zero vector gives the identity (there is nothing to align).
+
+    Args:
+        source: ``(..., 3)`` directions (need not be unit length).
+        target: ``(..., 3)`` directions.
+        eps: length below which a vector counts as zero.
+
+    Returns:
+        ``(..., 3, 3)`` rotation matrices with ``R @ source ∥ target``.
+
+    Example:
+        >>> R = swing_rotation(torch.tensor([1.0, 0, 0]), torch.tensor([0.0, 2, 0]))
+        >>> (R @ torch.tensor([1.0, 0, 0])).round(decimals=6).tolist()
+        [0.0, 1.0, 0.0]
+    """
+    check_floating(source, name="source")
+    check_floating(target, name="target")
+    a_len = source.norm(dim=-1, keepdim=True)
+    b_len = target.norm(dim=-1, keepdim=True)
+    degenerate = ((a_len <= eps) | (b_len <= eps)).squeeze(-1)  # (...,)
+    a = source / a_len.clamp_min(eps)
+    b = target / b_len.clamp_min(eps)
+    a, b = torch.broadcast_tensors(a, b)
+    c = (a * b).sum(-1)  # (...,) cosine
+    opposite = (c < -1.0 + 1e-6) & ~degenerate
+    # a perpendicular axis for the half turn: a x e, e the world axis least aligned with a
+    e = torch.nn.functional.one_hot(a.abs().argmin(dim=-1), 3).to(a.dtype)
+    perp = torch.linalg.cross(a, e)
+    perp = perp / perp.norm(dim=-1, keepdim=True).clamp_min(eps)
+    v = torch.linalg.cross(a, b)  # (..., 3)
+    zero = torch.zeros_like(c)
+    vx = torch.stack([zero, -v[..., 2], v[..., 1], v[..., 2], zero, -v[..., 0], -v[..., 1], v[..., 0], zero],
+                     dim=-1).unflatten(-1, (3, 3))  # (..., 3, 3)
+    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand(vx.shape)
+    swing = eye + vx + (vx @ vx) / (1.0 + c).clamp_min(1e-6)[..., None, None]
+    half_turn = 2.0 * perp[..., :, None] * perp[..., None, :] - eye  # rotation by pi about perp
+    out = torch.where(opposite[..., None, None], half_turn, swing)
+    return torch.where(degenerate[..., None, None], eye, out)
+
+
+def _palm_and_bones() -> tuple[list[int], list[tuple[int, int, int]], list[int]]:
+    """Canonical palm joints (wrist + MCPs), the (joint, parent, child) triples of the 15 finger joints in
+    topological order, and the canonical index of each of MANO's 16 kinematic joints."""
+    from hoimask.skeleton import FINGER_CHAINS, PARENTS, order_indices
+
+    chains = list(FINGER_CHAINS.values())
+    palm = [0] + [chain[0] for chain in chains]
+    bones = [(j, PARENTS[j], j + 1) for k in range(3) for chain in chains for j in [chain[k]]]
+    return palm, bones, order_indices("canonical", "mano")[:16]
+
+
+def swing_inverse_kinematics(joints: Tensor, rest_joints: Tensor) -> Tensor:
+    """Local joint rotations that pose a rest hand like ``joints`` (analytic swing IK, as HybrIK's swing part).
+
+    The global rotation aligns the rest palm (wrist and the five MCPs, which
+    move rigidly with the wrist) with the given one (Kabsch, no reflection);
+    then, parents before children, every finger joint gets the smallest
+    rotation (:func:`swing_rotation`) that points its bone (joint -> child, in
+    the parent's frame) along the given bone. Twist about a bone is not
+    observable from joint positions and is left at zero. Posing the rest hand
+    with the result (:func:`forward_kinematics`) reproduces every given bone
+    direction exactly when the palm is rigid-consistent; the bone lengths stay
+    the rest hand's. (A MANO fingertip is a skinned vertex, not a joint that
+    moves rigidly with its DIP, so MANO's posed tips follow the given ones only
+    approximately.)
+
+    Args:
+        joints: ``(B, 21, 3)`` joint positions in the canonical order (any
+            origin; only directions and the palm's shape matter).
+        rest_joints: ``(B, 21, 3)`` the hand's rest joints in the canonical order
+            (e.g. a hand layer's joints at zero pose for the wanted shape).
+
+    Returns:
+        ``(B, 16, 3, 3)`` local rotations in MANO's joint order (joint 0 the
+        global orientation), the input of a hand layer after
+        :func:`~hoimask.geometry.matrix_to_axis_angle`.
+
+    Shape:
+        joints, rest_joints ``(B, 21, 3)`` -> ``(B, 16, 3, 3)``.
+    """
+    from hoimask.geometry import similarity_procrustes
+
+    dims = check_shape(joints, "B 21 3", name="joints", fn="swing_inverse_kinematics")
+    check_shape(rest_joints, "B 21 3", name="rest_joints", dims=dims, fn="swing_inverse_kinematics")
+    check_floating(joints, name="joints")
+    check_floating(rest_joints, name="rest_joints")
+    rest_joints = rest_joints.to(joints.dtype)
+    palm, bones, mano_to_canonical = _palm_and_bones()
+    _, root, _ = similarity_procrustes(rest_joints[:, palm], joints[:, palm], allow_reflection=False)
+    world = {0: root}  # canonical joint -> global rotation
+    local = {0: root}
+    for j, parent, child in bones:
+        rest_bone = rest_joints[:, child] - rest_joints[:, j]  # (B, 3)
+        bone = joints[:, child] - joints[:, j]
+        in_parent = (world[parent].transpose(1, 2) @ bone.unsqueeze(-1)).squeeze(-1)  # (B, 3)
+        local[j] = swing_rotation(rest_bone, in_parent)
+        world[j] = world[parent] @ local[j]
+    return torch.stack([local[j] for j in mano_to_canonical], dim=1)  # (B, 16, 3, 3)
+
+
+def layer_pose_from_rotations(hand_layer: torch.nn.Module, rotations: Tensor) -> Tensor:
+    """The axis-angle pose input under which ``hand_layer`` applies the local rotations ``rotations``.
+
+    The layers take axis-angle poses; a :class:`~hoimask.hand.MANOLayer` with
+    ``flat_hand_mean=False`` adds its mean finger pose to them, which this
+    subtracts (the procedural hand and flat-mean MANO take the rotations as they are).
+
+    Args:
+        hand_layer: ``ProceduralHand`` or ``MANOLayer``.
+        rotations: ``(B, 16, 3, 3)`` final local rotations in MANO's joint order.
+
+    Returns:
+        ``(B, 16, 3)`` axis-angle pose for ``hand_layer(pose, shape)``.
+    """
+    from hoimask.geometry import matrix_to_axis_angle
+
+    check_shape(rotations, "B 16 3 3", name="rotations", fn="layer_pose_from_rotations")
+    pose = matrix_to_axis_angle(rotations)  # (B, 16, 3)
+    mean = getattr(hand_layer, "hands_mean", None)
+    if isinstance(mean, Tensor) and mean.numel() == 45:
+        pose = pose - torch.cat([mean.new_zeros(3), mean.reshape(45)]).view(16, 3).to(pose)
+    return pose
