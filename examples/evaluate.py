@@ -208,7 +208,9 @@ def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
         elif kind == "unihope":
             model = UniHOPE.from_checkpoint_state(state, hand_layer=hand_layer)
         elif kind == "handmim-head":
-            model = HandMIMPoseModel(**state["encoder_config"], **state.get("head_config", {}), hand_layer=hand_layer)
+            # files written before the keypoint start (init="keypoints") existed hold the paper's pooled start
+            head = {"init": "pooled", **state.get("head_config", {})}
+            model = HandMIMPoseModel(**state["encoder_config"], **head, hand_layer=hand_layer)
         else:
             # files written before the dense maps / the deeper stem existed hold a model without them
             model = PoseRegressionModel(**{"dense_maps": False, "stem_depth": 1, **state["encoder_config"]},

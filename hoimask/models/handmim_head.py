@@ -27,32 +27,45 @@ from typing import Any
 import torch
 from torch import nn
 
-from hoimask._checks import ValueRangeError, check_positive, check_shape
-from hoimask.geometry import project
-from hoimask.losses import HandMeshLoss
+from hoimask._checks import ValueRangeError, check_choice, check_positive, check_shape
+from hoimask.geometry import axis_angle_to_matrix, project, translation_from_image
+from hoimask.hand import layer_pose_from_rotations, swing_inverse_kinematics
+from hoimask.losses import HandMeshLoss, heatmap_kl_divergence
 from hoimask.models._batch import default_intrinsics, get_image, load_encoder_weights, optional
 from hoimask.nn import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     HandEstimate,
+    Keypoint25DHead,
     KeypointFeedbackRegressor,
     PixelNormalization,
     ViTEncoder,
+    lift_keypoints,
+    soft_argmax_2d,
 )
 
-__all__ = ["HandMIMPoseModel", "HANDMIM_HEAD_LOSS_WEIGHTS"]
+__all__ = ["HandMIMPoseModel", "HANDMIM_HEAD_LOSS_WEIGHTS", "INITS"]
 
 #: Weights of HandMIMPoseModel's loss terms, each term summed over the loop's estimates. Eq. (11) adds its terms
 #: with weight 1; the metre terms (L1 of wrist-relative joints and vertices, wrist position) weigh 10 as in
 #: POSE_LOSS_WEIGHTS, so that a centimetre counts as much as the MSE of the 6D rotations and β (``mano_params``)
 #: and the reprojection L1 in units of the image side (``keypoint_2d``).
+#: With ``init="keypoints"`` the 2.5D keypoint branch adds PoseRegressionModel's keypoint terms (heatmap KL,
+#: wrist-relative depth L1 in m, L1 of the lifted wrist-relative joints in m) with POSE_LOSS_WEIGHTS' weights.
 HANDMIM_HEAD_LOSS_WEIGHTS: dict[str, float] = {
     "mano_params": 1.0,
     "hand_vertices": 10.0,
     "hand_joints": 10.0,
     "keypoint_2d": 1.0,
     "hand_root": 10.0,
+    "keypoint_heatmap": 1.0,
+    "keypoint_depth": 10.0,
+    "keypoint_joints": 10.0,
 }
+
+#: How the loop's initial estimate is made: ``"keypoints"`` (default) poses the hand by swing inverse kinematics
+#: of 2.5D keypoints and regresses a residual; ``"pooled"`` regresses it from the pooled tokens (the paper, PyMAF).
+INITS = ("keypoints", "pooled")
 
 
 class HandMIMPoseModel(nn.Module):
@@ -76,6 +89,15 @@ class HandMIMPoseModel(nn.Module):
         reference_depth: depth (m) the wrist starts at for a camera whose focal length equals the image side.
         pos_embed: the encoder's position embedding, ``"sincos"`` or ``"learned"`` (as :class:`~hoimask.nn.ViTEncoder`).
         pos_embed_resize: how the encoder resizes a learned embedding for another grid, ``"mae"`` or ``"timm"``.
+        init: the loop's initial estimate (:data:`INITS`). ``"keypoints"`` (default): a 2.5D keypoint branch
+            (:class:`~hoimask.nn.Keypoint25DHead`, as :class:`~hoimask.models.PoseRegressionModel`'s) predicts
+            the 21 joints, lifted with the initial wrist depth and ``K``; :func:`~hoimask.hand.swing_inverse_kinematics`
+            turns them (detached) into the 16 rotations the pooled-token regression starts from as a residual.
+            ``"pooled"``: the paper's (PyMAF's) start, rotations regressed from the pooled tokens alone, which
+            predicts the mean hand on varied synthetic data (docs/results.md §6).
+        keypoint_channels: width of the keypoint branch (``init="keypoints"``).
+        heatmap_sigma: Gaussian σ (heatmap pixels) of the keypoint heatmap targets.
+        stem_depth: 3×3 convolutions per stage of the keypoint branch's image stem.
 
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}``
@@ -109,15 +131,23 @@ class HandMIMPoseModel(nn.Module):
         reference_depth: float = 0.5,
         pos_embed: str = "sincos",
         pos_embed_resize: str = "mae",
+        init: str = "keypoints",
+        keypoint_channels: int = 64,
+        heatmap_sigma: float = 1.0,
+        stem_depth: int = 2,
     ) -> None:
         super().__init__()
         fn = "HandMIMPoseModel"
+        self.init = check_choice(init, INITS, name="init", fn=fn)
         self.img_size = img_size
         self._encoder_size = dict(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
                                   num_heads=num_heads, pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std))
         self.head_config = dict(iterations=iterations, channels=channels, max_upsample=max_upsample,
                                 point_features=point_features, hidden=hidden,
                                 reference_depth=check_positive(reference_depth, name="reference_depth", fn=fn))
+        self.head_config.update(init=self.init, keypoint_channels=keypoint_channels,
+                                heatmap_sigma=check_positive(heatmap_sigma, name="heatmap_sigma", fn=fn),
+                                stem_depth=stem_depth)
         self.pixel_norm = PixelNormalization(pixel_mean, pixel_std)
         self.encoder = ViTEncoder(
             img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
@@ -128,7 +158,10 @@ class HandMIMPoseModel(nn.Module):
 
             hand_layer = hand.ProceduralHand()
         self.hand_loss = HandMeshLoss(hand_layer)
-        self.regressor = KeypointFeedbackRegressor(embed_dim, hand_layer, **self.head_config)
+        loop = ("iterations", "channels", "max_upsample", "point_features", "hidden", "reference_depth")
+        self.regressor = KeypointFeedbackRegressor(embed_dim, hand_layer, **{k: self.head_config[k] for k in loop})
+        self.keypoint_head = (Keypoint25DHead(embed_dim, num_joints=21, channels=keypoint_channels,
+                                              stem_depth=stem_depth) if self.init == "keypoints" else None)
         unknown = set(loss_weights or {}) - set(HANDMIM_HEAD_LOSS_WEIGHTS)
         if unknown:
             raise ValueRangeError(f"{fn}(): argument 'loss_weights' has unknown terms {sorted(unknown)}; "
@@ -174,15 +207,46 @@ class HandMIMPoseModel(nn.Module):
             image: ``(B, 3, H, W)`` RGB in ``[0, 1]``.
             K: ``(B, 3, 3)``; default: focal length ``max(H, W)``, principal point at the centre.
         """
+        return self._run(image, K)[0]
+
+    def _run(self, image: torch.Tensor, K: torch.Tensor | None) -> tuple[list[HandEstimate], dict[str, torch.Tensor]]:
+        """The loop's estimates and the keypoint branch's outputs (empty for ``init="pooled"``)."""
         fn = "HandMIMPoseModel.predict"
         dims = check_shape(image, "B 3 H W", name="image", fn=fn)
         H, W = dims["H"], dims["W"]
         if K is None:
             K = default_intrinsics(image.shape[0], (H, W), like=image)
         check_shape(K, "B 3 3", name="K", dims=dims, fn=fn)
-        tokens = self.encoder(self.pixel_norm(image, fn=fn)).tokens  # (B, N, D)
+        normalised = self.pixel_norm(image, fn=fn)
+        tokens = self.encoder(normalised).tokens  # (B, N, D)
         grid = self.encoder.patch_embed.grid_size(H, W)
-        return self.regressor(tokens, grid, K.to(tokens.dtype), (H, W))
+        K = K.to(tokens.dtype)
+        if self.keypoint_head is None:
+            return self.regressor(tokens, grid, K, (H, W)), {}
+        raw = self.regressor.init_translation(tokens, grid)  # (B, 3)
+        wrist_depth = translation_from_image(raw, K, (H, W), reference_depth=self.regressor.reference_depth)[:, 2]
+        heatmaps, depth_maps = self.keypoint_head(tokens, grid, normalised)  # (B, 21, H/4, W/4) each
+        uv, joint_depth = soft_argmax_2d(heatmaps, (H, W), depth_maps)  # (B, 21, 2) px, (B, 21) m
+        lifted = lift_keypoints(uv, joint_depth - joint_depth[:, :1], wrist_depth.detach(), K)  # (B, 21, 3)
+        prior = self._keypoint_prior(lifted.detach())  # (B, 16, 3, 3)
+        estimates = self.regressor(tokens, grid, K, (H, W), rotation_prior=prior, translation_raw=raw)
+        return estimates, {"keypoint_joints": lifted, "heatmaps": heatmaps, "joint_depth": joint_depth,
+                           "keypoint_rotations": prior}
+
+    def _keypoint_prior(self, joints: torch.Tensor) -> torch.Tensor:
+        """Swing IK of the lifted keypoints onto the mean-shape rest hand: ``(B, 21, 3)`` -> ``(B, 16, 3, 3)``.
+
+        Computed in float32 without gradients (the keypoint branch learns from its own terms).
+        """
+        with torch.no_grad(), torch.autocast(device_type=joints.device.type, enabled=False):
+            j = joints.float()
+            dtype = next((b.dtype for b in self.hand_layer.buffers() if b.is_floating_point()), torch.float32)
+            identity = torch.eye(3, dtype=dtype, device=j.device).expand(1, 16, 3, 3)
+            rest_pose = layer_pose_from_rotations(self.hand_layer, identity)  # (1, 16, 3): the rest hand
+            rest = self.hand_layer(rest_pose, rest_pose.new_zeros(1, 10)).joints  # (1, 21, 3)
+            rotations = swing_inverse_kinematics(j - j[:, :1], rest.to(j.dtype).expand(j.shape[0], -1, -1))
+            # in the convention of the loop's 6D rotations: the hand layer's axis-angle input
+            return axis_angle_to_matrix(layer_pose_from_rotations(self.hand_layer, rotations))
 
     def predict(self, image: torch.Tensor, K: torch.Tensor | None = None,
                 root_depth: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -206,12 +270,16 @@ class HandMIMPoseModel(nn.Module):
             ``shape (B, 10)``, ``translation (B, 3)`` (the loop's own wrist,
             before any ``root_depth``) and ``joints_per_iteration (B, T, 21, 3)``
             (every estimate of the loop, ``T = iterations + 1``, the initial one
-            first). No object pose: the model is hand-only.
+            first). With ``init="keypoints"`` also ``keypoint_joints (B, 21, 3)`` (the 2.5D keypoints
+            lifted with the initial wrist depth, camera frame, m), ``heatmaps (B, 21, H/4, W/4)`` logits,
+            ``joint_depth (B, 21)`` m and ``keypoint_rotations (B, 16, 3, 3)`` (their swing IK, where the
+            loop starts). No object pose: the model is hand-only.
 
         Shape:
             See Returns.
         """
-        return self._predictions(self.estimates(image, K), image, K, root_depth)
+        estimates, keypoints = self._run(image, K)
+        return {**self._predictions(estimates, image, K, root_depth), **keypoints}
 
     @staticmethod
     def _predictions(estimates: list[HandEstimate], image: torch.Tensor, K: torch.Tensor | None,
@@ -261,7 +329,7 @@ class HandMIMPoseModel(nn.Module):
         if joints is None and (pose is None or shape is None):
             raise ValueRangeError(f"{fn}(): argument 'batch' holds no hand target "
                                   "(expected joints_3d, or hand_pose + hand_shape)")
-        estimates = self.estimates(image, K)
+        estimates, keypoints = self._run(image, K)
         dtype = estimates[-1].joints.dtype
         known = None if joints is None else torch.isfinite(joints).flatten(1).all(dim=1)  # (B,) annotated hands
         annotated = known is not None and bool(known.any())  # unannotated frames train the MANO terms only
@@ -281,5 +349,20 @@ class HandMIMPoseModel(nn.Module):
                 step["keypoint_2d"] = (estimate.keypoints_2d[known] - j2d).abs().sum(-1).mean() / max(size)
             for name, value in step.items():
                 terms[name] = terms[name] + value if name in terms else value
+        if annotated and keypoints:
+            terms.update(self._keypoint_terms(keypoints, known, gt, j2d, size))
         loss = torch.stack([self.loss_weights[k] * v for k, v in terms.items()]).sum()
-        return {"loss": loss, "terms": terms, "predictions": self._predictions(estimates, image, K)}
+        return {"loss": loss, "terms": terms, "predictions": {**self._predictions(estimates, image, K), **keypoints}}
+
+    def _keypoint_terms(self, keypoints: Mapping[str, torch.Tensor], known: torch.Tensor, joints: torch.Tensor,
+                        joints_2d: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The keypoint branch's terms on the annotated samples ``known``: heatmap KL, wrist-relative depth and
+        lifted wrist-relative joints (L1, m), as :class:`~hoimask.models.PoseRegressionModel`'s."""
+        depth = keypoints["joint_depth"][known]
+        lifted = keypoints["keypoint_joints"][known]
+        return {
+            "keypoint_heatmap": heatmap_kl_divergence(keypoints["heatmaps"][known], joints_2d, size,
+                                                      sigma=self.head_config["heatmap_sigma"]),
+            "keypoint_depth": ((depth - depth[:, :1]) - (joints[..., 2] - joints[:, :1, 2])).abs().mean(),
+            "keypoint_joints": ((lifted - lifted[:, :1]) - (joints - joints[:, :1])).abs().mean(),
+        }

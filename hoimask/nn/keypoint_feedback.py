@@ -52,6 +52,7 @@ from hoimask._checks import (
 )
 from hoimask.geometry import (
     matrix_to_axis_angle,
+    matrix_to_rotation_6d,
     pixel_aligned_features,
     project,
     rotation_6d_to_matrix,
@@ -208,8 +209,22 @@ class KeypointFeedbackRegressor(nn.Module):
         return maps
 
     def forward(self, tokens: torch.Tensor, grid_size: tuple[int, int], K: torch.Tensor,
-                image_size: tuple[int, int]) -> list[HandEstimate]:
-        """Every estimate of the loop, the initial one first (see the class docstring)."""
+                image_size: tuple[int, int], *, rotation_prior: torch.Tensor | None = None,
+                translation_raw: torch.Tensor | None = None) -> list[HandEstimate]:
+        """Every estimate of the loop, the initial one first (see the class docstring).
+
+        Args:
+            tokens: ``(B, h w, D)`` encoder tokens, row-major over the grid.
+            grid_size: ``(h, w)``.
+            K: ``(B, 3, 3)`` intrinsics of the image.
+            image_size: ``(H, W)`` pixels.
+            rotation_prior: optional ``(B, 16, 3, 3)`` local rotations (MANO order) the initial estimate starts
+                from instead of the identity: the pooled-token regression is then a residual on top of them
+                (e.g. :func:`~hoimask.hand.swing_inverse_kinematics` of 2.5D keypoints,
+                :class:`~hoimask.models.HandMIMPoseModel`'s ``init="keypoints"``).
+            translation_raw: optional ``(B, 3)`` output of :attr:`init_translation` for these tokens, when the
+                caller has computed it already (it is otherwise computed here).
+        """
         fn = "KeypointFeedbackRegressor.forward"
         h, w = check_size(grid_size, name="grid_size", fn=fn)
         dims = check_shape(tokens, f"B {h * w} {self.dim}", name="tokens", fn=fn)
@@ -219,8 +234,16 @@ class KeypointFeedbackRegressor(nn.Module):
         K = K.to(tokens.dtype)
         pooled = self.init_norm(tokens).mean(dim=1)  # (B, D)
         params = self.init_params(pooled)  # (B, 16 * 6 + 10)
-        estimate = self._pose(params[:, : 6 * self.num_rotations].reshape(B, self.num_rotations, 6),
-                              params[:, 6 * self.num_rotations:], self.init_translation(tokens, (h, w)), K, image_size)
+        rotation_6d = params[:, : 6 * self.num_rotations].reshape(B, self.num_rotations, 6)
+        if rotation_prior is not None:
+            check_shape(rotation_prior, f"{B} {self.num_rotations} 3 3", name="rotation_prior", fn=fn)
+            identity = rotation_6d.new_tensor(IDENTITY_6D)
+            rotation_6d = matrix_to_rotation_6d(rotation_prior.to(rotation_6d.dtype)) + (rotation_6d - identity)
+        if translation_raw is None:
+            translation_raw = self.init_translation(tokens, (h, w))
+        else:
+            check_shape(translation_raw, f"{B} 3", name="translation_raw", fn=fn)
+        estimate = self._pose(rotation_6d, params[:, 6 * self.num_rotations:], translation_raw, K, image_size)
         estimates = [estimate]
         for feature_map, point_mlp, update in zip(self.feature_maps(tokens, (h, w)), self.point_mlps, self.updates):
             current = HandEstimate(*(t.detach() for t in estimate))  # PyMAF feeds back a detached estimate
