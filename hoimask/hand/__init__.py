@@ -15,6 +15,7 @@ from hoimask.hand.kinematics import (
     forward_kinematics,
     layer_pose_from_rotations,
     linear_blend_skinning,
+    rotations_from_joints,
     swing_inverse_kinematics,
     swing_rotation,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "layer_pose_from_rotations",
     "linear_blend_skinning",
     "load_mano_arrays",
+    "rotations_from_joints",
     "sample_capsule_surface",
     "swing_inverse_kinematics",
     "swing_rotation",

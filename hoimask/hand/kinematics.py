@@ -22,6 +22,7 @@ __all__ = [
     "forward_kinematics",
     "layer_pose_from_rotations",
     "linear_blend_skinning",
+    "rotations_from_joints",
     "swing_inverse_kinematics",
     "swing_rotation",
 ]
@@ -241,3 +242,34 @@ def layer_pose_from_rotations(hand_layer: torch.nn.Module, rotations: Tensor) ->
     if isinstance(mean, Tensor) and mean.numel() == 45:
         pose = pose - torch.cat([mean.new_zeros(3), mean.reshape(45)]).view(16, 3).to(pose)
     return pose
+
+
+def rotations_from_joints(hand_layer: torch.nn.Module, joints: Tensor) -> Tensor:
+    """Rotation matrices, in ``hand_layer``'s input convention, that pose its mean-shape rest hand along ``joints``.
+
+    :func:`swing_inverse_kinematics` onto the layer's rest hand (β = 0),
+    expressed as the layer's axis-angle input would be (MANO's mean pose
+    subtracted, :func:`layer_pose_from_rotations`), as matrices — the start a
+    pose model's 6D rotations can be a residual on
+    (:class:`~hoimask.models.HandMIMPoseModel`, :class:`~hoimask.models.UniHOPE`).
+    Computed in float32 (or the layer's dtype) without gradients.
+
+    Args:
+        hand_layer: ``ProceduralHand`` or ``MANOLayer``.
+        joints: ``(B, 21, 3)`` joints in the canonical order (any origin), e.g. lifted 2.5D keypoints.
+
+    Returns:
+        ``(B, 16, 3, 3)``; ``hand_layer(matrix_to_axis_angle(R), 0)`` follows the joints' bones.
+    """
+    from hoimask.geometry import axis_angle_to_matrix
+
+    check_shape(joints, "B 21 3", name="joints", fn="rotations_from_joints")
+    with torch.no_grad(), torch.autocast(device_type=joints.device.type, enabled=False):
+        dtype = next((b.dtype for b in hand_layer.buffers() if b.is_floating_point()), torch.float32)
+        dtype = torch.promote_types(dtype, torch.float32)
+        j = joints.to(dtype)
+        identity = torch.eye(3, dtype=dtype, device=j.device).expand(1, 16, 3, 3)
+        rest_pose = layer_pose_from_rotations(hand_layer, identity)  # (1, 16, 3): the rest hand
+        rest = hand_layer(rest_pose, rest_pose.new_zeros(1, 10)).joints.to(dtype)  # (1, 21, 3)
+        rotations = swing_inverse_kinematics(j - j[:, :1], rest.expand(j.shape[0], -1, -1))
+        return axis_angle_to_matrix(layer_pose_from_rotations(hand_layer, rotations))

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from hoimask._checks import ValueRangeError, check_choice, check_positive, check_shape
-from hoimask.geometry import axis_angle_to_matrix, project, translation_from_image
-from hoimask.hand import layer_pose_from_rotations, swing_inverse_kinematics
+from hoimask.geometry import project, translation_from_image
+from hoimask.hand import rotations_from_joints
 from hoimask.losses import HandMeshLoss, heatmap_kl_divergence
 from hoimask.models._batch import default_intrinsics, get_image, load_encoder_weights, optional
 from hoimask.nn import (
@@ -228,25 +228,10 @@ class HandMIMPoseModel(nn.Module):
         heatmaps, depth_maps = self.keypoint_head(tokens, grid, normalised)  # (B, 21, H/4, W/4) each
         uv, joint_depth = soft_argmax_2d(heatmaps, (H, W), depth_maps)  # (B, 21, 2) px, (B, 21) m
         lifted = lift_keypoints(uv, joint_depth - joint_depth[:, :1], wrist_depth.detach(), K)  # (B, 21, 3)
-        prior = self._keypoint_prior(lifted.detach())  # (B, 16, 3, 3)
+        prior = rotations_from_joints(self.hand_layer, lifted.detach())  # (B, 16, 3, 3), no gradient
         estimates = self.regressor(tokens, grid, K, (H, W), rotation_prior=prior, translation_raw=raw)
         return estimates, {"keypoint_joints": lifted, "heatmaps": heatmaps, "joint_depth": joint_depth,
                            "keypoint_rotations": prior}
-
-    def _keypoint_prior(self, joints: torch.Tensor) -> torch.Tensor:
-        """Swing IK of the lifted keypoints onto the mean-shape rest hand: ``(B, 21, 3)`` -> ``(B, 16, 3, 3)``.
-
-        Computed in float32 without gradients (the keypoint branch learns from its own terms).
-        """
-        with torch.no_grad(), torch.autocast(device_type=joints.device.type, enabled=False):
-            j = joints.float()
-            dtype = next((b.dtype for b in self.hand_layer.buffers() if b.is_floating_point()), torch.float32)
-            identity = torch.eye(3, dtype=dtype, device=j.device).expand(1, 16, 3, 3)
-            rest_pose = layer_pose_from_rotations(self.hand_layer, identity)  # (1, 16, 3): the rest hand
-            rest = self.hand_layer(rest_pose, rest_pose.new_zeros(1, 10)).joints  # (1, 21, 3)
-            rotations = swing_inverse_kinematics(j - j[:, :1], rest.to(j.dtype).expand(j.shape[0], -1, -1))
-            # in the convention of the loop's 6D rotations: the hand layer's axis-angle input
-            return axis_angle_to_matrix(layer_pose_from_rotations(self.hand_layer, rotations))
 
     def predict(self, image: torch.Tensor, K: torch.Tensor | None = None,
                 root_depth: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -84,3 +84,20 @@ def test_bad_shapes_name_the_argument():
         swing_inverse_kinematics(torch.zeros(2, 21, 3), torch.zeros(3, 21, 3))
     with pytest.raises(ShapeError, match="'rotations'"):
         layer_pose_from_rotations(ProceduralHand(), torch.zeros(2, 15, 3, 3))
+
+
+@pytest.mark.parametrize("kind", ["procedural", "mano-mean"])
+def test_rotations_from_joints_are_in_the_layers_input_convention(kind, right_pkl):
+    from hoimask.geometry import matrix_to_axis_angle
+    from hoimask.hand import rotations_from_joints
+
+    layer = (ProceduralHand() if kind == "procedural"
+             else MANOLayer(right_pkl, flat_hand_mean=False))
+    joints, _, _, _ = _posed(layer.double(), seed=2)
+    R = rotations_from_joints(layer.float(), joints.float())  # (B, 16, 3, 3), float32, no gradient
+    assert R.dtype == torch.float32 and not R.requires_grad
+    again = layer(matrix_to_axis_angle(R), torch.zeros(6, 10)).joints  # the mean shape, posed
+    for parent, child in ((1, 2), (5, 6), (6, 7), (9, 10), (13, 14), (17, 18)):  # finger bones: exact directions
+        a, b = again[:, child] - again[:, parent], (joints[:, child] - joints[:, parent]).float()
+        torch.testing.assert_close(torch.nn.functional.cosine_similarity(a, b, dim=-1), torch.ones(6),
+                                   atol=1e-5, rtol=0)
