@@ -10,8 +10,10 @@
       │                             └─ RoIAlign(object box) ─ object head: per bin and key point
       │                                  offset + confidence (the 8 box corners + centre, 2D) ────── L^o
       └─ GraspAwareFusion(F_r^h, F_r^o, s) ─ hand encoder ─ 21 heatmaps (J2D) ─┐
-                                              └──── MANO encoder ─ F_m ······························ L_MANO (via h)
-                                                       └─ 16 × 6D, β, wrist depth ─ hand layer ─ J3D, V  L^h
+                                              ├──── MANO encoder ─ F_m ······························ L_MANO (via h)
+                                              │        └─ 16 × 6D, β, wrist depth ─ hand layer ─ J3D, V  L^h
+                                              └─ 21 depth maps ─ 2.5D keypoints ─ lift ─ swing IK (detached):
+                                                 where the 16 rotations start (hand_init="keypoints", default)
 
 ``·····``: compared with the same features of the de-occluded twin
 (``batch["deoccluded_image"]``, :class:`~hoimask.losses.MultiLevelEnhancementLoss`,
@@ -25,6 +27,15 @@ unless given others. The wrist is placed in the camera frame from the
 wrist heatmap and a camera-aware depth (:func:`~hoimask.geometry.translation_from_image`'s
 parametrisation), or at a given depth (``root_depth``: the ground-truth-root
 convention of ``examples/evaluate.py``).
+
+Where the MANO rotations start (``config.hand_init``): the paper regresses
+them from ``F_m``; on varied synthetic scenes that regression predicts the
+mean hand (docs/results.md §7), so by default the hand branch also predicts a
+wrist-relative depth per joint (expected under its heatmap), lifts the 2.5D
+keypoints with the wrist depth and ``K``, and the regression becomes a
+residual on their swing IK (:func:`~hoimask.hand.rotations_from_joints`, as
+:class:`~hoimask.models.HandMIMPoseModel`'s ``init="keypoints"``);
+``hand_init="regression"`` is the paper's.
 """
 
 from __future__ import annotations
@@ -37,7 +48,8 @@ import torch
 from torch import nn
 
 from hoimask._checks import DTypeError, FileFormatError, check_shape
-from hoimask.geometry import project, unproject
+from hoimask.geometry import matrix_to_rotation_6d, project, unproject
+from hoimask.hand import rotations_from_joints
 from hoimask.losses import grasp_switch_loss
 from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
 from hoimask.losses.enhancement import MultiLevelEnhancementLoss, enhancement_mask
@@ -70,6 +82,7 @@ from hoimask.nn import (
     PixelNormalization,
     ViTEncoder,
     gate_object_outputs,
+    lift_keypoints,
     resnet18,
     resnet34,
     resnet50,
@@ -133,6 +146,8 @@ class UniHOPE(nn.Module):
         self.hand_encoder = nn.Sequential(nn.Conv2d(D + 2, hc, 3, padding=1), nn.ReLU(),  # + bin coordinates
                                           nn.Conv2d(hc, hc, 3, padding=1), nn.ReLU())
         self.joint_heatmaps = nn.Conv2d(hc, 21, 1)
+        # hand_init="keypoints": per-joint depth maps (decimetres, relative to the wrist) under the heatmaps
+        self.joint_depths = nn.Conv2d(hc, 21, 1) if cfg.hand_init == "keypoints" else None
         self.mano_encoder = nn.Sequential(nn.Conv2d(hc + 21, hc, 3, stride=2 if R > 2 else 1, padding=1), nn.ReLU(),
                                           nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * hc, cfg.mano_dim),
                                           nn.ReLU())
@@ -183,8 +198,9 @@ class UniHOPE(nn.Module):
             if key not in state:
                 raise FileFormatError(f"{fn}(): the checkpoint lacks the '{key}' entry")
         try:
-            config = UniHOPEConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                      for k, v in state["unihope_config"].items()})
+            # files written before hand_init existed hold the paper's MANO regression
+            saved = {"hand_init": "regression", **state["unihope_config"]}
+            config = UniHOPEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
             model = cls(config, hand_layer=hand_layer)
             model.load_state_dict(state["model"])
         except (TypeError, ValueError, KeyError, RuntimeError) as err:
@@ -261,6 +277,15 @@ class UniHOPE(nn.Module):
         rotation_6d, shape = raw[:, :96].reshape(B, 16, 6), raw[:, 96:106]
         focal = (K[:, 0, 0] + K[:, 1, 1]) / 2
         depth = cfg.reference_depth * torch.exp(raw[:, 106]) * focal / max(H, W)  # (B,) camera-aware wrist depth
+        keypoints = {}
+        if self.joint_depths is not None:  # start the rotations at the swing IK of the lifted 2.5D keypoints
+            prob = torch.softmax(heatmaps.flatten(2), dim=-1)  # (B, 21, R R)
+            joint_depth = 0.1 * (prob * self.joint_depths(hidden).flatten(2)).sum(-1)  # (B, 21) m
+            joint_depth = joint_depth - joint_depth[:, :1]
+            lifted = lift_keypoints(keypoints_2d, joint_depth, depth.detach(), K)  # (B, 21, 3) camera frame
+            prior = rotations_from_joints(self.hand_layer, lifted.detach())  # (B, 16, 3, 3), no gradient
+            rotation_6d = matrix_to_rotation_6d(prior.to(dtype)) + (rotation_6d - rotation_6d.new_tensor(IDENTITY_6D))
+            keypoints = {"joint_depth": joint_depth, "keypoint_joints": lifted}
         mesh = hand_from_rotation_6d(self.hand_layer, rotation_6d, shape)
         obj = self.object_head(with_coordinates(self._roi(object_map, object_box, W)))
         obj = obj.reshape(B, NUM_OBJECT_POINTS, 3, R * R)  # per point: position in the box (2), confidence logit
@@ -277,7 +302,7 @@ class UniHOPE(nn.Module):
             "hand_box": hand_box, "object_box": object_box, "predicted_boxes": boxes, "grasp_logit": logit,
             "grasp_probability": probability, "fusion_confidence": s, "object_offsets": offsets,
             "object_confidence": confidence, "object_keypoints_2d": object_keypoints,
-            "init_features": maps[1], "roi_features": hand_tokens, "mano_features": mano_features,
+            "init_features": maps[1], "roi_features": hand_tokens, "mano_features": mano_features, **keypoints,
         }
 
     # ------------------------------------------------------------------ inference
@@ -445,6 +470,11 @@ class UniHOPE(nn.Module):
             error = (out["relative_joints"] - (gt - gt[:, :1])).norm(dim=-1)  # (B, 21)
             terms["joints_3d"] = masked_mean(error, known[:, None])
             terms["root_depth"] = masked_mean((out["wrist_depth"] - gt[:, 0, 2]).abs(), known)
+            if "joint_depth" in out:  # hand_init="keypoints": the 2.5D keypoints the rotations start from
+                rel = gt - gt[:, :1]
+                terms["joints_depth"] = masked_mean((out["joint_depth"] - rel[..., 2]).abs().mean(-1), known)
+                lifted = out["keypoint_joints"] - out["keypoint_joints"][:, :1]
+                terms["keypoint_joints"] = masked_mean((lifted - rel).abs().mean((-2, -1)), known)
         pose, beta = optional(batch, "hand_pose"), optional(batch, "hand_shape")
         if pose is not None and beta is not None:
             terms["mano"] = mano_parameter_loss(out["rotation_6d"], out["shape"], pose, beta)

@@ -26,18 +26,25 @@ from hoimask.losses.enhancement import UNIHOPE_ENHANCEMENT_WEIGHTS, UNIHOPE_OCCL
 from hoimask.losses.grasp import UNIHOPE_SWITCH_WEIGHT
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["FUSION_CONFIDENCES", "UNIHOPE_LOSS_WEIGHTS", "UNIHOPE_PRESETS", "UniHOPEConfig", "resolve_unihope_preset"]
+__all__ = ["FUSION_CONFIDENCES", "HAND_INITS", "UNIHOPE_LOSS_WEIGHTS", "UNIHOPE_PRESETS", "UniHOPEConfig", "resolve_unihope_preset"]
 
 #: Choices of ``UniHOPEConfig.fusion_confidence``: the fusion's ``s`` is the switcher's ``Argmax``
 #: (eq. 3), its detached probability, or 1 for every sample (HFL-Net, no grasp-aware fusion).
 FUSION_CONFIDENCES = ("hard", "soft", "always")
 
+#: Choices of ``UniHOPEConfig.hand_init``: where the MANO regression starts. ``"keypoints"``: the swing IK of
+#: the hand branch's 2.5D keypoints (its heatmaps plus per-joint relative-depth maps), the regression a residual
+#: on it; ``"regression"``: the paper's MANO regression from ``F_m`` alone (which predicts the mean hand on varied
+#: synthetic data, docs/results.md §7).
+HAND_INITS = ("keypoints", "regression")
+
 #: Weights of the loss terms (eq. 11). L^h: ``joints_2d`` (image-normalised units), ``joints_3d``,
 #: ``vertices`` (metres, wrist-relative), ``mano`` (MSE of 6D rotations and β); L^o: ``object_points``
 #: (offsets in box units), ``object_confidence``; α L^s: ``grasp`` (10, the released ``out_obj_conf_weight``);
 #: γ: ``enhancement_init``, ``enhancement_roi``, ``enhancement_mano`` (released cfg.json). hoimask's additions:
-#: ``root_depth`` (metres; the camera-frame wrist that ``predict`` places the hand at) and ``boxes`` (the
-#: RoI boxes used at test time). The paper gives no values for L^h / L^o; these balance the units.
+#: ``root_depth`` (metres; the camera-frame wrist that ``predict`` places the hand at), ``boxes`` (the
+#: RoI boxes used at test time) and, with ``hand_init="keypoints"``, ``joints_depth`` (L1 of the keypoints'
+#: wrist-relative depths, m) and ``keypoint_joints`` (L1 of the lifted wrist-relative keypoints, m). The paper gives no values for L^h / L^o; these balance the units.
 UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
     {
         "joints_2d": 1.0,
@@ -52,6 +59,8 @@ UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
         "enhancement_mano": UNIHOPE_ENHANCEMENT_WEIGHTS["mano"],
         "root_depth": 10.0,
         "boxes": 1.0,
+        "joints_depth": 10.0,
+        "keypoint_joints": 10.0,
     }
 )
 
@@ -75,7 +84,9 @@ class UniHOPEConfig:
     HFL-Net's fusion of every sample's object features, Table 7 row (a)), ``grasp_threshold`` (0.5).
     Hand branch: ``hand_channels`` (width of the hand encoder), ``mano_dim`` (size of the
     MANO-level feature ``F_m``), ``reference_depth`` (m; the wrist-depth head's start, see
-    :func:`~hoimask.geometry.translation_from_image`). Object branch: ``object_channels``.
+    :func:`~hoimask.geometry.translation_from_image`), ``hand_init`` (:data:`HAND_INITS`;
+    ``"keypoints"``, the default, starts the MANO rotations at the swing IK of the 2.5D keypoints,
+    ``"regression"`` is the paper's). Object branch: ``object_channels``.
     Switcher: ``switch_hidden``.
     Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``),
     ``case_filtering`` (eq. 8, True; False distils every pair with a real twin, Table 7 rows
@@ -109,6 +120,7 @@ class UniHOPEConfig:
     hand_channels: int = 256
     mano_dim: int = 1024
     reference_depth: float = 0.5
+    hand_init: str = "keypoints"
     object_channels: int = 256
     switch_hidden: int = 64
     occlusion_threshold: float = UNIHOPE_OCCLUSION_THRESHOLD
@@ -125,6 +137,7 @@ class UniHOPEConfig:
         check_choice(self.backbone, ("resnet", "vit"), name="backbone", fn=fn)
         check_choice(self.resnet_depth, (18, 34, 50), name="resnet_depth", fn=fn)
         check_choice(self.fusion_confidence, FUSION_CONFIDENCES, name="fusion_confidence", fn=fn)
+        check_choice(self.hand_init, HAND_INITS, name="hand_init", fn=fn)
         for name in ("img_size", "resnet_base_channels", "fpn_dim", "patch_size", "embed_dim", "depth", "num_heads",
                      "dpt_feature_dim", "feature_dim", "roi_size", "sampling_ratio", "fusion_heads", "hand_channels",
                      "mano_dim", "object_channels", "switch_hidden", "adapter_heads"):

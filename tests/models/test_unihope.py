@@ -149,6 +149,11 @@ def test_checkpoint_state_round_trip(tmp_path, batch):
     with torch.no_grad():
         a, b = model.predict(batch["image"], batch["K"]), rebuilt.predict(batch["image"], batch["K"])
     assert torch.equal(a["joints"], b["joints"])
+    old = tiny(hand_init="regression")  # a file written before hand_init existed
+    config = {k: v for k, v in old.config_state().items() if k != "hand_init"}
+    rebuilt = UniHOPE.from_checkpoint_state({"model_type": "unihope", "model": old.state_dict(),
+                                             "unihope_config": config})
+    assert rebuilt.config.hand_init == "regression" and rebuilt.joint_depths is None
     with pytest.raises(FileFormatError, match="unihope"):
         UniHOPE.from_checkpoint_state({"model_type": "pose", "model": {}})
     with pytest.raises(FileFormatError, match="unihope_config"):
@@ -171,6 +176,8 @@ def test_vit_backbone_loads_an_encoder(batch):
 def test_config_errors():
     with pytest.raises(ValueRangeError, match="backbone"):
         UniHOPEConfig(backbone="swin")
+    with pytest.raises(ValueRangeError, match="'hand_init'"):
+        UniHOPEConfig(hand_init="mean")
     with pytest.raises(ValueRangeError, match="loss_weights"):
         UniHOPEConfig(loss_weights={"nope": 1.0})
     with pytest.raises(ValueRangeError, match="img_size"):
@@ -201,15 +208,16 @@ def _fell(first: dict, last: dict, names, factor: float) -> dict:
 
 
 #: Terms that fall at least 10x in 600 steps with the default weights (docs/models.md, "Learnability, measured").
-TASK_TERMS = ("joints_3d", "vertices", "mano", "root_depth", "grasp", "object_points", "boxes")
+TASK_TERMS = ("joints_3d", "vertices", "mano", "root_depth", "grasp", "object_points", "boxes", "joints_depth")
 
 
 @pytest.mark.slow
 def test_task_terms_fall_on_four_samples(batch):
-    """The hand, switcher, object-position and box terms fall 10x; J2D and the confidences only 2x (see docs)."""
+    """The hand, switcher, object-position and box terms fall 10x; J2D, the lifted keypoints (which carry J2D's
+    error) and the confidences less (see docs)."""
     first, last = _fit(batch, 600, 1e-3)
     assert not _fell(first, last, TASK_TERMS, 10.0)
-    assert not _fell(first, last, ("joints_2d", "object_confidence"), 2.0)
+    assert not _fell(first, last, ("joints_2d", "object_confidence", "keypoint_joints"), 2.0)
 
 
 @pytest.mark.slow
@@ -219,3 +227,22 @@ def test_enhancement_terms_fall_when_trained_alone(batch):
     first, last = _fit(batch, 200, 2e-4, loss_weights={**zero, "enhancement_init": 1.0, "enhancement_roi": 1.0,
                                                        "enhancement_mano": 1.0})
     assert not _fell(first, last, ("enhancement_init", "enhancement_roi", "enhancement_mano"), 2.0)
+
+
+def test_the_mano_rotations_start_at_the_swing_ik_of_the_lifted_keypoints(batch):
+    """hand_init="keypoints": with the regression's weights at zero, the 6D rotations are the IK of the lifted
+    2.5D keypoints; the IK is detached, so the loop's MANO terms send no gradient into the depth maps."""
+    from hoimask.geometry import matrix_to_rotation_6d
+    from hoimask.hand import rotations_from_joints
+
+    model = tiny().eval()
+    with torch.no_grad():
+        model.mano_regressor.weight.zero_()  # the residual is zero: bias = identity 6D
+    out = model(batch)
+    preds = out["predictions"]
+    expected = rotations_from_joints(model.hand_layer, preds["keypoint_joints"])
+    torch.testing.assert_close(preds["rotation_6d"], matrix_to_rotation_6d(expected), atol=1e-5, rtol=0)
+    assert preds["joint_depth"].shape == (4, 21) and bool((preds["joint_depth"][:, 0] == 0).all())
+    out["terms"]["mano"].backward()
+    assert model.joint_depths.weight.grad is None or not model.joint_depths.weight.grad.any()
+    assert tiny(hand_init="regression").joint_depths is None
