@@ -228,6 +228,10 @@ def main() -> None:
         lambda: reference_masks(seg, joints, L, (0.75, 0.5, 0.75), 1.0, g))
     add("HybridMasker (p=0.5)", lambda: HybridMasker()(B, GRID, **kw),
         lambda: reference_masks(seg, joints, L, ratios, 0.5, g))
+    seg64, hand_mask = seg.long(), seg == 1
+    add("HybridMasker, int64 seg", lambda: HybridMasker()(B, GRID, segmentation=seg64, joints_2d=joints, generator=g))
+    add("HybridMasker, bool hand", lambda: HybridMasker()(B, GRID, segmentation=hand_mask, joints_2d=joints,
+                                                           generator=g))
     add("HybridMasker, 14x14 seg", lambda: HybridMasker()(B, GRID, segmentation=seg_grid, joints_2d=joints / PATCH,
                                                           generator=g))
     add("TargetFocusedMasker", lambda: TargetFocusedMasker()(B, GRID, **kw),

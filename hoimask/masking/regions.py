@@ -54,7 +54,8 @@ def check_segmentation(
     """Validate a segmentation map against the grid and return the patch size ``(ph, pw)``.
 
     Args:
-        segmentation: ``(B, H, W)`` integer labels.
+        segmentation: ``(B, H, W)`` integer labels, or a bool hand mask (``True`` = hand,
+            ``False`` = background; no object).
         grid_size: ``(gh, gw)``.
         batch_size: expected ``B``, if known.
         check_values: also check that every label is 0, 1 or 2 (one pass over the map).
@@ -69,9 +70,10 @@ def check_segmentation(
     """
     dims = {"B": batch_size} if batch_size is not None else None
     check_shape(segmentation, "B H W", name="segmentation", dims=dims)
-    if segmentation.dtype not in _INTEGER_DTYPES:
+    if segmentation.dtype not in _INTEGER_DTYPES and segmentation.dtype != torch.bool:
         raise DTypeError(
-            f"argument 'segmentation': expected an integer label map (uint8 or int), got dtype {segmentation.dtype}"
+            "argument 'segmentation': expected an integer label map (uint8 or int) or a bool hand mask, "
+            f"got dtype {segmentation.dtype}"
         )
     gh, gw = check_grid(grid_size)
     _, H, W = segmentation.shape
@@ -80,7 +82,7 @@ def check_segmentation(
             f"argument 'segmentation': image size (H={H}, W={W}) must be an exact multiple of "
             f"grid_size ({gh}, {gw}), got remainders ({H % gh}, {W % gw})"
         )
-    if check_values:
+    if check_values and segmentation.dtype != torch.bool:  # a bool mask holds only 0 and 1
         _check_label_values(segmentation)
     return H // gh, W // gw
 
@@ -168,7 +170,7 @@ def patch_labels(
       then background.
 
     Args:
-        segmentation: integer label map, values in ``{0, 1, 2}``; patch size is
+        segmentation: integer label map, values in ``{0, 1, 2}`` (or a bool hand mask); patch size is
             ``(H // gh, W // gw)`` and must divide ``H`` and ``W`` exactly.
         grid_size: ``(gh, gw)``.
         rule: ``"any"`` or ``"majority"``.
@@ -195,7 +197,8 @@ def _patch_labels(seg: torch.Tensor, grid: tuple[int, int], patch: tuple[int, in
     B = seg.shape[0]
     gh, gw = grid
     ph, pw = patch
-    seg = seg.to(torch.uint8)  # no-op for uint8; values were checked to lie in {0, 1, 2}
+    # no-op for uint8, a free reinterpretation of a bool hand mask (1 = hand); values were checked to be 0, 1, 2
+    seg = seg.view(torch.uint8) if seg.dtype == torch.bool else seg.to(torch.uint8)
     if ph == 1 and pw == 1:
         return seg.reshape(B, gh * gw).long()
     if rule == "any" and pw % 8 == 0:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from hoimask._checks import DTypeError, ShapeError, ValueRangeError
 from hoimask.masking import (
+    HybridMasker,
     RegionRatioMasker,
     TargetFocusedMasker,
     draw_mask,
@@ -53,6 +54,20 @@ def test_patch_labels_match_reference(B, gh, gw, p, rule, density, seed, dtype):
     seg = (raw * (torch.rand(raw.shape, generator=g) < density)).to(dtype)
     got = patch_labels(seg, (gh, gw), rule=rule)
     assert torch.equal(got, _reference_labels(seg, (gh, gw), rule))
+
+
+@pytest.mark.parametrize("rule", ["any", "majority"])
+@pytest.mark.parametrize("patch", [1, 3, 16])
+def test_a_bool_hand_mask_labels_like_its_uint8_labels(rule, patch):
+    g = torch.Generator().manual_seed(1)
+    hand = torch.rand(2, 3 * patch, 4 * patch, generator=g) < 0.2
+    got = patch_labels(hand, (3, 4), rule=rule)
+    assert torch.equal(got, patch_labels(hand.to(torch.uint8), (3, 4), rule=rule))
+    assert set(got.unique().tolist()) <= {0, 1}
+    out = HybridMasker(skeleton_prob=0.0)(2, (3, 4), segmentation=hand, generator=g)
+    assert out.ids_keep.shape == (2, 3)
+    with pytest.raises(DTypeError, match="bool hand mask"):
+        patch_labels(hand.float(), (3, 4))
 
 
 def test_bit_fast_path_equals_generic_path():
