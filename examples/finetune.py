@@ -112,9 +112,10 @@ HOISDF_RECIPES = {"tiny": dict(steps=1200, batch_size=8, lr=3e-4, layer_decay=No
                                 num_sdf_points=2000, augment_views=1)}
 
 
-#: Loss settings of ``--model pose`` per preset (PoseRegressionModel keywords; not part of ``encoder_config``,
-#: since evaluation computes no loss): tiny: sharper heatmap targets (sigma 0.75, was 1) and half the
-#: relative-depth weight (5, was 10), each ~2 mm RR-MJE better at 700 steps (docs/results.md §3, sixth round).
+#: Loss settings of ``--model pose`` and ``handmim-head`` per preset (keywords of both models, whose 2.5D keypoint
+#: terms are the same; not part of ``encoder_config``, since evaluation computes no loss): tiny: sharper heatmap
+#: targets (sigma 0.75, was 1) and half the relative-depth weight (5, was 10), each ~2 mm RR-MJE better at 700
+#: steps for the pose model (docs/results.md §3, sixth round).
 POSE_LOSS_SETTINGS = {"tiny": dict(heatmap_sigma=0.75, loss_weights={"keypoint_depth": 5.0}), "paper": {}}
 
 #: ``--model`` choices; ``handmim-head`` trains with the pose model's recipe (RECIPES).
@@ -254,7 +255,7 @@ def build_vit_model(args: argparse.Namespace, hand_layer) -> tuple[PoseRegressio
     """``--model``'s ViT model (``VIT_MODELS``: the pose model or HandMIM's head) of ``--preset`` with the
     ``--encoder`` weights (hoimask encoder.pt or ViT weights)."""
     model_class = VIT_MODELS[args.model]
-    extra = dict(hand_layer=hand_layer, **(POSE_LOSS_SETTINGS[args.preset] if args.model == "pose" else {}))
+    extra = dict(hand_layer=hand_layer, **POSE_LOSS_SETTINGS[args.preset])
     if args.encoder is None:
         return model_class(**ENCODERS[args.preset], **extra), "random initialisation"
     state = read_hoimask_checkpoint(args.encoder)

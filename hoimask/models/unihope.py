@@ -13,7 +13,7 @@
                                               ├──── MANO encoder ─ F_m ······························ L_MANO (via h)
                                               │        └─ 16 × 6D, β, wrist depth ─ hand layer ─ J3D, V  L^h
                                               └─ 21 depth maps ─ 2.5D keypoints ─ lift ─ swing IK (detached):
-                                                 where the 16 rotations start (hand_init="keypoints", default)
+                                                 the 16 rotations (hand_init="keypoints", default)
 
 ``·····``: compared with the same features of the de-occluded twin
 (``batch["deoccluded_image"]``, :class:`~hoimask.losses.MultiLevelEnhancementLoss`,
@@ -28,14 +28,15 @@ wrist heatmap and a camera-aware depth (:func:`~hoimask.geometry.translation_fro
 parametrisation), or at a given depth (``root_depth``: the ground-truth-root
 convention of ``examples/evaluate.py``).
 
-Where the MANO rotations start (``config.hand_init``): the paper regresses
+Where the MANO rotations come from (``config.hand_init``): the paper regresses
 them from ``F_m``; on varied synthetic scenes that regression predicts the
 mean hand (docs/results.md §7), so by default the hand branch also predicts a
 wrist-relative depth per joint (expected under its heatmap), lifts the 2.5D
 keypoints with the wrist depth and ``K``, and the regression becomes a
 residual on their swing IK (:func:`~hoimask.hand.rotations_from_joints`, as
-:class:`~hoimask.models.HandMIMPoseModel`'s ``init="keypoints"``);
-``hand_init="regression"`` is the paper's.
+:class:`~hoimask.models.HandMIMPoseModel`'s ``init="keypoints"``; there the
+rectifiers refine the IK rotations, here the residual is what can add the
+twist the IK cannot see); ``hand_init="regression"`` is the paper's.
 """
 
 from __future__ import annotations
@@ -284,6 +285,7 @@ class UniHOPE(nn.Module):
             joint_depth = joint_depth - joint_depth[:, :1]
             lifted = lift_keypoints(keypoints_2d, joint_depth, depth.detach(), K)  # (B, 21, 3) camera frame
             prior = rotations_from_joints(self.hand_layer, lifted.detach())  # (B, 16, 3, 3), no gradient
+            # the regression is a residual on the IK: UniHOPE has no rectifier to add the twist the IK cannot see
             rotation_6d = matrix_to_rotation_6d(prior.to(dtype)) + (rotation_6d - rotation_6d.new_tensor(IDENTITY_6D))
             keypoints = {"joint_depth": joint_depth, "keypoint_joints": lifted}
         mesh = hand_from_rotation_6d(self.hand_layer, rotation_6d, shape)

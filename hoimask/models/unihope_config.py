@@ -32,9 +32,9 @@ __all__ = ["FUSION_CONFIDENCES", "HAND_INITS", "UNIHOPE_LOSS_WEIGHTS", "UNIHOPE_
 #: (eq. 3), its detached probability, or 1 for every sample (HFL-Net, no grasp-aware fusion).
 FUSION_CONFIDENCES = ("hard", "soft", "always")
 
-#: Choices of ``UniHOPEConfig.hand_init``: where the MANO regression starts. ``"keypoints"``: the swing IK of
-#: the hand branch's 2.5D keypoints (its heatmaps plus per-joint relative-depth maps), the regression a residual
-#: on it; ``"regression"``: the paper's MANO regression from ``F_m`` alone (which predicts the mean hand on varied
+#: Choices of ``UniHOPEConfig.hand_init``: where the 16 MANO rotations come from. ``"keypoints"``: the swing IK
+#: of the hand branch's 2.5D keypoints (its heatmaps plus per-joint relative-depth maps), the regression a
+#: residual on them; ``"regression"``: the paper's MANO regression from ``F_m`` alone (which predicts the mean hand on varied
 #: synthetic data, docs/results.md §7).
 HAND_INITS = ("keypoints", "regression")
 

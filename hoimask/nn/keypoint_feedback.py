@@ -218,10 +218,11 @@ class KeypointFeedbackRegressor(nn.Module):
             grid_size: ``(h, w)``.
             K: ``(B, 3, 3)`` intrinsics of the image.
             image_size: ``(H, W)`` pixels.
-            rotation_prior: optional ``(B, 16, 3, 3)`` local rotations (MANO order) the initial estimate starts
-                from instead of the identity: the pooled-token regression is then a residual on top of them
-                (e.g. :func:`~hoimask.hand.swing_inverse_kinematics` of 2.5D keypoints,
-                :class:`~hoimask.models.HandMIMPoseModel`'s ``init="keypoints"``).
+            rotation_prior: optional ``(B, 16, 3, 3)`` local rotations (MANO order, the hand layer's input
+                convention) that the initial estimate takes instead of the pooled-token regression's (which then
+                gives β only), e.g. :func:`~hoimask.hand.rotations_from_joints` of 2.5D keypoints
+                (:class:`~hoimask.models.HandMIMPoseModel`'s ``init="keypoints"``); the rectifiers refine them.
+                (A pooled residual on top of them was measured to make the hand 6 mm worse.)
             translation_raw: optional ``(B, 3)`` output of :attr:`init_translation` for these tokens, when the
                 caller has computed it already (it is otherwise computed here).
         """
@@ -237,8 +238,7 @@ class KeypointFeedbackRegressor(nn.Module):
         rotation_6d = params[:, : 6 * self.num_rotations].reshape(B, self.num_rotations, 6)
         if rotation_prior is not None:
             check_shape(rotation_prior, f"{B} {self.num_rotations} 3 3", name="rotation_prior", fn=fn)
-            identity = rotation_6d.new_tensor(IDENTITY_6D)
-            rotation_6d = matrix_to_rotation_6d(rotation_prior.to(rotation_6d.dtype)) + (rotation_6d - identity)
+            rotation_6d = matrix_to_rotation_6d(rotation_prior.to(rotation_6d.dtype))
         if translation_raw is None:
             translation_raw = self.init_translation(tokens, (h, w))
         else:

@@ -231,7 +231,8 @@ def test_enhancement_terms_fall_when_trained_alone(batch):
 
 def test_the_mano_rotations_start_at_the_swing_ik_of_the_lifted_keypoints(batch):
     """hand_init="keypoints": with the regression's weights at zero, the 6D rotations are the IK of the lifted
-    2.5D keypoints; the IK is detached, so the loop's MANO terms send no gradient into the depth maps."""
+    2.5D keypoints (the regression is a residual on them); the IK is detached, so the MANO terms send no
+    gradient into the depth maps."""
     from hoimask.geometry import matrix_to_rotation_6d
     from hoimask.hand import rotations_from_joints
 
