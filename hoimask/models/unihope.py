@@ -51,7 +51,7 @@ from torch import nn
 from hoimask._checks import DTypeError, FileFormatError, check_shape
 from hoimask.geometry import matrix_to_rotation_6d, project, unproject
 from hoimask.hand import rotations_from_joints
-from hoimask.losses import grasp_switch_loss
+from hoimask.losses import grasp_switch_loss, heatmap_kl_divergence
 from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
 from hoimask.losses.enhancement import MultiLevelEnhancementLoss, enhancement_mask
 from hoimask.losses.pose import hand_from_rotation_6d, mano_parameter_loss
@@ -466,6 +466,11 @@ class UniHOPE(nn.Module):
             known = torch.isfinite(j2d).all(dim=-1)  # (B, 21)
             error = (out["keypoints_2d"] - zero_unknown(j2d, known).to(dtype)).norm(dim=-1) / max(size)
             terms["joints_2d"] = masked_mean(error, known)
+            if "joint_depth" in out:  # hand_init="keypoints": Gaussian heatmap targets in the RoI's bins
+                box = out["hand_box"].to(dtype)
+                R = out["heatmaps"].shape[-1]
+                in_roi = (j2d.to(dtype) - box[:, None, :2]) / (box[:, None, 2:] - box[:, None, :2]) * R  # bin units
+                terms["joints_heatmap"] = heatmap_kl_divergence(out["heatmaps"], in_roi, (R, R))
         if joints is not None:
             known = finite_rows(joints)
             gt = zero_unknown(joints, known).to(dtype)

@@ -44,7 +44,8 @@ HAND_INITS = ("keypoints", "regression")
 #: γ: ``enhancement_init``, ``enhancement_roi``, ``enhancement_mano`` (released cfg.json). hoimask's additions:
 #: ``root_depth`` (metres; the camera-frame wrist that ``predict`` places the hand at), ``boxes`` (the
 #: RoI boxes used at test time) and, with ``hand_init="keypoints"``, ``joints_depth`` (L1 of the keypoints'
-#: wrist-relative depths, m) and ``keypoint_joints`` (L1 of the lifted wrist-relative keypoints, m). The paper gives no values for L^h / L^o; these balance the units.
+#: wrist-relative depths, m), ``keypoint_joints`` (L1 of the lifted wrist-relative keypoints, m) and
+#: ``joints_heatmap`` (KL divergence of the RoI heatmaps from Gaussians, σ one bin, at the 2D joints). The paper gives no values for L^h / L^o; these balance the units.
 UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
     {
         "joints_2d": 1.0,
@@ -61,6 +62,7 @@ UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
         "boxes": 1.0,
         "joints_depth": 10.0,
         "keypoint_joints": 10.0,
+        "joints_heatmap": 1.0,
     }
 )
 
