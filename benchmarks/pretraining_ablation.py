@@ -85,7 +85,8 @@ from hoimask.models import HANDMIM_PRESETS, MAE, HandMIM, MaskHOI, PoseRegressio
 ROOT = Path(__file__).resolve().parents[1]
 BINS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
 
-#: variant -> how to pre-train (None: no pre-training).
+#: variant -> how to pre-train (None: no pre-training). ``skeleton-0`` (the hybrid masker at skeleton
+#: probability 0) draws exactly RMRA's masks, so it repeats ``maskhoi-region`` (Table VI's 0 is Table V's RMRA).
 VARIANTS: dict[str, dict | None] = {
     "none": None,
     "mae": {"model": "mae"},
