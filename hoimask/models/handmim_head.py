@@ -63,8 +63,9 @@ HANDMIM_HEAD_LOSS_WEIGHTS: dict[str, float] = {
     "keypoint_joints": 10.0,
 }
 
-#: How the loop's initial estimate is made: ``"keypoints"`` (default) poses the hand by swing inverse kinematics
-#: of 2.5D keypoints and regresses a residual; ``"pooled"`` regresses it from the pooled tokens (the paper, PyMAF).
+#: How the loop's initial estimate is made: ``"keypoints"`` (default) takes its rotations from the swing inverse
+#: kinematics of 2.5D keypoints (β from the pooled tokens); ``"pooled"`` regresses it all from the pooled tokens
+#: (the paper, PyMAF).
 INITS = ("keypoints", "pooled")
 
 
@@ -92,7 +93,7 @@ class HandMIMPoseModel(nn.Module):
         init: the loop's initial estimate (:data:`INITS`). ``"keypoints"`` (default): a 2.5D keypoint branch
             (:class:`~hoimask.nn.Keypoint25DHead`, as :class:`~hoimask.models.PoseRegressionModel`'s) predicts
             the 21 joints, lifted with the initial wrist depth and ``K``; :func:`~hoimask.hand.swing_inverse_kinematics`
-            turns them (detached) into the 16 rotations the pooled-token regression starts from as a residual.
+            turns them (detached) into the initial estimate's 16 rotations; the pooled tokens give its β.
             ``"pooled"``: the paper's (PyMAF's) start, rotations regressed from the pooled tokens alone, which
             predicts the mean hand on varied synthetic data (docs/results.md §6).
         keypoint_channels: width of the keypoint branch (``init="keypoints"``).
