@@ -41,6 +41,7 @@ __all__ = [
     "check_floating",
     "check_device",
     "check_same_device",
+    "compiling",
     "check_finite",
     "check_in_range",
     "check_int",
@@ -213,15 +214,29 @@ def check_same_device(tensors: Mapping[str, torch.Tensor], *, fn: str | None = N
             )
 
 
+def compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the calling code.
+
+    Checks of tensor *values* (finite, in range) read the values on the host,
+    which would split a compiled graph at every check; they are skipped while
+    tracing (:func:`check_finite`, the image range of
+    :class:`~hoimask.nn.PixelNormalization`, ...). Checks of shapes, dtypes and
+    Python arguments stay: they cost nothing in a graph. Run a batch eagerly
+    first to have its values checked.
+    """
+    return torch.compiler.is_compiling()
+
+
 def check_finite(x: torch.Tensor, *, name: str, fn: str | None = None) -> None:
     """Raise :class:`ValueRangeError` if ``x`` contains NaN or infinity.
 
     The message names the argument, the number of non-finite values and the
-    index of the first one (row-major order).
+    index of the first one (row-major order). Skipped while ``torch.compile``
+    traces (:func:`compiling`).
     """
     if not isinstance(x, torch.Tensor):
         raise DTypeError(f"{_where(name, fn)} expected a torch.Tensor, got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex():
+    if (x.is_floating_point() or x.is_complex()) and not compiling():
         bad = ~torch.isfinite(x)
         if bool(bad.any()):
             n = int(bad.sum())

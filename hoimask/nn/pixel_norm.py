@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_shape
+from hoimask._checks import DTypeError, ShapeError, ValueRangeError, check_shape, compiling
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PixelNormalization", "check_unit_range", "normalize_pixels"]
 
@@ -46,7 +46,7 @@ def check_unit_range(image: torch.Tensor, *, name: str = "image", fn: str | None
     if not isinstance(image, torch.Tensor) or not image.is_floating_point():
         got = image.dtype if isinstance(image, torch.Tensor) else type(image).__name__
         raise DTypeError(f"{where}argument {name!r} expected a floating tensor of RGB in [0, 1], got {got}")
-    if image.numel() == 0:
+    if image.numel() == 0 or compiling():  # a value check: skipped while torch.compile traces
         return
     lo, hi = torch.aminmax(image.detach())
     lo, hi = float(lo), float(hi)
