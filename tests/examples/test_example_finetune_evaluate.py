@@ -138,6 +138,10 @@ def test_hoisdf_finetune_evaluate_chain(tmp_path, capsys, backbone):
     assert "fine-tuning HOISDF" in capsys.readouterr().out
     state = load_checkpoint(run / "model.pt")
     assert state["model_type"] == "hoisdf" and state["hoisdf_config"]["backbone"] == backbone
+    # the tiny recipe: lr 1e-3 warmed up over a tenth of the run (rounded up), no dropout
+    train = json.loads((run / "hoimask_run.json").read_text())["train_config"]
+    assert (train["lr"], train["warmup_steps"]) == (1e-3, 1)
+    assert state["hoisdf_config"]["dropout"] == state["hoisdf_config"]["sdf_dropout"] == 0.0
     evaluate = _load("evaluate")
     out_json = tmp_path / "eval.json"
     pictures = ["--pictures", str(tmp_path / "pics")] if backbone == "vit" else ["--no-pictures"]
