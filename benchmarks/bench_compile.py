@@ -42,40 +42,36 @@ def to(batch: dict, device: torch.device) -> dict:
 
 
 def cases(batch_size: int, device: torch.device) -> dict:
-    """name -> (model, step function of a model, the batch it takes)."""
+    """name -> (model, the inputs of its forward, the scalar a training step backpropagates from its output)."""
     torch.manual_seed(0)
     scenes = SyntheticHOI(batch_size, image_size=128, num_sdf_points=512, seed=0)
     batch = to(collate([scenes[i] for i in range(batch_size)]), device)
     encoder = ViTEncoder(img_size=128, patch_size=16, embed_dim=192, depth=4, num_heads=3)
 
-    def encoder_step(model, b):
-        model(b["image"]).tokens.float().square().mean().backward()
+    def token_energy(out):
+        return out.tokens.float().square().mean()
 
-    def loss_step(model, b):
-        model(b)["loss"].backward()
+    def model_loss(out):
+        return out["loss"]
 
     return {
-        "ViT encoder (tiny)": (encoder, encoder_step, batch),
-        "MaskHOI tiny": (MaskHOI.from_preset("tiny"), loss_step, batch),
-        "HOISDF tiny": (HOISDF.from_preset("tiny"), loss_step, batch),
+        "ViT encoder (tiny)": (encoder, (batch["image"],), token_energy),
+        "MaskHOI tiny": (MaskHOI.from_preset("tiny"), (batch,), model_loss),
+        "HOISDF tiny": (HOISDF.from_preset("tiny"), (batch,), model_loss),
     }
 
 
-def breaks(model, batch: dict, step) -> tuple[int, int]:
+def breaks(model, inputs: tuple) -> tuple[int, int]:
+    """Graphs and graph breaks of ``model.forward(*inputs)`` under ``torch._dynamo.explain``."""
     dynamo.reset()
-    model.zero_grad(set_to_none=True)
-    target = model.forward
-    if step.__name__ == "encoder_step":
-        e = dynamo.explain(target)(batch["image"])
-    else:
-        e = dynamo.explain(target)(batch)
+    e = dynamo.explain(model.forward)(*inputs)
     dynamo.reset()
     return e.graph_count, e.graph_break_count
 
 
-def measure(name: str, model, step, batch: dict, args, device: torch.device) -> str:
+def measure(name: str, model, inputs: tuple, loss, args, device: torch.device) -> str:
     model = model.to(device).train()
-    graphs, n_breaks = breaks(model, batch, step)
+    graphs, n_breaks = breaks(model, inputs)
     compiled = copy.deepcopy(model)
     compiled.compile(backend=args.backend)
     models = {"eager": model, "compiled": compiled}
@@ -86,7 +82,7 @@ def measure(name: str, model, step, batch: dict, args, device: torch.device) -> 
         m.zero_grad(set_to_none=True)
         sync(device)
         t = time.perf_counter()
-        step(m, batch)
+        loss(m(*inputs)).backward()
         sync(device)
         return time.perf_counter() - t
 
@@ -118,10 +114,10 @@ def main(argv: list[str] | None = None) -> None:
           f"median of {args.steps} forward+backward steps, backend {args.backend}")
     print("| model | eager ms | compiled ms | eager / compiled | compile s | graphs | graph breaks |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, (model, step, batch) in cases(args.batch, device).items():
+    for name, (model, inputs, loss) in cases(args.batch, device).items():
         if args.only and not any(s.lower() in name.lower() for s in args.only):
             continue
-        print(measure(name, model, step, batch, args, device), flush=True)
+        print(measure(name, model, inputs, loss, args, device), flush=True)
 
 
 if __name__ == "__main__":

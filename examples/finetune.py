@@ -41,7 +41,6 @@ os.environ.update(omp_wait_policy())
 
 import argparse
 import functools
-import math
 import sys
 import time
 from pathlib import Path
@@ -347,7 +346,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
         precision=resolve_precision(args.precision or recipe.get("precision", base.precision), ctx.device),
         num_workers=args.num_workers if args.num_workers is not None else recipe.get("num_workers"),
         log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        warmup_steps=math.ceil(recipe["warmup"] * steps) if "warmup" in recipe else short_run_warmup(base, steps),
+        warmup_steps=short_run_warmup(base, steps, fraction=recipe.get("warmup")),
     )
     crop_padding = None
     if args.dataset == "synthetic" and not args.no_crop:

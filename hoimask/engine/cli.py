@@ -197,16 +197,20 @@ def resume_differences(recorded: Mapping[str, Any], settings: Mapping[str, Any],
     return refused, accepted
 
 
-def short_run_warmup(base: TrainConfig, steps: int) -> int:
+def short_run_warmup(base: TrainConfig, steps: int, fraction: float | None = None) -> int:
     """Warm-up steps for a run of ``steps``: the preset's, but at most a tenth of the run (rounded up).
 
     Args:
         base: the preset's configuration (its ``warmup_steps``).
         steps: optimisation steps of this run.
+        fraction: a recipe's own warm-up, as a fraction of the run (rounded up), used instead of the
+            preset's (``finetune.py``'s HOISDF ``tiny`` recipe: 0.1).
 
     Returns:
         The number of warm-up steps.
     """
+    if fraction is not None:
+        return math.ceil(fraction * steps)
     return min(base.warmup_steps, math.ceil(0.1 * steps))
 
 

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_compile.py"
+from bench_scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_compile_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_compile")
 
 
 def test_prints_a_row_per_selected_case_with_graphs_and_breaks(capsys):

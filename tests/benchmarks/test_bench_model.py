@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_model.py"
+from bench_scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_model_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_model")
 
 
 def test_handmim_table_has_mae_as_the_baseline_and_the_teacher_update():

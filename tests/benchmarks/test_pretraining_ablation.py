@@ -3,25 +3,19 @@ is finetune.py's tiny pose recipe on scenes framed as finetune.py frames them; s
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from bench_scripts import load_script
 
 from hoimask.data import SyntheticHOI, collate
 from hoimask.engine import AugmentedViews, TrainConfig, resolve_precision
 from hoimask.models import HandMIM, PoseRegressionModel
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pretraining_ablation.py"
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_pretraining_ablation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("pretraining_ablation")
 
 
 def test_every_pretraining_variant_has_the_encoder_the_fine_tuning_head_loads():

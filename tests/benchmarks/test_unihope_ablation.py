@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from bench_scripts import load_script
 
 from hoimask.engine.cli import exit_with_usage_errors
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "unihope_ablation.py"
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_unihope_ablation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("unihope_ablation")
 
 
 def test_rows_switch_on_one_design_at_a_time():
