@@ -50,6 +50,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from hoimask._checks import FileFormatError
 from hoimask.engine import (
+    AugmentedViews,
     Trainer,
     load_checkpoint,
     resolve_precision,
@@ -91,11 +92,14 @@ from hoimask.models import UniHOPE
 MODEL_PRESETS = {("tiny", "resnet"): "tiny", ("tiny", "vit"): "tiny_vit", ("paper", "resnet"): "paper",
                  ("paper", "vit"): "vit"}
 #: Recipes. paper: §4 (Adam 1e-4, x0.7 every 10 epochs, batch 64, 70 epochs, enhancement after 30 of them);
-#: ``steps=None``: from the epochs and the dataset's length. tiny: a CPU demo of a few minutes.
-RECIPES = {"tiny": dict(steps=300, epochs=None, batch_size=8, lr=1e-3, decay_epochs=10, enhancement_from=0.0,
-                        num_samples=256, precision="fp32"),
+#: ``steps=None``: from the epochs and the dataset's length. tiny: the CPU recipe that learns within 15 minutes on
+#: 2 cores (docs/results.md §7, "A recipe that learns"): 16 augmented views per cached scene (``augment_views``; the
+#: de-occluded twin is warped with its scene) and the scenes framed as DexYCB / HO3D frames are (``crop_padding``);
+#: without the views the RoI heatmaps memorised the 2,048 scenes and stayed flat on new ones.
+RECIPES = {"tiny": dict(steps=3000, epochs=None, batch_size=16, lr=1e-3, decay_epochs=10, enhancement_from=0.0,
+                        num_samples=2048, precision="auto", augment_views=16, crop_padding=1.3, box_jitter=0.0),
            "paper": dict(steps=None, epochs=70, batch_size=64, lr=1e-4, decay_epochs=10, enhancement_from=30 / 70,
-                         num_samples=100_000, precision="fp32")}
+                         num_samples=100_000, precision="fp32", augment_views=1, crop_padding=None, box_jitter=0.0)}
 DATASETS = ("synthetic", "dexycb", "ho3d")
 #: Datasets whose frames ``--deoccluded-root`` pairs with twins (synthetic scenes render their own).
 PAIRED_DATASETS = ("dexycb", "ho3d")
@@ -132,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mano-dir", type=existing_dir, help="folder with MANO_RIGHT.pkl (real data)")
     p.add_argument("--output-dir", type=output_folder, help="run directory (default: runs/unihope-<preset>)")
     p.add_argument("--steps", type=integer(low=1),
-                   help="optimisation steps (default: tiny 300; paper 70 epochs of the dataset)")
-    p.add_argument("--batch-size", type=integer(low=1), help="per-process batch size (default: tiny 8, paper 64)")
+                   help="optimisation steps (default: tiny 3000; paper 70 epochs of the dataset)")
+    p.add_argument("--batch-size", type=integer(low=1), help="per-process batch size (default: tiny 16, paper 64)")
     p.add_argument("--lr", type=real(low=0, low_open=True), help="initial learning rate (default: tiny 1e-3, paper 1e-4)")
     p.add_argument("--decay-epochs", type=integer(low=1), default=10,
                    help="epochs between learning-rate decays by 0.7 (§4)")
@@ -141,12 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of training after which the enhancement losses start (default: tiny 0, paper 30/70)")
     p.add_argument("--hand-only-prob", type=real(0, 1), default=0.3,
                    help="synthetic data: fraction of hand-only scenes")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default: fp32)")
+    p.add_argument("--augment-views", type=integer(low=1),
+                   help="views per training scene: the scene, then randomly rotated (about the image centre), "
+                        "zoomed, shifted and colour-jittered copies, its de-occluded twin warped alike; 1 = none "
+                        "(default: tiny 16, paper 1)")
+    framing = p.add_mutually_exclusive_group()
+    framing.add_argument("--crop-padding", type=real(low=1.0),
+                         help="synthetic: crop each scene around hand ∪ object with this margin factor, as DexYCB "
+                              "and HO3D frames are (default: tiny 1.3; paper the whole frame)")
+    framing.add_argument("--no-crop", action="store_true", help="synthetic: train on the whole rendered frame")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default: tiny auto = bf16 where the CPU computes it natively, else fp32; paper fp32)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     again.add_argument("--overwrite", action="store_true", help="replace an existing run in --output-dir")
     p.add_argument("--num-samples", type=integer(low=1),
-                   help="synthetic training scenes (default: tiny 256, cached in memory; paper 100000)")
+                   help="synthetic training scenes (default: tiny 2048, cached in memory; paper 100000)")
     p.add_argument("--seed", type=integer(low=0), default=0, help="seed of the initialisation and the data order")
     p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples the constant baselines stored in model.pt are fitted on")
@@ -166,6 +179,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     with quiet_on_other_processes():
         args = p.parse_args(argv)
+        if args.dataset != "synthetic" and (args.crop_padding is not None or args.no_crop):
+            flag = "--no-crop" if args.no_crop else "--crop-padding"
+            p.error(f"argument {flag}: synthetic data only (got --dataset {args.dataset}, always cropped around "
+                    "hand ∪ object)")
         check_data_flags(p, args)
         if args.deoccluded_root is not None and args.dataset not in PAIRED_DATASETS:
             p.error(f"argument --deoccluded-root: only with --dataset {' or '.join(PAIRED_DATASETS)} (got --dataset "
@@ -183,7 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_model(args: argparse.Namespace) -> tuple[UniHOPE, str]:
     """UniHOPE of ``--preset`` / ``--backbone`` with the ``--encoder`` weights; also a line saying where they came from."""
-    model = UniHOPE.from_preset(MODEL_PRESETS[args.preset, args.backbone],
+    model = UniHOPE.from_preset(MODEL_PRESETS[args.preset, args.backbone], box_jitter=RECIPES[args.preset]["box_jitter"],
                                 hand_layer=mano_layer(args.dataset, args.mano_dir))
     if args.encoder is None:
         return model, "random initialisation"
@@ -252,17 +269,24 @@ def _run(args: argparse.Namespace, ctx) -> int:
     recipe = RECIPES[args.preset]
     seed_everything(args.seed)
     model, origin = build_model(args)  # a bad --encoder / --mano-dir fails before the run dir is claimed
-    from hoimask.data import collate
+    from hoimask.data import ColorJitter, Compose, RandomRotateScale, collate
 
     synthetic = args.dataset == "synthetic"
+    crop_padding = None
+    if synthetic and not args.no_crop:
+        crop_padding = args.crop_padding or recipe["crop_padding"]
     with errors_name_flag("--data-root"):
         dataset = build_dataset(
             args.dataset, image_size=model.config.img_size, train=True, root=args.data_root, mano_dir=args.mano_dir,
             num_samples=args.num_samples or recipe["num_samples"], seed=args.seed, num_sdf_points=0,
             num_object_points=256, hand_only_prob=args.hand_only_prob,
             cache_in_memory=synthetic and args.preset == "tiny", require_hand=True, deoccluded=synthetic,
-            deoccluded_root=args.deoccluded_root,
+            deoccluded_root=args.deoccluded_root, crop_padding=crop_padding,
         )
+    scenes = dataset  # the un-augmented pool: the constant baselines are fitted on it
+    views = args.augment_views or recipe["augment_views"]
+    if views > 1:
+        dataset = AugmentedViews(scenes, Compose([RandomRotateScale(), ColorJitter()]), repeats=views, seed=args.seed)
     batch_size = args.batch_size or recipe["batch_size"]
     steps_per_epoch = max(1, math.ceil(len(dataset) / (batch_size * ctx.world_size)))
     steps = args.steps or recipe["steps"] or recipe["epochs"] * steps_per_epoch
@@ -291,7 +315,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             say(f"resumed from step {trainer.resume()} of {config.steps}")
         for line in trainer.resume_notes:
             say(f"note: {line}")
-    twins = getattr(dataset, "deoccluded", None)  # the loader's DeoccludedPairs (with --deoccluded-root)
+    twins = getattr(scenes, "deoccluded", None)  # the loader's DeoccludedPairs (with --deoccluded-root)
     if twins is not None:
         say(f"de-occluded twins: {twins.count} of {len(twins)} training frames have one under {args.deoccluded_root} "
             f"(the other {len(twins) - twins.count} train without the enhancement losses)")
@@ -301,7 +325,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
     start = time.perf_counter()
     history = trainer.fit()
     if ctx.is_main:
-        baselines = fit_constant_baselines(dataset, max_samples=args.baseline_samples)
+        baselines = fit_constant_baselines(scenes, max_samples=args.baseline_samples)
         enhancement = {"steps": schedule.steps, "steps_with_pairs": schedule.steps_with_pairs, "pairs": schedule.pairs,
                        "unpaired": schedule.unpaired, "start_step": schedule.start,
                        "twins": None if twins is None else twins.count}
@@ -310,6 +334,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             "model_type": "unihope",
             "unihope_config": unwrap_model(trainer.model).config_state(),
             "dataset": args.dataset,
+            "crop_padding": crop_padding,  # synthetic framing; evaluate.py frames its test scenes alike
             "step": trainer.step,
             "baselines": baselines.state_dict(),
             "enhancement": enhancement,

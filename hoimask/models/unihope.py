@@ -398,7 +398,7 @@ class UniHOPE(nn.Module):
                 distils every real pair (no eq. 8); ``config.deoccluded_samples = True``
                 also runs the real twins when no pair is kept and averages the hand
                 terms over the originals and the twins (extra samples, same targets).
-            generator: unused (the model is deterministic); accepted for the loop's interface.
+            generator: draws the hand-box jitter (``config.box_jitter > 0``, training only); otherwise unused.
 
         Returns:
             ``{"loss", "terms", "predictions", "enhancement_pairs", "enhancement_unpaired"}``;
@@ -413,12 +413,13 @@ class UniHOPE(nn.Module):
         K = optional(batch, "K")
         K = default_intrinsics(B, (H, W), like=image) if K is None else K.to(image.dtype)
         hand_box, object_box, object_uv = ground_truth_boxes(batch, K, (H, W), cfg.box_scale)
+        roi_box = self._jittered(hand_box, generator) if self.training and cfg.box_jitter > 0 else hand_box
         keep, real = self._pairs(batch, image)  # (B,) pairs that pass eq. (8) and (B,) real twins, or None
         as_samples = keep is not None and cfg.deoccluded_samples and bool(real.any())  # twins train the hand too
         if keep is not None and (bool(keep.any()) or as_samples):  # one pass over both images, as the released code
             idx = real.nonzero()[:, 0]  # (M,) samples with a real twin: placeholders never run
             both = self._run(torch.cat([image, batch["deoccluded_image"][idx].to(image.dtype)]),
-                             torch.cat([K, K[idx]]), torch.cat([hand_box, hand_box[idx]]),
+                             torch.cat([K, K[idx]]), torch.cat([roi_box, roi_box[idx]]),
                              torch.cat([object_box, object_box[idx]]), None, name="batch['image']", fn=fn)
             out = {k: v[:B] for k, v in both.items()}
             twin = {}
@@ -426,7 +427,7 @@ class UniHOPE(nn.Module):
                 features = both[f"{k}_features"]
                 twin[k] = features.new_zeros((B,) + features.shape[1:]).index_copy(0, idx, features[B:].detach())
         else:
-            out, twin = self._run(image, K, hand_box, object_box, None, name="batch['image']", fn=fn), None
+            out, twin = self._run(image, K, roi_box, object_box, None, name="batch['image']", fn=fn), None
             as_samples = False
         if as_samples:  # L^h over the originals and the real twins (same hand, same targets): B + M samples
             hand_batch = {k: torch.cat([v, v[idx.to(v.device)]]) for k in HAND_TARGETS
@@ -453,6 +454,17 @@ class UniHOPE(nn.Module):
         loss = torch.stack([weights[k] * v for k, v in terms.items()]).sum()
         return {"loss": loss, "terms": terms, "predictions": out, "enhancement_pairs": pairs,
                 "enhancement_unpaired": unpaired}
+
+    def _jittered(self, boxes: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """``(B, 4)`` boxes shifted by up to ``box_jitter`` of their side and scaled by ``1 ± box_jitter`` (training:
+        the RoI branch learns to read the box head's imprecise boxes it gets at test time)."""
+        j = self.config.box_jitter
+        device = generator.device if generator is not None else boxes.device
+        u = (torch.rand(boxes.shape[0], 3, generator=generator, device=device) * 2 - 1).to(boxes)  # (B, 3)
+        centre, side = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
+        centre = centre + u[:, :2] * j * side
+        side = side * (1 + u[:, 2:] * j)
+        return torch.cat([centre - side / 2, centre + side / 2], dim=-1)
 
     def _hand_terms(self, batch, out, K, size) -> dict[str, torch.Tensor]:
         """L^h (eq. 9): J2D, J3D, V (L2 per point), MANO (MSE); and the wrist depth."""

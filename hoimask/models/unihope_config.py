@@ -45,7 +45,9 @@ HAND_INITS = ("keypoints", "regression")
 #: ``root_depth`` (metres; the camera-frame wrist that ``predict`` places the hand at), ``boxes`` (the
 #: RoI boxes used at test time) and, with ``hand_init="keypoints"``, ``joints_depth`` (L1 of the keypoints'
 #: wrist-relative depths, m), ``keypoint_joints`` (L1 of the lifted wrist-relative keypoints, m) and
-#: ``joints_heatmap`` (KL divergence of the RoI heatmaps from Gaussians, σ one bin, at the 2D joints). The paper gives no values for L^h / L^o; these balance the units.
+#: ``joints_heatmap`` (KL divergence of the RoI heatmaps from Gaussians, σ one bin, at the 2D joints; weight 50: at 1
+#: the other terms' gradients in the shared trunk kept the heatmaps flat, docs/results.md §7). The paper gives no
+#: values for L^h / L^o; these balance the units.
 UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
     {
         "joints_2d": 1.0,
@@ -62,7 +64,7 @@ UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
         "boxes": 1.0,
         "joints_depth": 10.0,
         "keypoint_joints": 10.0,
-        "joints_heatmap": 1.0,
+        "joints_heatmap": 50.0,
     }
 )
 
@@ -79,7 +81,9 @@ class UniHOPEConfig:
     ``dpt_feature_dim``, ``dpt_reassemble_dims``.
     RoIs: ``feature_dim`` (channels of the hand map ``P2_h`` and object map ``P2_o``),
     ``roi_size`` (bins per side), ``sampling_ratio``, ``box_scale`` (ground-truth
-    boxes are enlarged by it about their centre).
+    boxes are enlarged by it about their centre), ``box_jitter`` (0; in training the hand RoI
+    moves by up to this fraction of its side and scales by ``1 ± box_jitter``, so the branch
+    learns to read the box head's boxes; the box head's target stays the ground truth).
     Fusion (:class:`~hoimask.nn.GraspAwareFusion`): ``fusion_heads``, ``fusion_mlp_ratio``,
     ``fusion_detach_object`` (released: True), ``fusion_confidence`` (``"hard"``: ``s =
     Argmax g`` as eq. 3; ``"soft"``: the detached grasp probability; ``"always"``: ``s = 1``,
@@ -114,6 +118,7 @@ class UniHOPEConfig:
     roi_size: int = 16
     sampling_ratio: int = 2
     box_scale: float = 1.2
+    box_jitter: float = 0.0
     fusion_heads: int = 8
     fusion_mlp_ratio: float = 4.0
     fusion_detach_object: bool = True
@@ -147,6 +152,7 @@ class UniHOPEConfig:
         for name in ("box_scale", "fusion_mlp_ratio", "reference_depth"):
             check_positive(getattr(self, name), name=name, fn=fn)
         check_in_range(self.grasp_threshold, name="grasp_threshold", low=0.0, high=1.0, fn=fn)
+        check_in_range(self.box_jitter, name="box_jitter", low=0.0, high=0.5, fn=fn)
         check_in_range(self.occlusion_threshold, name="occlusion_threshold", low=0.0, high=1.0, fn=fn)
         for name in ("fusion_detach_object", "case_filtering", "deoccluded_samples"):
             if not isinstance(getattr(self, name), bool):

@@ -32,12 +32,19 @@ def test_two_steps_write_a_model_that_rebuilds(tmp_path, capsys):
     assert "training UniHOPE 'tiny'" in printed and "enhancement:" in printed
     state = load_checkpoint(out / "model.pt")
     assert state["model_type"] == "unihope" and state["step"] == 2 and state["enhancement"]["steps"] == 2
+    assert state["crop_padding"] == 1.3  # the tiny recipe frames synthetic scenes as DexYCB's; evaluate.py reads it
     model = UniHOPE.from_checkpoint_state(state)
     with torch.no_grad():
         pred = model.predict(torch.rand(1, 3, model.config.img_size, model.config.img_size))
     assert pred["joints"].shape == (1, 21, 3) and torch.isfinite(pred["joints"]).all()
     assert (out / "checkpoints").is_dir() and (out / "log.jsonl").is_file()
 
+
+
+def test_no_crop_trains_on_whole_frames_and_says_so_in_the_model(tmp_path):
+    out = tmp_path / "run"
+    assert _script().main([*QUIET, *SMALL, "--no-crop", "--augment-views", "1", "--output-dir", str(out)]) == 0
+    assert load_checkpoint(out / "model.pt")["crop_padding"] is None  # evaluate.py then scores whole frames
 
 def _evaluate():
     spec = importlib.util.spec_from_file_location("example_evaluate_unihope", SCRIPT.with_name("evaluate.py"))
@@ -134,6 +141,10 @@ def test_deoccluded_root_pairs_real_frames(tmp_path, capsys, dexycb_with_twins):
     (["--encoder", "no/such/file.pt"], "--encoder"),
     (["--deoccluded-root", "."], "--deoccluded-root"),  # synthetic scenes render their own twins
     (["--deoccluded-root", "no/such/folder"], "--deoccluded-root"),
+    (["--augment-views", "0"], "--augment-views"),
+    (["--crop-padding", "0.5"], "--crop-padding"),
+    (["--crop-padding", "1.2", "--no-crop"], "--no-crop"),
+    (["--dataset", "dexycb", "--data-root", ".", "--crop-padding", "1.2"], "--crop-padding"),  # real frames: always
 ])
 def test_a_bad_flag_is_a_one_line_usage_error(tmp_path, capsys, argv, flag):
     script = _script()

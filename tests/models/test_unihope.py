@@ -173,6 +173,30 @@ def test_vit_backbone_loads_an_encoder(batch):
         model.load_encoder({})
 
 
+
+def test_box_jitter_moves_the_training_roi_within_its_bounds_and_never_the_box_target(batch):
+    """box_jitter: in training the hand RoI moves by at most ``j`` of its side and scales by ``1 ± j``, drawn from the
+    generator; the box head's term and evaluation use the ground-truth / predicted boxes unchanged."""
+    from hoimask.models.unihope_targets import ground_truth_boxes
+
+    j = 0.1
+    model = tiny(box_jitter=j)
+    K = batch["K"]
+    gt, _, _ = ground_truth_boxes(batch, K, (SIZE, SIZE), model.config.box_scale)
+    runs = [model(batch, generator=torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)]
+    boxes = [r["predictions"]["hand_box"] for r in runs]
+    assert torch.equal(boxes[0], boxes[1]) and not torch.allclose(boxes[0], boxes[2])  # seeded by the generator
+    side, centre = gt[:, 2:] - gt[:, :2], (gt[:, :2] + gt[:, 2:]) / 2
+    for box in boxes:
+        shift = ((box[:, :2] + box[:, 2:]) / 2 - centre).abs() / side
+        ratio = (box[:, 2:] - box[:, :2]) / side
+        assert (shift <= j + 1e-5).all() and ((ratio - 1).abs() <= j + 1e-5).all()
+        assert torch.allclose(ratio[:, 0], ratio[:, 1])  # one scale per box: the aspect ratio is kept
+    assert torch.equal(runs[0]["terms"]["boxes"], tiny(box_jitter=0.0)(batch)["terms"]["boxes"])  # target: the GT box
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch)["predictions"]["hand_box"], gt)  # no jitter outside training
+
 def test_config_errors():
     with pytest.raises(ValueRangeError, match="backbone"):
         UniHOPEConfig(backbone="swin")
@@ -182,6 +206,8 @@ def test_config_errors():
         UniHOPEConfig(loss_weights={"nope": 1.0})
     with pytest.raises(ValueRangeError, match="img_size"):
         UniHOPEConfig(img_size=100)
+    with pytest.raises(ValueRangeError, match="'box_jitter'"):
+        UniHOPEConfig(box_jitter=0.6)
     with pytest.raises(ValueRangeError, match="unknown overrides"):
         UniHOPE.from_preset("tiny", nope=1)
     assert UniHOPEConfig(loss_weights={"grasp": 1.0}).loss_weights["joints_3d"] == UNIHOPE_LOSS_WEIGHTS["joints_3d"]
