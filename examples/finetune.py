@@ -59,7 +59,9 @@ from hoimask.engine import (
 )
 from hoimask.engine.checkpoint import is_sealed_checkpoint
 from hoimask.engine.cli import (
+    add_framing_flags,
     check_data_flags,
+    check_framing_flags,
     exit_with_usage_errors,
     loss_trend,
     main_printer,
@@ -169,11 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-views", type=integer(low=1),
                    help="views per training scene: the scene, then randomly rotated (about the image centre), "
                         "zoomed, shifted and colour-jittered copies; 1 = none (default: tiny 16, 8 with --model hoisdf; paper 1)")
-    framing = p.add_mutually_exclusive_group()
-    framing.add_argument("--crop-padding", type=real(low=1.0),
-                         help="synthetic: crop each scene around hand ∪ object with this margin factor, as DexYCB "
-                              "and HO3D frames are (default: pose and handmim-head tiny 1.3; otherwise the whole frame)")
-    framing.add_argument("--no-crop", action="store_true", help="synthetic: train on the whole rendered frame")
+    add_framing_flags(p, default="pose and handmim-head tiny 1.3; otherwise the whole frame")
     p.add_argument("--seed", type=integer(low=0), default=0, help="seed of the heads' init and the data order")
     p.add_argument("--baseline-samples", type=integer(low=1), default=2048,
                    help="training samples the constant baselines stored in model.pt are fitted on (see evaluate.py)")
@@ -199,9 +197,7 @@ def _checked_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
     """The checks that look at several flags together, and the defaults that depend on others."""
     if args.encoder is None and not args.no_pretrain:
         p.error("give --encoder PATH (pre-trained weights) or --no-pretrain")
-    if args.dataset != "synthetic" and (args.crop_padding is not None or args.no_crop):
-        flag = "--no-crop" if args.no_crop else "--crop-padding"
-        p.error(f"argument {flag}: synthetic data only (got --dataset {args.dataset}, always cropped around hand ∪ object)")
+    check_framing_flags(p, args)
     check_data_flags(p, args)
     problem = missing_tensorboard(args.tensorboard)
     if problem:

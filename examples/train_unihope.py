@@ -61,7 +61,9 @@ from hoimask.engine import (
 )
 from hoimask.engine.checkpoint import is_sealed_checkpoint
 from hoimask.engine.cli import (
+    add_framing_flags,
     check_data_flags,
+    check_framing_flags,
     exit_with_usage_errors,
     loss_trend,
     main_printer,
@@ -149,11 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="views per training scene: the scene, then randomly rotated (about the image centre), "
                         "zoomed, shifted and colour-jittered copies, its de-occluded twin warped alike; 1 = none "
                         "(default: tiny 16, paper 1)")
-    framing = p.add_mutually_exclusive_group()
-    framing.add_argument("--crop-padding", type=real(low=1.0),
-                         help="synthetic: crop each scene around hand ∪ object with this margin factor, as DexYCB "
-                              "and HO3D frames are (default: tiny 1.3; paper the whole frame)")
-    framing.add_argument("--no-crop", action="store_true", help="synthetic: train on the whole rendered frame")
+    add_framing_flags(p, default="tiny 1.3; paper the whole frame")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default: tiny auto = bf16 where the CPU computes it natively, else fp32; paper fp32)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
@@ -179,10 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     with quiet_on_other_processes():
         args = p.parse_args(argv)
-        if args.dataset != "synthetic" and (args.crop_padding is not None or args.no_crop):
-            flag = "--no-crop" if args.no_crop else "--crop-padding"
-            p.error(f"argument {flag}: synthetic data only (got --dataset {args.dataset}, always cropped around "
-                    "hand ∪ object)")
+        check_framing_flags(p, args)
         check_data_flags(p, args)
         if args.deoccluded_root is not None and args.dataset not in PAIRED_DATASETS:
             p.error(f"argument --deoccluded-root: only with --dataset {' or '.join(PAIRED_DATASETS)} (got --dataset "

@@ -20,10 +20,16 @@ from typing import Any
 from hoimask._checks import FileFormatError, HoimaskError
 from hoimask.engine.config import TrainConfig
 from hoimask.engine.distributed import DistributedContext, cleanup_distributed, init_distributed
-from hoimask.engine.flags import RunInterrupted, errors_name_flag, first_process_on_node, one_line
+from hoimask.engine.flags import (
+    RunInterrupted,
+    errors_name_flag,
+    first_process_on_node,
+    one_line,
+    real,
+)
 from hoimask.engine.run_dir import OutputDirError, prepare_output_dir
 
-__all__ = ["exit_with_usage_errors", "run_distributed", "main_printer", "prepare_run_dir", "short_run_warmup", "loss_trend",
+__all__ = ["add_framing_flags", "check_framing_flags", "exit_with_usage_errors", "run_distributed", "main_printer", "prepare_run_dir", "short_run_warmup", "loss_trend",
            "mano_layer", "check_data_flags", "write_loss_curves", "RESUME_MAY_CHANGE", "resume_differences", "require_loaded_weights"]
 
 #: Settings that ``--resume`` may change, because they do not change what is computed: how the run is shown
@@ -295,6 +301,24 @@ def mano_layer(dataset: str, mano_dir: Path | None) -> Any:
 
     with errors_name_flag("--mano-dir"):
         return MANOLayer(str(mano_dir / "MANO_RIGHT.pkl"))
+
+
+def add_framing_flags(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """``--crop-padding`` / ``--no-crop`` (mutually exclusive): how synthetic scenes are framed; ``default`` is the
+    help's description of the scripts' default; :func:`check_framing_flags` refuses them with real data."""
+    framing = parser.add_mutually_exclusive_group()
+    framing.add_argument("--crop-padding", type=real(low=1.0),
+                         help="synthetic: crop each scene around hand ∪ object with this margin factor, as DexYCB "
+                              f"and HO3D frames are (default: {default})")
+    framing.add_argument("--no-crop", action="store_true", help="synthetic: train on the whole rendered frame")
+
+
+def check_framing_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error (exit 2) for ``--crop-padding`` / ``--no-crop`` with ``--dataset`` other than synthetic."""
+    if args.dataset != "synthetic" and (args.crop_padding is not None or args.no_crop):
+        flag = "--no-crop" if args.no_crop else "--crop-padding"
+        parser.error(f"argument {flag}: synthetic data only (got --dataset {args.dataset}, always cropped around "
+                     "hand ∪ object)")
 
 
 def check_data_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
