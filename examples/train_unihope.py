@@ -99,9 +99,9 @@ MODEL_PRESETS = {("tiny", "resnet"): "tiny", ("tiny", "vit"): "tiny_vit", ("pape
 #: de-occluded twin is warped with its scene) and the scenes framed as DexYCB / HO3D frames are (``crop_padding``);
 #: without the views the RoI heatmaps memorised the 2,048 scenes and stayed flat on new ones.
 RECIPES = {"tiny": dict(steps=3000, epochs=None, batch_size=16, lr=1e-3, decay_epochs=10, enhancement_from=0.0,
-                        num_samples=2048, precision="auto", augment_views=16, crop_padding=1.3, box_jitter=0.0),
+                        num_samples=2048, precision="auto", augment_views=16, crop_padding=1.3),
            "paper": dict(steps=None, epochs=70, batch_size=64, lr=1e-4, decay_epochs=10, enhancement_from=30 / 70,
-                         num_samples=100_000, precision="fp32", augment_views=1, crop_padding=None, box_jitter=0.0)}
+                         num_samples=100_000, precision="fp32", augment_views=1, crop_padding=None)}
 DATASETS = ("synthetic", "dexycb", "ho3d")
 #: Datasets whose frames ``--deoccluded-root`` pairs with twins (synthetic scenes render their own).
 PAIRED_DATASETS = ("dexycb", "ho3d")
@@ -195,7 +195,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_model(args: argparse.Namespace) -> tuple[UniHOPE, str]:
     """UniHOPE of ``--preset`` / ``--backbone`` with the ``--encoder`` weights; also a line saying where they came from."""
-    model = UniHOPE.from_preset(MODEL_PRESETS[args.preset, args.backbone], box_jitter=RECIPES[args.preset]["box_jitter"],
+    model = UniHOPE.from_preset(MODEL_PRESETS[args.preset, args.backbone],
                                 hand_layer=mano_layer(args.dataset, args.mano_dir))
     if args.encoder is None:
         return model, "random initialisation"
