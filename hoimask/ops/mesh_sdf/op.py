@@ -38,6 +38,7 @@ from ..._checks import (
     check_same_device,
     check_shape,
 )
+from .bvh import bvh_enabled, bvh_mesh_sdf
 from .clustered import CLUSTER_MIN_TRIANGLES, clustered_search
 from .reference import (
     brute_force_winding,
@@ -46,7 +47,7 @@ from .reference import (
     triangle_search,
 )
 
-__all__ = ["mesh_sdf", "validate_mesh_sdf_inputs", "triton_enabled"]
+__all__ = ["mesh_sdf", "validate_mesh_sdf_inputs", "triton_enabled", "bvh_enabled"]
 
 
 def triton_enabled(device: torch.device) -> bool:
@@ -95,11 +96,18 @@ def validate_mesh_sdf_inputs(points: Tensor, vertices: Tensor, faces: Tensor, *,
 
 
 @torch.library.custom_op("hoimask::mesh_sdf", mutates_args=())
-def mesh_sdf_op(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Raw op: ``(sdf (B,Q), face_index (B,Q) int64, barycentric (B,Q,3))``; no validation."""
+def mesh_sdf_op(
+    points: Tensor, vertices: Tensor, faces: Tensor, winding_sign: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Raw op: ``(sdf (B,Q), face_index (B,Q) int64, barycentric (B,Q,3))``; no validation.
+
+    ``winding_sign`` takes every point's sign from the winding number (``sign="winding"``).
+    """
     B, Q, _ = points.shape
     if B == 0 or Q == 0:
         return points.new_zeros(B, Q), points.new_zeros(B, Q, dtype=torch.int64), points.new_zeros(B, Q, 3)
+    if bvh_enabled(points.device):
+        return bvh_mesh_sdf(points, vertices, faces, winding_sign=winding_sign)
     if triton_enabled(points.device):
         from .kernel import mesh_sdf_search_triton
 
@@ -110,11 +118,14 @@ def mesh_sdf_op(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tensor
         index, _ = triangle_search(points, vertices, faces, with_winding=False)
     # Winding numbers only for points whose closest feature touches an open boundary.
     sdf, bary = finish_from_search(points, vertices, faces, index, brute_force_winding(points, vertices, faces))
+    if winding_sign:
+        inside = _winding(points, vertices, faces).abs() > 0.5
+        sdf = torch.where(inside, -sdf.abs(), sdf.abs())
     return sdf, index, bary
 
 
 @mesh_sdf_op.register_fake
-def _(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _(points: Tensor, vertices: Tensor, faces: Tensor, winding_sign: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     B, Q, _ = points.shape
     return (
         points.new_empty(B, Q),
@@ -124,7 +135,7 @@ def _(points: Tensor, vertices: Tensor, faces: Tensor) -> tuple[Tensor, Tensor, 
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    points, vertices, faces = inputs
+    points, vertices, faces, _ = inputs
     sdf, index, bary = output
     ctx.save_for_backward(points, vertices, faces, sdf, index, bary)
     ctx.mark_non_differentiable(index, bary)
@@ -148,7 +159,7 @@ def _backward(ctx, grad_sdf: Tensor, grad_index, grad_bary):
         contrib = -bary.unsqueeze(-1) * g.unsqueeze(-2)  # (B, Q, 3 corners, 3 xyz)
         grad_vertices = vertices.new_zeros(B, V, 3)
         grad_vertices.scatter_add_(1, corner.reshape(B, -1, 1).expand(-1, -1, 3), contrib.reshape(B, -1, 3))
-    return grad_points, grad_vertices, None
+    return grad_points, grad_vertices, None, None
 
 
 mesh_sdf_op.register_autograd(_backward, setup_context=_setup_context)
@@ -228,10 +239,7 @@ def mesh_sdf(
     if not isinstance(return_index, bool):
         raise DTypeError(f"mesh_sdf(): argument 'return_index' expected a bool, got {type(return_index).__name__}")
     check_choice(sign, ("auto", "winding"), name="sign", fn="mesh_sdf")
-    sdf, index, bary = torch.ops.hoimask.mesh_sdf(points, vertices, faces)
-    if sign == "winding":
-        inside = _winding(points, vertices, faces).abs() > 0.5  # inputs validated above
-        sdf = torch.where(inside, -sdf.abs(), sdf.abs())
+    sdf, index, bary = torch.ops.hoimask.mesh_sdf(points, vertices, faces, sign == "winding")
     if not return_index:
         return sdf
     return sdf, index, closest_points_from_barycentric(vertices, faces, index, bary)

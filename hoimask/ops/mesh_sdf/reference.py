@@ -34,6 +34,7 @@ from torch import Tensor
 
 from ..._checks import ShapeError, check_floating, check_int, check_shape
 from .sign import mesh_topology, pseudo_normal_sign
+from .table import sliver
 
 __all__ = [
     "DEFAULT_CHUNK_ELEMENTS",
@@ -151,9 +152,36 @@ def _closest_point_on_triangle(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Te
     w = _override(w, (vc <= 0) & (d1 >= 0) & (d3 <= 0), (one - t_ab, t_ab, zero))
     # Vertex B.
     w = _override(w, (d3 >= 0) & (d4 <= d3), (zero, one, zero))
-    # Vertex A (highest priority).
+    # Vertex A.
     w = _override(w, (d1 <= 0) & (d2 <= 0), (one, zero, zero))
+    # Degenerate triangles (a segment or a point, or a sliver whose area is lost to rounding) have no
+    # consistent regions: the nearest point of their three edges (highest priority).
+    cross = torch.linalg.cross(ab, ac, dim=-1)
+    degenerate = sliver(_dot(cross, cross), _dot(ab, ab), _dot(ac, ac))
+    if bool(degenerate.any()):
+        w = _override(w, degenerate, _segments_closest(p, a, b, c))
     return torch.stack(w, dim=-1)
+
+
+def _segments_closest(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Barycentric weights of the point of segments ``ab``, ``ac``, ``bc`` nearest to ``p`` (first on ties)."""
+    zero = torch.zeros_like(p[..., 0])
+    best = best_d = None
+    for start, end, pick in ((a, b, (0, 1)), (a, c, (0, 2)), (b, c, (1, 2))):
+        e = end - start
+        t = (_dot(p - start, e) / _safe(_dot(e, e))).clamp(0, 1)
+        t = torch.where(_dot(e, e) == 0, zero, t)
+        q = p - start - t.unsqueeze(-1) * e
+        d = _dot(q, q)
+        weights = [zero, zero, zero]
+        weights[pick[0]], weights[pick[1]] = 1 - t, t
+        if best is None:
+            best, best_d = tuple(weights), d
+        else:
+            closer = d < best_d
+            best = _override(best, closer, tuple(weights))
+            best_d = torch.where(closer, d, best_d)
+    return best
 
 
 def _triangle_table(vertices: Tensor, faces: Tensor) -> dict[str, Tensor]:
@@ -183,7 +211,7 @@ def _triangle_table(vertices: Tensor, faces: Tensor) -> dict[str, Tensor]:
         "inv_d00": (1.0 / _safe(d00)).unsqueeze(1),
         "inv_d11": (1.0 / _safe(d11)).unsqueeze(1),
         "inv_d22": (1.0 / _safe(d22)).unsqueeze(1),
-        "degenerate": (det <= 0).unsqueeze(1),
+        "degenerate": ((det <= 0) | sliver(_dot(normal, normal), d00, d11)).unsqueeze(1),
     }
 
 

@@ -12,7 +12,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["COLUMNS", "TABLE_COLUMNS", "triangle_table"]
+__all__ = ["COLUMNS", "SLIVER_EPS", "TABLE_COLUMNS", "sliver", "triangle_table"]
+
+#: A triangle whose corner angle at ``a`` has ``sin <= SLIVER_EPS * eps(dtype)`` counts as degenerate
+#: (zero area up to rounding): its distance is the distance to its nearest edge, off by at most its
+#: width. Ericson's regions and the plane projection are noise for such slivers.
+SLIVER_EPS = 32.0
+
+
+def sliver(nn: Tensor, d00: Tensor, d11: Tensor) -> Tensor:
+    """Whether triangles with ``|n|^2 = nn``, ``|e0|^2 = d00``, ``|e1|^2 = d11`` are degenerate (see ``SLIVER_EPS``)."""
+    return nn <= (SLIVER_EPS * torch.finfo(nn.dtype).eps) ** 2 * d00 * d11
 
 #: Column names of :func:`triangle_table` (padded with zeros to ``TABLE_COLUMNS``).
 COLUMNS = (
@@ -53,7 +63,8 @@ def triangle_table(vertices: Tensor, faces: Tensor) -> Tensor:
     def inv(x: Tensor) -> Tensor:
         return torch.where(x == 0, torch.zeros_like(x), 1.0 / torch.where(x == 0, torch.ones_like(x), x))
 
-    scalars = (d00, d01, d11, d22, inv(det), inv(nn), inv(d00), inv(d11), inv(d22), (det > 0).to(a.dtype))
+    valid = (det > 0) & ~sliver(nn, d00, d11)
+    scalars = (d00, d01, d11, d22, inv(det), inv(nn), inv(d00), inv(d11), inv(d22), valid.to(a.dtype))
     cols = [a, e0, e1, n] + [t.unsqueeze(-1) for t in scalars]
     table = torch.cat(cols, dim=-1)
     pad = table.new_zeros(*table.shape[:-1], TABLE_COLUMNS - table.shape[-1])

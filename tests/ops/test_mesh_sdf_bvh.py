@@ -1,0 +1,249 @@
+"""Tests of the CPU BVH of hoimask::mesh_sdf: exact search, fast winding numbers, MeshBVH, fallbacks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from _cpu_search import cpu_search
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hoimask._checks import DeviceError, DTypeError, ShapeError, ValueRangeError
+from hoimask.ops import mesh_sdf, mesh_sdf_reference
+from hoimask.ops.mesh_sdf import bvh
+from hoimask.ops.mesh_sdf.reference import triangle_search
+from hoimask.sdf import box_mesh, icosphere, open_mesh, torus_mesh
+
+pytestmark = pytest.mark.skipif(not bvh.numba_available(), reason="needs numba (the 'fast' extra)")
+
+OFFSET = torch.tensor([0.02, -0.03, 0.6], dtype=torch.float64)
+
+
+def exact_winding(points: torch.Tensor, vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Brute-force generalised winding number (every triangle), ``(Q, 3) -> (Q,)``."""
+    return triangle_search(points[None], vertices[None], faces, with_winding=True)[1][0]
+
+
+def overlapping_boxes() -> tuple[torch.Tensor, torch.Tensor]:
+    v, f = box_mesh((0.03, 0.02, 0.02))
+    v2 = torch.cat([v, v @ torch.linalg.matrix_exp(torch.tensor([[0, -0.4, 0], [0.4, 0, 0], [0, 0, 0.0]]).double())
+                    + torch.tensor([0.025, 0.01, 0.0], dtype=v.dtype)])  # fmt: skip
+    return v2 + OFFSET, torch.cat([f, f + v.shape[0]])
+
+
+def test_meshes() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    sphere_v, sphere_f = icosphere(3, 0.05)
+    open_v, open_f = open_mesh(sphere_v, sphere_f, torch.tensor([0.0, 0.0, 1.0]), math.cos(math.radians(30)))
+    torus_v, torus_f = torus_mesh(0.04, 0.015, 48, 16)
+    return {
+        "closed sphere": (sphere_v + OFFSET, sphere_f),
+        "closed torus": (torus_v + OFFSET, torus_f),
+        "open sphere (wrist-sized hole)": (open_v + OFFSET, open_f),
+        "overlapping boxes": overlapping_boxes(),
+    }
+
+
+test_meshes.__test__ = False  # a helper, not a test
+
+
+def query_points(v: torch.Tensor, f: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Half near the surface, half uniform in the padded bounding box."""
+    g = torch.Generator().manual_seed(seed)
+    corners = v[f[torch.randint(0, f.shape[0], (n // 2,), generator=g)]]
+    w = torch.rand(n // 2, 3, generator=g, dtype=v.dtype)
+    w = w / w.sum(-1, keepdim=True)
+    near = (w[..., None] * corners).sum(1) + 0.003 * torch.randn(n // 2, 3, generator=g, dtype=v.dtype)
+    lo, hi = v.amin(0) - 0.02, v.amax(0) + 0.02
+    uniform = lo + (hi - lo) * torch.rand(n - n // 2, 3, generator=g, dtype=v.dtype)
+    return torch.cat([near, uniform])
+
+
+@pytest.mark.parametrize("name", list(test_meshes()))
+def test_bvh_equals_the_reference(name):
+    v, f = test_meshes()[name]
+    p = query_points(v, f, 600)
+    sign = "winding" if name == "overlapping boxes" else "auto"
+    b = bvh.MeshBVH(v, f)
+    sdf, index, closest = b.sdf(p, sign=sign, return_index=True)
+    with cpu_search("torch"):
+        ref, ref_index, ref_closest = mesh_sdf(p[None], v[None], f, sign=sign, return_index=True)
+    torch.testing.assert_close(sdf, ref[0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(closest, ref_closest[0], atol=1e-12, rtol=0)
+    # The same triangle up to exact ties (then the same distance).
+    tie = index != ref_index[0]
+    assert bool((sdf.abs()[tie] - ref[0].abs()[tie]).abs().le(1e-15).all())
+    with cpu_search("bvh"):
+        op = mesh_sdf(p[None], v[None], f, sign=sign)[0]
+    assert torch.equal(op, sdf)
+
+
+@pytest.mark.parametrize("name", list(test_meshes()))
+def test_fast_winding_signs_agree_with_brute_force(name):
+    v, f = test_meshes()[name]
+    p = query_points(v, f, 2000, seed=1)
+    exact = exact_winding(p, v, f)
+    fast = bvh.MeshBVH(v, f).winding_number(p)
+    assert torch.equal(fast.abs() > 0.5, exact.abs() > 0.5)
+    assert float((fast - exact).abs().max()) < 0.02  # second-order far field, beta = 2
+    # Without the exact band, the far field alone is still within 0.02 here.
+    raw = bvh.MeshBVH(v, f, band=0.0).winding_number(p)
+    assert float((raw - exact).abs().max()) < 0.02
+
+
+def test_winding_number_far_field_is_exact_for_a_large_beta():
+    v, f = test_meshes()["open sphere (wrist-sized hole)"]
+    p = query_points(v, f, 300, seed=2)
+    far = bvh.MeshBVH(v, f, beta=1e6, band=0.0).winding_number(p)  # every node opened: the brute force
+    torch.testing.assert_close(far, exact_winding(p, v, f), atol=1e-12, rtol=0)
+
+
+@st.composite
+def soups(draw):
+    """Random triangle soups with degenerate triangles (repeated corners, collinear corners)."""
+    T = draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(3 * T, 3, generator=g, dtype=torch.float64)
+    f = torch.randperm(3 * T, generator=g).view(T, 3)
+    if draw(st.booleans()):
+        f[0, 1] = f[0, 0]  # a segment
+    if T > 1 and draw(st.booleans()):
+        v[f[1, 2]] = 0.3 * v[f[1, 0]] + 0.7 * v[f[1, 1]]  # collinear corners
+    p = torch.randn(draw(st.integers(1, 30)), 3, generator=g, dtype=torch.float64) * 1.5
+    return p, v, f
+
+
+@settings(max_examples=60, deadline=None)
+@given(soups())
+def test_search_is_exact_on_degenerate_soups(data):
+    p, v, f = data
+    sdf, index, closest = bvh.MeshBVH(v, f).sdf(p, return_index=True)
+    ref = mesh_sdf_reference(p[None], v[None], f)[0]
+    torch.testing.assert_close(sdf.abs(), ref.abs(), atol=1e-12, rtol=0)
+    torch.testing.assert_close((p - closest).norm(dim=-1), sdf.abs(), atol=1e-12, rtol=0)
+
+
+def test_rigid_motion_equals_posed_mesh():
+    # One tree in the model frame serves every pose: move the points, not the mesh.
+    v, f = icosphere(3, 0.05)
+    angle = torch.tensor(0.7, dtype=torch.float64)
+    c, s = torch.cos(angle), torch.sin(angle)
+    R = torch.stack([torch.stack([c, -s, 0 * c]), torch.stack([s, c, 0 * c]), torch.tensor([0.0, 0.0, 1.0]).double()])
+    v = v * torch.tensor([1.0, 0.6, 0.8], dtype=v.dtype)  # not rotation-invariant
+    posed = v @ R.T + OFFSET
+    p = query_points(posed, f, 500)
+    b = bvh.MeshBVH(v, f)
+    torch.testing.assert_close(b.sdf((p - OFFSET) @ R), mesh_sdf(p[None], posed[None], f)[0], atol=1e-12, rtol=0)
+
+
+def test_the_tree_keeps_its_own_copy_of_the_mesh():
+    v, f = icosphere(2, 0.05)
+    v = v.clone()
+    b = bvh.MeshBVH(v, f)
+    p = query_points(v, f, 50)
+    before = b.sdf(p)
+    v.mul_(2.0)  # changing the caller's tensor does not reach the tree
+    assert torch.equal(b.sdf(p), before)
+    assert b.num_nodes > 1
+
+
+def test_gradient_through_mesh_bvh_matches_the_op():
+    v, f = torus_mesh(0.04, 0.015, 24, 12)
+    p = query_points(v, f, 200).requires_grad_()
+    bvh.MeshBVH(v, f).sdf(p).sum().backward()
+    q = p.detach().clone().requires_grad_()
+    mesh_sdf(q[None], v[None], f).sum().backward()
+    torch.testing.assert_close(p.grad, q.grad, atol=1e-12, rtol=0)
+
+
+def test_float32_points_give_float32_results_rounded_once():
+    v, f = icosphere(3, 0.05)
+    p = query_points(v + OFFSET, f, 300).float()
+    out = bvh.MeshBVH((v + OFFSET).float(), f).sdf(p)
+    assert out.dtype == torch.float32
+    exact = mesh_sdf_reference(p.double()[None], (v + OFFSET).float().double()[None], f)[0]
+    assert float((out.double() - exact).abs().max()) <= 6e-8  # float32 ulp at 0.6 m is 6e-8
+
+
+def test_threads_give_the_same_result():
+    v, f = icosphere(3, 0.05)
+    p = query_points(v, f, bvh.MIN_PARALLEL_POINTS + 500)
+    threads = torch.get_num_threads()
+    b = bvh.MeshBVH(v, f)
+    try:
+        torch.set_num_threads(1)
+        one = b.sdf(p, sign="winding")
+        torch.set_num_threads(3)
+        assert len(bvh._ranges(p.shape[0])) == 3
+        many = b.sdf(p, sign="winding")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, many)
+
+
+def test_morton_order_is_a_permutation():
+    from hoimask.ops.mesh_sdf import _bvh_kernels
+
+    p = query_points(*icosphere(2), 333).numpy()
+    order = _bvh_kernels.morton_order(p)
+    assert sorted(order.tolist()) == list(range(333))
+    same = _bvh_kernels.morton_order(p[:1].repeat(5, 0))  # a zero-size box
+    assert sorted(same.tolist()) == list(range(5))
+
+
+def test_bad_meshes_and_arguments_raise_typed_errors():
+    v, f = icosphere(1)
+    nan = v.clone()
+    nan[3, 1] = float("nan")
+    with pytest.raises(ValueRangeError, match="vertices"):
+        bvh.MeshBVH(nan, f)
+    with pytest.raises(ValueRangeError, match="faces"):
+        bvh.MeshBVH(v, f.clone().fill_(v.shape[0]))
+    with pytest.raises(ShapeError, match="non-empty"):
+        bvh.MeshBVH(v, f[:0])
+    with pytest.raises(ShapeError, match="vertices"):
+        bvh.MeshBVH(v[None], f)
+    with pytest.raises(DTypeError, match="faces"):
+        bvh.MeshBVH(v, f.double())
+    with pytest.raises(ValueRangeError, match="leaf_size"):
+        bvh.MeshBVH(v, f, leaf_size=0)
+    with pytest.raises(ValueRangeError, match="beta"):
+        bvh.MeshBVH(v, f, beta=0.5)
+    with pytest.raises(ValueRangeError, match="band"):
+        bvh.MeshBVH(v, f, band=float("nan"))
+    with pytest.raises(DTypeError, match="band"):
+        bvh.MeshBVH(v, f, band="0.1")
+    b = bvh.MeshBVH(v, f)
+    with pytest.raises(ShapeError, match="points"):
+        b.sdf(torch.zeros(1, 4, 3))
+    with pytest.raises(DTypeError, match="points"):
+        b.sdf(torch.zeros(4, 3, dtype=torch.int64))
+    with pytest.raises(ValueRangeError, match="points"):
+        b.sdf(torch.full((2, 3), float("inf")))
+    with pytest.raises(ValueRangeError, match="'sign'"):
+        b.sdf(torch.zeros(2, 3), sign="normals")
+    with pytest.raises(DTypeError, match="return_index"):
+        b.sdf(torch.zeros(2, 3), return_index=1)
+    if torch.cuda.is_available():
+        with pytest.raises(DeviceError):
+            b.sdf(torch.zeros(2, 3, device="cuda"))
+
+
+def test_without_numba_the_op_falls_back_and_mesh_bvh_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(bvh, "numba_available", lambda: False)
+    assert not bvh.bvh_enabled(torch.device("cpu"))
+    v, f = icosphere(2, 0.05)
+    p = query_points(v, f, 100)
+    torch.testing.assert_close(mesh_sdf(p[None], v[None], f), mesh_sdf_reference(p[None], v[None], f))
+    with pytest.raises(ImportError, match="hoimask\\[fast\\]"):
+        bvh.MeshBVH(v, f)
+
+
+def test_disable_variable_selects_the_torch_path():
+    with cpu_search("torch"):
+        assert not bvh.bvh_enabled(torch.device("cpu"))
+    with cpu_search("bvh"):
+        assert bvh.bvh_enabled(torch.device("cpu"))
+    assert not bvh.bvh_enabled(torch.device("meta"))
