@@ -5,6 +5,7 @@ Every dataset returns the sample dictionary described in
 samples (images stay RGB in ``[0, 1]``: the models normalise their own input).
 """
 
+from hoimask.data._assemble import posed_model_sdf
 from hoimask.data.cache import CachedHOI, write_cache
 from hoimask.data.dexycb import DexYCB, dexycb_split
 from hoimask.data.freihand import FREIHAND_BACKGROUNDS, FreiHAND, read_freihand_ground_truth
@@ -85,6 +86,7 @@ __all__ = [
     "grasp_labels_from_motion",
     "hand_object_box",
     "mesh_sdf_targets",
+    "posed_model_sdf",
     "normalize_image",
     "query_points",
     "read_freihand_ground_truth",

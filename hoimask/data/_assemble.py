@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,7 +18,7 @@ from ._io import read_obj
 from .raster import mesh_silhouette
 from .targets import mesh_sdf_targets
 
-__all__ = ["FrameMeshes", "ObjectModels", "frame_sample"]
+__all__ = ["FrameMeshes", "ObjectModels", "frame_sample", "posed_model_sdf"]
 
 
 class FrameMeshes(NamedTuple):
@@ -55,9 +56,26 @@ class ObjectModels:
         self.paths = dict(paths)
         self.num_points = check_int(num_points, name="num_points", low=1)
         self._cache: dict = {}
+        self._trees: dict = {}
 
     def __getstate__(self) -> dict:
-        return {"paths": self.paths, "num_points": self.num_points, "_cache": {}}
+        return {"paths": self.paths, "num_points": self.num_points, "_cache": {}, "_trees": {}}
+
+    def bvh(self, name):
+        """A :class:`hoimask.ops.MeshBVH` of model ``name`` in its own frame, built once per process.
+
+        ``None`` when the BVH is unavailable (numba not installed, or
+        ``HOIMASK_DISABLE_NUMBA=1``): the SDF targets then run
+        :func:`hoimask.ops.mesh_sdf` on the posed model every frame.
+        """
+        from hoimask.ops.mesh_sdf.bvh import MeshBVH, bvh_enabled
+
+        if not bvh_enabled(torch.device("cpu")):
+            return None
+        if name not in self._trees:
+            v, f, _ = self[name]
+            self._trees[name] = MeshBVH(v, f)
+        return self._trees[name]
 
     def __getitem__(self, name) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(vertices (V, 3), faces (T, 3), model points (P, 3))`` of model ``name``, model frame."""
@@ -71,6 +89,33 @@ class ObjectModels:
             pts = sample_surface(v[None], f, self.num_points, generator=torch.Generator().manual_seed(seed))[0][0]
             self._cache[name] = (v, f, pts)
         return self._cache[name]
+
+
+def posed_model_sdf(
+    bvh, rotation: torch.Tensor, translation: torch.Tensor, mirror: torch.Tensor | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Signed distance to a posed (and possibly mirrored) model from a BVH built in the model frame.
+
+    The posed model is ``x M R^T + t`` (``M`` the mirror, identity when
+    ``None``; faces flipped with it), so a camera point ``p`` lies at
+    ``(p - t) R M`` in the model frame, where distances are the same.
+
+    Args:
+        bvh: a :class:`hoimask.ops.MeshBVH` of the model in its own frame.
+        rotation: ``R``, ``(3, 3)``.
+        translation: ``t``, ``(3,)``.
+        mirror: ``M``, a diagonal ``(3, 3)`` of +-1, or ``None``.
+
+    Returns:
+        ``(Q, 3) camera-frame points -> (Q,)`` signed distances (the points' dtype).
+    """
+    R, t = rotation.to(torch.float64), translation.to(torch.float64)
+    frame = R if mirror is None else R @ mirror.to(torch.float64)
+
+    def sdf(points: torch.Tensor) -> torch.Tensor:
+        return bvh.sdf((points.to(torch.float64) - t) @ frame).to(points.dtype)
+
+    return sdf
 
 
 def check_frame_options(num_object_points: int, num_sdf_points: int, contact_threshold: float, *,
@@ -148,6 +193,7 @@ def frame_sample(
     object_name: str,
     sdf_targets: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     grasped: bool | None = None,
+    object_sdf: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor | str]:
     """Assemble a sample; hand targets are NaN when ``hand_vertices`` is ``None`` (no annotation).
 
@@ -157,6 +203,8 @@ def frame_sample(
     ``""`` when the frame names none; it becomes the sample's ``object_name``.
     ``sdf_targets`` ``(points (Q, 3), sdf_hand (Q,), sdf_object (Q,))``, when
     given (read from exported files), replace the on-the-fly SDF computation.
+    ``object_sdf``: the posed object's SDF from a cached tree
+    (:func:`posed_model_sdf`), passed to :func:`mesh_sdf_targets`.
 
     ``grasped``: the sample's label when the loader computed it (DexYCB's
     motion rule, :func:`hoimask.data.grasp.grasp_labels_from_motion`); ``None``
@@ -177,7 +225,8 @@ def frame_sample(
             sdf_points, sdf_hand, sdf_obj = sdf_targets
         elif q > 0:
             sdf_points, sdf_hand, sdf_obj = mesh_sdf_targets(
-                hand_vertices, hand_faces, obj_verts, None if model is None else model[1], q, generator=generator
+                hand_vertices, hand_faces, obj_verts, None if model is None else model[1], q, generator=generator,
+                object_sdf=None if model is None else object_sdf,
             )
         else:
             sdf_points, sdf_hand, sdf_obj = torch.zeros(0, 3), torch.zeros(0), torch.zeros(0)

@@ -50,6 +50,7 @@ from ._assemble import (
     frame_index,
     frame_sample,
     model_path,
+    posed_model_sdf,
 )
 from ._io import (
     array_field,
@@ -375,6 +376,16 @@ class DexYCB(Dataset):
                                          dtype=torch.float64)  # fmt: skip
         return self._mano[side]
 
+    def _posed_sdf(self, ycb_id: int, R: torch.Tensor, t: torch.Tensor, *, mirrored: bool):
+        """The posed model's SDF from its cached tree (``None`` without numba, or when no SDF is computed).
+
+        ``R, t`` are the pose of the (mirrored, for left hands) model, as passed to ``frame_sample``.
+        """
+        if self.num_sdf_points == 0 or self.sdf_source is not None:
+            return None
+        bvh = self._models.bvh(YCB_CLASSES[ycb_id])
+        return None if bvh is None else posed_model_sdf(bvh, R, t, _MIRROR if mirrored else None)
+
     def _model(self, ycb_id: int):
         if ycb_id not in YCB_CLASSES:
             raise FileFormatError(f"DexYCB: unknown YCB id {ycb_id}; expected 1..21")
@@ -542,6 +553,7 @@ class DexYCB(Dataset):
             hand_faces=faces, rotation=R, translation=t, model=(mv, mf, mpts),
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
             object_name=YCB_CLASSES[grasp_id], sdf_targets=sdf_targets, grasped=grasped,
+            object_sdf=self._posed_sdf(grasp_id, R, t, mirrored=seq["side"] == "left"),
         )  # fmt: skip
         sample.update(twin or {})
         if self.transform is not None:

@@ -50,6 +50,7 @@ from ._assemble import (
     frame_index,
     frame_sample,
     model_path,
+    posed_model_sdf,
 )
 from ._io import (
     array_field,
@@ -258,6 +259,11 @@ class HO3D(Dataset):
             self._models.paths[name] = path
         return self._models[name]
 
+    def _posed_sdf(self, meta: dict, meta_path: Path, R: torch.Tensor, t: torch.Tensor):
+        """The posed model's SDF from its cached tree (``None`` without numba or without SDF points)."""
+        bvh = self._models.bvh(self._object_name(meta, meta_path)) if self.num_sdf_points else None
+        return None if bvh is None else posed_model_sdf(bvh, R, t)
+
     def _hand_mesh(self, meta: dict, meta_path: Path) -> torch.Tensor:
         """MANO vertices of a training frame in OpenCV's frame."""
         pose = _array(meta, "handPose", (16, 3), meta_path)
@@ -341,6 +347,7 @@ class HO3D(Dataset):
             hand_shape=beta, hand_vertices=verts, hand_faces=faces, rotation=R, translation=t, model=model,
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
             object_name=self._object_name(meta, meta_path), sdf_targets=sdf_targets,
+            object_sdf=self._posed_sdf(meta, meta_path, R, t) if model is not None and sdf_targets is None else None,
         )  # fmt: skip
         if model is None and meta.get("objName") is not None:
             sample["object_points"] = self._models[sample["object_name"]][2].float()

@@ -186,9 +186,10 @@ def sample_mesh_queries(
 def nearest_vertex(points: Tensor, vertices: Tensor) -> Tensor:
     """Index of the nearest vertex of every point (exact; lowest index on exact ties).
 
-    Runs the clustered closest-triangle search of ``hoimask::mesh_sdf`` on
-    degenerate triangles ``(i, i, i)``, whose distance is the distance to
-    vertex ``i`` (brute force below 64 vertices).
+    Runs the closest-triangle search of ``hoimask::mesh_sdf`` (the CPU BVH
+    when numba is installed, else the clustered search) on degenerate
+    triangles ``(i, i, i)``, whose distance is the distance to vertex ``i``
+    (brute force below 64 vertices).
 
     Args:
         points: query points.
@@ -200,6 +201,7 @@ def nearest_vertex(points: Tensor, vertices: Tensor) -> Tensor:
     Shape:
         ``(Q, 3), (V, 3) -> (Q,)``
     """
+    from hoimask.ops.mesh_sdf.bvh import bvh_enabled, bvh_nearest_triangle
     from hoimask.ops.mesh_sdf.clustered import CLUSTER_MIN_TRIANGLES, clustered_search
 
     check_shape(points, "Q 3", name="points", fn="nearest_vertex")
@@ -210,6 +212,8 @@ def nearest_vertex(points: Tensor, vertices: Tensor) -> Tensor:
     if V < CLUSTER_MIN_TRIANGLES:
         return torch.cdist(points.to(torch.float64), vertices.to(torch.float64)).argmin(dim=1)
     faces = torch.arange(V, device=vertices.device)[:, None].expand(V, 3).contiguous()
+    if bvh_enabled(points.device):
+        return bvh_nearest_triangle(points, vertices.to(points.dtype), faces)
     return clustered_search(points[None], vertices.to(points.dtype)[None], faces)[0]
 
 

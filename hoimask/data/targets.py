@@ -100,6 +100,7 @@ def mesh_sdf_targets(
     num: int,
     *,
     generator: torch.Generator | None = None,
+    object_sdf: Callable[[torch.Tensor], torch.Tensor] | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Query points and exact signed distances to a hand mesh and an object mesh.
@@ -111,6 +112,12 @@ def mesh_sdf_targets(
         object_faces: ``(T', 3)`` object triangles, or ``None``.
         num: ``Q``.
         generator: source of randomness.
+        object_sdf: ``(Q, 3) camera-frame points -> (Q,)`` signed distances to
+            the posed object, replacing :func:`hoimask.ops.mesh_sdf` on
+            ``object_vertices`` (which still give the surface samples): e.g.
+            :func:`hoimask.data.posed_model_sdf` of a :class:`~hoimask.ops.MeshBVH`
+            built once per object model, so that no per-frame structure is built
+            for a 20k-triangle model.
         **kwargs: passed to :func:`query_points`.
 
     Returns:
@@ -142,6 +149,9 @@ def mesh_sdf_targets(
     sdf_hand = mesh_sdf(points[None], hv[None], hand_faces)[0]
     if obj_surface is None:
         sdf_obj = torch.full_like(sdf_hand, float("nan"))
+    elif object_sdf is not None:
+        sdf_obj = object_sdf(points).to(sdf_hand.dtype)
+        check_shape(sdf_obj, "Q", name="object_sdf(points)", dims={"Q": points.shape[0]}, fn="mesh_sdf_targets")
     else:
         sdf_obj = mesh_sdf(points[None], ov[None], object_faces)[0]
     return points, sdf_hand, sdf_obj

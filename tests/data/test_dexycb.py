@@ -11,6 +11,7 @@ import torch
 from hoimask._checks import FileFormatError
 from hoimask.data import DexYCB, RandomCropResize, dexycb_split, validate_sample
 from hoimask.geometry import project
+from hoimask.ops.mesh_sdf import bvh_enabled
 
 
 def test_split_definitions_match_the_toolkit():
@@ -133,3 +134,20 @@ def test_samples_carry_the_grasped_objects_name(dexycb_root, mano_root, tmp_path
         meta_path.write_text(yaml.safe_dump(meta))
     other = DexYCB(root, mano_root=mano_root, num_sdf_points=0, num_object_points=16)
     assert other[0]["object_name"] == YCB_CLASSES[10] == "011_banana"
+
+
+@pytest.mark.skipif(not bvh_enabled(torch.device("cpu")), reason="needs numba (the 'fast' extra)")
+def test_cached_object_tree_gives_the_per_frame_sdf(dexycb_root, mano_root, quiet, monkeypatch):
+    """The object SDF from the tree built once per model (moved points) equals mesh_sdf on the posed
+    model, for right hands and mirrored left hands."""
+    ds = DexYCB(dexycb_root, mano_root=mano_root, hands="mirror", num_sdf_points=128, num_object_points=16)
+    left = next(i for i in range(len(ds)) if ds.sequences[int(ds.frames[i][0])]["side"] == "left")
+    for index in (0, left):
+        cached = ds[index]
+        assert ds._models._trees  # the tree was built and kept
+        with monkeypatch.context() as m:
+            m.setenv("HOIMASK_DISABLE_NUMBA", "1")
+            fresh = ds[index]
+        assert torch.equal(cached["sdf_points"], fresh["sdf_points"])
+        torch.testing.assert_close(cached["sdf_object"], fresh["sdf_object"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(cached["sdf_hand"], fresh["sdf_hand"], atol=1e-6, rtol=0)

@@ -147,7 +147,13 @@ def test_part_labels_are_those_of_the_nearest_vertex():
     assert (hand[far, 5] == -1).all() and (hand[~far, 5] >= 0).all() and (~far).any()
 
 
-def test_nearest_vertex_is_exact_with_and_without_clusters():
+@pytest.mark.parametrize("search", ["torch", "bvh"])
+def test_nearest_vertex_is_exact_with_and_without_clusters(search, monkeypatch):
+    from hoimask.ops.mesh_sdf.bvh import numba_available
+
+    if search == "bvh" and not numba_available():
+        pytest.skip("needs numba (the 'fast' extra)")
+    monkeypatch.setenv("HOIMASK_DISABLE_NUMBA", "1" if search == "torch" else "0")
     g = torch.Generator().manual_seed(5)
     for V in (40, 700):
         verts = torch.randn(V, 3, generator=g) * 0.05 + 0.6

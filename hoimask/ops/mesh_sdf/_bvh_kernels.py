@@ -100,74 +100,100 @@ def build_tree(tri, leaf_size):
 
 
 @njit(**_JIT)
-def dipoles(tri, start, stop):
-    """Per node: the far-field expansion of its solid angle and its radius.
+def dipoles(tri, box, left, start, stop):
+    """Per node: the far-field expansion of its solid angle and its radius, bottom-up in O(nodes + T).
 
     Returns ``(normal (n, 3), center (n, 3), moment (n, 9), second (n, 18), radius (n,))``:
     the sum of the triangles' area vectors ``A_t``, their area-weighted centroid ``c``, the
     first moment ``sum_t A_t (c_t - c)^T`` (row-major), the second moment
     ``sum_t A_t (x) S_t`` with ``S_t`` the triangle's second moment about ``c`` per unit area
-    (6 entries of the symmetric ``S_t`` per component of ``A_t``), and the largest distance
-    from ``c`` to a corner.
+    (6 entries of the symmetric ``S_t`` per component of ``A_t``), and a radius about ``c``
+    holding every corner (exact at leaves; above, the smaller of ``max(|c_child - c| + r_child)``
+    and the distance to the farthest corner of the node's box).
+    Children are numbered after their parent, so one pass from the last node up suffices;
+    the moments are accumulated about the origin and moved to ``c`` at the end.
     """
     n = start.shape[0]
-    T = tri.shape[0]
-    area = np.empty((T, 3))
-    cen = np.empty((T, 3))
-    mag = np.empty(T)
-    for t in range(T):
-        e0 = tri[t, 1] - tri[t, 0]
-        e1 = tri[t, 2] - tri[t, 0]
-        area[t, 0] = 0.5 * (e0[1] * e1[2] - e0[2] * e1[1])
-        area[t, 1] = 0.5 * (e0[2] * e1[0] - e0[0] * e1[2])
-        area[t, 2] = 0.5 * (e0[0] * e1[1] - e0[1] * e1[0])
-        mag[t] = math.sqrt(area[t, 0] ** 2 + area[t, 1] ** 2 + area[t, 2] ** 2)
-        for k in range(3):
-            cen[t, k] = (tri[t, 0, k] + tri[t, 1, k] + tri[t, 2, k]) / 3.0
-    off = np.empty(3)
-    cov = np.empty(6)
+    weight = np.zeros(n)  # sum |A_t|
+    wsum = np.zeros((n, 3))  # sum |A_t| c_t
+    csum = np.zeros((n, 3))  # sum c_t (for all-degenerate nodes)
     normal = np.zeros((n, 3))
-    center = np.zeros((n, 3))
-    moment = np.zeros((n, 9))
-    second = np.zeros((n, 18))
-    radius = np.zeros(n)
-    for node in range(n):
-        s, e = start[node], stop[node]
-        total = 0.0
-        for t in range(s, e):
-            total += mag[t]
+    raw1 = np.zeros((n, 9))  # sum A_i c_j
+    raw2 = np.zeros((n, 18))  # sum A_i (c c^T + cov)_jk, jk in _PAIRS order
+    cen = np.empty(3)
+    area = np.empty(3)
+    for node in range(n - 1, -1, -1):
+        child = left[node]
+        if child >= 0:
+            weight[node] = weight[child] + weight[child + 1]
             for k in range(3):
-                normal[node, k] += area[t, k]
-                center[node, k] += mag[t] * cen[t, k]
-        for k in range(3):
-            if total > 0:
-                center[node, k] /= total
-            else:  # all triangles degenerate: the mean centroid
-                acc = 0.0
-                for t in range(s, e):
-                    acc += cen[t, k]
-                center[node, k] = acc / (e - s)
-        for t in range(s, e):
-            for j in range(3):
-                off[j] = cen[t, j] - center[node, j]
-            # Second moment of the triangle about c, per unit area: off off^T + (1/12) sum_k e_k e_k^T
-            # with e_k its corners relative to its centroid (stored as xx, xy, xz, yy, yz, zz).
-            for m in range(6):
-                j, k = _PAIRS[m, 0], _PAIRS[m, 1]
-                cov[m] = off[j] * off[k]
-                for corner in range(3):
-                    cov[m] += (tri[t, corner, j] - cen[t, j]) * (tri[t, corner, k] - cen[t, k]) / 12.0
+                wsum[node, k] = wsum[child, k] + wsum[child + 1, k]
+                csum[node, k] = csum[child, k] + csum[child + 1, k]
+                normal[node, k] = normal[child, k] + normal[child + 1, k]
+            for k in range(9):
+                raw1[node, k] = raw1[child, k] + raw1[child + 1, k]
+            for k in range(18):
+                raw2[node, k] = raw2[child, k] + raw2[child + 1, k]
+            continue
+        for t in range(start[node], stop[node]):
+            e0x, e0y, e0z = tri[t, 1, 0] - tri[t, 0, 0], tri[t, 1, 1] - tri[t, 0, 1], tri[t, 1, 2] - tri[t, 0, 2]
+            e1x, e1y, e1z = tri[t, 2, 0] - tri[t, 0, 0], tri[t, 2, 1] - tri[t, 0, 1], tri[t, 2, 2] - tri[t, 0, 2]
+            area[0] = 0.5 * (e0y * e1z - e0z * e1y)
+            area[1] = 0.5 * (e0z * e1x - e0x * e1z)
+            area[2] = 0.5 * (e0x * e1y - e0y * e1x)
+            mag = math.sqrt(area[0] * area[0] + area[1] * area[1] + area[2] * area[2])
+            for k in range(3):
+                cen[k] = (tri[t, 0, k] + tri[t, 1, k] + tri[t, 2, k]) / 3.0
+            weight[node] += mag
+            for k in range(3):
+                wsum[node, k] += mag * cen[k]
+                csum[node, k] += cen[k]
+                normal[node, k] += area[k]
             for i in range(3):
                 for j in range(3):
-                    moment[node, 3 * i + j] += area[t, i] * off[j]
+                    raw1[node, 3 * i + j] += area[i] * cen[j]
                 for m in range(6):
-                    second[node, 6 * i + m] += area[t, i] * cov[m]
+                    j, k = _PAIRS[m, 0], _PAIRS[m, 1]
+                    # Per unit area, about the origin: c c^T + (1/12) sum over corners of (v - c)(v - c)^T.
+                    s = cen[j] * cen[k]
+                    for corner in range(3):
+                        s += (tri[t, corner, j] - cen[j]) * (tri[t, corner, k] - cen[k]) / 12.0
+                    raw2[node, 6 * i + m] += area[i] * s
+    center = np.empty((n, 3))
+    moment = np.empty((n, 9))
+    second = np.empty((n, 18))
+    radius = np.zeros(n)
+    for node in range(n):
+        count = stop[node] - start[node]
+        for k in range(3):
+            center[node, k] = wsum[node, k] / weight[node] if weight[node] > 0 else csum[node, k] / count
+        c = center[node]
+        for i in range(3):
+            for j in range(3):
+                moment[node, 3 * i + j] = raw1[node, 3 * i + j] - normal[node, i] * c[j]
+            for m in range(6):
+                j, k = _PAIRS[m, 0], _PAIRS[m, 1]
+                second[node, 6 * i + m] = (raw2[node, 6 * i + m] - raw1[node, 3 * i + j] * c[k]
+                                           - raw1[node, 3 * i + k] * c[j] + normal[node, i] * c[j] * c[k])  # fmt: skip
+    for node in range(n - 1, -1, -1):
+        child = left[node]
+        if child >= 0:
+            for ch in (child, child + 1):
+                d = math.sqrt((center[ch, 0] - center[node, 0]) ** 2 + (center[ch, 1] - center[node, 1]) ** 2
+                              + (center[ch, 2] - center[node, 2]) ** 2)  # fmt: skip
+                radius[node] = max(radius[node], d + radius[ch])
+            # The farthest corner of the node's box also bounds it; keep the tighter bound.
+            far = 0.0
+            for k in range(3):
+                far += max(center[node, k] - box[node, k], box[node, 3 + k] - center[node, k]) ** 2
+            radius[node] = min(radius[node], math.sqrt(far))
+            continue
         r2 = 0.0
-        for t in range(s, e):
-            for c in range(3):
+        for t in range(start[node], stop[node]):
+            for corner in range(3):
                 d2 = 0.0
                 for k in range(3):
-                    d2 += (tri[t, c, k] - center[node, k]) ** 2
+                    d2 += (tri[t, corner, k] - center[node, k]) ** 2
                 r2 = max(r2, d2)
         radius[node] = math.sqrt(r2)
     return normal, center, moment, second, radius
@@ -181,20 +207,28 @@ def pseudo_normals(tri, faces, face_edge, num_edges, num_vertices):
     edge_n = np.zeros((num_edges, 3))
     vert_n = np.zeros((num_vertices, 3))
     for t in range(T):
-        e0 = tri[t, 1] - tri[t, 0]
-        e1 = tri[t, 2] - tri[t, 0]
-        nx = e0[1] * e1[2] - e0[2] * e1[1]
-        ny = e0[2] * e1[0] - e0[0] * e1[2]
-        nz = e0[0] * e1[1] - e0[1] * e1[0]
+        e0x, e0y, e0z = tri[t, 1, 0] - tri[t, 0, 0], tri[t, 1, 1] - tri[t, 0, 1], tri[t, 1, 2] - tri[t, 0, 2]
+        e1x, e1y, e1z = tri[t, 2, 0] - tri[t, 0, 0], tri[t, 2, 1] - tri[t, 0, 1], tri[t, 2, 2] - tri[t, 0, 2]
+        nx = e0y * e1z - e0z * e1y
+        ny = e0z * e1x - e0x * e1z
+        nz = e0x * e1y - e0y * e1x
         norm = max(math.sqrt(nx * nx + ny * ny + nz * nz), _TINY)
-        face_n[t, 0], face_n[t, 1], face_n[t, 2] = nx / norm, ny / norm, nz / norm
+        nx, ny, nz = nx / norm, ny / norm, nz / norm
+        face_n[t, 0], face_n[t, 1], face_n[t, 2] = nx, ny, nz
         for k in range(3):
-            edge_n[face_edge[t, k]] += face_n[t]
-            u = tri[t, (k + 1) % 3] - tri[t, k]
-            w = tri[t, (k + 2) % 3] - tri[t, k]
-            den = max(math.sqrt(u[0] ** 2 + u[1] ** 2 + u[2] ** 2) * math.sqrt(w[0] ** 2 + w[1] ** 2 + w[2] ** 2), _TINY)
-            cos = min(max((u[0] * w[0] + u[1] * w[1] + u[2] * w[2]) / den, -1.0), 1.0)
-            vert_n[faces[t, k]] += math.acos(cos) * face_n[t]
+            e = face_edge[t, k]
+            edge_n[e, 0] += nx
+            edge_n[e, 1] += ny
+            edge_n[e, 2] += nz
+            k1, k2 = (k + 1) % 3, (k + 2) % 3
+            ux, uy, uz = tri[t, k1, 0] - tri[t, k, 0], tri[t, k1, 1] - tri[t, k, 1], tri[t, k1, 2] - tri[t, k, 2]
+            wx, wy, wz = tri[t, k2, 0] - tri[t, k, 0], tri[t, k2, 1] - tri[t, k, 1], tri[t, k2, 2] - tri[t, k, 2]
+            den = max(math.sqrt(ux * ux + uy * uy + uz * uz) * math.sqrt(wx * wx + wy * wy + wz * wz), _TINY)
+            angle = math.acos(min(max((ux * wx + uy * wy + uz * wz) / den, -1.0), 1.0))
+            vid = faces[t, k]
+            vert_n[vid, 0] += angle * nx
+            vert_n[vid, 1] += angle * ny
+            vert_n[vid, 2] += angle * nz
     return face_n, edge_n, vert_n
 
 

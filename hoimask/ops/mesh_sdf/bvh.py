@@ -61,6 +61,7 @@ __all__ = [
     "MeshBVH",
     "bvh_enabled",
     "bvh_mesh_sdf",
+    "bvh_nearest_triangle",
     "numba_available",
 ]
 
@@ -143,7 +144,7 @@ class _Tree:
             normals = k.pseudo_normals(self._input_tri, faces, face_edge, topology.num_edges, self.num_vertices)
             self._signs = (faces, face_edge, *normals, topology.boundary_edge.numpy(),
                            topology.boundary_vertex.numpy())  # fmt: skip
-            self._dipoles = k.dipoles(self.tri, self.start, self.stop)
+            self._dipoles = k.dipoles(self.tri, self.box, self.left, self.start, self.stop)
         return self._signs
 
     def nearest(self, points) -> Tensor:
@@ -210,6 +211,18 @@ def bvh_mesh_sdf(
     ]
     sdf, index, bary = (torch.stack([r[k] for r in results]) for k in range(3))
     return sdf.to(points.dtype), index, bary.to(points.dtype)
+
+
+def bvh_nearest_triangle(points: Tensor, vertices: Tensor, faces: Tensor) -> Tensor:
+    """Closest triangle of each point (lowest index on exact ties), through a tree built for this call.
+
+    Inputs are validated by the caller; degenerate triangles ``(i, i, i)`` make
+    this a nearest-vertex search.
+
+    Shape:
+        points ``(Q, 3)``, vertices ``(V, 3)``, faces ``(T, 3)`` int64 -> ``(Q,)`` int64.
+    """
+    return _Tree(vertices, faces, DEFAULT_LEAF_SIZE).nearest(_as_array(points))
 
 
 class MeshBVH:
