@@ -13,7 +13,8 @@ Rows, per mesh:
 * ``hoimask mesh_sdf (tree per call)`` — the op, which builds one tree per call;
 * ``hoimask mesh_sdf, pure torch`` — the op with ``HOIMASK_DISABLE_NUMBA=1``;
 * ``... 2 threads`` — MeshBVH with two torch threads (scaling; not a peer row);
-* ``build`` rows — the one-off cost of a structure (hoimask tree, pysdf, Warp).
+* ``build`` — the one-off cost of a structure (hoimask's tree, pysdf's; Warp's
+  ``wp.Mesh`` is built outside the timing and not reported).
 
 Meshes (camera frame, 0.6 m in front of the camera): ``hand`` — torus with 1536
 triangles (MANO has 1538); ``procedural_hand`` — hoimask's licence-free hand
@@ -40,10 +41,12 @@ import contextlib
 import importlib.util
 import os
 import platform
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("IGL_NUM_THREADS", "1")  # libigl's parallel_for: one thread, like everything here
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -51,6 +54,10 @@ import torch  # noqa: E402
 from hoimask.ops import MeshBVH, mesh_sdf  # noqa: E402
 from hoimask.ops.mesh_sdf.reference import mesh_sdf_reference, triangle_search  # noqa: E402
 from hoimask.sdf import box_mesh, icosphere, sample_near_surface, sample_uniform, torus_mesh  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_export_sdf import timed as best_time  # noqa: E402
+from bench_mesh_sdf import run_warp  # noqa: E402
 
 OFFSET = torch.tensor([0.02, -0.03, 0.6], dtype=torch.float64)
 CHECK = 2000  # points compared with the brute force
@@ -82,17 +89,6 @@ def make_points(v: torch.Tensor, f: torch.Tensor, q: int) -> torch.Tensor:
     return torch.cat([near, uniform])  # (Q, 3) float64
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """Best wall and process-CPU seconds of ``repeats`` runs after a warm-up, and the last result."""
-    out = fn()
-    wall = cpu = float("inf")
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
-    return wall, cpu, out
-
-
 @contextlib.contextmanager
 def env(name: str, value: str):
     old = os.environ.get(name)
@@ -116,8 +112,11 @@ def threads(n: int):
         torch.set_num_threads(old)
 
 
-def peers(v: torch.Tensor, f: torch.Tensor, p: np.ndarray) -> dict[str, tuple[Callable[[], object], Callable]]:
-    """``label -> (build, query(structure) -> sdf, hoimask's sign convention)`` of the installed peers."""
+def peers(v: torch.Tensor, f: torch.Tensor, p: np.ndarray) -> dict[str, tuple[Callable[[], object] | str, Callable]]:
+    """``label -> (build, query(structure) -> sdf in hoimask's sign convention)`` of the installed peers.
+
+    ``build`` is a callable making the peer's structure (timed once), or a word on where it is built.
+    """
     out: dict[str, tuple[Callable[[], object], Callable]] = {}
     vf, ff = v.float().numpy(), f.int().numpy()
     if importlib.util.find_spec("pysdf"):
@@ -125,45 +124,20 @@ def peers(v: torch.Tensor, f: torch.Tensor, p: np.ndarray) -> dict[str, tuple[Ca
 
         out["pysdf"] = (lambda: SDF(vf, ff), lambda s: -s(p, n_threads=1))  # positive inside
     if importlib.util.find_spec("warp"):
-        import warp as wp
-
-        wp.config.quiet = True
-        wp.init()
-
-        @wp.kernel
-        def query(mesh: wp.uint64, pts: wp.array(dtype=wp.vec3), out: wp.array(dtype=float)):
-            tid = wp.tid()
-            x = pts[tid]
-            res = wp.mesh_query_point_sign_winding_number(mesh, x, 1.0e6, 2.0, 0.5)
-            if res.result:
-                c = wp.mesh_eval_position(mesh, res.face, res.u, res.v)
-                out[tid] = res.sign * wp.length(x - c)
-
-        pts = wp.array(p, dtype=wp.vec3, device="cpu")
-        res = wp.zeros(p.shape[0], dtype=float, device="cpu")
-
-        def warp_build():
-            return wp.Mesh(points=wp.array(vf, dtype=wp.vec3, device="cpu"),
-                           indices=wp.array(ff.reshape(-1), dtype=wp.int32, device="cpu"))  # fmt: skip
-
-        def warp_query(mesh):
-            wp.launch(query, dim=p.shape[0], inputs=[mesh.id, pts, res], device="cpu")
-            wp.synchronize_device("cpu")
-            return res.numpy().copy()
-
-        out["warp CPU"] = (warp_build, warp_query)
+        query = run_warp(v, f, torch.from_numpy(p)[None], "cpu")  # builds its wp.Mesh (not timed here)
+        out["warp CPU"] = ("not timed", lambda _s: query())
     if importlib.util.find_spec("igl"):
         import igl
 
         vd, fd, pd = v.numpy(), f.numpy().astype(np.int64), p.astype(np.float64)
         for label, kind in (("libigl pseudonormal", igl.SIGNED_DISTANCE_TYPE_PSEUDONORMAL),
                             ("libigl fast winding", igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER)):  # fmt: skip
-            out[label] = (lambda: None, lambda _s, kind=kind: igl.signed_distance(pd, vd, fd, sign_type=kind)[0])
+            out[label] = ("in query", lambda _s, kind=kind: igl.signed_distance(pd, vd, fd, sign_type=kind)[0])
     if importlib.util.find_spec("trimesh") and importlib.util.find_spec("rtree") and p.shape[0] <= 10_000:
         import trimesh
 
         mesh = trimesh.Trimesh(v.numpy(), f.numpy(), process=False)
-        out["trimesh"] = (lambda: None, lambda _s: -trimesh.proximity.signed_distance(mesh, p))
+        out["trimesh"] = ("cached by the warm-up", lambda _s: -trimesh.proximity.signed_distance(mesh, p))
     return out
 
 
@@ -177,9 +151,13 @@ def run_case(name: str, v: torch.Tensor, f: torch.Tensor, q: int, repeats: int) 
     rows = []
 
     def add(label, build, query, note=""):
+        """``build``: callable (timed once, its result passed to ``query``), a string (where it is built), or None."""
         try:
-            b_wall = best_time(build, 1)[0] if build is not None else None
-            structure = build() if build is not None else None
+            if callable(build):
+                b_wall = f"{best_time(build, 1)[0] * 1e3:.1f}"
+                structure = build()
+            else:
+                b_wall, structure = build or "in query", None
             wall, cpu, out = best_time(lambda: query(structure), repeats)
             out = np.asarray(out.detach().double() if isinstance(out, torch.Tensor) else out, np.float64)
             rows.append((label, wall, cpu, b_wall, out[:CHECK], note))
@@ -204,8 +182,7 @@ def run_case(name: str, v: torch.Tensor, f: torch.Tensor, q: int, repeats: int) 
             err = np.abs(np.abs(out) - exact).max()
             wrong = float(((out < 0) != inside).mean())
             ratio = f"{fastest / wall:.2f}x" if fastest else "-"
-            build_ms = f"{b_wall * 1e3:.1f}" if b_wall is not None else "in query"
-            cells = [name, str(f.shape[0]), str(q), label, f"{wall * 1e3:.1f}", f"{cpu * 1e3:.1f}", build_ms,
+            cells = [name, str(f.shape[0]), str(q), label, f"{wall * 1e3:.1f}", f"{cpu * 1e3:.1f}", b_wall,
                      ratio, f"{err:.1e}", f"{wrong:.2%} {note}".strip()]  # fmt: skip
         print("| " + " | ".join(cells) + " |", flush=True)
 

@@ -86,10 +86,12 @@ def test_fast_winding_signs_agree_with_brute_force(name):
     exact = exact_winding(p, v, f)
     fast = bvh.MeshBVH(v, f).winding_number(p)
     assert torch.equal(fast.abs() > 0.5, exact.abs() > 0.5)
-    assert float((fast - exact).abs().max()) < 0.02  # second-order far field, beta = 2
-    # Without the exact band, the far field alone is still within 0.02 here.
+    assert float((fast - exact).abs().max()) < 0.04  # second-order far field, beta = 1.5
+    # Without the exact band, the far field alone is still within 0.04 here (the band is 0.1) ...
     raw = bvh.MeshBVH(v, f, band=0.0).winding_number(p)
-    assert float((raw - exact).abs().max()) < 0.02
+    assert float((raw - exact).abs().max()) < 0.04
+    # ... and within 0.01 with beta = 2.
+    assert float((bvh.MeshBVH(v, f, beta=2.0, band=0.0).winding_number(p) - exact).abs().max()) < 0.01
 
 
 def test_winding_number_far_field_is_exact_for_a_large_beta():

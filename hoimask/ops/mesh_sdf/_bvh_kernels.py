@@ -100,16 +100,15 @@ def build_tree(tri, leaf_size):
 
 
 @njit(**_JIT)
-def dipoles(tri, box, left, start, stop):
-    """Per node: the far-field expansion of its solid angle and its radius, bottom-up in O(nodes + T).
+def dipoles(tri, left, start, stop):
+    """Per node: the far-field expansion of its solid angle (bottom-up, O(nodes + T)) and its radius.
 
     Returns ``(normal (n, 3), center (n, 3), moment (n, 9), second (n, 18), radius (n,))``:
     the sum of the triangles' area vectors ``A_t``, their area-weighted centroid ``c``, the
     first moment ``sum_t A_t (c_t - c)^T`` (row-major), the second moment
     ``sum_t A_t (x) S_t`` with ``S_t`` the triangle's second moment about ``c`` per unit area
-    (6 entries of the symmetric ``S_t`` per component of ``A_t``), and a radius about ``c``
-    holding every corner (exact at leaves; above, the smaller of ``max(|c_child - c| + r_child)``
-    and the distance to the farthest corner of the node's box).
+    (6 entries of the symmetric ``S_t`` per component of ``A_t``), and the largest distance
+    from ``c`` to a corner (exact: a tighter radius opens fewer nodes).
     Children are numbered after their parent, so one pass from the last node up suffices;
     the moments are accumulated about the origin and moved to ``c`` at the end.
     """
@@ -175,19 +174,7 @@ def dipoles(tri, box, left, start, stop):
                 j, k = _PAIRS[m, 0], _PAIRS[m, 1]
                 second[node, 6 * i + m] = (raw2[node, 6 * i + m] - raw1[node, 3 * i + j] * c[k]
                                            - raw1[node, 3 * i + k] * c[j] + normal[node, i] * c[j] * c[k])  # fmt: skip
-    for node in range(n - 1, -1, -1):
-        child = left[node]
-        if child >= 0:
-            for ch in (child, child + 1):
-                d = math.sqrt((center[ch, 0] - center[node, 0]) ** 2 + (center[ch, 1] - center[node, 1]) ** 2
-                              + (center[ch, 2] - center[node, 2]) ** 2)  # fmt: skip
-                radius[node] = max(radius[node], d + radius[ch])
-            # The farthest corner of the node's box also bounds it; keep the tighter bound.
-            far = 0.0
-            for k in range(3):
-                far += max(center[node, k] - box[node, k], box[node, 3 + k] - center[node, k]) ** 2
-            radius[node] = min(radius[node], math.sqrt(far))
-            continue
+    for node in range(n):  # exact: O(T log T) corner distances, once per tree
         r2 = 0.0
         for t in range(start[node], stop[node]):
             for corner in range(3):

@@ -68,7 +68,7 @@ __all__ = [
 #: Triangles per leaf.
 DEFAULT_LEAF_SIZE = 4
 #: Far-field criterion of the fast winding number: a node is one dipole beyond ``beta`` radii.
-DEFAULT_BETA = 2.0
+DEFAULT_BETA = 1.5
 #: Winding numbers within this of 0.5 are recomputed exactly.
 DEFAULT_BAND = 0.1
 #: Below this many points per call a query runs on one thread.
@@ -144,7 +144,7 @@ class _Tree:
             normals = k.pseudo_normals(self._input_tri, faces, face_edge, topology.num_edges, self.num_vertices)
             self._signs = (faces, face_edge, *normals, topology.boundary_edge.numpy(),
                            topology.boundary_vertex.numpy())  # fmt: skip
-            self._dipoles = k.dipoles(self.tri, self.box, self.left, self.start, self.stop)
+            self._dipoles = k.dipoles(self.tri, self.left, self.start, self.stop)
         return self._signs
 
     def nearest(self, points) -> Tensor:
