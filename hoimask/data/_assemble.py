@@ -11,7 +11,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from hoimask._checks import DTypeError, FileFormatError, check_in_range, check_int
+from hoimask._checks import (
+    DTypeError,
+    FileFormatError,
+    ValueRangeError,
+    check_finite,
+    check_in_range,
+    check_int,
+    check_shape,
+)
 from hoimask.geometry import project
 
 from ._io import read_obj
@@ -108,9 +116,28 @@ def posed_model_sdf(
 
     Returns:
         ``(Q, 3) camera-frame points -> (Q,)`` signed distances (the points' dtype).
+
+    Raises:
+        ShapeError: wrong shapes. ValueRangeError: non-finite pose, ``rotation``
+        not a rotation (``R R^T = I``, ``det R = 1``, to 1e-5), ``mirror`` not
+        a diagonal of +-1.
     """
+    fn = "posed_model_sdf"
+    check_shape(rotation, "3 3", name="rotation", fn=fn)
+    check_shape(translation, "3", name="translation", fn=fn)
     R, t = rotation.to(torch.float64), translation.to(torch.float64)
-    frame = R if mirror is None else R @ mirror.to(torch.float64)
+    check_finite(R, name="rotation", fn=fn)
+    check_finite(t, name="translation", fn=fn)
+    if not torch.allclose(R @ R.T, torch.eye(3, dtype=R.dtype), atol=1e-5) or float(torch.det(R)) < 0:
+        raise ValueRangeError(f"{fn}(): argument 'rotation' expected a rotation matrix (R R^T = I, det R = 1), "
+                              f"got {R.tolist()}")  # fmt: skip
+    frame = R
+    if mirror is not None:
+        check_shape(mirror, "3 3", name="mirror", fn=fn)
+        M = mirror.to(torch.float64)
+        if not torch.equal(M, torch.diag(torch.diagonal(M))) or not bool((torch.diagonal(M).abs() == 1).all()):
+            raise ValueRangeError(f"{fn}(): argument 'mirror' expected a diagonal matrix of +-1, got {M.tolist()}")
+        frame = R @ M
 
     def sdf(points: torch.Tensor) -> torch.Tensor:
         return bvh.sdf((points.to(torch.float64) - t) @ frame).to(points.dtype)

@@ -347,7 +347,8 @@ class HO3D(Dataset):
             hand_shape=beta, hand_vertices=verts, hand_faces=faces, rotation=R, translation=t, model=model,
             num_sdf_points=self.num_sdf_points, contact_threshold=self.contact_threshold, generator=g,
             object_name=self._object_name(meta, meta_path), sdf_targets=sdf_targets,
-            object_sdf=self._posed_sdf(meta, meta_path, R, t) if model is not None and sdf_targets is None else None,
+            object_sdf=self._posed_sdf(meta, meta_path, R, t) if train and model is not None and sdf_targets is None
+            else None,
         )  # fmt: skip
         if model is None and meta.get("objName") is not None:
             sample["object_points"] = self._models[sample["object_name"]][2].float()

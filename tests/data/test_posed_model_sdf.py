@@ -28,3 +28,21 @@ def test_posed_model_sdf_equals_mesh_sdf_on_the_posed_model(mirrored):
     got = posed_model_sdf(MeshBVH(v, f), R, t, M)(p)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, mesh_sdf(p[None].double(), posed[None], faces)[0].float(), atol=1e-7, rtol=0)
+
+
+def test_bad_poses_raise_typed_errors():
+    from hoimask._checks import ShapeError, ValueRangeError
+
+    tree = MeshBVH(*icosphere(1))
+    t = torch.zeros(3)
+    with pytest.raises(ValueRangeError, match="'rotation'"):
+        posed_model_sdf(tree, 2 * torch.eye(3), t)
+    with pytest.raises(ValueRangeError, match="'rotation'"):
+        posed_model_sdf(tree, torch.diag(torch.tensor([-1.0, 1.0, 1.0])), t)  # a reflection
+    with pytest.raises(ShapeError, match="'translation'"):
+        posed_model_sdf(tree, torch.eye(3), torch.zeros(1, 3))
+    with pytest.raises(ValueRangeError, match="'translation'"):
+        posed_model_sdf(tree, torch.eye(3), torch.tensor([0.0, float("nan"), 0.0]))
+    with pytest.raises(ValueRangeError, match="'mirror'"):
+        posed_model_sdf(tree, torch.eye(3), t, torch.eye(3) * 0.5)
+    assert posed_model_sdf(tree, torch.eye(3), t)(torch.zeros(0, 3)).shape == (0,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from _cpu_search import cpu_search
@@ -153,6 +154,10 @@ def test_the_tree_keeps_its_own_copy_of_the_mesh():
 
 def test_gradient_through_mesh_bvh_matches_the_op():
     v, f = torus_mesh(0.04, 0.015, 24, 12)
+    # float32 points far from the origin: the value with a gradient is the value without one.
+    p32 = (query_points(v, f, 300) + OFFSET).float()
+    tree = bvh.MeshBVH((v + OFFSET).float(), f)
+    assert torch.equal(tree.sdf(p32.clone().requires_grad_()).detach(), tree.sdf(p32))
     p = query_points(v, f, 200).requires_grad_()
     bvh.MeshBVH(v, f).sdf(p).sum().backward()
     q = p.detach().clone().requires_grad_()
@@ -169,20 +174,50 @@ def test_float32_points_give_float32_results_rounded_once():
     assert float((out.double() - exact).abs().max()) <= 6e-8  # float32 ulp at 0.6 m is 6e-8
 
 
-def test_threads_give_the_same_result():
+def test_threads_give_the_same_result_ties_included():
+    # Points on vertices (exact ties between the incident triangles, distance 0) and near them:
+    # the lowest-index rule must not depend on where a thread's range starts.
     v, f = icosphere(3, 0.05)
-    p = query_points(v, f, bvh.MIN_PARALLEL_POINTS + 500)
+    on = v.repeat(8, 1)[: bvh.MIN_PARALLEL_POINTS]
+    p = torch.cat([query_points(v, f, 1000), on, on + 1e-3 * torch.randn_like(on)])
     threads = torch.get_num_threads()
     b = bvh.MeshBVH(v, f)
     try:
         torch.set_num_threads(1)
-        one = b.sdf(p, sign="winding")
+        one = b.sdf(p, sign="winding", return_index=True)
         torch.set_num_threads(3)
         assert len(bvh._ranges(p.shape[0])) == 3
-        many = b.sdf(p, sign="winding")
+        many = b.sdf(p, sign="winding", return_index=True)
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(one, many)
+    for x, y in zip(one, many):
+        assert torch.equal(x, y)
+    # On a vertex, the lowest-index incident triangle wins.
+    incident = [int((f == 5).any(-1).nonzero()[0])]
+    assert int(b.sdf(v[5:6], return_index=True)[1]) == incident[0]
+
+
+def test_threads_sharing_a_fresh_tree_build_its_sign_data_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    v, f = icosphere(5, 0.05)
+    p = query_points(v, f, 3000)
+    for _ in range(3):
+        b = bvh.MeshBVH(v, f)  # sign data are built by the first signed query
+        with ThreadPoolExecutor(2) as pool:
+            a, c = pool.map(lambda sign, b=b: b.sdf(p, sign=sign), ["winding", "winding"])
+        assert torch.equal(a, c)
+
+
+def test_empty_queries():
+    v, f = icosphere(1)
+    b = bvh.MeshBVH(v, f)
+    sdf, index, closest = b.sdf(torch.zeros(0, 3, dtype=v.dtype), return_index=True)
+    assert sdf.shape == (0,) and index.shape == (0,) and closest.shape == (0, 3)
+    assert b.winding_number(torch.zeros(0, 3)).shape == (0,)
+    from hoimask.data.sdf_samples import nearest_vertex
+
+    assert nearest_vertex(torch.zeros(0, 3), v.float()).shape == (0,)
 
 
 def test_morton_order_is_a_permutation():
@@ -217,6 +252,13 @@ def test_bad_meshes_and_arguments_raise_typed_errors():
         bvh.MeshBVH(v, f, band=float("nan"))
     with pytest.raises(DTypeError, match="band"):
         bvh.MeshBVH(v, f, band="0.1")
+    with pytest.raises(DTypeError, match="'vertices'"):
+        bvh.MeshBVH(v.long(), f)
+    with pytest.raises(ValueRangeError, match="leaf_size"):
+        bvh.MeshBVH(v, f, leaf_size=2**63)
+    with pytest.raises(ValueRangeError, match=r"vertices.*\(3, 1\)"):
+        bvh.MeshBVH(nan, f)  # the index has no batch dimension
+    assert bvh.MeshBVH(v, f, beta=np.float32(2.0)).beta == 2.0
     b = bvh.MeshBVH(v, f)
     with pytest.raises(ShapeError, match="points"):
         b.sdf(torch.zeros(1, 4, 3))

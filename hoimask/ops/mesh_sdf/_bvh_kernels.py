@@ -20,6 +20,7 @@ _JIT = {"cache": True, "nogil": True}
 _INF = np.inf
 _TINY = np.finfo(np.float64).tiny
 _STACK = 128  # traversal stack; the median-split tree is at most ceil(log2 T) + 1 deep
+_ABS_SLACK = (64 * np.finfo(np.float64).eps) ** 2
 _SLIVER = (SLIVER_EPS * np.finfo(np.float64).eps) ** 2
 _PAIRS = np.array([[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [2, 2]])  # entries of a symmetric 3x3
 
@@ -200,7 +201,10 @@ def pseudo_normals(tri, faces, face_edge, num_edges, num_vertices):
         ny = e0z * e1x - e0x * e1z
         nz = e0x * e1y - e0y * e1x
         norm = max(math.sqrt(nx * nx + ny * ny + nz * nz), _TINY)
-        nx, ny, nz = nx / norm, ny / norm, nz / norm
+        if _degenerate(nx, ny, nz, e0x * e0x + e0y * e0y + e0z * e0z, e1x * e1x + e1y * e1y + e1z * e1z):
+            nx, ny, nz = 0.0, 0.0, 0.0  # its direction would be rounding noise
+        else:
+            nx, ny, nz = nx / norm, ny / norm, nz / norm
         face_n[t, 0], face_n[t, 1], face_n[t, 2] = nx, ny, nz
         for k in range(3):
             e = face_edge[t, k]
@@ -343,7 +347,9 @@ def _search_dist2(px, py, pz, tab, t, best):
 
     The region rules of :func:`closest_on_triangle`, with the edge dot products from
     :func:`search_table`. The plane distance is a lower bound; it is loosened by a
-    relative ``1e-9`` so that rounding never drops the closest triangle.
+    relative ``1e-9`` and by ``_ABS_SLACK |p - a|^2`` (its rounding error, which matters
+    when the best distance is 0) so that rounding never drops a tied triangle: the
+    lowest-index rule then does not depend on the order of the search.
     """
     apx, apy, apz = px - tab[t, 0], py - tab[t, 1], pz - tab[t, 2]
     if tab[t, 15] != 0:  # zero area: the nearest point of the three edges, as closest_on_triangle
@@ -352,7 +358,7 @@ def _search_dist2(px, py, pz, tab, t, best):
         cx, cy, cz = ax + tab[t, 6], ay + tab[t, 7], az + tab[t, 8]
         return _segments_closest(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)[0]
     h = apx * tab[t, 12] + apy * tab[t, 13] + apz * tab[t, 14]
-    if h * h > best * (1.0 + 1e-9):
+    if h * h > best * (1.0 + 1e-9) + _ABS_SLACK * (apx * apx + apy * apy + apz * apz):
         return _INF
     abx, aby, abz = tab[t, 3], tab[t, 4], tab[t, 5]
     acx, acy, acz = tab[t, 6], tab[t, 7], tab[t, 8]
@@ -424,7 +430,7 @@ def nearest_triangle(px, py, pz, tab, perm, box, left, start, stop, seed, stack,
     sp = 1
     while sp > 0:
         sp -= 1
-        if bound[sp] > best:
+        if bound[sp] > best * (1.0 + 1e-9):
             continue
         node = stack[sp]
         child = left[node]
@@ -437,18 +443,19 @@ def nearest_triangle(px, py, pz, tab, perm, box, left, start, stop, seed, stack,
             continue
         dl = _box_dist2(px, py, pz, box, child)
         dr = _box_dist2(px, py, pz, box, child + 1)
+        limit = best * (1.0 + 1e-9)  # boxes are lower bounds; the slack keeps rounding-level ties
         if dl <= dr:
-            if dr <= best:
+            if dr <= limit:
                 stack[sp], bound[sp] = child + 1, dr
                 sp += 1
-            if dl <= best:
+            if dl <= limit:
                 stack[sp], bound[sp] = child, dl
                 sp += 1
         else:
-            if dl <= best:
+            if dl <= limit:
                 stack[sp], bound[sp] = child, dl
                 sp += 1
-            if dr <= best:
+            if dr <= limit:
                 stack[sp], bound[sp] = child + 1, dr
                 sp += 1
     return best_slot, best

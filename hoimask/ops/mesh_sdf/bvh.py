@@ -38,7 +38,9 @@ force where the far-field error exceeds ``band``.
 
 from __future__ import annotations
 
+import numbers
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -47,8 +49,11 @@ from torch import Tensor
 from ..._checks import (
     DeviceError,
     DTypeError,
+    ShapeError,
     ValueRangeError,
     check_choice,
+    check_finite,
+    check_floating,
     check_int,
     check_shape,
 )
@@ -70,7 +75,7 @@ DEFAULT_LEAF_SIZE = 4
 #: Far-field criterion of the fast winding number: a node is one dipole beyond ``beta`` radii.
 DEFAULT_BETA = 1.5
 #: Winding numbers within this of 0.5 are recomputed exactly.
-DEFAULT_BAND = 0.1
+DEFAULT_BAND = 0.25
 #: Below this many points per call a query runs on one thread.
 MIN_PARALLEL_POINTS = 4096
 
@@ -135,21 +140,26 @@ class _Tree:
         self.faces = faces.contiguous()
         self._topology = topology
         self._signs = None
+        self._lock = threading.Lock()  # the sign data are built once, also when threads share the tree
 
     def _sign_data(self) -> tuple:
-        if self._signs is None:
-            k = _kernels()
-            topology = self._topology or mesh_topology(self.faces, self.num_vertices)
-            faces, face_edge = self.faces.numpy(), topology.face_edge.numpy()
-            normals = k.pseudo_normals(self._input_tri, faces, face_edge, topology.num_edges, self.num_vertices)
-            self._signs = (faces, face_edge, *normals, topology.boundary_edge.numpy(),
-                           topology.boundary_vertex.numpy())  # fmt: skip
-            self._dipoles = k.dipoles(self.tri, self.left, self.start, self.stop)
-        return self._signs
+        """``(pseudo-normal arrays, dipole arrays)``, computed on first use."""
+        with self._lock:
+            if self._signs is None:
+                k = _kernels()
+                topology = self._topology or mesh_topology(self.faces, self.num_vertices)
+                faces, face_edge = self.faces.numpy(), topology.face_edge.numpy()
+                normals = k.pseudo_normals(self._input_tri, faces, face_edge, topology.num_edges, self.num_vertices)
+                signs = (faces, face_edge, *normals, topology.boundary_edge.numpy(),
+                         topology.boundary_vertex.numpy())  # fmt: skip
+                self._signs = (signs, k.dipoles(self.tri, self.left, self.start, self.stop))
+            return self._signs
 
     def nearest(self, points) -> Tensor:
         """Closest triangle (input index, lowest on exact ties) of ``points`` (float64 array)."""
         index = torch.empty(points.shape[0], dtype=torch.int64)
+        if points.shape[0] == 0:
+            return index
         order = _kernels().morton_order(points)
         search = (self.tab, self.perm, self.box, self.left, self.start, self.stop, index.numpy())
         _run(lambda q0, q1: _kernels().nearest_range(points, order, q0, q1, *search), points.shape[0])
@@ -162,15 +172,17 @@ class _Tree:
         index = torch.empty(Q, dtype=torch.int64)
         bary = torch.empty(Q, 3, dtype=torch.float64)
         closest = torch.empty(Q, 3, dtype=torch.float64)
+        if Q == 0:
+            return sdf, index, bary, closest
         order = _kernels().morton_order(points)  # neighbours in a row: each search starts from the last answer
         arrays = (sdf.numpy(), index.numpy(), bary.numpy(), closest.numpy())
 
-        signs = self._sign_data()
+        signs, dipoles = self._sign_data()
 
         def kernel(q0, q1):
             _kernels().sdf_range(
                 points, order, q0, q1, self.tri, self.tab, self.perm, self.box, self.left, self.start, self.stop,
-                *signs, *self._dipoles, beta, band, winding_sign, *arrays,
+                *signs, *dipoles, beta, band, winding_sign, *arrays,
             )  # fmt: skip
 
         _run(kernel, Q)
@@ -178,9 +190,9 @@ class _Tree:
 
     def winding(self, points, beta: float, band: float) -> Tensor:
         """Fast winding numbers of ``points`` (float64 array)."""
-        self._sign_data()
+        dipoles = self._sign_data()[1]
         out = torch.empty(points.shape[0], dtype=torch.float64)
-        tree = (self.tri, self.left, self.start, self.stop, *self._dipoles, beta, band, out.numpy())
+        tree = (self.tri, self.left, self.start, self.stop, *dipoles, beta, band, out.numpy())
         _run(lambda q0, q1: _kernels().winding_range(points, q0, q1, *tree), points.shape[0])
         return out
 
@@ -238,8 +250,9 @@ class MeshBVH:
     Args:
         vertices: mesh vertices (metres), any floating dtype.
         faces: triangles, int64 or int32, counter-clockwise seen from outside.
-            Degenerate triangles are allowed (a segment or a point: their
-            distance is exact, they carry no normal); unreferenced vertices are
+            Degenerate triangles are allowed (a segment, a point, or a sliver
+            whose area is lost to rounding: their distance is to their nearest
+            edge, and they carry no face normal); unreferenced vertices are
             ignored.
         leaf_size: triangles per leaf.
         beta: far-field criterion of the fast winding number (larger: more
@@ -251,9 +264,9 @@ class MeshBVH:
 
     Raises:
         ImportError: numba is not installed.
-        ShapeError, DTypeError, DeviceError, ValueRangeError: bad mesh
-            (see :func:`hoimask.ops.mesh_sdf.op.validate_mesh_sdf_inputs`), or
-            bad ``leaf_size`` / ``beta`` / ``band``.
+        ShapeError, DTypeError, DeviceError, ValueRangeError: bad mesh (the
+            rules of :func:`hoimask.ops.mesh_sdf.op.validate_mesh_sdf_inputs`,
+            without a batch dimension), or bad ``leaf_size`` / ``beta`` / ``band``.
 
     Example:
         >>> from hoimask.sdf.meshes import icosphere
@@ -272,21 +285,32 @@ class MeshBVH:
         beta: float = DEFAULT_BETA,
         band: float = DEFAULT_BAND,
     ) -> None:
-        from .op import validate_mesh_sdf_inputs
-
         fn = "MeshBVH"
         if not numba_available():
             raise ImportError(f"{fn} needs numba: pip install 'hoimask[fast]'")
-        check_int(leaf_size, name="leaf_size", low=1, fn=fn)
+        check_int(leaf_size, name="leaf_size", low=1, high=1 << 20, fn=fn)
         for name, value, low in (("beta", beta, 1.0), ("band", band, 0.0)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise DTypeError(f"{fn}(): argument '{name}' expected a float, got {type(value).__name__}")
             if not low <= value < float("inf"):
                 raise ValueRangeError(f"{fn}(): argument '{name}' expected a finite value >= {low}, got {value}")
-        check_shape(vertices, "V 3", name="vertices", fn=fn)
-        if vertices.device.type != "cpu":
-            raise DeviceError(f"{fn}(): argument 'vertices' expected a CPU tensor, got device {vertices.device}")
-        faces = validate_mesh_sdf_inputs(vertices[None, :0], vertices[None], faces, fn=fn)
+        dims = check_shape(vertices, "V 3", name="vertices", fn=fn)
+        check_shape(faces, "T 3", name="faces", fn=fn)
+        check_floating(vertices, name="vertices", fn=fn)
+        if faces.dtype not in (torch.int64, torch.int32):
+            raise DTypeError(f"{fn}(): argument 'faces' expected an int64 or int32 tensor, got dtype {faces.dtype}")
+        for name, x in (("vertices", vertices), ("faces", faces)):
+            if x.device.type != "cpu":
+                raise DeviceError(f"{fn}(): argument '{name}' expected a CPU tensor, got device {x.device}")
+        if dims["V"] == 0 or faces.shape[0] == 0:
+            raise ShapeError(f"{fn}(): arguments 'vertices'/'faces' expected a non-empty mesh, got V={dims['V']}, "
+                             f"T={faces.shape[0]}")  # fmt: skip
+        check_finite(vertices, name="vertices", fn=fn)
+        lo, hi = int(faces.min()), int(faces.max())
+        if lo < 0 or hi >= dims["V"]:
+            raise ValueRangeError(f"{fn}(): argument 'faces' expected indices in [0, {dims['V'] - 1}] "
+                                  f"(V={dims['V']}), got values in [{lo}, {hi}]")  # fmt: skip
+        faces = faces.to(torch.int64)
         self.vertices = vertices.detach().to(torch.float64).clone()
         self.faces = faces.clone()
         self.beta = float(beta)
@@ -299,8 +323,6 @@ class MeshBVH:
         return int(self._tree.left.shape[0])
 
     def _points(self, points: Tensor, fn: str):
-        from ..._checks import check_finite, check_floating, check_shape
-
         check_shape(points, "Q 3", name="points", fn=fn)
         check_floating(points, name="points", fn=fn)
         if points.device.type != "cpu":
@@ -333,16 +355,17 @@ class MeshBVH:
         if not isinstance(return_index, bool):
             raise DTypeError(f"{fn}(): argument 'return_index' expected a bool, got {type(return_index).__name__}")
         sdf, index, _, closest = self._tree.sdf(self._points(points, fn), sign == "winding", self.beta, self.band)
-        closest = closest.to(points.dtype)
+        result = sdf
         if points.requires_grad and torch.is_grad_enabled():
-            # Same value, differentiable: sign * |p - c| with c fixed (0 gradient on the surface).
-            diff = points - closest
+            # The same value with the gradient of sign * |p - c| (c fixed; 0 on the surface), in float64.
+            diff = points.to(torch.float64) - closest
             dist_sq = (diff * diff).sum(-1)
             on = dist_sq > 0
             dist = torch.where(on, torch.where(on, dist_sq, torch.ones_like(dist_sq)).sqrt(), torch.zeros_like(dist_sq))
-            result = torch.where(sdf < 0, -dist, dist)
-        else:
-            result = sdf.to(points.dtype)
+            signed = torch.where(sdf < 0, -dist, dist)
+            result = sdf + (signed - signed.detach())
+        result = result.to(points.dtype)
+        closest = closest.to(points.dtype)
         if not return_index:
             return result
         return result, index, closest

@@ -12,12 +12,15 @@ barycentric)`` is a ``torch.library.custom_op`` with a fake (meta) kernel for
   triangle does not change the distance to first order).
 
 The face index and barycentric coordinates are not differentiable. The forward
-uses the Triton kernel for CUDA tensors when Triton is importable and the
-environment variable ``HOIMASK_DISABLE_TRITON`` is not ``1``; otherwise the
-pure-torch search: brute force for small meshes, the cluster-accelerated exact
-search (``clustered.py``) from ``CLUSTER_MIN_TRIANGLES`` triangles on. Either
-way, winding numbers are computed (by the pure-torch brute force) only for the
-points whose sign needs them.
+uses, for CPU tensors, the numba BVH (``bvh.py``: exact search, fast winding
+numbers exact near the 0.5 threshold) when numba is importable and
+``HOIMASK_DISABLE_NUMBA`` is not ``1``; for CUDA tensors, the Triton kernel
+when Triton is importable and ``HOIMASK_DISABLE_TRITON`` is not ``1``;
+otherwise the pure-torch search: brute force for small meshes, the
+cluster-accelerated exact search (``clustered.py``) from
+``CLUSTER_MIN_TRIANGLES`` triangles on, with winding numbers by the
+pure-torch brute force. Winding numbers are computed only for the points
+whose sign needs them (every point with ``winding_sign``).
 """
 
 from __future__ import annotations
@@ -197,8 +200,9 @@ def mesh_sdf(
     outward-oriented meshes) and, where that feature touches an open boundary
     such as MANO's wrist, from the generalised winding number (inside when
     ``|w| > 0.5``); see ``docs/ops.md``.
-    Runs ``torch.ops.hoimask.mesh_sdf``: Triton on CUDA (unless
-    ``HOIMASK_DISABLE_TRITON=1``), the chunked pure-torch search elsewhere.
+    Runs ``torch.ops.hoimask.mesh_sdf``: the numba BVH on CPU (unless numba
+    is missing or ``HOIMASK_DISABLE_NUMBA=1``), Triton on CUDA (unless
+    ``HOIMASK_DISABLE_TRITON=1``), the chunked pure-torch search otherwise.
 
     Args:
         points: query points (metres).
@@ -209,8 +213,9 @@ def mesh_sdf(
         return_index: also return the closest triangle and closest point.
         sign: ``"auto"`` (default) — pseudo-normals, with the winding number at
             open boundaries (above); ``"winding"`` — the generalised winding
-            number for every point (inside when ``|w| > 0.5``). ``"winding"``
-            costs a full ``O(Q · T)`` pass but is right for meshes made of
+            number for every point (inside when ``|w| > 0.5``; on the CPU BVH the
+            fast winding number, exact within 0.25 of the threshold; elsewhere
+            a full ``O(Q · T)`` pass). ``"winding"`` is right for meshes made of
             overlapping closed components (e.g. ``ProceduralHand``'s capsules),
             where the closest triangle may be a hidden inner face whose
             pseudo-normal points the wrong way. The distance is the same.

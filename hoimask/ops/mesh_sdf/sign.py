@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .table import sliver
+
 __all__ = ["MeshTopology", "mesh_topology", "pseudo_normal_sign"]
 
 
@@ -103,7 +105,9 @@ def pseudo_normal_sign(
     e0 = tri[:, :, 1] - tri[:, :, 0]
     e1 = tri[:, :, 2] - tri[:, :, 0]
     n = torch.linalg.cross(e0, e1, dim=-1)
-    n = n / n.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(n.dtype).tiny)  # unit face normals (0 if degenerate)
+    degenerate = sliver((n * n).sum(-1), (e0 * e0).sum(-1), (e1 * e1).sum(-1)).unsqueeze(-1)
+    # Unit face normals; 0 for degenerate triangles and slivers, whose direction is rounding noise.
+    n = torch.where(degenerate, 0.0, n / n.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(n.dtype).tiny))
     # Edge pseudo-normals: sum of the adjacent face normals.
     E = topology.num_edges
     edge_n = n.new_zeros(B, E, 3)
