@@ -235,16 +235,16 @@ def _fell(first: dict, last: dict, names, factor: float) -> dict:
 
 #: Terms that fall at least 10x in 600 steps with the default weights (docs/models.md, "Learnability, measured").
 TASK_TERMS = ("joints_2d", "joints_heatmap", "joints_3d", "vertices", "mano", "root_depth", "grasp", "object_points",
-              "boxes", "keypoint_joints")
+              "boxes")
 
 
 @pytest.mark.slow
 def test_task_terms_fall_on_four_samples(batch):
-    """The hand, switcher, object-position and box terms fall 10x; the keypoints' relative depths 9-13x (9.1x with
-    two threads, 13x with one), the object confidences less (see docs)."""
+    """The hand, switcher, object-position and box terms fall 10x; the keypoints' relative depths and the lifted
+    keypoints 5.7-13x and 8.2-22x (by machine and thread count: 5x asserted), the object confidences less (see docs)."""
     first, last = _fit(batch, 600, 1e-3)
     assert not _fell(first, last, TASK_TERMS, 10.0)
-    assert not _fell(first, last, ("joints_depth",), 5.0)
+    assert not _fell(first, last, ("joints_depth", "keypoint_joints"), 5.0)
     assert not _fell(first, last, ("object_confidence",), 2.0)
 
 
