@@ -118,9 +118,10 @@ def posed_model_sdf(
         ``(Q, 3) camera-frame points -> (Q,)`` signed distances (the points' dtype).
 
     Raises:
-        ShapeError: wrong shapes. ValueRangeError: non-finite pose, ``rotation``
-        not a rotation (``R R^T = I``, ``det R = 1``, to 1e-5), ``mirror`` not
-        a diagonal of +-1.
+        ShapeError: wrong shapes.
+        ValueRangeError: a non-finite pose, a ``rotation`` that is not a
+            rotation (``R R^T = I``, ``det R = 1``, to 1e-5), or a ``mirror``
+            that is not a diagonal of +-1.
     """
     fn = "posed_model_sdf"
     check_shape(rotation, "3 3", name="rotation", fn=fn)
