@@ -49,7 +49,6 @@ from torch import Tensor
 from ..._checks import (
     DeviceError,
     DTypeError,
-    ShapeError,
     ValueRangeError,
     check_choice,
     check_finite,
@@ -294,23 +293,15 @@ class MeshBVH:
                 raise DTypeError(f"{fn}(): argument '{name}' expected a float, got {type(value).__name__}")
             if not low <= value < float("inf"):
                 raise ValueRangeError(f"{fn}(): argument '{name}' expected a finite value >= {low}, got {value}")
-        dims = check_shape(vertices, "V 3", name="vertices", fn=fn)
+        from .op import check_mesh
+
+        check_shape(vertices, "V 3", name="vertices", fn=fn)
         check_shape(faces, "T 3", name="faces", fn=fn)
         check_floating(vertices, name="vertices", fn=fn)
-        if faces.dtype not in (torch.int64, torch.int32):
-            raise DTypeError(f"{fn}(): argument 'faces' expected an int64 or int32 tensor, got dtype {faces.dtype}")
         for name, x in (("vertices", vertices), ("faces", faces)):
             if x.device.type != "cpu":
                 raise DeviceError(f"{fn}(): argument '{name}' expected a CPU tensor, got device {x.device}")
-        if dims["V"] == 0 or faces.shape[0] == 0:
-            raise ShapeError(f"{fn}(): arguments 'vertices'/'faces' expected a non-empty mesh, got V={dims['V']}, "
-                             f"T={faces.shape[0]}")  # fmt: skip
-        check_finite(vertices, name="vertices", fn=fn)
-        lo, hi = int(faces.min()), int(faces.max())
-        if lo < 0 or hi >= dims["V"]:
-            raise ValueRangeError(f"{fn}(): argument 'faces' expected indices in [0, {dims['V'] - 1}] "
-                                  f"(V={dims['V']}), got values in [{lo}, {hi}]")  # fmt: skip
-        faces = faces.to(torch.int64)
+        faces = check_mesh(vertices, faces, fn=fn)
         self.vertices = vertices.detach().to(torch.float64).clone()
         self.faces = faces.clone()
         self.beta = float(beta)

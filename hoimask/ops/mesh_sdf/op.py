@@ -80,20 +80,27 @@ def validate_mesh_sdf_inputs(points: Tensor, vertices: Tensor, faces: Tensor, *,
     check_shape(faces, "T 3", name="faces", dims=dims, fn=fn)
     check_floating(points, name="points", fn=fn)
     check_dtype(vertices, points.dtype, name="vertices", fn=fn)
+    check_same_device({"points": points, "vertices": vertices, "faces": faces}, fn=fn)
+    check_finite(points, name="points", fn=fn)
+    return check_mesh(vertices, faces, fn=fn)
+
+
+def check_mesh(vertices: Tensor, faces: Tensor, *, fn: str) -> Tensor:
+    """The mesh checks shared by the op and :class:`~hoimask.ops.MeshBVH`; ``faces`` as int64.
+
+    Shapes are checked by the caller (``(..., V, 3)``, ``(T, 3)``); this checks the
+    face dtype, a non-empty mesh, finite vertices and face indices in ``[0, V)``.
+    """
+    V, T = vertices.shape[-2], faces.shape[0]
     if faces.dtype not in (torch.int64, torch.int32):
         raise DTypeError(f"{fn}(): argument 'faces' expected an int64 or int32 tensor, got dtype {faces.dtype}")
-    check_same_device({"points": points, "vertices": vertices, "faces": faces}, fn=fn)
-    if dims["V"] == 0 or dims["T"] == 0:
-        raise ShapeError(
-            f"{fn}(): arguments 'vertices'/'faces' expected a non-empty mesh, got V={dims['V']}, T={dims['T']}"
-        )
-    check_finite(points, name="points", fn=fn)
+    if V == 0 or T == 0:
+        raise ShapeError(f"{fn}(): arguments 'vertices'/'faces' expected a non-empty mesh, got V={V}, T={T}")
     check_finite(vertices, name="vertices", fn=fn)
     lo, hi = int(faces.min()), int(faces.max())
-    if lo < 0 or hi >= dims["V"]:
+    if lo < 0 or hi >= V:
         raise ValueRangeError(
-            f"{fn}(): argument 'faces' expected indices in [0, {dims['V'] - 1}] (V={dims['V']}), "
-            f"got values in [{lo}, {hi}]"
+            f"{fn}(): argument 'faces' expected indices in [0, {V - 1}] (V={V}), got values in [{lo}, {hi}]"
         )
     return faces.to(torch.int64)
 
