@@ -45,6 +45,13 @@ are labelled grasping / not grasping) and printed. Every model's batches feed th
 of the sampled model points (``add_0.5d``, per object on DexYCB / HO3D; a sampled set's diameter is at
 most the mesh's); a model with a switcher also its ``grasp_probability`` (``switcher_accuracy``).
 
+UniHOPE's RoIs are cropped in the ground-truth boxes by default (``--boxes ground-truth``): the hand box
+of the 2D joints (HO3D's evaluation split: the dataset's hand box) and the box of the projected object
+box, each enlarged by the model's ``box_scale`` — what UniHOPE's and HFL-Net's released test code does
+(their test loaders build both boxes from the annotations). ``--boxes predicted`` uses the model's own box
+head instead (nothing from the annotations but the framing of the crop); the results JSON says which
+(``boxes``). HOISDF always uses its ground-truth anchors; the other models take no boxes.
+
 ``--exclude-objects NAME [NAME ...]`` leaves those objects' samples out of the
 object metrics (their hand metrics still count). The default is HOISDF's
 choice: ``019_pitcher_base`` on ``--dataset ho3d`` (HOISDF's HO3D evaluation
@@ -100,6 +107,8 @@ from hoimask.models import HOISDF, HandMIMPoseModel, HOISDFConfig, PoseRegressio
 
 #: Choices of ``--root-depth``.
 ROOT_DEPTHS = ("ground-truth", "predicted")
+#: Where UniHOPE's RoI boxes come from at evaluation (``--boxes``).
+BOX_SOURCES = ("ground-truth", "predicted")
 #: ``--exclude-objects`` value that excludes nothing.
 NO_OBJECT = "none"
 #: Datasets whose samples carry ``object_name`` (what ``--exclude-objects`` matches).
@@ -150,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root-depth", choices=ROOT_DEPTHS, default="ground-truth",
                    help="wrist depth that lifts the keypoints and the object centre: the ground truth (HOISDF's "
                         "anchor; the constants then sit at the true wrist) or the model's own estimate")
+    p.add_argument("--boxes", choices=BOX_SOURCES,
+                   help="UniHOPE only: RoI boxes from the annotations (UniHOPE's and HFL-Net's test protocol) or "
+                        "from the model's box head (default: ground-truth)")
     p.add_argument("--exclude-objects", nargs="*", type=object_name, metavar="NAME",
                    help="objects (YCB names) whose samples feed no object metric; their hand metrics still count "
                         "(default: HOISDF's choice, 019_pitcher_base with --dataset ho3d, none otherwise; no NAME "
@@ -260,18 +272,37 @@ def predict_hoisdf(model: HOISDF, batch: dict) -> dict:
     return model.predict(image, K, root, center, h_box, o_box)
 
 
+def unihope_boxes(model: UniHOPE, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, 4)`` hand and object RoI boxes (pixels) from the annotations, as UniHOPE's test loader builds them:
+    the 2D joints' box (else the dataset's hand box, HO3D's evaluation split) and the projected object box,
+    each enlarged by ``model.config.box_scale``; the whole image where neither is annotated."""
+    from hoimask.models._batch import default_intrinsics
+    from hoimask.models.unihope_targets import ground_truth_boxes
+
+    image = batch["image"]
+    B, _, H, W = image.shape
+    K = batch.get("K")
+    K = default_intrinsics(B, (H, W), like=image) if K is None else K.to(image.dtype)
+    hand_box, object_box, _ = ground_truth_boxes(batch, K, (H, W), model.config.box_scale)
+    return hand_box, object_box
+
+
 @torch.no_grad()
-def predict_batch(model, batch: dict, root_depth: torch.Tensor | None = None) -> dict:
+def predict_batch(model, batch: dict, root_depth: torch.Tensor | None = None, boxes: str = "predicted") -> dict:
     """The model's predictions for a batch: HOISDF with its anchors (:func:`predict_hoisdf`), UniHOPE with the
-    samples' object model points (its template; NaN object rows where its switcher reports no grasp), the
-    others from the image; ``root_depth`` ``(B,)`` places the wrist (``None``: the model's own depth)."""
+    samples' object model points (its template; NaN object rows where its switcher reports no grasp) and its RoIs
+    in the ground-truth boxes (``boxes="ground-truth"``, :func:`unihope_boxes`) or its box head's, the others
+    from the image; ``root_depth`` ``(B,)`` places the wrist (``None``: the model's own depth)."""
+    if boxes not in BOX_SOURCES:
+        raise ValueRangeError(f"predict_batch(): argument 'boxes' expected one of {BOX_SOURCES}, got {boxes!r}")
     if isinstance(model, HOISDF):
         return predict_hoisdf(model, batch)
     if isinstance(model, UniHOPE):
         points = batch.get("object_points")
         usable = isinstance(points, torch.Tensor) and bool(torch.isfinite(points).all())
+        hand_box, object_box = unihope_boxes(model, batch) if boxes == "ground-truth" else (None, None)
         return model.predict(batch["image"], batch.get("K"), root_depth=root_depth,
-                             object_points=points if usable else None)
+                             object_points=points if usable else None, hand_box=hand_box, object_box=object_box)
     return model.predict(batch["image"], batch.get("K"), root_depth=root_depth)
 
 
@@ -313,7 +344,8 @@ def object_diameters(batch: dict) -> torch.Tensor | None:
 def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, protocol: str = "hoisdf",
              device: torch.device | str = "cpu", baselines: ConstantBaselines | None = None,
              root_depth: str = "predicted", collect: dict[str, list] | None = None,
-             exclude_objects: tuple[str, ...] = (), not_reported: dict[str, int] | None = None):
+             exclude_objects: tuple[str, ...] = (), not_reported: dict[str, int] | None = None,
+             boxes: str = "predicted"):
     """Run the model over ``dataset`` and return the filled :class:`hoimask.metrics.Evaluator`.
 
     With ``baselines``, returns ``(evaluator, {name: evaluator})``: the constant
@@ -332,7 +364,8 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
     object pose the model does not report (UniHOPE's switcher: NaN rows) feed no
     object metric, neither the model's nor the constants'; with ``not_reported``
     (a dict), counts them: ``samples`` (with an annotated object), ``grasping``
-    and ``not_grasping`` (by their label).
+    and ``not_grasping`` (by their label). ``boxes`` (UniHOPE): ``"ground-truth"``
+    RoIs (its released test protocol) or ``"predicted"`` (its box head's).
     """
     if root_depth not in ROOT_DEPTHS:
         raise ValueRangeError(f"evaluate(): argument 'root_depth' expected one of {ROOT_DEPTHS}, got {root_depth!r}")
@@ -355,7 +388,7 @@ def evaluate(model: PoseRegressionModel, dataset, *, batch_size: int = 16, proto
         if gt_joints is not None and not torch.isfinite(gt_joints).all():
             gt_joints = None  # hidden test set: predictions only feed the submission file
         anchor = gt_joints[:, 0] if gt_joints is not None and root_depth == "ground-truth" else None
-        pred = predict_batch(model, batch, None if anchor is None else anchor[:, 2])
+        pred = predict_batch(model, batch, None if anchor is None else anchor[:, 2], boxes=boxes)
         if collect is not None:
             for key in ("joints", "object_rotation", "object_translation"):
                 if key in pred:  # a hand-only model (HandMIMPoseModel) predicts no object pose
@@ -432,7 +465,7 @@ PICTURE_SAMPLES = 4
 
 @torch.no_grad()
 def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: int = PICTURE_SAMPLES,
-                       root_depth: str = "ground-truth", device: torch.device | str = "cpu",
+                       root_depth: str = "ground-truth", device: torch.device | str = "cpu", boxes: str = "predicted",
                        title: str | None = None) -> torch.Tensor:
     """``(H, W, 3)`` uint8: the first ``count`` samples of ``dataset`` (rows), with the ground-truth and the
     predicted 2D skeleton and object box side by side and overlaid (columns), titled, with a legend.
@@ -463,7 +496,7 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
     K = default_intrinsics(B, (H, W), like=batch["image"]) if K is None else K
     gt = batch.get("joints_3d")
     known = gt is not None and bool(torch.isfinite(gt).all())
-    pred = predict_batch(model, batch, gt[:, 0, 2] if known and root_depth == "ground-truth" else None)
+    pred = predict_batch(model, batch, gt[:, 0, 2] if known and root_depth == "ground-truth" else None, boxes=boxes)
     pred_uv = project(pred["joints"].float(), K.float())  # (B, 21, 2) px
     gt_uv = batch.get("joints_2d")
     if gt_uv is None and known:
@@ -518,14 +551,15 @@ def prediction_picture(model: PoseRegressionModel | HOISDF, dataset, *, count: i
                       legend=legend, row_title_width=180)
 
 
-def write_pictures(folder: Path, *, model, dataset, results: dict, root_depth: str, device, label: str) -> list[Path]:
+def write_pictures(folder: Path, *, model, dataset, results: dict, root_depth: str, device, label: str,
+                   boxes: str = "predicted") -> list[Path]:
     """Write ``predictions.png`` and (when the results hold per-occlusion numbers) ``error_by_occlusion.png``
     into ``folder``; returns the paths written."""
     from hoimask.engine.figures import error_by_occlusion, save_figure
 
     joint_error = "joint error = root-relative mean joint error" if results.get("num_samples") else "no ground truth"
     written = [save_figure(folder / "predictions.png", prediction_picture(
-        model, dataset, root_depth=root_depth, device=device,
+        model, dataset, root_depth=root_depth, device=device, boxes=boxes,
         title=f"{label}: the first {min(PICTURE_SAMPLES, len(dataset))} samples (wrist depth: {root_depth}; "
               f"{joint_error})"))]
     try:
@@ -581,6 +615,11 @@ def _main(args: argparse.Namespace) -> int:
         print(f"error: argument --root-depth: HOISDF is evaluated at the ground-truth hand root, got {args.root_depth!r}",
               file=sys.stderr)
         return 2
+    if args.boxes is not None and not isinstance(model, UniHOPE):
+        print(f"error: argument --boxes: only a UniHOPE model takes RoI boxes; {args.checkpoint} holds a "
+              f"{type(model).__name__}", file=sys.stderr)
+        return 2
+    boxes = args.boxes or "ground-truth"
     with errors_name_flag("--data-root"):
         dataset = build_dataset(
             args.dataset, image_size=image_size, train=False, root=args.data_root, mano_dir=args.mano_dir,
@@ -603,12 +642,13 @@ def _main(args: argparse.Namespace) -> int:
     not_reported: dict[str, int] = {}
     out = evaluate(model, dataset, batch_size=args.batch_size, protocol=args.protocol, device=device,
                    baselines=baselines, root_depth=args.root_depth, collect=collected,
-                   exclude_objects=args.exclude_objects, not_reported=not_reported)
+                   exclude_objects=args.exclude_objects, not_reported=not_reported, boxes=boxes)
     evaluator, constants = out if baselines is not None else (out, {})
     split = "hand-only" if args.hand_only else "test"
     framing = "" if crop_padding is None else f", cropped around hand ∪ object with padding {crop_padding:g}"
+    rois = f", {boxes} RoI boxes" if isinstance(model, UniHOPE) else ""
     print(f"{args.checkpoint} on {args.dataset} ({split}, {len(dataset)} samples{framing}, protocol {args.protocol}, "
-          f"{args.root_depth} wrist depth)")
+          f"{args.root_depth} wrist depth{rois})")
     results = evaluator.compute()
     results["crop_padding"] = crop_padding
     results["root_depth"] = args.root_depth
@@ -618,6 +658,7 @@ def _main(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{name}: {n} sample{'' if n == 1 else 's'}" for name, n in results["exclude_objects"].items())
         print(f"object metrics exclude {' '.join(args.exclude_objects)}{why}; affected: {counts}")
     if isinstance(model, UniHOPE):  # its switcher gates the object pose: the samples without one are counted
+        results["boxes"] = boxes
         results["object_not_reported"] = {"samples": 0, **not_reported}
         labels = ", ".join(f"{not_reported[k]} labelled {k.replace('_', ' ')}" for k in ("grasping", "not_grasping")
                            if k in not_reported)
@@ -639,7 +680,7 @@ def _main(args: argparse.Namespace) -> int:
         folder = args.pictures or output.with_name(f"{output.stem}-pictures")
         label = f"{args.checkpoint.parent.name}/{args.checkpoint.name} on {args.dataset} {split}"
         for path in write_pictures(folder, model=model, dataset=dataset, results=results,
-                                   root_depth=args.root_depth, device=device, label=label):
+                                   root_depth=args.root_depth, device=device, label=label, boxes=boxes):
             print(f"picture: {path}")
     if collected is not None:
         with errors_name_flag("--dexycb-results"):

@@ -62,9 +62,12 @@ def _box_around(points: torch.Tensor, scale: float) -> torch.Tensor:
 
 def ground_truth_boxes(batch: Mapping[str, Any], K: torch.Tensor, size: tuple[int, int],
                        scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Training boxes: the 2D joints' box, the projected object box (9 points) and those 9 points.
+    """Ground-truth boxes: the 2D joints' box, the projected object box (9 points) and those 9 points.
 
-    Samples without the target get the whole image. Returns ``hand_box (B, 4)``,
+    The boxes UniHOPE trains in and, as its released test loader, evaluates in. A
+    sample without 2D (or 3D) joints takes the dataset's hand box ``batch["box"]``
+    ``(B, 4)`` (HO3D's evaluation split) where it has one; samples without the
+    target get the whole image. Returns ``hand_box (B, 4)``,
     ``object_box (B, 4)`` (pixels) and ``object_points_2d (B, 9, 2)`` (NaN where no
     object; ``None`` when the batch holds no object pose).
     """
@@ -76,9 +79,15 @@ def ground_truth_boxes(batch: Mapping[str, Any], K: torch.Tensor, size: tuple[in
     if j2d is None and joints is not None:
         j2d = project(joints.to(K.dtype), K)
     hand_box = full
+    known = torch.zeros(B, dtype=torch.bool, device=K.device)
     if j2d is not None:
         known = finite_rows(j2d)
         hand_box = torch.where(known[:, None], _box_around(zero_unknown(j2d.to(K.dtype), known), scale), full)
+    given = optional(batch, "box")
+    if given is not None and not bool(known.all()):
+        usable = finite_rows(given) & ~known
+        corners = zero_unknown(given.to(K.dtype), usable).reshape(B, 2, 2)
+        hand_box = torch.where(usable[:, None], _box_around(corners, scale), hand_box)
     R, t, pts = (optional(batch, k) for k in ("object_rotation", "object_translation", "object_points"))
     if R is None or t is None or pts is None:
         return hand_box, full, None

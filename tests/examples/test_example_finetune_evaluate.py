@@ -159,6 +159,10 @@ def test_hoisdf_finetune_evaluate_chain(tmp_path, capsys, backbone):
     assert evaluate.main(["--checkpoint", str(run / "model.pt"), "--num-samples", "4",
                           "--root-depth", "predicted", "--output", str(out_json)]) == 2
     assert "--root-depth" in capsys.readouterr().err
+    # only UniHOPE takes RoI boxes: the flag is refused for HOISDF, naming it
+    assert evaluate.main(["--checkpoint", str(run / "model.pt"), "--num-samples", "4",
+                          "--boxes", "predicted", "--output", str(out_json)]) == 2
+    assert "--boxes" in capsys.readouterr().err
 
 
 def test_hoisdf_layer_decay_counts_the_backbones_vit_blocks():
@@ -324,3 +328,35 @@ def test_unihope_objects_are_scored_only_where_the_switcher_reports_them():
     assert "switcher_accuracy" in results and results["num_samples"] == 8
     assert results["grasping/num_samples"] + results.get("not_grasping/num_samples", 0) == 8
     assert evaluate.runs(torch.tensor([True, True, False, True])) == [(0, 2, True), (2, 3, False), (3, 4, True)]
+
+
+def test_unihope_is_evaluated_in_the_ground_truth_boxes_or_its_own():
+    """predict_batch(boxes="ground-truth") crops UniHOPE's RoIs in the annotation boxes (its released test
+    protocol): the 2D joints' box, else the dataset's hand box (HO3D's evaluation split), and the projected
+    object box, each enlarged by box_scale; boxes="predicted" uses the box head's; anything else is refused."""
+    from hoimask._checks import ValueRangeError
+    from hoimask.data import collate
+    from hoimask.engine.datasets import build_dataset
+    from hoimask.models import UniHOPE
+    from hoimask.models.unihope_targets import ground_truth_boxes
+
+    evaluate = _load("evaluate")
+    torch.manual_seed(0)
+    model = UniHOPE.from_preset("tiny", img_size=64).eval()
+    test = build_dataset("synthetic", image_size=64, train=False, num_samples=4, num_sdf_points=0,
+                         num_object_points=64, hand_only_prob=0.0)
+    batch = collate([test[i] for i in range(len(test))])
+    hand, obj, _ = ground_truth_boxes(batch, batch["K"], (64, 64), model.config.box_scale)
+    given = evaluate.predict_batch(model, batch, boxes="ground-truth")
+    assert torch.equal(given["hand_box"], hand) and torch.equal(given["object_box"], obj)
+    own = evaluate.predict_batch(model, batch, boxes="predicted")
+    assert not torch.allclose(own["hand_box"], hand)
+    # no 2D or 3D joints (HO3D's evaluation split): the dataset's hand box, enlarged alike
+    box = torch.tensor([[10.0, 12.0, 30.0, 40.0]]).expand(4, 4)
+    blind = {**batch, "joints_2d": torch.full_like(batch["joints_2d"], float("nan")),
+             "joints_3d": torch.full_like(batch["joints_3d"], float("nan")), "box": box}
+    s = model.config.box_scale
+    expected = torch.tensor([20 - 10 * s, 26 - 14 * s, 20 + 10 * s, 26 + 14 * s]).expand(4, 4)
+    assert torch.allclose(evaluate.unihope_boxes(model, blind)[0], expected)
+    with pytest.raises(ValueRangeError, match="'boxes'"):
+        evaluate.predict_batch(model, batch, boxes="gt")

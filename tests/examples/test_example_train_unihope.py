@@ -40,6 +40,22 @@ def test_two_steps_write_a_model_that_rebuilds(tmp_path, capsys):
     assert (out / "checkpoints").is_dir() and (out / "log.jsonl").is_file()
 
 
+def test_step_decay_warms_up_linearly_then_decays_in_steps():
+    """lr = base · min(1, (step + 1) / warm-up) · 0.7^⌊step / step_size⌋, stepped once per optimisation step."""
+    module = _script()
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=2e-3)
+    schedule = module.StepDecaySchedule(optimizer, step_size=10, gamma=0.7, warmup_steps=4)
+    seen = []
+    for _ in range(25):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = [2e-3 * min(1.0, (k + 1) / 4) * 0.7 ** (k // 10) for k in range(25)]
+    assert seen == pytest.approx(expected, rel=1e-12)
+    flat = module.StepDecaySchedule(torch.optim.Adam([param], lr=1e-4), step_size=3, gamma=0.7)  # §4: no warm-up
+    assert flat.get_last_lr() == pytest.approx([1e-4])
+
 
 def test_no_crop_trains_on_whole_frames_and_says_so_in_the_model(tmp_path):
     out = tmp_path / "run"
@@ -73,6 +89,10 @@ def test_evaluate_scores_a_unihope_run_by_grasp_status(tmp_path, capsys):
     assert missing["samples"] == missing["grasping"] + missing["not_grasping"]
     assert ("oce" in results) == (missing["samples"] < 7)  # 7 of the 8 test scenes hold an object
     assert (tmp_path / "pics" / "predictions.png").is_file()
+    assert results["boxes"] == "ground-truth" and "ground-truth RoI boxes" in printed  # UniHOPE's test protocol
+    assert evaluate.main([*argv, "--no-pictures", "--boxes", "predicted"]) == 0
+    own = json.loads(out_json.read_text())
+    assert own["boxes"] == "predicted" and own["rr_mje"] != results["rr_mje"]
     # the same weights with a switcher that always reports: every object is scored, with ADD-0.5D
     state = load_checkpoint(run / "model.pt")
     state["model"]["switcher.fc2.weight"].zero_()
