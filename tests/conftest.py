@@ -26,8 +26,11 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") == "true" else "dev"))
 
-# Keep tests deterministic and light on a 2-core machine.
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# Keep tests deterministic and light on a 2-core machine: two threads in a single process; one per
+# worker when pytest-xdist runs the suite in parallel (setup.cfg: one worker per core), so the workers
+# never oversubscribe the cores.
+_XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+torch.set_num_threads(1 if _XDIST_WORKERS > 1 else max(1, min(2, torch.get_num_threads())))
 
 _DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

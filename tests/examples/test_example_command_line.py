@@ -73,12 +73,19 @@ def files(tmp_path_factory) -> dict[str, str]:
 
 
 def run(name: str, argv: list[str], capsys) -> tuple[int, str, str]:
-    """``python <script> argv`` in-process: (exit status, stdout, stderr)."""
+    """``python <script> argv`` in-process: (exit status, stdout, stderr).
+
+    ``sys.argv[0]`` is the script's path meanwhile, as it is for ``python <script>``: argparse names the
+    program after it (under pytest-xdist the worker's own ``sys.argv[0]`` is ``-c``)."""
     capsys.readouterr()
+    saved = sys.argv
+    sys.argv = [str(SCRIPTS[name]), *argv]
     try:
         code = exit_with_usage_errors(lambda: script(name).main(argv))
     except SystemExit as stop:  # argparse's usage errors
         code = stop.code
+    finally:
+        sys.argv = saved
     out = capsys.readouterr()
     return code, out.out, out.err
 
