@@ -9,6 +9,7 @@ single-process context and initialises nothing.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -103,10 +104,19 @@ def cleanup_distributed(ctx: DistributedContext, *, wait: bool = True) -> None:
             rank at exit ("terminate called without an active exception"), so a
             normal exit waits. Pass ``False`` on an error path, where the other
             ranks may never reach the barrier (torchrun stops them instead).
+
+    Release what holds the group first: a DDP-wrapped model (and the
+    :class:`~hoimask.engine.Trainer` that owns it) keeps the gloo group alive
+    after ``destroy_process_group``, so kept in a module-level variable it is
+    torn down during interpreter exit, where gloo's worker threads can abort
+    the process the same way. Keep trainers local to a function that returns
+    before this call, as :func:`~hoimask.engine.cli.run_distributed` does; a
+    garbage collection here frees those held only by reference cycles.
     """
     if ctx.initialized and dist.is_initialized():
         if wait:
             dist.barrier()
+        gc.collect()  # DDP models left in reference cycles would otherwise hold the group past its destruction
         dist.destroy_process_group()
 
 

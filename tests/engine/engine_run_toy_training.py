@@ -50,19 +50,26 @@ if args.kill_while_saving is not None and ctx.rank == 0:
 
     real_seal, checkpoint._seal = checkpoint._seal, killed_seal
 
-trainer = Trainer(ToyModel(), config, dataset=ToyData(n=40), output_dir=args.out, ctx=ctx, progress=False,
-                  tensorboard=False, callbacks=[kill])
-if args.resume:
-    trainer.resume()
-    for note in trainer.resume_notes:
-        print("note:", note, file=sys.stderr)
-trainer.fit()
-params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
-if ctx.initialized:
-    gathered = [torch.zeros_like(params) for _ in range(ctx.world_size)]
-    torch.distributed.all_gather(gathered, params)
-    assert all(torch.equal(gathered[0], g) for g in gathered), "DDP replicas diverged"
-history = json.dumps([[h["step"], h["loss"]] for h in trainer.history])
-Path(args.out, f"history_rank{ctx.rank}.json").write_text(history)  # ranks' stdout may interleave under torchrun
-print(history)
+
+def train():
+    """Train, check the replicas agree, write the history. The trainer (and its DDP model, which holds the
+    gloo group) is a local, so it is freed before cleanup_distributed destroys the group."""
+    trainer = Trainer(ToyModel(), config, dataset=ToyData(n=40), output_dir=args.out, ctx=ctx, progress=False,
+                      tensorboard=False, callbacks=[kill])
+    if args.resume:
+        trainer.resume()
+        for note in trainer.resume_notes:
+            print("note:", note, file=sys.stderr)
+    trainer.fit()
+    params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    if ctx.initialized:
+        gathered = [torch.zeros_like(params) for _ in range(ctx.world_size)]
+        torch.distributed.all_gather(gathered, params)
+        assert all(torch.equal(gathered[0], g) for g in gathered), "DDP replicas diverged"
+    history = json.dumps([[h["step"], h["loss"]] for h in trainer.history])
+    Path(args.out, f"history_rank{ctx.rank}.json").write_text(history)  # ranks' stdout may interleave under torchrun
+    print(history)
+
+
+train()
 cleanup_distributed(ctx)
