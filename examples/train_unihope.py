@@ -100,8 +100,10 @@ MODEL_PRESETS = {("tiny", "resnet"): "tiny", ("tiny", "vit"): "tiny_vit", ("pape
 #: without the views the RoI heatmaps memorised the 2,048 scenes and stayed flat on new ones. lr 2e-3 after a
 #: 150-step warm-up (``--lr 2e-3 --warmup-steps 150``), better in that section's probe, was worse in the full run.
 RECIPES = {"tiny": dict(steps=3000, epochs=None, batch_size=16, lr=1e-3, warmup_steps=0, decay_epochs=10,
+                        decay_steps=None,
                         enhancement_from=0.0, num_samples=2048, precision="auto", augment_views=16, crop_padding=1.3),
            "paper": dict(steps=None, epochs=70, batch_size=64, lr=1e-4, warmup_steps=0, decay_epochs=10,
+                         decay_steps=None,
                          enhancement_from=30 / 70, num_samples=100_000, precision="fp32", augment_views=1,
                          crop_padding=None)}
 DATASETS = ("synthetic", "dexycb", "ho3d")
@@ -151,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=real(low=0, low_open=True), help="initial learning rate (default: tiny 1e-3, paper 1e-4)")
     p.add_argument("--warmup-steps", type=integer(low=0),
                    help="steps of linear learning-rate warm-up before the step decay (default: 0, as in §4)")
-    p.add_argument("--decay-epochs", type=integer(low=1), default=10,
-                   help="epochs between learning-rate decays by 0.7 (§4)")
+    p.add_argument("--decay-epochs", type=integer(low=1),
+                   help="epochs between learning-rate decays by 0.7 (default: 10, §4)")
+    p.add_argument("--decay-steps", type=integer(low=1),
+                   help="steps between learning-rate decays by 0.7, instead of --decay-epochs (for runs shorter "
+                        "than an epoch)")
     p.add_argument("--enhancement-from", type=real(0, 1),
                    help="fraction of training after which the enhancement losses start (default: tiny 0, paper 30/70)")
     p.add_argument("--hand-only-prob", type=real(0, 1), default=0.3,
@@ -198,6 +203,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         problem = missing_tensorboard(args.tensorboard)
         if problem:
             p.error(f"argument --tensorboard: {problem}")
+        if args.decay_steps is not None and args.decay_epochs is not None:
+            p.error(f"argument --decay-steps: not with --decay-epochs (got --decay-steps {args.decay_steps} and "
+                    f"--decay-epochs {args.decay_epochs}); give one decay period")
     if args.output_dir is None:
         args.output_dir = Path("runs") / f"unihope-{args.preset}{'-vit' if args.backbone == 'vit' else ''}"
     return args
@@ -315,8 +323,13 @@ def _run(args: argparse.Namespace, ctx) -> int:
     for group in trainer.optimizer.param_groups:  # undo the engine schedule's first factor, then decay in steps
         group["lr"] = group["initial_lr"]
     warmup = recipe["warmup_steps"] if args.warmup_steps is None else args.warmup_steps
-    trainer.scheduler = StepDecaySchedule(trainer.optimizer, step_size=args.decay_epochs * steps_per_epoch, gamma=0.7,
-                                          warmup_steps=warmup)
+    if args.decay_epochs is not None or (args.decay_steps is None and recipe["decay_steps"] is None):
+        decay_steps = (args.decay_epochs or recipe["decay_epochs"]) * steps_per_epoch
+        decay_note = f"every {args.decay_epochs or recipe['decay_epochs']} epochs ({decay_steps} steps)"
+    else:
+        decay_steps = args.decay_steps or recipe["decay_steps"]
+        decay_note = f"every {decay_steps} steps"
+    trainer.scheduler = StepDecaySchedule(trainer.optimizer, step_size=decay_steps, gamma=0.7, warmup_steps=warmup)
     if mode == "resume":
         with errors_name_flag("--resume"):
             say(f"resumed from step {trainer.resume()} of {config.steps}")
@@ -328,7 +341,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             f"(the other {len(twins) - twins.count} train without the enhancement losses)")
     say(f"training UniHOPE '{args.preset}' ({args.backbone}, {origin}) on {args.dataset} data; {config.steps} steps "
         f"of batch {config.batch_size} x {ctx.world_size} process(es) on {ctx.device}, {config.precision}; "
-        f"lr {config.lr:g} x0.7 every {args.decay_epochs} epochs ({args.decay_epochs * steps_per_epoch} steps)"
+        f"lr {config.lr:g} x0.7 {decay_note}"
         f"{f' after {warmup} warm-up steps' if warmup else ''}")
     start = time.perf_counter()
     history = trainer.fit()

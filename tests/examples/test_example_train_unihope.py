@@ -162,6 +162,8 @@ def test_deoccluded_root_pairs_real_frames(tmp_path, capsys, dexycb_with_twins):
     (["--deoccluded-root", "."], "--deoccluded-root"),  # synthetic scenes render their own twins
     (["--deoccluded-root", "no/such/folder"], "--deoccluded-root"),
     (["--augment-views", "0"], "--augment-views"),
+    (["--decay-steps", "0"], "--decay-steps"),
+    (["--decay-steps", "100", "--decay-epochs", "2"], "--decay-steps"),  # one decay period
     (["--crop-padding", "0.5"], "--crop-padding"),
     (["--crop-padding", "1.2", "--no-crop"], "--no-crop"),
     (["--dataset", "dexycb", "--data-root", ".", "--crop-padding", "1.2"], "--crop-padding"),  # real frames: always
@@ -179,3 +181,14 @@ def _exit_code(main, argv):
         return main(argv)
     except SystemExit as stop:  # argparse's usage errors
         return stop.code
+
+
+def test_decay_steps_decays_the_rate_every_n_steps(tmp_path, capsys):
+    """--decay-steps N: lr x0.7 after every N optimisation steps (runs shorter than the epochs of --decay-epochs)."""
+    out = tmp_path / "run"
+    assert _script().main([*QUIET, *SMALL, "--steps", "3", "--lr", "1e-3", "--decay-steps", "1",
+                           "--output-dir", str(out)]) == 0
+    assert "lr 0.001 x0.7 every 1 steps" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rates = [r["lr"] for r in records if "lr" in r and "step" in r]
+    assert rates == pytest.approx([1e-3, 7e-4, 4.9e-4], rel=1e-9)
