@@ -37,9 +37,12 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     table = [line for line in printed.splitlines() if line.startswith("| (")]
     assert [line.split("|")[1].strip() for line in table] == ["(a)", "(c)", "(g)"]
-    assert "switcher acc. %" in printed and "RR J-PE / (a)" in printed and table[0].endswith("| 1.000 |")
+    assert "switcher acc. %" in printed and "RR J-PE / (a)" in printed and "| 1.000 |" in table[0]
+    constant = [line for line in printed.splitlines() if line.startswith("| — | mean-pose constant")]
+    assert len(constant) == 1 and constant[0].endswith("| 1.00 |")  # the constant, scored on the same scenes
     saved = json.loads(out.read_text())
     assert saved["args"]["steps"] == 2 and set(saved["results"]) == {"a", "c", "g"}
+    assert saved["mean_pose"]["rr_mje"] > 0 and saved["args"]["boxes"] == "ground-truth"
     for row in ("a", "c", "g"):
         values = saved["results"][row]
         assert len(values["rr_mje"]) == 1 and values["rr_mje"][0] > 0 and "switcher_accuracy" in values
