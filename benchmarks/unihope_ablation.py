@@ -30,7 +30,7 @@ of ``--batch-size``, ``--precision`` autocast (bf16 where the CPU computes it
 natively). The test scenes are framed alike and scored in the ground-truth RoI
 boxes (``--boxes``), as UniHOPE's released test loader does.
 
-    python benchmarks/unihope_ablation.py                       # about an hour on the 2-core CPU (docs/results.md §7)
+    python benchmarks/unihope_ablation.py                       # 38 min on one core of the 2-core CPU (docs/results.md §7)
     python benchmarks/unihope_ablation.py --seeds 0 1 2 --json unihope_ablation.json
     python benchmarks/unihope_ablation.py --quick               # seconds: checks the pipeline only
 
