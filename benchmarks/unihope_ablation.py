@@ -61,9 +61,16 @@ from pathlib import Path
 import torch
 
 from hoimask.data import ColorJitter, Compose, RandomRotateScale, collate
-from hoimask.engine import AugmentedViews, TrainConfig, Trainer, atomic_write, resolve_precision, seed_everything
-from hoimask.engine.datasets import build_dataset, fit_constant_baselines
+from hoimask.engine import (
+    AugmentedViews,
+    TrainConfig,
+    Trainer,
+    atomic_write,
+    resolve_precision,
+    seed_everything,
+)
 from hoimask.engine.cli import exit_with_usage_errors
+from hoimask.engine.datasets import build_dataset, fit_constant_baselines
 from hoimask.engine.flags import HelpFormatter, integer, output_file, real
 from hoimask.models import UniHOPE
 
