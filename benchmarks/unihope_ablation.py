@@ -72,9 +72,23 @@ from hoimask.engine import (
 from hoimask.engine.cli import exit_with_usage_errors
 from hoimask.engine.datasets import build_dataset, fit_constant_baselines
 from hoimask.engine.flags import HelpFormatter, integer, output_file, real
+from hoimask.engine.precision import PRECISIONS
 from hoimask.models import UniHOPE
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example(name: str):
+    """``examples/<name>.py`` as a module: the recipe and the evaluation are those of the examples."""
+    spec = importlib.util.spec_from_file_location(f"hoimask_{name}_example", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: ``examples/evaluate.py`` (its ``evaluate`` and ``BOX_SOURCES``) and ``train_unihope.py``'s ``tiny`` recipe.
+EVALUATE = _example("evaluate")
+RECIPE = _example("train_unihope").RECIPES["tiny"]
 
 #: No enhancement loss: every level's weight 0.
 _OFF = {"enhancement_init": 0.0, "enhancement_roi": 0.0, "enhancement_mano": 0.0}
@@ -99,13 +113,6 @@ QUICK = dict(steps=2, batch_size=4, train_scenes=8, test_scenes=8, image_size=64
 COLUMNS = (("RR J-PE", "rr_mje"), ("RR V-PE", "rr_mme"), ("PA J-PE", "pa_mje"), ("PA V-PE", "pa_mme"),
            ("switcher acc. %", "switcher_accuracy"), ("RR J-PE grasping", "grasping/rr_mje"),
            ("RR J-PE not grasping", "not_grasping/rr_mje"))
-
-
-def _evaluate_fn():
-    spec = importlib.util.spec_from_file_location("hoimask_evaluate_example", ROOT / "examples" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.evaluate
 
 
 def build_model(row: str, image_size: int, seed: int) -> UniHOPE:
@@ -135,7 +142,7 @@ def train(row: str, data, args, seed: int, workdir: Path) -> tuple[UniHOPE, dict
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=0.0,
                          betas=(0.9, 0.999), warmup_steps=max(1, math.ceil(0.05 * args.steps)),
                          log_every=max(1, args.steps // 10), checkpoint_every=args.steps, seed=seed,
-                         precision=resolve_precision(args.precision, torch.device(args.device)))
+                         precision=args.precision)
     loss = RowLoss(ROWS[row][2])
     trainer = Trainer(model, config, dataset=data, output_dir=workdir / f"{row}-{seed}", collate_fn=collate,
                       loss_fn=loss, progress=args.progress, tensorboard=False, ctx=_ctx(args))
@@ -161,23 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", nargs="+", choices=tuple(ROWS), default=list(ROWS),
                    help="Table 7 rows to train (a: switcher only ... g: the full model); ratios are to the first")
     p.add_argument("--steps", type=integer(low=1), default=1000, help="training steps per row")
-    p.add_argument("--batch-size", type=integer(low=1), default=16, help="training batch size")
-    p.add_argument("--lr", type=real(low=0, low_open=True), default=1e-3, help="peak learning rate (Adam)")
-    p.add_argument("--train-scenes", type=integer(low=1), default=2048,
+    p.add_argument("--batch-size", type=integer(low=1), default=RECIPE["batch_size"], help="training batch size")
+    p.add_argument("--lr", type=real(low=0, low_open=True), default=RECIPE["lr"], help="peak learning rate (Adam)")
+    p.add_argument("--train-scenes", type=integer(low=1), default=RECIPE["num_samples"],
                    help="synthetic training scenes (rendered once, shared by every row)")
     p.add_argument("--test-scenes", type=integer(low=1), default=256, help="held-out synthetic test scenes")
     p.add_argument("--image-size", type=integer(low=32), default=128, help="input side (px), a multiple of 32")
-    p.add_argument("--augment-views", type=integer(low=1), default=16,
+    p.add_argument("--augment-views", type=integer(low=1), default=RECIPE["augment_views"],
                    help="views per training scene: the scene, then randomly rotated, zoomed, shifted and "
                         "colour-jittered copies (its twin warped alike); 1 = none")
     crop = p.add_mutually_exclusive_group()
-    crop.add_argument("--crop-padding", type=real(low=1), default=1.3,
+    crop.add_argument("--crop-padding", type=real(low=1), default=RECIPE["crop_padding"],
                       help="crop every scene (training and test) around hand ∪ object with this margin factor, "
                            "as DexYCB / HO3D frames are")
     crop.add_argument("--no-crop", action="store_true", help="train and test on the whole rendered frame")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+    p.add_argument("--precision", choices=("auto", *PRECISIONS), default=RECIPE["precision"],
                    help="autocast precision (auto: bf16 where the CPU computes it natively, else fp32)")
-    p.add_argument("--boxes", choices=("ground-truth", "predicted"), default="ground-truth",
+    p.add_argument("--boxes", choices=EVALUATE.BOX_SOURCES, default="ground-truth",
                    help="RoI boxes at test time: the ground truth's (UniHOPE's released test loader) or the box head's")
     p.add_argument("--seeds", type=integer(low=0), nargs="+", default=[0],
                    help="seeds (initial weights and data order) to repeat every row with")
@@ -202,6 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("argument --device: cuda is not available on this machine")
     args.rows = list(dict.fromkeys(args.rows))
+    args.precision = resolve_precision(args.precision, torch.device(args.device))  # "auto" -> what runs
     return args
 
 
@@ -240,7 +248,6 @@ def format_table(results: dict[str, dict[str, list[float]]], rows: list[str],
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    evaluate = _evaluate_fn()
     start = time.perf_counter()
     # 30 % hand-only scenes, 10 % with an object that is not grasped; the test split's seed differs (held out)
     common = dict(image_size=args.image_size, seed=21, num_sdf_points=0, num_object_points=256, hand_only_prob=0.3,
@@ -252,26 +259,24 @@ def main(argv: list[str] | None = None) -> int:
     test_data = build_dataset("synthetic", train=False, num_samples=args.test_scenes, **common)
     results: dict[str, dict[str, list[float]]] = {row: {} for row in args.rows}
     training: dict[str, list[dict]] = {row: [] for row in args.rows}
-    constant: dict[str, float] | None = None
+    constant: dict[str, float] = {}  # the mean-pose constant's metrics: the same for every row
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for row in args.rows:
                 model, numbers = train(row, train_data, args, seed, Path(tmp))
                 training[row].append(numbers)
-                first = constant is None  # the constants do not depend on the row: scored once
-                out = evaluate(model, test_data, batch_size=32, protocol="hoisdf", device=args.device,
-                               root_depth="ground-truth", boxes=args.boxes, baselines=baselines if first else None)
-                evaluator, constants = out if first else (out, {})
-                if first:
-                    constant = {k: float(v) for k, v in constants["mean_pose"].compute().items()
-                                if isinstance(v, (int, float))}
+                evaluator, constants = EVALUATE.evaluate(
+                    model, test_data, batch_size=32, protocol="hoisdf", device=args.device, root_depth="ground-truth",
+                    boxes=args.boxes, baselines=baselines)
+                constant = {k: float(v) for k, v in constants["mean_pose"].compute().items()
+                            if isinstance(v, (int, float))}
                 values = evaluator.compute()
                 for key, value in values.items():
                     results[row].setdefault(key, []).append(float(value))
     minutes = (time.perf_counter() - start) / 60
     print(f"\nUniHOPE ablation (Table 7 structure) on synthetic scenes: tiny preset at {args.image_size} px, "
           f"{args.steps} steps of {args.batch_size} (Adam, lr {args.lr:g}, warm-up + cosine, "
-          f"{resolve_precision(args.precision, torch.device(args.device))}), {args.train_scenes} training scenes x "
+          f"{args.precision}), {args.train_scenes} training scenes x "
           f"{args.augment_views} views / {args.test_scenes} test scenes "
           f"({'whole frames' if args.no_crop else f'cropped with padding {args.crop_padding:g}'}, {args.boxes} boxes), "
           f"seeds {args.seeds}, device {args.device}; {minutes:.1f} min")
