@@ -53,7 +53,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import importlib.util
 import json
 import math
 import statistics
@@ -64,6 +63,9 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Subset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _examples import load_example  # noqa: E402
 
 from hoimask.data import CenterCrop, ColorJitter, Compose, RandomRotateScale, SyntheticHOI, collate
 from hoimask.engine import (
@@ -82,7 +84,6 @@ from hoimask.engine.datasets import fit_constant_baselines, synthetic_render_siz
 from hoimask.engine.flags import HelpFormatter, integer, output_file, real
 from hoimask.models import HANDMIM_PRESETS, MAE, HandMIM, MaskHOI, PoseRegressionModel
 
-ROOT = Path(__file__).resolve().parents[1]
 BINS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
 
 #: variant -> how to pre-train (None: no pre-training). ``skeleton-0`` (the hybrid masker at skeleton
@@ -115,16 +116,8 @@ PRESETS = {
 }
 
 
-def _example(name: str):
-    """``examples/<name>.py`` as a module: its evaluation, and the fine-tuning recipe, are those of the examples."""
-    spec = importlib.util.spec_from_file_location(f"hoimask_{name}_example", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 #: ``examples/finetune.py``: RECIPES, ENCODERS and POSE_LOSS_SETTINGS of its ``tiny`` pose recipe.
-FINETUNE = _example("finetune")
+FINETUNE = load_example("finetune")
 RECIPE = FINETUNE.RECIPES["tiny"]
 
 
@@ -276,7 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    evaluate = _example("evaluate").evaluate
+    evaluate = load_example("evaluate").evaluate
     start = time.perf_counter()
     crop = None if args.no_crop else args.crop_padding
     pool = scenes(args.pool, 1, crop, num_sdf_points=512)

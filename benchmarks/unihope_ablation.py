@@ -49,7 +49,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import importlib.util
 import json
 import math
 import statistics
@@ -59,6 +58,9 @@ import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _examples import load_example  # noqa: E402
 
 from hoimask.data import ColorJitter, Compose, RandomRotateScale, collate
 from hoimask.engine import (
@@ -75,20 +77,9 @@ from hoimask.engine.flags import HelpFormatter, integer, output_file, real
 from hoimask.engine.precision import PRECISIONS
 from hoimask.models import UniHOPE
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _example(name: str):
-    """``examples/<name>.py`` as a module: the recipe and the evaluation are those of the examples."""
-    spec = importlib.util.spec_from_file_location(f"hoimask_{name}_example", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 #: ``examples/evaluate.py`` (its ``evaluate`` and ``BOX_SOURCES``) and ``train_unihope.py``'s ``tiny`` recipe.
-EVALUATE = _example("evaluate")
-RECIPE = _example("train_unihope").RECIPES["tiny"]
+EVALUATE = load_example("evaluate")
+RECIPE = load_example("train_unihope").RECIPES["tiny"]
 
 #: No enhancement loss: every level's weight 0.
 _OFF = {"enhancement_init": 0.0, "enhancement_roi": 0.0, "enhancement_mano": 0.0}
