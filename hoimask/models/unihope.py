@@ -390,7 +390,9 @@ class UniHOPE(nn.Module):
                 enhancement terms: when a pair passes the filter, the original and
                 de-occluded images run as one batch (shared batch-norm statistics, as
                 the released code batches them) and the twin's features are the
-                detached targets. ``has_deoccluded`` ``(B,)`` bool (real data,
+                detached targets; the twins of the pairs the filter drops do not run
+                (``config.run_dropped_twins = True`` runs them, as the released code
+                does). ``has_deoccluded`` ``(B,)`` bool (real data,
                 :mod:`hoimask.data.deoccluded`) marks the samples whose twin is real:
                 the others' placeholders never run through the network and their
                 enhancement terms are exactly 0 (no value, no gradient).
@@ -417,7 +419,8 @@ class UniHOPE(nn.Module):
         keep, real = self._pairs(batch, image)  # (B,) pairs that pass eq. (8) and (B,) real twins, or None
         as_samples = keep is not None and cfg.deoccluded_samples and bool(real.any())  # twins train the hand too
         if keep is not None and (bool(keep.any()) or as_samples):  # one pass over both images, as the released code
-            idx = real.nonzero()[:, 0]  # (M,) samples with a real twin: placeholders never run
+            run = real if as_samples or cfg.run_dropped_twins else keep  # a dropped pair's terms are zero
+            idx = run.nonzero()[:, 0]  # (M,) twins that run: placeholders (and by default dropped pairs) never do
             both = self._run(torch.cat([image, batch["deoccluded_image"][idx].to(image.dtype)]),
                              torch.cat([K, K[idx]]), torch.cat([roi_box, roi_box[idx]]),
                              torch.cat([object_box, object_box[idx]]), None, name="batch['image']", fn=fn)
@@ -446,7 +449,7 @@ class UniHOPE(nn.Module):
         target = torch.stack([hand_box, object_box], dim=1)  # (B, 2, 4)
         terms["boxes"] = (box_code(out["predicted_boxes"], (H, W)) - box_code(target, (H, W)).clamp(0, 1)).abs().mean()
         if keep is not None:  # L_init, L_RoI, L_MANO on the kept pairs; exact zeros when none is kept
-            terms.update(self._enhancement_terms(batch, out, twin, real))
+            terms.update(self._enhancement_terms(batch, out, twin, real if twin is None else run))  # run ⊇ keep
         pairs = 0 if keep is None else int(keep.sum())
         flags = optional(batch, "has_deoccluded")
         unpaired = 0 if flags is None else int((~flags.bool()).sum())

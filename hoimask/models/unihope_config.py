@@ -97,7 +97,11 @@ class UniHOPEConfig:
     Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``),
     ``case_filtering`` (eq. 8, True; False distils every pair with a real twin, Table 7 rows
     (c)–(f)), ``deoccluded_samples`` (False; True: the real twins also train the hand as extra
-    samples — the hand terms average over the originals and the twins, Table 7 row (c)).
+    samples — the hand terms average over the originals and the twins, Table 7 row (c)),
+    ``run_dropped_twins`` (False: only the twins of the pairs eq. (8) keeps run through the
+    network — a dropped pair's terms are exactly zero, and on synthetic data two thirds of the
+    pairs are dropped, which halves the twins' cost; True: every real twin runs in the batch,
+    as in the released code, whose BatchNorm statistics then include them).
     Losses: ``loss_weights`` (partial dicts update :data:`UNIHOPE_LOSS_WEIGHTS`).
     Hand layer: ``mano_path`` (None: the licence-free procedural hand).
     Input: ``pixel_mean``, ``pixel_std`` (RGB in [0, 1] is normalised by the model).
@@ -134,6 +138,7 @@ class UniHOPEConfig:
     adapter_heads: int = 8
     case_filtering: bool = True
     deoccluded_samples: bool = False
+    run_dropped_twins: bool = False
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(UNIHOPE_LOSS_WEIGHTS))
     mano_path: str | None = None
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -154,7 +159,7 @@ class UniHOPEConfig:
         check_in_range(self.grasp_threshold, name="grasp_threshold", low=0.0, high=1.0, fn=fn)
         check_in_range(self.box_jitter, name="box_jitter", low=0.0, high=0.5, fn=fn)
         check_in_range(self.occlusion_threshold, name="occlusion_threshold", low=0.0, high=1.0, fn=fn)
-        for name in ("fusion_detach_object", "case_filtering", "deoccluded_samples"):
+        for name in ("fusion_detach_object", "case_filtering", "deoccluded_samples", "run_dropped_twins"):
             if not isinstance(getattr(self, name), bool):
                 raise DTypeError(f"{fn}(): argument '{name}' expected a bool, got {getattr(self, name)!r}")
         for attr in ("dpt_reassemble_dims", "pixel_mean", "pixel_std"):

@@ -214,18 +214,25 @@ def test_config_errors():
 
 
 def _fit(batch, steps: int, lr: float, **overrides) -> tuple[dict, dict]:
-    """Adam on the four fixed samples; the terms of the first and of the last step."""
+    """Adam with a cosine decay to 0 on the four fixed samples; the terms of the first step and their mean over the
+    last tenth of the steps.
+
+    At a constant rate Adam left the small terms oscillating (``joints_depth`` between 0.006 and 0.014 over the
+    last 100 of 600 steps), so the value of the last step read 3.8x or 6.9x by chance; the decay settles them.
+    """
     model = tiny(**overrides)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    first = last = None
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    history = []
     for _ in range(steps):
         out = model(batch)
-        last = {k: float(v.detach()) for k, v in out["terms"].items()}
-        first = first or last
+        history.append({k: float(v.detach()) for k, v in out["terms"].items()})
         optimizer.zero_grad()
         out["loss"].backward()
         optimizer.step()
-    return first, last
+        schedule.step()
+    tail = history[-max(1, steps // 10):]
+    return history[0], {k: sum(h[k] for h in tail) / len(tail) for k in history[0]}
 
 
 def _fell(first: dict, last: dict, names, factor: float) -> dict:
@@ -234,17 +241,16 @@ def _fell(first: dict, last: dict, names, factor: float) -> dict:
 
 
 #: Terms that fall at least 10x in 600 steps with the default weights (docs/models.md, "Learnability, measured").
-TASK_TERMS = ("joints_2d", "joints_heatmap", "joints_3d", "vertices", "mano", "root_depth", "grasp", "object_points",
-              "boxes")
+TASK_TERMS = ("joints_2d", "joints_heatmap", "joints_3d", "vertices", "mano", "root_depth", "joints_depth",
+              "keypoint_joints", "grasp", "object_points", "boxes")
 
 
 @pytest.mark.slow
 def test_task_terms_fall_on_four_samples(batch):
-    """The hand, switcher, object-position and box terms fall 10x; the keypoints' relative depths and the lifted
-    keypoints 5.7-13x and 8.2-22x (by machine and thread count: 5x asserted), the object confidences less (see docs)."""
+    """The hand, switcher, object-position and box terms fall 10x (13.7x the least, ``joints_2d``); the object
+    confidences 4.7x (2x asserted: their target is the offsets' own error, see docs)."""
     first, last = _fit(batch, 600, 1e-3)
     assert not _fell(first, last, TASK_TERMS, 10.0)
-    assert not _fell(first, last, ("joints_depth", "keypoint_joints"), 5.0)
     assert not _fell(first, last, ("object_confidence",), 2.0)
 
 

@@ -1,4 +1,5 @@
-"""UniHOPE's Table 7 ablation switches: ``fusion_confidence="always"``, ``case_filtering``, ``deoccluded_samples``."""
+"""UniHOPE's Table 7 ablation switches: ``fusion_confidence="always"``, ``case_filtering``, ``deoccluded_samples``;
+and ``run_dropped_twins`` (whether the twins of pairs eq. 8 drops run at all)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,34 @@ def test_deoccluded_samples_average_the_hand_terms_over_originals_and_twins(batc
     assert torch.equal(model(bare)["loss"], plain(bare)["loss"])
 
 
+def test_dropped_twins_do_not_run_and_change_no_term(batch):
+    """By default only the kept pairs' twins run: the backbone sees B + kept images, every term is as with all
+    twins run (eval: no batch statistics), and a dropped pair's terms stay exactly zero."""
+    fast = tiny().eval()
+    full = tiny(run_dropped_twins=True).eval()
+    full.load_state_dict(fast.state_dict())
+    two_kept = dict(batch, grasped=torch.tensor([True, False, True, False]),  # eq. (8) keeps samples 0 and 2
+                    occlusion_ratio=torch.full((4,), 0.5))
+    seen = []
+    for model in (fast, full):
+        hook = model.fpn.register_forward_hook(lambda m, args, out: seen.append(out[0].shape[0]))
+        out = model(two_kept)
+        hook.remove()
+        assert out["enhancement_pairs"] == 2
+    assert seen == [4 + 2, 4 + 4]
+    a, b = fast(two_kept)["terms"], full(two_kept)["terms"]
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert all(float(a[k].detach()) > 0.0 for k in LEVELS)
+    none_kept = dict(batch, grasped=torch.zeros(4, dtype=torch.bool))
+    seen.clear()
+    hook = fast.fpn.register_forward_hook(lambda m, args, out: seen.append(out[0].shape[0]))
+    out = fast(none_kept)
+    hook.remove()
+    assert seen == [4] and all(float(out["terms"][k].detach()) == 0.0 for k in LEVELS)
+
+
 def test_switches_are_checked_and_saved():
     with pytest.raises(ValueRangeError, match="fusion_confidence"):
         tiny(fusion_confidence="never")
@@ -80,7 +109,10 @@ def test_switches_are_checked_and_saved():
         tiny(case_filtering="yes")
     with pytest.raises(DTypeError, match="deoccluded_samples"):
         tiny(deoccluded_samples=1)
-    model = tiny(fusion_confidence="always", case_filtering=False, deoccluded_samples=True)
+    with pytest.raises(DTypeError, match="run_dropped_twins"):
+        tiny(run_dropped_twins=None)
+    model = tiny(fusion_confidence="always", case_filtering=False, deoccluded_samples=True, run_dropped_twins=True)
     state = {"model_type": "unihope", "unihope_config": model.config_state(), "model": model.state_dict()}
     again = UniHOPE.from_checkpoint_state(state).config
-    assert (again.fusion_confidence, again.case_filtering, again.deoccluded_samples) == ("always", False, True)
+    assert (again.fusion_confidence, again.case_filtering, again.deoccluded_samples,
+            again.run_dropped_twins) == ("always", False, True, True)
