@@ -95,6 +95,79 @@ def test_fast_winding_signs_agree_with_brute_force(name):
     assert float((bvh.MeshBVH(v, f, beta=2.0, band=0.0).winding_number(p) - exact).abs().max()) < 0.01
 
 
+def test_edges_balanced_tells_closed_meshes_from_open_ones():
+    meshes = test_meshes()
+    for name in ("closed sphere", "closed torus", "overlapping boxes"):
+        assert bvh.edges_balanced(meshes[name][1]), name
+    assert not bvh.edges_balanced(meshes["open sphere (wrist-sized hole)"][1])
+    f = meshes["closed sphere"][1].clone()
+    f[0] = f[0].flip(0)  # one triangle turned over: its edges no longer cancel their neighbours'
+    assert not bvh.edges_balanced(f)
+
+
+@pytest.mark.parametrize("name", list(test_meshes()))
+def test_winding_signs_reused_inside_empty_balls_are_the_brute_force_signs(name):
+    """On closed meshes a point inside the previous point's empty ball takes its winding sign: the signs still equal
+    the brute force, on dense points (most of them in a neighbour's ball), and equal a run that evaluates every
+    point's winding number."""
+    v, f = test_meshes()[name]
+    g = torch.Generator().manual_seed(3)
+    lo, hi = v.amin(0) - 0.01, v.amax(0) + 0.01
+    p = torch.cat([query_points(v, f, 2000, seed=4), lo + (hi - lo) * torch.rand(2000, 3, generator=g, dtype=v.dtype)])
+    tree = bvh.MeshBVH(v, f)
+    sdf = tree.sdf(p, sign="winding")
+    exact = exact_winding(p, v, f)
+    assert torch.equal(sdf < 0, exact.abs() > 0.5)
+    assert tree._tree.closed == (name != "open sphere (wrist-sized hole)")
+    tree._tree.closed = False  # every point's own winding number
+    assert torch.equal(tree.sdf(p, sign="winding"), sdf)
+
+
+def two_components() -> tuple[torch.Tensor, torch.Tensor]:
+    """A closed sphere and, 6 cm beside it, an open one (a wrist-sized hole): two connected components."""
+    v, f = test_meshes()["closed sphere"]
+    ov, of = test_meshes()["open sphere (wrist-sized hole)"]
+    return torch.cat([v, ov + torch.tensor([0.06, 0.0, 0.0], dtype=v.dtype)]), torch.cat([f, of + v.shape[0]])
+
+
+def test_components_label_triangles_and_the_tree_keeps_them_whole():
+    v, f = two_components()
+    tree = bvh.MeshBVH(v, f)._tree
+    n_closed = test_meshes()["closed sphere"][1].shape[0]
+    assert tree.group.tolist() == [0] * n_closed + [1] * (f.shape[0] - n_closed)
+    first = tree.left[0]  # the root splits between the two components
+    assert {int(tree.stop[first] - tree.start[first]), int(tree.stop[first + 1] - tree.start[first + 1])} == {
+        n_closed, f.shape[0] - n_closed}
+    tree._sign_data()
+    closed = tree._signs[1][-1]  # per node: whole closed components only
+    sphere_node = first if tree.stop[first] - tree.start[first] == n_closed else first + 1
+    assert closed[sphere_node] and not closed[0] and not closed[2 * first + 1 - sphere_node]
+    assert not tree.closed  # the open sphere: no empty-ball reuse of signs
+
+
+def test_closed_components_are_skipped_outside_their_box_without_changing_the_winding_number():
+    v, f = two_components()
+    p = query_points(v, f, 3000, seed=5)
+    exact = exact_winding(p, v, f)
+    fast = bvh.MeshBVH(v, f).winding_number(p)
+    assert torch.equal(fast.abs() > 0.5, exact.abs() > 0.5)
+    assert float((fast - exact).abs().max()) < 0.04
+    sdf = bvh.MeshBVH(v, f).sdf(p, sign="winding")
+    assert torch.equal(sdf < 0, exact.abs() > 0.5)
+
+
+def test_a_tree_too_deep_for_the_stack_is_rebuilt_without_components(monkeypatch):
+    from hoimask.ops.mesh_sdf import _bvh_kernels
+
+    v, f = two_components()
+    p = query_points(v, f, 500, seed=6)
+    expected = bvh.MeshBVH(v, f).sdf(p, sign="winding")
+    monkeypatch.setattr(_bvh_kernels, "MAX_DEPTH", 1)
+    tree = bvh.MeshBVH(v, f)
+    assert int(tree._tree.group.max()) == 0  # one group: the plain median split
+    torch.testing.assert_close(tree.sdf(p, sign="winding"), expected, atol=1e-12, rtol=0)
+
+
 def test_winding_number_far_field_is_exact_for_a_large_beta():
     v, f = test_meshes()["open sphere (wrist-sized hole)"]
     p = query_points(v, f, 300, seed=2)

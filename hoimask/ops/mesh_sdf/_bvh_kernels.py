@@ -19,21 +19,70 @@ from .table import SLIVER_EPS
 _JIT = {"cache": True, "nogil": True}
 _INF = np.inf
 _TINY = np.finfo(np.float64).tiny
-_STACK = 128  # traversal stack; the median-split tree is at most ceil(log2 T) + 1 deep
+_STACK = 128  # traversal stack; the tree is at most MAX_DEPTH deep (bvh.py rebuilds deeper ones without groups)
+MAX_DEPTH = _STACK // 2 - 1  # a traversal holds at most two entries per level
 _ABS_SLACK = (64 * np.finfo(np.float64).eps) ** 2
 _SLIVER = (SLIVER_EPS * np.finfo(np.float64).eps) ** 2
 _PAIRS = np.array([[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [2, 2]])  # entries of a symmetric 3x3
 
 
 @njit(**_JIT)
-def build_tree(tri, leaf_size):
-    """Median-split BVH over triangles ``tri (T, 3, 3)``.
+def triangle_components(faces, num_vertices):
+    """``(T,)`` int64 label of each triangle's connected component (triangles sharing a vertex), ``0 .. C - 1``
+    in order of first appearance."""
+    parent = np.arange(num_vertices)
+    for t in range(faces.shape[0]):
+        for k in range(1, 3):
+            a, b = faces[t, 0], faces[t, k]
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            while parent[b] != b:
+                parent[b] = parent[parent[b]]
+                b = parent[b]
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    label = np.full(num_vertices, -1, np.int64)
+    out = np.empty(faces.shape[0], np.int64)
+    count = 0
+    for t in range(faces.shape[0]):
+        r = faces[t, 0]
+        while parent[r] != r:
+            r = parent[r]
+        if label[r] < 0:
+            label[r] = count
+            count += 1
+        out[t] = label[r]
+    return out
+
+
+@njit(**_JIT)
+def build_tree(tri, leaf_size, group):
+    """Median-split BVH over triangles ``tri (T, 3, 3)`` whose upper levels keep ``group`` s whole.
+
+    A node holding triangles of several groups (``group (T,)`` int64: the mesh's
+    connected components) splits between groups — ordered by their centroids
+    along the axis where those spread most, at the group boundary nearest the
+    median — so that every group is the whole of some node; a node of one
+    group splits at the median triangle. One group: the plain median split.
 
     Returns ``(perm, box, left, start, stop)``: the tree order of the triangles and, per
     node, its box ``(lo, hi)``, its first child (the second is ``left + 1``; -1 for a
     leaf) and its range of tree-order slots.
     """
     T = tri.shape[0]
+    G = 0
+    for t in range(T):
+        G = max(G, group[t] + 1)
+    gcen = np.zeros((G, 3))  # each group's mean triangle centroid
+    gcount = np.zeros(G)
+    for t in range(T):
+        gcount[group[t]] += 1.0
+        for k in range(3):
+            gcen[group[t], k] += (tri[t, 0, k] + tri[t, 1, k] + tri[t, 2, k]) / 3.0
+    for g in range(G):
+        for k in range(3):
+            gcen[g, k] /= max(gcount[g], 1.0)
     tlo = np.empty((T, 3))
     thi = np.empty((T, 3))
     cen = np.empty((T, 3))
@@ -75,18 +124,45 @@ def build_tree(tri, leaf_size):
                 cmax[k] = max(cmax[k], cen[t, k])
         if e - s <= leaf_size:
             continue
+        mixed = False
+        for i in range(s + 1, e):
+            if group[perm[i]] != group[perm[s]]:
+                mixed = True
+                break
+        if mixed:  # the spread of the groups' centroids
+            for k in range(3):
+                cmin[k] = _INF
+                cmax[k] = -_INF
+            for i in range(s, e):
+                for k in range(3):
+                    cmin[k] = min(cmin[k], gcen[group[perm[i]], k])
+                    cmax[k] = max(cmax[k], gcen[group[perm[i]], k])
         axis = 0
         for k in range(1, 3):
             if cmax[k] - cmin[k] > cmax[axis] - cmin[axis]:
                 axis = k
         sub = perm[s:e].copy()
         keys = np.empty(e - s)
-        for j in range(e - s):
-            keys[j] = cen[sub[j], axis]
+        if mixed:  # by group, the groups by centroid: each group a run of slots
+            for j in range(e - s):
+                keys[j] = group[sub[j]]
+            order = np.argsort(keys, kind="mergesort")
+            sub = sub[order]
+            for j in range(e - s):
+                keys[j] = gcen[group[sub[j]], axis]
+        else:
+            for j in range(e - s):
+                keys[j] = cen[sub[j], axis]
         order = np.argsort(keys, kind="mergesort")  # stable: the tree is deterministic
         for j in range(e - s):
             perm[s + j] = sub[order[j]]
         m = (s + e) // 2
+        if mixed:  # the group boundary nearest the median (there is one: two groups at least)
+            best = -1
+            for i in range(s + 1, e):
+                if group[perm[i]] != group[perm[i - 1]] and (best < 0 or abs(i - m) < abs(best - m)):
+                    best = i
+            m = best
         left[node] = n
         start[n], stop[n] = s, m
         start[n + 1], stop[n + 1] = m, e
@@ -98,6 +174,40 @@ def build_tree(tri, leaf_size):
     box[:, :3] = lo[:n]
     box[:, 3:] = hi[:n]
     return perm, box, left[:n].copy(), start[:n].copy(), stop[:n].copy()
+
+
+@njit(**_JIT)
+def tree_depth(left):
+    """Levels of the tree (1 for a single leaf); children are numbered after their parent."""
+    depth = np.ones(left.shape[0], np.int64)
+    deepest = 1
+    for node in range(left.shape[0]):
+        if left[node] >= 0:
+            depth[left[node]] = depth[left[node] + 1] = depth[node] + 1
+            deepest = max(deepest, depth[node] + 1)
+    return deepest
+
+
+@njit(**_JIT)
+def closed_nodes(perm, group, group_size, group_closed, start, stop):
+    """``(N,)`` bool: the nodes whose triangles are whole groups, each closed (no oriented boundary).
+
+    Such a node's winding number is 0 outside its box: the traversal skips it there.
+    """
+    N = start.shape[0]
+    out = np.zeros(N, np.bool_)
+    for node in range(N):
+        ok = True
+        i = start[node]
+        while ok and i < stop[node]:
+            g = group[perm[i]]
+            j = i
+            while j < stop[node] and group[perm[j]] == g:
+                j += 1
+            ok = group_closed[g] and j - i == group_size[g]
+            i = j
+        out[node] = ok
+    return out
 
 
 @njit(**_JIT)
@@ -558,12 +668,15 @@ def _far_field(dx, dy, dz, d2, a, m, q):
 
 
 @njit(**_JIT)
-def fast_winding(px, py, pz, tri, left, start, stop, normal, center, moment, second, radius, beta, band, stack):
+def fast_winding(px, py, pz, tri, left, start, stop, normal, center, moment, second, radius, box, closed, beta, band,
+                 stack):  # fmt: skip
     """Barill et al.'s hierarchical winding number: a node farther than ``beta`` times its radius is one dipole.
 
-    When the result lies within ``band`` of the inside/outside threshold ``|w| = 0.5``,
-    it is recomputed exactly, so that the sign never depends on the approximation
-    unless its error exceeds ``band``. ``stack`` is scratch space of ``_STACK`` int64.
+    A ``closed`` node (whole closed components, :func:`closed_nodes`) adds exactly 0 from
+    outside its box and is skipped there. When the result lies within ``band`` of the
+    inside/outside threshold ``|w| = 0.5``, it is recomputed exactly, so that the sign
+    never depends on the approximation unless its error exceeds ``band``. ``stack`` is
+    scratch space of ``_STACK`` int64.
     """
     stack[0] = 0
     sp = 1
@@ -571,6 +684,11 @@ def fast_winding(px, py, pz, tri, left, start, stop, normal, center, moment, sec
     while sp > 0:
         sp -= 1
         node = stack[sp]
+        if closed[node] and (
+            px < box[node, 0] or py < box[node, 1] or pz < box[node, 2]
+            or px > box[node, 3] or py > box[node, 4] or pz > box[node, 5]
+        ):  # fmt: skip
+            continue
         dx = center[node, 0] - px
         dy = center[node, 1] - py
         dz = center[node, 2] - pz
@@ -594,31 +712,46 @@ def fast_winding(px, py, pz, tri, left, start, stop, normal, center, moment, sec
 
 
 @njit(**_JIT)
-def winding_range(points, q0, q1, tri, left, start, stop, normal, center, moment, second, radius, beta, band, out):
+def winding_range(points, q0, q1, tri, box, left, start, stop, normal, center, moment, second, radius, closed, beta,
+                  band, out):  # fmt: skip
     """Winding numbers of points ``q0 .. q1`` into ``out``."""
     stack = np.empty(_STACK, np.int64)
     for q in range(q0, q1):
         out[q] = fast_winding(
             points[q, 0], points[q, 1], points[q, 2], tri, left, start, stop, normal, center, moment, second, radius,
-            beta, band, stack,
+            box, closed, beta, band, stack,
         )
+
+
+#: A point inside this fraction of the previous point's squared empty-ball radius reuses its winding sign
+#: (a margin against rounding at the ball's rim).
+_BALL_SHRINK = 0.98
 
 
 @njit(**_JIT)
 def sdf_range(
     points, order, q0, q1, tri, tab, perm, box, left, start, stop, faces, face_edge, face_n, edge_n, vert_n,
-    boundary_edge, boundary_vertex, normal, center, moment, second, radius, beta, band, winding_sign, out_sdf,
-    out_index, out_bary,
+    boundary_edge, boundary_vertex, normal, center, moment, second, radius, closed_node, beta, band, winding_sign,
+    closed, out_sdf, out_index, out_bary,
     out_closest,
 ):  # fmt: skip
     """Signed distance, closest triangle (input index), barycentric coordinates and closest point of points ``order[q0:q1]``.
 
     The sign is the pseudo-normal of the closest feature, or the winding number where that
     feature touches an open boundary, or (``winding_sign``) the winding number for every point.
+
+    ``closed`` (every directed edge matched by its reverse: the winding number is constant
+    off the surface, on each connected piece of space): a point strictly inside the
+    previous point's empty ball (radius = its distance to the mesh) is joined to it by a
+    segment that crosses no triangle, so it takes that point's winding sign instead of
+    evaluating the winding number again. Points come in Morton order, so neighbours follow
+    each other.
     """
     stack = np.empty(_STACK, np.int64)
     bound = np.empty(_STACK)
     slot = -1
+    # The last point whose sign came from the winding number (or from its ball): position, squared radius, sign.
+    bx, by, bz, ball2, ball_inside = 0.0, 0.0, 0.0, -1.0, False
     for j in range(q0, q1):
         q = order[j]
         px, py, pz = points[q, 0], points[q, 1], points[q, 2]
@@ -650,10 +783,16 @@ def sdf_range(
         cz = u * tri[slot, 0, 2] + v * tri[slot, 1, 2] + w * tri[slot, 2, 2]
         out_closest[q, 0], out_closest[q, 1], out_closest[q, 2] = cx, cy, cz
         if boundary:
-            wn = fast_winding(
-                px, py, pz, tri, left, start, stop, normal, center, moment, second, radius, beta, band, stack
-            )
-            inside = abs(wn) > 0.5
+            gx, gy, gz = px - bx, py - by, pz - bz
+            if closed and gx * gx + gy * gy + gz * gz < _BALL_SHRINK * ball2:
+                inside = ball_inside  # the same piece of space as the ball's centre
+            else:
+                wn = fast_winding(
+                    px, py, pz, tri, left, start, stop, normal, center, moment, second, radius, box, closed_node, beta,
+                    band, stack,
+                )
+                inside = abs(wn) > 0.5
+            bx, by, bz, ball2, ball_inside = px, py, pz, d2, inside
         else:
             inside = (px - cx) * nx + (py - cy) * ny + (pz - cz) * nz < 0
         out_sdf[q] = -dist if inside else dist

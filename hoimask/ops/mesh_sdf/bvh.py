@@ -43,6 +43,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -122,6 +123,36 @@ def _run(kernel, count: int, *args) -> None:
             future.result()
 
 
+def _components_closed(faces: Tensor, group: Tensor) -> Tensor:
+    """``(C,)`` bool per component of ``group (T,)``: every directed edge of its triangles matched by its reverse."""
+    f = faces.to(torch.int64)
+    a, b = f.reshape(-1), f.roll(-1, dims=1).reshape(-1)
+    n = int(f.max()) + 1
+    keys, inverse = torch.unique(torch.cat([a * n + b, b * n + a]), return_inverse=True)
+    balance = torch.zeros(keys.shape[0], dtype=torch.int64).index_add_(
+        0, inverse, torch.cat([torch.ones_like(a), -torch.ones_like(a)]))
+    closed = torch.ones(int(group.max()) + 1, dtype=torch.bool)
+    edge_group = group.repeat_interleave(3)  # the component of each directed edge a -> b
+    open_edges = balance[inverse[: a.shape[0]]] != 0
+    closed[edge_group[open_edges]] = False
+    return closed
+
+
+def edges_balanced(faces: Tensor) -> bool:
+    """Whether every directed edge ``(a, b)`` of ``faces (T, 3)`` occurs as often as ``(b, a)``.
+
+    Then the mesh has no boundary, counted with orientation (closed surfaces, also
+    overlapping or nested ones), and its winding number is constant on each piece of
+    space the surface cuts off: what lets :func:`sdf_range` reuse a sign inside an
+    empty ball. An open mesh (MANO's wrist) or a mis-oriented triangle makes it False.
+    """
+    f = faces.to(torch.int64)
+    a, b = f.reshape(-1), f.roll(-1, dims=1).reshape(-1)  # edges 0->1, 1->2, 2->0
+    n = int(f.max()) + 1 if f.numel() else 1
+    forward, backward = torch.sort(a * n + b).values, torch.sort(b * n + a).values
+    return bool(torch.equal(forward, backward))
+
+
 class _Tree:
     """The arrays of one mesh's BVH (float64 NumPy, triangles in tree order).
 
@@ -133,12 +164,18 @@ class _Tree:
         k = _kernels()
         self._input_tri = vertices.detach().to(torch.float64)[faces].numpy()  # (T, 3, 3), input order
         self.num_vertices = vertices.shape[0]
-        self.perm, self.box, self.left, self.start, self.stop = k.build_tree(self._input_tri, leaf_size)
+        faces_np = faces.contiguous().numpy()
+        self.group = k.triangle_components(faces_np, vertices.shape[0])  # (T,) connected component per triangle
+        self.perm, self.box, self.left, self.start, self.stop = k.build_tree(self._input_tri, leaf_size, self.group)
+        if k.tree_depth(self.left) > k.MAX_DEPTH:  # very uneven components: the plain median split instead
+            self.group = np.zeros_like(self.group)
+            self.perm, self.box, self.left, self.start, self.stop = k.build_tree(self._input_tri, leaf_size, self.group)
         self.tri = self._input_tri[self.perm]
         self.tab = k.search_table(self.tri)
         self.faces = faces.contiguous()
         self._topology = topology
         self._signs = None
+        self.closed = False  # edges_balanced(faces), with the sign data
         self._lock = threading.Lock()  # the sign data are built once, also when threads share the tree
 
     def _sign_data(self) -> tuple:
@@ -151,7 +188,11 @@ class _Tree:
                 normals = k.pseudo_normals(self._input_tri, faces, face_edge, topology.num_edges, self.num_vertices)
                 signs = (faces, face_edge, *normals, topology.boundary_edge.numpy(),
                          topology.boundary_vertex.numpy())  # fmt: skip
-                self._signs = (signs, k.dipoles(self.tri, self.left, self.start, self.stop))
+                group_closed = _components_closed(self.faces, torch.from_numpy(self.group))
+                self.closed = bool(group_closed.all())
+                closed_node = k.closed_nodes(self.perm, self.group, np.bincount(self.group), group_closed.numpy(),
+                                             self.start, self.stop)
+                self._signs = (signs, (*k.dipoles(self.tri, self.left, self.start, self.stop), closed_node))
             return self._signs
 
     def nearest(self, points) -> Tensor:
@@ -181,7 +222,7 @@ class _Tree:
         def kernel(q0, q1):
             _kernels().sdf_range(
                 points, order, q0, q1, self.tri, self.tab, self.perm, self.box, self.left, self.start, self.stop,
-                *signs, *dipoles, beta, band, winding_sign, *arrays,
+                *signs, *dipoles, beta, band, winding_sign, self.closed, *arrays,
             )  # fmt: skip
 
         _run(kernel, Q)
@@ -191,7 +232,7 @@ class _Tree:
         """Fast winding numbers of ``points`` (float64 array)."""
         dipoles = self._sign_data()[1]
         out = torch.empty(points.shape[0], dtype=torch.float64)
-        tree = (self.tri, self.left, self.start, self.stop, *dipoles, beta, band, out.numpy())
+        tree = (self.tri, self.box, self.left, self.start, self.stop, *dipoles, beta, band, out.numpy())
         _run(lambda q0, q1: _kernels().winding_range(points, q0, q1, *tree), points.shape[0])
         return out
 
