@@ -41,7 +41,15 @@ MaskHOI's and HandMIM's ``tiny`` presets share it — so the same
     python benchmarks/pretraining_ablation.py --variants none mae maskhoi handmim   # the four pre-trainings
 
 Prints one table per label fraction: root-relative MJE per occlusion bin (mm),
-OCE, and the ratio to variant ``none``.
+OCE, and the ratio to variant ``none``. With ``--json F`` the raw results (and
+each seed's value, ``per_seed``) are written after every finished (seed,
+variant) pair; ``--resume`` continues such a file — in a later session, say —
+skipping the pairs it holds (the scenes and seeds are the same, so the pairs run
+later are those an uninterrupted run would have made), and adding ``--seeds`` or
+``--variants`` extends it::
+
+    python benchmarks/pretraining_ablation.py --seeds 1 2 --variants maskhoi-random --json rows.json
+    python benchmarks/pretraining_ablation.py --seeds 1 2 --variants maskhoi-random --json rows.json --resume
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Subset
@@ -247,8 +256,40 @@ def build_parser() -> argparse.ArgumentParser:
                         "Table IV-VI ablations; every one pre-trains the same tiny encoder (default: the preset's)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and evaluate")
     p.add_argument("--progress", action="store_true", help="show tqdm bars")
-    p.add_argument("--json", type=output_file, help="also write the raw results here")
+    p.add_argument("--json", type=output_file,
+                   help="also write the raw results here, after every (seed, variant) finished")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run recorded in --json: skip its finished (seed, variant) pairs (the other "
+                            "settings must be the same)")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     return p
+
+
+#: Flags a resumed run may change: which pairs to run and how to show progress (the results do not depend on them).
+RESUMABLE = ("seeds", "variants", "progress", "json", "resume", "overwrite", "previous")
+
+
+def settings(args: argparse.Namespace) -> dict[str, str]:
+    """The flags that decide the results, as the JSON records them (strings)."""
+    return {k: str(v) for k, v in vars(args).items() if k not in RESUMABLE}
+
+
+def load_previous(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:
+    """The record of ``--json`` to continue (``--resume``); a usage error when it is missing, unreadable or was
+    made with other settings."""
+    try:
+        previous = json.loads(args.json.read_text())
+        done, results = previous["done"], previous["results"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        p.error(f"argument --resume: cannot continue from --json {str(args.json)!r} ({type(error).__name__}: "
+                f"{error}); it must be a file this script wrote")
+    recorded = previous.get("settings", {})
+    differ = sorted(k for k in set(recorded) | set(settings(args)) if recorded.get(k) != settings(args).get(k))
+    if differ:
+        p.error(f"argument --resume: --json {str(args.json)!r} was made with other settings ("
+                + ", ".join(f"{k}: {recorded.get(k)} there, {settings(args).get(k)} now" for k in differ) + ")")
+    return {"done": [tuple(pair) for pair in done], "results": results, "per_seed": previous.get("per_seed", {})}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -264,6 +305,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     f"{args.labelled} scenes, got {f}")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("argument --device: cuda is not available on this machine")
+    if args.resume and args.json is None:
+        p.error("argument --resume: needs --json, the record to continue")
+    if args.overwrite and args.json is None:
+        p.error("argument --overwrite: needs --json, the file to replace")
+    args.previous = None
+    if args.resume:
+        if not args.json.is_file():
+            p.error(f"argument --resume: --json {str(args.json)!r} does not exist; nothing to continue")
+        args.previous = load_previous(args, p)
+    elif args.json is not None and args.json.exists() and not args.overwrite:
+        p.error(f"argument --json: {str(args.json)!r} exists; pass --resume to continue it or --overwrite to "
+                "replace it")
     return args
 
 
@@ -277,35 +330,49 @@ def main(argv: list[str] | None = None) -> int:
     tests = {f"{int(lo * 100)}-{int(hi * 100)}%": scenes(
         args.test_per_bin, 10 + k, crop, num_sdf_points=16, hand_only_prob=0.0, occlusion_range=(lo, hi),
         max_attempts=2000) for k, (lo, hi) in enumerate(BINS)}
-    results: dict[str, dict[str, list[float]]] = {}
+    previous = args.previous or {"done": [], "results": {}, "per_seed": {}}
+    results: dict[str, dict[str, list[float]]] = previous["results"]  # key -> metric -> one value per seed
+    per_seed: dict[str, dict[str, dict[str, float]]] = previous["per_seed"]  # key -> metric -> seed -> value
+    done: list[tuple[int, str]] = [(int(s), v) for s, v in previous["done"]]
+    if done:
+        print(f"resuming {args.json}: {len(done)} (seed, variant) pairs done: {done}", flush=True)
 
-    def record(key: str, metric: str, value: float) -> None:
+    def record(key: str, metric: str, value: float, seed: int) -> None:
+        if str(seed) in per_seed.get(key, {}).get(metric, {}):
+            return  # the constants: once per seed
         results.setdefault(key, {}).setdefault(metric, []).append(float(value))
+        per_seed.setdefault(key, {}).setdefault(metric, {})[str(seed)] = float(value)
 
-    def save(seeds_done: list[int]) -> None:  # after every seed, so an interrupted run keeps the finished ones
+    def save() -> None:  # after every (seed, variant), so an interrupted run keeps (and --resume skips) what finished
         if args.json:
-            atomic_write(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                "seeds_done": seeds_done, "results": results,
+            seeds_done = [s for s in args.seeds if all((s, v) in done for v in args.variants)]
+            atomic_write(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items() if k != "previous"},
+                                                "settings": settings(args), "done": done, "seeds_done": seeds_done,
+                                                "results": results, "per_seed": per_seed,
                                                 "minutes": (time.perf_counter() - start) / 60}, indent=2))
 
+    constants: dict[float, Any] = {}  # the constant predictors of each labelled subset
     with tempfile.TemporaryDirectory() as tmp:
-        for done, seed in enumerate(args.seeds, 1):
-            encoders = {v: pretrain(v, pool, args, seed, Path(tmp)) for v in args.variants}
-            for fraction in args.label_fractions:
-                subset = Subset(labelled, range(round(fraction * args.labelled)))
-                constants = fit_constant_baselines(subset, max_samples=len(subset))
-                for variant in args.variants:
-                    model = finetune(encoders[variant], subset, args, seed, Path(tmp), f"{variant}@{fraction:g}")
+        for seed in args.seeds:
+            for variant in args.variants:
+                if (seed, variant) in done:
+                    continue
+                encoder = pretrain(variant, pool, args, seed, Path(tmp))
+                for fraction in args.label_fractions:
+                    subset = Subset(labelled, range(round(fraction * args.labelled)))
+                    if fraction not in constants:
+                        constants[fraction] = fit_constant_baselines(subset, max_samples=len(subset))
+                    model = finetune(encoder, subset, args, seed, Path(tmp), f"{variant}@{fraction:g}")
                     for split, data in tests.items():
                         ev, const = evaluate(model, data, batch_size=16, protocol="hoisdf", device=args.device,
-                                             baselines=constants, root_depth="ground-truth")
+                                             baselines=constants[fraction], root_depth="ground-truth")
                         values = ev.compute()
                         for metric in ("rr_mje", "pa_mje", "oce"):
-                            record(f"{fraction:g}/{variant}/{split}", metric, values[metric])
-                            if variant == args.variants[0]:
-                                record(f"{fraction:g}/constant/{split}", metric,
-                                       const["mean_pose"].compute()[metric])
-            save(args.seeds[:done])
+                            record(f"{fraction:g}/{variant}/{split}", metric, values[metric], seed)
+                            record(f"{fraction:g}/constant/{split}", metric, const["mean_pose"].compute()[metric],
+                                   seed)
+                done.append((seed, variant))
+                save()
     elapsed = time.perf_counter() - start
     print(f"\nPre-training ablation ({args.preset}): pool {args.pool}, labelled {args.labelled} x "
           f"{args.label_fractions}, {args.pretrain_steps} pre-training + {args.finetune_steps} fine-tuning steps of "

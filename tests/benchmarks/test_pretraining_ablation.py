@@ -60,11 +60,25 @@ def test_smoke_run_fine_tunes_the_handmim_encoder_beside_none(tmp_path, capsys):
     assert [line.split("|")[1].strip() for line in table] == ["none", "handmim", "constant"]
     assert table[0].endswith("| 1.00 | 1.00 | 1.00 | 1.00 |")  # none / none
     written = json.loads(out.read_text())
-    assert written["seeds_done"] == [0]  # written after every seed
+    assert written["seeds_done"] == [0] and written["done"] == [[0, "none"], [0, "handmim"]]
     results = written["results"]
     for split in ("0-25%", "25-50%", "50-75%", "75-100%"):
         values = results[f"1/handmim/{split}"]
         assert len(values["rr_mje"]) == 1 and values["rr_mje"][0] > 0 and values["oce"][0] >= 0
+        assert written["per_seed"][f"1/handmim/{split}"]["rr_mje"] == {"0": values["rr_mje"][0]}
+        assert len(results[f"1/constant/{split}"]["rr_mje"]) == 1  # the constants once per seed
+    # The same file again: refused without --resume / --overwrite; --resume runs nothing that is done ...
+    with pytest.raises(SystemExit):
+        _script().main(argv)
+    assert "--resume" in capsys.readouterr().err
+    assert _script().main([*argv, "--resume"]) == 0
+    again = capsys.readouterr().out
+    assert "resuming" in again and "pre-train handmim" not in again and "fine-tune none" not in again
+    assert json.loads(out.read_text())["results"] == results
+    # ... and a resumed run with other settings is refused, naming them.
+    with pytest.raises(SystemExit):
+        _script().main([*argv[:-4], "--finetune-steps", "3", "--json", str(out), "--resume"])
+    assert "finetune_steps: 2 there, 3 now" in capsys.readouterr().err
 
 
 def test_fine_tuning_is_the_tiny_pose_recipe_of_finetune_py():
