@@ -284,11 +284,11 @@ def load_previous(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as error:
         p.error(f"argument --resume: cannot continue from --json {str(args.json)!r} ({type(error).__name__}: "
                 f"{error}); it must be a file this script wrote")
-    recorded = previous.get("settings", {})
-    differ = sorted(k for k in set(recorded) | set(settings(args)) if recorded.get(k) != settings(args).get(k))
+    recorded, now = previous.get("settings", {}), settings(args)
+    differ = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
     if differ:
         p.error(f"argument --resume: --json {str(args.json)!r} was made with other settings ("
-                + ", ".join(f"{k}: {recorded.get(k)} there, {settings(args).get(k)} now" for k in differ) + ")")
+                + ", ".join(f"{k}: {recorded.get(k)} there, {now.get(k)} now" for k in differ) + ")")
     return {"done": [tuple(pair) for pair in done], "results": results, "per_seed": previous.get("per_seed", {})}
 
 

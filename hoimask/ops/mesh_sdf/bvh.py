@@ -146,11 +146,7 @@ def edges_balanced(faces: Tensor) -> bool:
     space the surface cuts off: what lets :func:`sdf_range` reuse a sign inside an
     empty ball. An open mesh (MANO's wrist) or a mis-oriented triangle makes it False.
     """
-    f = faces.to(torch.int64)
-    a, b = f.reshape(-1), f.roll(-1, dims=1).reshape(-1)  # edges 0->1, 1->2, 2->0
-    n = int(f.max()) + 1 if f.numel() else 1
-    forward, backward = torch.sort(a * n + b).values, torch.sort(b * n + a).values
-    return bool(torch.equal(forward, backward))
+    return bool(_components_closed(faces, torch.zeros(faces.shape[0], dtype=torch.int64)).all())
 
 
 class _Tree:
