@@ -168,6 +168,56 @@ def test_a_tree_too_deep_for_the_stack_is_rebuilt_without_components(monkeypatch
     torch.testing.assert_close(tree.sdf(p, sign="winding"), expected, atol=1e-12, rtol=0)
 
 
+def check_tree(tree, T: int, leaf_size: int) -> None:
+    """Children split their parent's slots in two non-empty halves; boxes hold their triangles; leaves are small."""
+    left, start, stop, box = tree.left, tree.start, tree.stop, tree.box
+    assert sorted(tree.perm.tolist()) == list(range(T))
+    assert (start[0], stop[0]) == (0, T)
+    for node in range(left.shape[0]):
+        lo, hi = tree.tri[start[node]:stop[node]].reshape(-1, 3).min(0), tree.tri[start[node]:stop[node]].reshape(-1, 3).max(0)
+        assert np.array_equal(box[node, :3], lo) and np.array_equal(box[node, 3:], hi)
+        c = left[node]
+        if c < 0:
+            assert 1 <= stop[node] - start[node] <= leaf_size
+            continue
+        assert (start[c], stop[c], start[c + 1], stop[c + 1]) == (start[node], start[c + 1], stop[c], stop[node])
+        assert start[c] < stop[c] and start[c + 1] < stop[c + 1]
+
+
+@pytest.mark.parametrize("name", list(test_meshes()))
+def test_surface_area_tree_is_valid_and_answers_as_the_median_tree(name, monkeypatch):
+    v, f = test_meshes()[name]
+    p = query_points(v, f, 1500, seed=7)
+    sah = bvh.MeshBVH(v, f)
+    check_tree(sah._tree, f.shape[0], bvh.DEFAULT_LEAF_SIZE)
+    monkeypatch.setattr(bvh, "SAH_BINS", 0)
+    median = bvh.MeshBVH(v, f)
+    check_tree(median._tree, f.shape[0], bvh.DEFAULT_LEAF_SIZE)
+    assert median.num_nodes != sah.num_nodes or not np.array_equal(median._tree.perm, sah._tree.perm)
+    for sign in ("auto", "winding"):  # an exact search: the same triangles, distances and signs from either tree
+        a, ia, ca = sah.sdf(p, sign=sign, return_index=True)
+        b, ib, cb = median.sdf(p, sign=sign, return_index=True)
+        assert torch.equal(ia, ib) and torch.equal(a, b) and torch.equal(ca, cb)
+    assert torch.equal(sah.winding_number(p).abs() > 0.5, median.winding_number(p).abs() > 0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 6), st.integers(0, 2**31 - 1), st.booleans())
+def test_surface_area_tree_is_valid_on_soups_with_coincident_centroids(T, leaf_size, seed, coincide):
+    g = torch.Generator().manual_seed(seed)
+    tri = torch.randn(T, 3, 3, generator=g, dtype=torch.float64)
+    if coincide:  # every centroid equal: no surface-area split exists, the median split takes over
+        tri = tri - tri.mean(1, keepdim=True)
+    from types import SimpleNamespace
+
+    from hoimask.ops.mesh_sdf import _bvh_kernels
+
+    one_group = np.zeros(T, np.int64)  # a soup's triangles are components of their own: split as one mesh here
+    perm, box, left, start, stop = _bvh_kernels.build_tree(tri.numpy(), leaf_size, one_group, bvh.SAH_BINS)
+    check_tree(SimpleNamespace(perm=perm, box=box, left=left, start=start, stop=stop, tri=tri.numpy()[perm]), T,
+               leaf_size)  # fmt: skip
+
+
 def test_winding_number_far_field_is_exact_for_a_large_beta():
     v, f = test_meshes()["open sphere (wrist-sized hole)"]
     p = query_points(v, f, 300, seed=2)

@@ -57,14 +57,90 @@ def triangle_components(faces, num_vertices):
 
 
 @njit(**_JIT)
-def build_tree(tri, leaf_size, group):
-    """Median-split BVH over triangles ``tri (T, 3, 3)`` whose upper levels keep ``group`` s whole.
+def _bin(c, lo, width, bins):
+    """Bin ``0 .. bins - 1`` of centroid coordinate ``c`` in ``[lo, lo + width]``."""
+    return min(int((c - lo) / width * bins), bins - 1)
+
+
+@njit(**_JIT)
+def _half_area(lo, hi):
+    dx, dy, dz = hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]
+    return dx * dy + dy * dz + dz * dx
+
+
+@njit(**_JIT)
+def _sah_split(perm, s, e, tlo, thi, cen, cmin, cmax, bins, blo, bhi, bcount, rarea, rcount, acc_lo, acc_hi):
+    """Best binned surface-area split of slots ``s:e``: ``(axis, last bin of the first child)``, or ``(-1, -1)``.
+
+    The cost of a split is ``area(first) n_first + area(second) n_second`` (half the box
+    surfaces, ``n`` triangles per side) over the ``bins - 1`` bin boundaries of the
+    centroids along each axis; both sides hold a triangle. ``blo, bhi (3, bins, 3)``,
+    ``bcount (3, bins)``, ``rarea, rcount (bins,)`` and ``acc_lo, acc_hi (3,)`` are scratch space.
+    """
+    for axis in range(3):
+        for b in range(bins):
+            bcount[axis, b] = 0
+            for k in range(3):
+                blo[axis, b, k] = _INF
+                bhi[axis, b, k] = -_INF
+    for i in range(s, e):  # one pass bins every axis
+        t = perm[i]
+        for axis in range(3):
+            width = cmax[axis] - cmin[axis]
+            if not width > 0:
+                continue
+            b = _bin(cen[t, axis], cmin[axis], width, bins)
+            bcount[axis, b] += 1
+            for k in range(3):
+                blo[axis, b, k] = min(blo[axis, b, k], tlo[t, k])
+                bhi[axis, b, k] = max(bhi[axis, b, k], thi[t, k])
+    best_cost = _INF
+    best_axis = -1
+    best_bin = -1
+    for axis in range(3):
+        if not cmax[axis] - cmin[axis] > 0:
+            continue
+        n = 0
+        for k in range(3):
+            acc_lo[k] = _INF
+            acc_hi[k] = -_INF
+        for b in range(bins - 1, 0, -1):  # the second child: bins b .. end
+            n += bcount[axis, b]
+            for k in range(3):
+                acc_lo[k] = min(acc_lo[k], blo[axis, b, k])
+                acc_hi[k] = max(acc_hi[k], bhi[axis, b, k])
+            rcount[b] = n
+            rarea[b] = _half_area(acc_lo, acc_hi) if n > 0 else 0.0
+        n = 0
+        for k in range(3):
+            acc_lo[k] = _INF
+            acc_hi[k] = -_INF
+        for b in range(bins - 1):  # the first child: bins 0 .. b
+            n += bcount[axis, b]
+            for k in range(3):
+                acc_lo[k] = min(acc_lo[k], blo[axis, b, k])
+                acc_hi[k] = max(acc_hi[k], bhi[axis, b, k])
+            if n == 0 or rcount[b + 1] == 0:
+                continue
+            cost = _half_area(acc_lo, acc_hi) * n + rarea[b + 1] * rcount[b + 1]
+            if cost < best_cost:
+                best_cost, best_axis, best_bin = cost, axis, b
+    return best_axis, best_bin
+
+
+@njit(**_JIT)
+def build_tree(tri, leaf_size, group, bins):
+    """BVH over triangles ``tri (T, 3, 3)`` whose upper levels keep ``group`` s whole.
 
     A node holding triangles of several groups (``group (T,)`` int64: the mesh's
     connected components) splits between groups — ordered by their centroids
     along the axis where those spread most, at the group boundary nearest the
-    median — so that every group is the whole of some node; a node of one
-    group splits at the median triangle. One group: the plain median split.
+    median — so that every group is the whole of some node. A node of one group
+    splits where the surface-area heuristic over ``bins`` centroid bins per
+    axis puts it (:func:`_sah_split`; 0.8-0.9x the median split's search time
+    on the test meshes), or at the median triangle along the longest centroid
+    axis (``bins = 0``, or when all centroids coincide). One group and
+    ``bins = 0``: the plain median split, at most ``ceil(log2 T) + 1`` levels.
 
     Returns ``(perm, box, left, start, stop)``: the tree order of the triangles and, per
     node, its box ``(lo, hi)``, its first child (the second is ``left + 1``; -1 for a
@@ -106,6 +182,10 @@ def build_tree(tri, leaf_size, group):
     pending[0] = 0
     cmin = np.empty(3)
     cmax = np.empty(3)
+    nb = max(bins, 1)
+    blo, bhi, bcount = np.empty((3, nb, 3)), np.empty((3, nb, 3)), np.zeros((3, nb), np.int64)
+    rcount, rarea = np.zeros(nb, np.int64), np.zeros(nb)
+    acc_lo, acc_hi = np.empty(3), np.empty(3)
     while sp > 0:
         sp -= 1
         node = pending[sp]
@@ -137,32 +217,50 @@ def build_tree(tri, leaf_size, group):
                 for k in range(3):
                     cmin[k] = min(cmin[k], gcen[group[perm[i]], k])
                     cmax[k] = max(cmax[k], gcen[group[perm[i]], k])
-        axis = 0
-        for k in range(1, 3):
-            if cmax[k] - cmin[k] > cmax[axis] - cmin[axis]:
-                axis = k
-        sub = perm[s:e].copy()
-        keys = np.empty(e - s)
-        if mixed:  # by group, the groups by centroid: each group a run of slots
+        axis, last = -1, -1
+        if not mixed and bins > 1:
+            axis, last = _sah_split(perm, s, e, tlo, thi, cen, cmin, cmax, bins, blo, bhi, bcount, rarea, rcount,
+                                    acc_lo, acc_hi)  # fmt: skip
+        if last >= 0:  # the surface-area split: a stable partition by centroid bin (no sort needed)
+            width = cmax[axis] - cmin[axis]
+            sub = perm[s:e].copy()
+            m = s
             for j in range(e - s):
-                keys[j] = group[sub[j]]
-            order = np.argsort(keys, kind="mergesort")
-            sub = sub[order]
+                if _bin(cen[sub[j], axis], cmin[axis], width, bins) <= last:
+                    perm[m] = sub[j]
+                    m += 1
+            i = m
             for j in range(e - s):
-                keys[j] = gcen[group[sub[j]], axis]
+                if _bin(cen[sub[j], axis], cmin[axis], width, bins) > last:
+                    perm[i] = sub[j]
+                    i += 1
         else:
+            axis = 0
+            for k in range(1, 3):
+                if cmax[k] - cmin[k] > cmax[axis] - cmin[axis]:
+                    axis = k
+            sub = perm[s:e].copy()
+            keys = np.empty(e - s)
+            if mixed:  # by group, the groups by centroid: each group a run of slots
+                for j in range(e - s):
+                    keys[j] = group[sub[j]]
+                order = np.argsort(keys, kind="mergesort")
+                sub = sub[order]
+                for j in range(e - s):
+                    keys[j] = gcen[group[sub[j]], axis]
+            else:
+                for j in range(e - s):
+                    keys[j] = cen[sub[j], axis]
+            order = np.argsort(keys, kind="mergesort")  # stable: the tree is deterministic
             for j in range(e - s):
-                keys[j] = cen[sub[j], axis]
-        order = np.argsort(keys, kind="mergesort")  # stable: the tree is deterministic
-        for j in range(e - s):
-            perm[s + j] = sub[order[j]]
-        m = (s + e) // 2
-        if mixed:  # the group boundary nearest the median (there is one: two groups at least)
-            best = -1
-            for i in range(s + 1, e):
-                if group[perm[i]] != group[perm[i - 1]] and (best < 0 or abs(i - m) < abs(best - m)):
-                    best = i
-            m = best
+                perm[s + j] = sub[order[j]]
+            m = (s + e) // 2
+            if mixed:  # the group boundary nearest the median (there is one: two groups at least)
+                best = -1
+                for i in range(s + 1, e):
+                    if group[perm[i]] != group[perm[i - 1]] and (best < 0 or abs(i - m) < abs(best - m)):
+                        best = i
+                m = best
         left[node] = n
         start[n], stop[n] = s, m
         start[n + 1], stop[n + 1] = m, e

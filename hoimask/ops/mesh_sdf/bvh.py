@@ -10,10 +10,15 @@ back to the pure-torch cluster search (``clustered.py``). Two ways in:
 * :func:`bvh_mesh_sdf` — what the op runs on CPU: one tree per batch element,
   built per call (about a millisecond for MANO's 1538 triangles).
 
-**Tree.** Triangles are split recursively at the median centroid along the
-longest axis of their centroids' bounding box (a balanced binary tree, leaves
-of at most ``leaf_size`` triangles), each node keeping the bounding box of its
-triangles; triangles are stored in tree order.
+**Tree.** Triangles are split recursively in two (leaves of at most
+``leaf_size`` triangles), each node keeping the bounding box of its
+triangles; triangles are stored in tree order. A node of several connected
+components splits between components, so each component is a node; within a
+component the split is the surface-area heuristic's best of ``SAH_BINS - 1``
+centroid-bin boundaries per axis (cost: each side's box surface times its
+triangle count), which prunes more of the search than the median split
+(0.8-0.9x its search time on the benchmark meshes). A tree deeper than the
+traversal stack allows is rebuilt with plain median splits.
 
 **Closest triangle.** Depth-first, nearer child first, skipping every node
 whose box is farther than the best distance so far; leaves run Ericson's
@@ -72,6 +77,8 @@ __all__ = [
 
 #: Triangles per leaf.
 DEFAULT_LEAF_SIZE = 4
+#: Centroid bins per axis of the surface-area split (0: median splits).
+SAH_BINS = 8
 #: Far-field criterion of the fast winding number: a node is one dipole beyond ``beta`` radii.
 DEFAULT_BETA = 1.5
 #: Winding numbers within this of 0.5 are recomputed exactly.
@@ -162,10 +169,11 @@ class _Tree:
         self.num_vertices = vertices.shape[0]
         faces_np = faces.contiguous().numpy()
         self.group = k.triangle_components(faces_np, vertices.shape[0])  # (T,) connected component per triangle
-        self.perm, self.box, self.left, self.start, self.stop = k.build_tree(self._input_tri, leaf_size, self.group)
-        if k.tree_depth(self.left) > k.MAX_DEPTH:  # very uneven components: the plain median split instead
+        tree = k.build_tree(self._input_tri, leaf_size, self.group, SAH_BINS)
+        if k.tree_depth(tree[2]) > k.MAX_DEPTH:  # very uneven components or sizes: the plain median split instead
             self.group = np.zeros_like(self.group)
-            self.perm, self.box, self.left, self.start, self.stop = k.build_tree(self._input_tri, leaf_size, self.group)
+            tree = k.build_tree(self._input_tri, leaf_size, self.group, 0)
+        self.perm, self.box, self.left, self.start, self.stop = tree
         self.tri = self._input_tri[self.perm]
         self.tab = k.search_table(self.tri)
         self.faces = faces.contiguous()
