@@ -210,10 +210,10 @@ def test_surface_area_tree_is_valid_on_soups_with_coincident_centroids(T, leaf_s
         tri = tri - tri.mean(1, keepdim=True)
     from types import SimpleNamespace
 
-    from hoimask.ops.mesh_sdf import _bvh_kernels
+    from hoimask.ops.mesh_sdf import _bvh_build
 
     one_group = np.zeros(T, np.int64)  # a soup's triangles are components of their own: split as one mesh here
-    perm, box, left, start, stop = _bvh_kernels.build_tree(tri.numpy(), leaf_size, one_group, bvh.SAH_BINS)
+    perm, box, left, start, stop = _bvh_build.build_tree(tri.numpy(), leaf_size, one_group, bvh.SAH_BINS)
     check_tree(SimpleNamespace(perm=perm, box=box, left=left, start=start, stop=stop, tri=tri.numpy()[perm]), T,
                leaf_size)  # fmt: skip
 

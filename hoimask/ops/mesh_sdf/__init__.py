@@ -3,8 +3,9 @@
 ``reference.py`` is the pure-torch source of truth, ``kernel.py`` the Triton
 search (imported only when Triton is importable and used for CUDA tensors),
 ``op.py`` the ``torch.library`` registration and the validated public wrapper,
-``bvh.py`` the CPU bounding-volume hierarchy (numba kernels in ``_bvh_kernels.py``,
-imported only when numba is importable).
+``bvh.py`` the CPU bounding-volume hierarchy (numba kernels: ``_bvh_build.py``
+builds the tree, ``_bvh_kernels.py`` answers queries; imported only when numba
+is importable).
 """
 
 from .bvh import MeshBVH, bvh_enabled

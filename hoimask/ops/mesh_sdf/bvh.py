@@ -110,6 +110,12 @@ def _kernels():
     return _bvh_kernels
 
 
+def _builders():
+    from . import _bvh_build
+
+    return _bvh_build
+
+
 def _ranges(count: int) -> list[tuple[int, int]]:
     """Split ``range(count)`` into one contiguous range per torch thread (one range for small counts)."""
     threads = torch.get_num_threads()
@@ -164,15 +170,15 @@ class _Tree:
     """
 
     def __init__(self, vertices: Tensor, faces: Tensor, leaf_size: int, topology=None) -> None:
-        k = _kernels()
+        k, build = _kernels(), _builders()
         self._input_tri = vertices.detach().to(torch.float64)[faces].numpy()  # (T, 3, 3), input order
         self.num_vertices = vertices.shape[0]
         faces_np = faces.contiguous().numpy()
-        self.group = k.triangle_components(faces_np, vertices.shape[0])  # (T,) connected component per triangle
-        tree = k.build_tree(self._input_tri, leaf_size, self.group, SAH_BINS)
-        if k.tree_depth(tree[2]) > k.MAX_DEPTH:  # very uneven components or sizes: the plain median split instead
+        self.group = build.triangle_components(faces_np, vertices.shape[0])  # (T,) connected component per triangle
+        tree = build.build_tree(self._input_tri, leaf_size, self.group, SAH_BINS)
+        if build.tree_depth(tree[2]) > k.MAX_DEPTH:  # very uneven components or sizes: the plain median split instead
             self.group = np.zeros_like(self.group)
-            tree = k.build_tree(self._input_tri, leaf_size, self.group, 0)
+            tree = build.build_tree(self._input_tri, leaf_size, self.group, 0)
         self.perm, self.box, self.left, self.start, self.stop = tree
         self.tri = self._input_tri[self.perm]
         self.tab = k.search_table(self.tri)
@@ -186,7 +192,7 @@ class _Tree:
         """``(pseudo-normal arrays, dipole arrays)``, computed on first use."""
         with self._lock:
             if self._signs is None:
-                k = _kernels()
+                k, build = _kernels(), _builders()
                 topology = self._topology or mesh_topology(self.faces, self.num_vertices)
                 faces, face_edge = self.faces.numpy(), topology.face_edge.numpy()
                 normals = k.pseudo_normals(self._input_tri, faces, face_edge, topology.num_edges, self.num_vertices)
@@ -194,9 +200,9 @@ class _Tree:
                          topology.boundary_vertex.numpy())  # fmt: skip
                 group_closed = _components_closed(self.faces, torch.from_numpy(self.group))
                 self.closed = bool(group_closed.all())
-                closed_node = k.closed_nodes(self.perm, self.group, np.bincount(self.group), group_closed.numpy(),
+                closed_node = build.closed_nodes(self.perm, self.group, np.bincount(self.group), group_closed.numpy(),
                                              self.start, self.stop)
-                self._signs = (signs, (*k.dipoles(self.tri, self.left, self.start, self.stop), closed_node))
+                self._signs = (signs, (*build.dipoles(self.tri, self.left, self.start, self.stop), closed_node))
             return self._signs
 
     def nearest(self, points) -> Tensor:
