@@ -353,6 +353,15 @@ def test_morton_order_is_a_permutation():
     assert sorted(same.tolist()) == list(range(5))
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, (1 << 30) - 1), max_size=300), st.integers(0, 3))
+def test_radix_argsort_is_a_stable_sort(codes, repeat):
+    from hoimask.ops.mesh_sdf import _bvh_kernels
+
+    keys = np.array(codes * (repeat + 1), dtype=np.int64)  # repeated keys: ties keep their input order
+    np.testing.assert_array_equal(_bvh_kernels._radix_argsort(keys), np.argsort(keys, kind="stable"))
+
+
 def test_bad_meshes_and_arguments_raise_typed_errors():
     v, f = icosphere(1)
     nan = v.clone()

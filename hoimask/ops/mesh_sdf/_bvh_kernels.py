@@ -329,7 +329,32 @@ def morton_order(points):
             cell = int((points[q, k] - lo[k]) * scale[k])
             code |= _spread(min(max(cell, 0), 1023)) << k
         codes[q] = code
-    return np.argsort(codes, kind="mergesort")
+    return _radix_argsort(codes)
+
+
+_RADIX_BITS = 10  # three passes over the 30-bit Morton codes
+
+
+@njit(**_JIT)
+def _radix_argsort(codes):
+    """Stable argsort of non-negative codes below ``2^30`` (the same permutation as a merge sort), O(Q)."""
+    n = codes.shape[0]
+    idx = np.arange(n)
+    tmp = np.empty(n, np.int64)
+    mask = (1 << _RADIX_BITS) - 1
+    count = np.empty((1 << _RADIX_BITS) + 1, np.int64)
+    for shift in range(0, 30, _RADIX_BITS):
+        count[:] = 0
+        for i in range(n):
+            count[((codes[idx[i]] >> shift) & mask) + 1] += 1
+        for d in range(1 << _RADIX_BITS):
+            count[d + 1] += count[d]
+        for i in range(n):  # in order within each digit: stable
+            d = (codes[idx[i]] >> shift) & mask
+            tmp[count[d]] = idx[i]
+            count[d] += 1
+        idx, tmp = tmp, idx
+    return idx
 
 
 @njit(**_JIT)
