@@ -25,6 +25,7 @@ from hoimask._checks import (
     check_int,
     check_shape,
 )
+from hoimask._numba import numba_enabled, run_ranges
 from hoimask.masking._common import (
     BACKGROUND,
     HAND,
@@ -107,12 +108,52 @@ def segmentation_labels(
 ) -> torch.Tensor:
     """Validated patch labels ``(B, N)``: the checks of :func:`check_segmentation` plus the labelling.
 
-    (Folding the value check into the 64-bit labelling pass was tried: re-reading
-    the patches that could hide a 3 cost more than one ``max`` over the map.)
+    The ``any`` rule on a CPU map, with numba enabled (:func:`hoimask._numba.numba_enabled`),
+    labels and checks the values in one pass (``_labels_kernel.py``); otherwise one
+    ``max`` checks the values and torch ops label. (Folding the value check into
+    the torch labelling pass was tried: re-reading the patches that could hide a 3
+    cost more than one ``max`` over the map.)
     """
     grid = check_grid(grid_size)
+    if rule == "any" and segmentation.device.type == "cpu" and segmentation.dim() == 3 and numba_enabled():
+        patch = check_segmentation(segmentation, grid, batch_size, check_values=False)
+        if patch != (1, 1):
+            labels, bad = _labels_any_numba(segmentation, grid, patch)
+            if bad:
+                _check_label_values(segmentation)  # raises, naming the range of values found
+            return labels
+        _check_label_values(segmentation)
+        return _patch_labels(segmentation, grid, patch, rule)
     patch = check_segmentation(segmentation, grid, batch_size)
     return _patch_labels(segmentation, grid, patch, rule)
+
+
+#: Maps of at least this many bytes are labelled on several threads (one range of samples per torch thread).
+PARALLEL_LABEL_BYTES = 32 << 20
+
+
+def _labels_any_numba(
+    seg: torch.Tensor, grid: tuple[int, int], patch: tuple[int, int]
+) -> tuple[torch.Tensor, bool]:
+    """``(labels (B, N) int64, whether a value lies outside {0, 1, 2})`` by the numba kernels, in one pass.
+
+    A byte map (uint8, or bool read as bytes) whose patch width is a multiple of 8
+    is read eight pixels per 64-bit word; any other integer map pixel by pixel.
+    """
+    from hoimask.masking import _labels_kernel as k
+
+    B, H, W = seg.shape
+    gh, gw = grid
+    seg = (seg.view(torch.uint8) if seg.dtype == torch.bool else seg).contiguous()
+    out = torch.empty(B, gh * gw, dtype=torch.int64)
+    if seg.dtype == torch.uint8 and patch[1] % 8 == 0:
+        data, kernel = seg.view(torch.int64).numpy(), k.any_labels_words
+    else:
+        data, kernel = seg.numpy(), k.any_labels_pixels
+    per_sample = max(1, H * W * seg.element_size())
+    min_parallel = -(-PARALLEL_LABEL_BYTES // per_sample)
+    bad = run_ranges(kernel, B, min_parallel, data, gh, gw, out.numpy())
+    return out, any(bool(b) for b in bad)
 
 
 def _or_reduce(words: torch.Tensor, dim: int) -> torch.Tensor:

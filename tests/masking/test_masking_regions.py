@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from unittest import mock
+
 import pytest
 import torch
 from _hoi_toy import toy_scene
@@ -9,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hoimask._checks import DTypeError, ShapeError, ValueRangeError
+from hoimask._numba import numba_available
 from hoimask.masking import (
     HybridMasker,
     RegionRatioMasker,
@@ -19,9 +24,19 @@ from hoimask.masking import (
     region_counts,
     region_keep_counts,
     region_ratio_masking,
+    regions,
     select_in_regions,
 )
 from hoimask.masking.regions import _patch_labels
+
+#: The labelling paths of the ``any`` rule on CPU: torch ops, and numba's one-pass kernels where installed.
+LABELLERS = ["torch"] + (["numba"] if numba_available() else [])
+
+
+@contextlib.contextmanager
+def labeller(name: str):
+    with mock.patch.dict(os.environ, {"HOIMASK_DISABLE_NUMBA": "0" if name == "numba" else "1"}):
+        yield
 
 
 def _reference_labels(seg: torch.Tensor, grid, rule: str) -> torch.Tensor:
@@ -46,23 +61,49 @@ def _reference_labels(seg: torch.Tensor, grid, rule: str) -> torch.Tensor:
 @given(
     st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 2, 3, 8, 16]),
     st.sampled_from(["any", "majority"]), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1),
-    st.sampled_from([torch.uint8, torch.int64]),
+    st.sampled_from([torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]), st.sampled_from(LABELLERS),
 )
-def test_patch_labels_match_reference(B, gh, gw, p, rule, density, seed, dtype):
+def test_patch_labels_match_reference(B, gh, gw, p, rule, density, seed, dtype, path):
     g = torch.Generator().manual_seed(seed)
     raw = torch.randint(0, 3, (B, gh * p, gw * p), generator=g)
     seg = (raw * (torch.rand(raw.shape, generator=g) < density)).to(dtype)
-    got = patch_labels(seg, (gh, gw), rule=rule)
+    with labeller(path):
+        got = patch_labels(seg, (gh, gw), rule=rule)
     assert torch.equal(got, _reference_labels(seg, (gh, gw), rule))
+
+
+@pytest.mark.skipif(not numba_available(), reason="needs numba (the 'fast' extra)")
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bool, torch.int32, torch.int64])
+def test_numba_labelling_on_threads_equals_torch(dtype, monkeypatch):
+    g = torch.Generator().manual_seed(4)
+    seg = torch.randint(0, 3, (7, 32, 48), generator=g) * (torch.rand(7, 32, 48, generator=g) < 0.05)
+    seg = (seg == 1) if dtype == torch.bool else seg.to(dtype)
+    with labeller("torch"):
+        expected = [patch_labels(seg, grid) for grid in ((4, 6), (4, 4))]  # patches 8 x 8 (words), 8 x 12 (pixels)
+    monkeypatch.setattr(regions, "PARALLEL_LABEL_BYTES", 1)  # every sample its own share of the work
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with labeller("numba"):
+            got = [patch_labels(seg, grid) for grid in ((4, 6), (4, 4))]
+            bad = seg.to(torch.int64)
+            bad[6, 31, 47] = 3  # the last pixel of the last range
+            with pytest.raises(ValueRangeError, match=r"got values in \[0, 3\]"):
+                patch_labels(bad.to(torch.uint8) if dtype != torch.int32 else bad.int(), (4, 6))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
 @pytest.mark.parametrize("rule", ["any", "majority"])
 @pytest.mark.parametrize("patch", [1, 3, 16])
-def test_a_bool_hand_mask_labels_like_its_uint8_labels(rule, patch):
+@pytest.mark.parametrize("path", LABELLERS)
+def test_a_bool_hand_mask_labels_like_its_uint8_labels(rule, patch, path):
     g = torch.Generator().manual_seed(1)
     hand = torch.rand(2, 3 * patch, 4 * patch, generator=g) < 0.2
-    got = patch_labels(hand, (3, 4), rule=rule)
-    assert torch.equal(got, patch_labels(hand.to(torch.uint8), (3, 4), rule=rule))
+    with labeller(path):
+        got = patch_labels(hand, (3, 4), rule=rule)
+    assert torch.equal(got, _reference_labels(hand.to(torch.uint8), (3, 4), rule))
     assert set(got.unique().tolist()) <= {0, 1}
     out = HybridMasker(skeleton_prob=0.0)(2, (3, 4), segmentation=hand, generator=g)
     assert out.ids_keep.shape == (2, 3)
@@ -194,19 +235,21 @@ def test_draw_mask_fills_masked_patches_only():
     [(d, c) for d in (torch.uint8, torch.int8, torch.int64)
      for c in ("three_alone", "three_mixed", "four", "big", "negative") if not (d == torch.uint8 and c == "negative")],
 )
-def test_invalid_labels_raise_on_every_path(dtype, patch, rule, case):
+@pytest.mark.parametrize("path", LABELLERS)
+def test_invalid_labels_raise_on_every_path(dtype, patch, rule, case, path):
     seg = torch.zeros(2, 2 * patch, 2 * patch, dtype=dtype)
     seg[1, :2, :2] = 1
     seg[1, patch - 1, 1] = 2  # patch (0, 0) of sample 1 holds hand and object
     value, where = {"three_alone": (3, (0, patch + 1, 1)), "three_mixed": (3, (1, 0, 0)), "four": (4, (0, 0, 0)),
                     "big": (100, (1, patch, patch)), "negative": (-1, (0, 1, 1))}[case]
-    if rule == "any":
-        assert torch.equal(patch_labels(seg, (2, 2), rule=rule)[1], torch.tensor([1, 0, 0, 0]))
-    seg[where] = value
-    with pytest.raises(ValueRangeError, match="segmentation"):
-        patch_labels(seg, (2, 2), rule=rule)
-    with pytest.raises(ValueRangeError, match="segmentation"):
-        RegionRatioMasker(label_rule=rule)(2, (2, 2), segmentation=seg)
+    with labeller(path):
+        if rule == "any":
+            assert torch.equal(patch_labels(seg, (2, 2), rule=rule)[1], torch.tensor([1, 0, 0, 0]))
+        seg[where] = value
+        with pytest.raises(ValueRangeError, match="segmentation"):
+            patch_labels(seg, (2, 2), rule=rule)
+        with pytest.raises(ValueRangeError, match="segmentation"):
+            RegionRatioMasker(label_rule=rule)(2, (2, 2), segmentation=seg)
 
 
 def test_region_helpers_check_their_inputs():

@@ -46,7 +46,6 @@ from __future__ import annotations
 import numbers
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -62,6 +61,7 @@ from ..._checks import (
     check_int,
     check_shape,
 )
+from ..._numba import numba_available, run_ranges, split_ranges
 from .sign import mesh_topology
 
 __all__ = [
@@ -87,15 +87,6 @@ DEFAULT_BAND = 0.25
 MIN_PARALLEL_POINTS = 4096
 
 
-def numba_available() -> bool:
-    """Whether numba is importable (the ``fast`` extra)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def bvh_enabled(device: torch.device) -> bool:
     """Whether ``hoimask::mesh_sdf`` uses the BVH for tensors on ``device``.
 
@@ -117,23 +108,13 @@ def _builders():
 
 
 def _ranges(count: int) -> list[tuple[int, int]]:
-    """Split ``range(count)`` into one contiguous range per torch thread (one range for small counts)."""
-    threads = torch.get_num_threads()
-    if threads <= 1 or count < MIN_PARALLEL_POINTS:
-        return [(0, count)]
-    step = -(-count // threads)
-    return [(s, min(s + step, count)) for s in range(0, count, step)]
+    """One contiguous range of ``range(count)`` per torch thread (one range below ``MIN_PARALLEL_POINTS``)."""
+    return split_ranges(count, MIN_PARALLEL_POINTS)
 
 
 def _run(kernel, count: int, *args) -> None:
     """Run ``kernel(q0, q1, ...)`` over ``range(count)``, in parallel threads where it pays (the kernels drop the GIL)."""
-    ranges = _ranges(count)
-    if len(ranges) == 1:
-        kernel(0, count, *args)
-        return
-    with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
-        for future in [pool.submit(kernel, q0, q1, *args) for q0, q1 in ranges]:
-            future.result()
+    run_ranges(kernel, count, MIN_PARALLEL_POINTS, *args)
 
 
 def _components_closed(faces: Tensor, group: Tensor) -> Tensor:
