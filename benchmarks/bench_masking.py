@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 
 import torch
 
+from hoimask._numba import numba_enabled
 from hoimask.masking import (
     HybridMasker,
     MultiModalMasker,
@@ -196,6 +198,23 @@ def measure(fn, repeats: int, warmup: int = 2) -> tuple[float, float]:
     return statistics.median(times) * 1e3, min(times) * 1e3
 
 
+def torch_labels(fn):
+    """``fn`` run with ``HOIMASK_DISABLE_NUMBA=1``: patch labels by torch ops instead of the numba pass."""
+
+    def run():
+        old = os.environ.get("HOIMASK_DISABLE_NUMBA")
+        os.environ["HOIMASK_DISABLE_NUMBA"] = "1"
+        try:
+            return fn()
+        finally:
+            if old is None:
+                del os.environ["HOIMASK_DISABLE_NUMBA"]
+            else:
+                os.environ["HOIMASK_DISABLE_NUMBA"] = old
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
@@ -232,6 +251,11 @@ def main() -> None:
     add("HybridMasker, int64 seg", lambda: HybridMasker()(B, GRID, segmentation=seg64, joints_2d=joints, generator=g))
     add("HybridMasker, bool hand", lambda: HybridMasker()(B, GRID, segmentation=hand_mask, joints_2d=joints,
                                                            generator=g))
+    if numba_enabled():  # the same calls on the torch labelling path, for the ratio (docs/masking.md)
+        add("patch_labels, torch path", torch_labels(lambda: patch_labels(seg, GRID)))
+        add("HybridMasker, torch labels", torch_labels(lambda: HybridMasker()(B, GRID, **kw)))
+        add("  int64 seg, torch labels", torch_labels(lambda: HybridMasker()(B, GRID, segmentation=seg64,
+                                                                              joints_2d=joints, generator=g)))
     add("HybridMasker, 14x14 seg", lambda: HybridMasker()(B, GRID, segmentation=seg_grid, joints_2d=joints / PATCH,
                                                           generator=g))
     add("TargetFocusedMasker", lambda: TargetFocusedMasker()(B, GRID, **kw),
@@ -240,7 +264,8 @@ def main() -> None:
         lambda: reference_multimodal(B, 2, 98, g))
 
     print(f"B={B}, image {SIZE}x{SIZE}, patch {PATCH}, grid {GRID[0]}x{GRID[1]}, threads={args.threads}, "
-          f"torch {torch.__version__}; region fractions bg/hand/obj = "
+          f"torch {torch.__version__}, patch labels by {'numba' if numba_enabled() else 'torch'}; "
+          "region fractions bg/hand/obj = "
           + "/".join(f"{x:.2f}" for x in fractions))
     print(f"{'masker':<26} {'median ms':>10} {'min ms':>8} {'reference ms':>13} {'speed-up':>9}")
     for name, fast, best, ref in rows:
