@@ -1,8 +1,10 @@
 """Optional numba kernels (the ``fast`` extra): whether they run, and running one over ranges in threads.
 
 A numba kernel runs where numba is importable and the environment variable
-``HOIMASK_DISABLE_NUMBA`` is not ``1``; every one has a pure-torch equivalent
-that gives the same result, used otherwise. The kernels are compiled with
+``HOIMASK_DISABLE_NUMBA`` is not ``1``; otherwise a pure-torch path runs (the
+patch labels: the same labels; ``mesh_sdf``: the clustered search, equal to
+float64 rounding), except where numba is documented as required
+(:class:`hoimask.ops.MeshBVH`). The kernels are compiled with
 ``nogil=True``, so ranges of independent work (query points, batch samples)
 run on several threads at once: one contiguous range per torch thread.
 """

@@ -78,6 +78,8 @@ def check_segmentation(
         )
     gh, gw = check_grid(grid_size)
     _, H, W = segmentation.shape
+    if H == 0 or W == 0:
+        raise ShapeError(f"argument 'segmentation': expected a non-empty image, got size (H={H}, W={W})")
     if H % gh or W % gw:
         raise ShapeError(
             f"argument 'segmentation': image size (H={H}, W={W}) must be an exact multiple of "
@@ -138,7 +140,8 @@ def _labels_any_numba(
     """``(labels (B, N) int64, whether a value lies outside {0, 1, 2})`` by the numba kernels, in one pass.
 
     A byte map (uint8, or bool read as bytes) whose patch width is a multiple of 8
-    is read eight pixels per 64-bit word; any other integer map pixel by pixel.
+    (and whose storage offset is, as reading it as words needs) is read eight
+    pixels per 64-bit word; any other integer map pixel by pixel.
     """
     from hoimask.masking import _labels_kernel as k
 
@@ -146,7 +149,7 @@ def _labels_any_numba(
     gh, gw = grid
     seg = (seg.view(torch.uint8) if seg.dtype == torch.bool else seg).contiguous()
     out = torch.empty(B, gh * gw, dtype=torch.int64)
-    if seg.dtype == torch.uint8 and patch[1] % 8 == 0:
+    if seg.dtype == torch.uint8 and patch[1] % 8 == 0 and seg.storage_offset() % 8 == 0:  # (after .contiguous())
         data, kernel = seg.view(torch.int64).numpy(), k.any_labels_words
     else:
         data, kernel = seg.numpy(), k.any_labels_pixels
@@ -242,8 +245,8 @@ def _patch_labels(seg: torch.Tensor, grid: tuple[int, int], patch: tuple[int, in
     seg = seg.view(torch.uint8) if seg.dtype == torch.bool else seg.to(torch.uint8)
     if ph == 1 and pw == 1:
         return seg.reshape(B, gh * gw).long()
-    if rule == "any" and pw % 8 == 0:
-        return _labels_any_bits(seg, grid, patch)
+    if rule == "any" and pw % 8 == 0 and (not seg.is_contiguous() or seg.storage_offset() % 8 == 0):
+        return _labels_any_bits(seg, grid, patch)  # (a copy starts at offset 0; a view at an odd offset: below)
     blocks = seg.reshape(B, gh, ph, gw, pw)
     hand = (blocks == HAND).sum(dim=(2, 4))  # (B, gh, gw)
     obj = (blocks == OBJECT).sum(dim=(2, 4))

@@ -88,8 +88,12 @@ def test_numba_labelling_on_threads_equals_torch(dtype, monkeypatch):
             got = [patch_labels(seg, grid) for grid in ((4, 6), (4, 4))]
             bad = seg.to(torch.int64)
             bad[6, 31, 47] = 3  # the last pixel of the last range
+            bad = bad.to(torch.uint8 if dtype == torch.bool else dtype)
             with pytest.raises(ValueRangeError, match=r"got values in \[0, 3\]"):
-                patch_labels(bad.to(torch.uint8) if dtype != torch.int32 else bad.int(), (4, 6))
+                patch_labels(bad, (4, 6))
+            bad[6, 31, 47] = -2 if dtype in (torch.int32, torch.int64) else 200
+            with pytest.raises(ValueRangeError, match="segmentation"):
+                patch_labels(bad, (4, 4))
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
@@ -109,6 +113,21 @@ def test_a_bool_hand_mask_labels_like_its_uint8_labels(rule, patch, path):
     assert out.ids_keep.shape == (2, 3)
     with pytest.raises(DTypeError, match="bool hand mask"):
         patch_labels(hand.float(), (3, 4))
+
+
+@pytest.mark.parametrize("path", LABELLERS)
+def test_labels_of_views_at_any_byte_offset_empty_batches_and_empty_images(path):
+    g = torch.Generator().manual_seed(2)
+    flat = torch.randint(0, 3, (3 + 2 * 16 * 24,), generator=g).to(torch.uint8)
+    with labeller(path):
+        for offset in (0, 1, 3):  # a contiguous view that does not start on an 8-byte boundary
+            seg = flat[offset : offset + 2 * 16 * 24].view(2, 16, 24)
+            assert torch.equal(patch_labels(seg, (2, 3)), _reference_labels(seg, (2, 3), "any"))
+        assert patch_labels(torch.zeros(0, 16, 16, dtype=torch.uint8), (2, 2)).shape == (0, 4)
+        for shape in ((2, 0, 16), (2, 8, 0)):
+            for dtype in (torch.uint8, torch.int32):
+                with pytest.raises(ShapeError, match="non-empty image"):
+                    patch_labels(torch.zeros(shape, dtype=dtype), (1, 2))
 
 
 def test_bit_fast_path_equals_generic_path():
@@ -233,7 +252,8 @@ def test_draw_mask_fills_masked_patches_only():
 @pytest.mark.parametrize(
     "dtype, case",
     [(d, c) for d in (torch.uint8, torch.int8, torch.int64)
-     for c in ("three_alone", "three_mixed", "four", "big", "negative") if not (d == torch.uint8 and c == "negative")],
+     for c in ("three_alone", "three_mixed", "four", "big", "negative", "top_byte")
+     if not (d == torch.uint8 and c == "negative") and not (d != torch.uint8 and c == "top_byte")],
 )
 @pytest.mark.parametrize("path", LABELLERS)
 def test_invalid_labels_raise_on_every_path(dtype, patch, rule, case, path):
@@ -241,7 +261,8 @@ def test_invalid_labels_raise_on_every_path(dtype, patch, rule, case, path):
     seg[1, :2, :2] = 1
     seg[1, patch - 1, 1] = 2  # patch (0, 0) of sample 1 holds hand and object
     value, where = {"three_alone": (3, (0, patch + 1, 1)), "three_mixed": (3, (1, 0, 0)), "four": (4, (0, 0, 0)),
-                    "big": (100, (1, patch, patch)), "negative": (-1, (0, 1, 1))}[case]
+                    "big": (100, (1, patch, patch)), "negative": (-1, (0, 1, 1)),
+                    "top_byte": (255, (1, 1, 7))}[case]  # byte 7 of a word: the int64 sign bit
     with labeller(path):
         if rule == "any":
             assert torch.equal(patch_labels(seg, (2, 2), rule=rule)[1], torch.tensor([1, 0, 0, 0]))

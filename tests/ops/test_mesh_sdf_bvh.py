@@ -190,6 +190,11 @@ def test_surface_area_tree_is_valid_and_answers_as_the_median_tree(name, monkeyp
     p = query_points(v, f, 1500, seed=7)
     sah = bvh.MeshBVH(v, f)
     check_tree(sah._tree, f.shape[0], bvh.DEFAULT_LEAF_SIZE)
+    from hoimask.ops.mesh_sdf import _bvh_build, _bvh_kernels
+
+    assert _bvh_build.tree_depth(sah._tree.left) <= _bvh_kernels.MAX_DEPTH
+    if name == "overlapping boxes":  # two components, each kept whole (no fallback to one group)
+        assert int(sah._tree.group.max()) == 1
     monkeypatch.setattr(bvh, "SAH_BINS", 0)
     median = bvh.MeshBVH(v, f)
     check_tree(median._tree, f.shape[0], bvh.DEFAULT_LEAF_SIZE)
@@ -216,6 +221,28 @@ def test_surface_area_tree_is_valid_on_soups_with_coincident_centroids(T, leaf_s
     perm, box, left, start, stop = _bvh_build.build_tree(tri.numpy(), leaf_size, one_group, bvh.SAH_BINS)
     check_tree(SimpleNamespace(perm=perm, box=box, left=left, start=start, stop=stop, tri=tri.numpy()[perm]), T,
                leaf_size)  # fmt: skip
+
+
+def test_surface_area_splits_stop_at_their_depth_cap_and_survive_extreme_coordinates():
+    from types import SimpleNamespace
+
+    from hoimask.ops.mesh_sdf import _bvh_build, _bvh_kernels
+
+    # Centroids spaced geometrically along x: every surface-area split cuts off the farthest triangle.
+    T = 300
+    x = 1.6 ** torch.arange(T, dtype=torch.float64)
+    tri = torch.zeros(T, 3, 3, dtype=torch.float64)
+    tri[:, :, 0] = x[:, None] * torch.tensor([1.0, 1.001, 1.002], dtype=torch.float64)
+    tri[:, 1, 1] = tri[:, 2, 2] = 1e-3 * x
+    perm, box, left, start, stop = _bvh_build.build_tree(tri.numpy(), 1, np.zeros(T, np.int64), bvh.SAH_BINS)
+    check_tree(SimpleNamespace(perm=perm, box=box, left=left, start=start, stop=stop, tri=tri.numpy()[perm]), T, 1)
+    depth = _bvh_build.tree_depth(left)  # uncapped, 70 levels here
+    assert depth <= _bvh_build.SAH_MAX_DEPTH + math.ceil(math.log2(T)) + 1 and depth <= _bvh_kernels.MAX_DEPTH
+    # Centroids spread wider than float64 holds (a width of inf): no surface-area split, no bad bin index.
+    huge = torch.tensor([[[-1e308, 0, 0], [-1e308, 1, 0], [-1e308, 0, 1]], [[1e308, 0, 0], [1e308, 1, 0], [1e308, 0, 1]],
+                         [[0.0, 0, 0], [0, 1, 0], [0, 0, 1]]], dtype=torch.float64)  # fmt: skip
+    perm, box, left, start, stop = _bvh_build.build_tree(huge.numpy(), 1, np.zeros(3, np.int64), bvh.SAH_BINS)
+    check_tree(SimpleNamespace(perm=perm, box=box, left=left, start=start, stop=stop, tri=huge.numpy()[perm]), 3, 1)
 
 
 def test_winding_number_far_field_is_exact_for_a_large_beta():

@@ -16,6 +16,8 @@ from numba import njit
 
 _JIT = {"cache": True, "nogil": True}
 _INF = np.inf
+#: Deepest level at which a node may take a surface-area split; deeper nodes split at the median.
+SAH_MAX_DEPTH = 32
 _PAIRS = np.array([[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [2, 2]])  # entries of a symmetric 3x3
 
 
@@ -51,8 +53,8 @@ def triangle_components(faces, num_vertices):
 
 @njit(**_JIT)
 def _bin(c, lo, width, bins):
-    """Bin ``0 .. bins - 1`` of centroid coordinate ``c`` in ``[lo, lo + width]``."""
-    return min(int((c - lo) / width * bins), bins - 1)
+    """Bin ``0 .. bins - 1`` of centroid coordinate ``c`` in ``[lo, lo + width]`` (``0 < width < inf``)."""
+    return max(0, min(int((c - lo) / width * bins), bins - 1))
 
 
 @njit(**_JIT)
@@ -80,7 +82,7 @@ def _sah_split(perm, s, e, tlo, thi, cen, cmin, cmax, bins, blo, bhi, bcount, ra
         t = perm[i]
         for axis in range(3):
             width = cmax[axis] - cmin[axis]
-            if not width > 0:
+            if not 0 < width < _INF:  # one point, or a spread beyond float64 (inf / inf bins): no split here
                 continue
             b = _bin(cen[t, axis], cmin[axis], width, bins)
             bcount[axis, b] += 1
@@ -91,7 +93,7 @@ def _sah_split(perm, s, e, tlo, thi, cen, cmin, cmax, bins, blo, bhi, bcount, ra
     best_axis = -1
     best_bin = -1
     for axis in range(3):
-        if not cmax[axis] - cmin[axis] > 0:
+        if not 0 < cmax[axis] - cmin[axis] < _INF:
             continue
         n = 0
         for k in range(3):
@@ -132,8 +134,11 @@ def build_tree(tri, leaf_size, group, bins):
     splits where the surface-area heuristic over ``bins`` centroid bins per
     axis puts it (:func:`_sah_split`; 0.8-0.9x the median split's search time
     on the test meshes), or at the median triangle along the longest centroid
-    axis (``bins = 0``, or when all centroids coincide). One group and
-    ``bins = 0``: the plain median split, at most ``ceil(log2 T) + 1`` levels.
+    axis (``bins <= 1``, when all centroids coincide, and below depth
+    ``SAH_MAX_DEPTH``, so that uneven surface-area splits can neither make the
+    tree deeper than ``SAH_MAX_DEPTH + ceil(log2 T)`` levels nor the build
+    quadratic). One group and ``bins <= 1``: the plain median split, at most
+    ``ceil(log2 T) + 1`` levels.
 
     Returns ``(perm, box, left, start, stop)``: the tree order of the triangles and, per
     node, its box ``(lo, hi)``, its first child (the second is ``left + 1``; -1 for a
@@ -169,6 +174,7 @@ def build_tree(tri, leaf_size, group, bins):
     start = np.zeros(cap, np.int64)
     stop = np.zeros(cap, np.int64)
     pending = np.empty(cap, np.int64)
+    depth = np.zeros(cap, np.int64)
     stop[0] = T
     n = 1
     sp = 1
@@ -211,7 +217,7 @@ def build_tree(tri, leaf_size, group, bins):
                     cmin[k] = min(cmin[k], gcen[group[perm[i]], k])
                     cmax[k] = max(cmax[k], gcen[group[perm[i]], k])
         axis, last = -1, -1
-        if not mixed and bins > 1:
+        if not mixed and bins > 1 and depth[node] < SAH_MAX_DEPTH:
             axis, last = _sah_split(perm, s, e, tlo, thi, cen, cmin, cmax, bins, blo, bhi, bcount, rarea, rcount,
                                     acc_lo, acc_hi)  # fmt: skip
         if last >= 0:  # the surface-area split: a stable partition by centroid bin (no sort needed)
@@ -257,6 +263,7 @@ def build_tree(tri, leaf_size, group, bins):
         left[node] = n
         start[n], stop[n] = s, m
         start[n + 1], stop[n + 1] = m, e
+        depth[n] = depth[n + 1] = depth[node] + 1
         pending[sp] = n + 1
         pending[sp + 1] = n
         sp += 2

@@ -1,9 +1,9 @@
 """Numba kernels of the CPU bounding-volume hierarchy's queries (imported only when numba is importable).
 
 Closest triangles, pseudo-normal and winding-number signs, Morton order; the
-tree itself is built by :mod:`hoimask.ops.mesh_sdf._bvh_build` (whose kernels
-are re-exported here, so ``bvh.py`` sees one namespace). Everything here works on float64 NumPy arrays in the BVH's triangle order
-(see :mod:`hoimask.ops.mesh_sdf.bvh` for the data layout and the algorithms).
+tree itself is built by :mod:`hoimask.ops.mesh_sdf._bvh_build`. Everything
+here works on float64 NumPy arrays in the BVH's triangle order (see
+:mod:`hoimask.ops.mesh_sdf.bvh` for the data layout and the algorithms).
 The kernels are compiled once (``cache=True`` keeps the machine code on disk)
 and release the GIL, so that ranges of query points can run on several
 threads at once.

@@ -17,8 +17,9 @@ components splits between components, so each component is a node; within a
 component the split is the surface-area heuristic's best of ``SAH_BINS - 1``
 centroid-bin boundaries per axis (cost: each side's box surface times its
 triangle count), which prunes more of the search than the median split
-(0.8-0.9x its search time on the benchmark meshes). A tree deeper than the
-traversal stack allows is rebuilt with plain median splits.
+(0.8-0.9x its search time on the benchmark meshes); below depth 32 nodes
+split at the median. A tree deeper than the traversal stack allows (very
+uneven components) is rebuilt as one component.
 
 **Closest triangle.** Depth-first, nearer child first, skipping every node
 whose box is farther than the best distance so far; leaves run Ericson's
@@ -157,9 +158,9 @@ class _Tree:
         faces_np = faces.contiguous().numpy()
         self.group = build.triangle_components(faces_np, vertices.shape[0])  # (T,) connected component per triangle
         tree = build.build_tree(self._input_tri, leaf_size, self.group, SAH_BINS)
-        if build.tree_depth(tree[2]) > k.MAX_DEPTH:  # very uneven components or sizes: the plain median split instead
+        if build.tree_depth(tree[2]) > k.MAX_DEPTH:  # very uneven components: one group (depth <= 32 + log2 T)
             self.group = np.zeros_like(self.group)
-            tree = build.build_tree(self._input_tri, leaf_size, self.group, 0)
+            tree = build.build_tree(self._input_tri, leaf_size, self.group, SAH_BINS)
         self.perm, self.box, self.left, self.start, self.stop = tree
         self.tri = self._input_tri[self.perm]
         self.tab = k.search_table(self.tri)
