@@ -25,7 +25,7 @@ from hoimask._checks import (
     check_int,
     check_shape,
 )
-from hoimask._numba import numba_enabled, run_ranges
+from hoimask._numba import numba_enabled
 from hoimask.masking._common import (
     BACKGROUND,
     HAND,
@@ -130,10 +130,6 @@ def segmentation_labels(
     return _patch_labels(segmentation, grid, patch, rule)
 
 
-#: Maps of at least this many bytes are labelled on several threads (one range of samples per torch thread).
-PARALLEL_LABEL_BYTES = 32 << 20
-
-
 def _labels_any_numba(
     seg: torch.Tensor, grid: tuple[int, int], patch: tuple[int, int]
 ) -> tuple[torch.Tensor, bool]:
@@ -145,7 +141,7 @@ def _labels_any_numba(
     """
     from hoimask.masking import _labels_kernel as k
 
-    B, H, W = seg.shape
+    B = seg.shape[0]
     gh, gw = grid
     seg = (seg.view(torch.uint8) if seg.dtype == torch.bool else seg).contiguous()
     out = torch.empty(B, gh * gw, dtype=torch.int64)
@@ -153,10 +149,10 @@ def _labels_any_numba(
         data, kernel = seg.view(torch.int64).numpy(), k.any_labels_words
     else:
         data, kernel = seg.numpy(), k.any_labels_pixels
-    per_sample = max(1, H * W * seg.element_size())
-    min_parallel = -(-PARALLEL_LABEL_BYTES // per_sample)
-    bad = run_ranges(kernel, B, min_parallel, data, gh, gw, out.numpy())
-    return out, any(bool(b) for b in bad)
+    # One thread: the pass is bound by memory; two threads gave no gain on a 2-core machine (int64 maps at B = 256,
+    # 224 px: 6.0 ms median on one, 7.3 ms on two; docs/benchmarks/masking.md).
+    bad = kernel(0, B, data, gh, gw, out.numpy())
+    return out, bool(bad)
 
 
 def _or_reduce(words: torch.Tensor, dim: int) -> torch.Tensor:
