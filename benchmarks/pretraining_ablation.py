@@ -280,7 +280,7 @@ def load_previous(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:
     made with other settings."""
     try:
         previous = json.loads(args.json.read_text())
-        done, results = previous["done"], previous["results"]
+        done, per_seed = previous["done"], previous["per_seed"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         p.error(f"argument --resume: cannot continue from --json {str(args.json)!r} ({type(error).__name__}: "
                 f"{error}); it must be a file this script wrote")
@@ -289,7 +289,13 @@ def load_previous(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:
     if differ:
         p.error(f"argument --resume: --json {str(args.json)!r} was made with other settings ("
                 + ", ".join(f"{k}: {recorded.get(k)} there, {now.get(k)} now" for k in differ) + ")")
-    return {"done": [tuple(pair) for pair in done], "results": results, "per_seed": previous.get("per_seed", {})}
+    return {"done": [tuple(pair) for pair in done], "per_seed": per_seed}
+
+
+def by_key(per_seed: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+    """``key -> metric -> [value per seed]`` (in the order the seeds ran) from ``key -> metric -> seed -> value``."""
+    return {key: {metric: list(values.values()) for metric, values in metrics.items()}
+            for key, metrics in per_seed.items()}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -330,17 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     tests = {f"{int(lo * 100)}-{int(hi * 100)}%": scenes(
         args.test_per_bin, 10 + k, crop, num_sdf_points=16, hand_only_prob=0.0, occlusion_range=(lo, hi),
         max_attempts=2000) for k, (lo, hi) in enumerate(BINS)}
-    previous = args.previous or {"done": [], "results": {}, "per_seed": {}}
-    results: dict[str, dict[str, list[float]]] = previous["results"]  # key -> metric -> one value per seed
+    previous = args.previous or {"done": [], "per_seed": {}}
     per_seed: dict[str, dict[str, dict[str, float]]] = previous["per_seed"]  # key -> metric -> seed -> value
     done: list[tuple[int, str]] = [(int(s), v) for s, v in previous["done"]]
     if done:
         print(f"resuming {args.json}: {len(done)} (seed, variant) pairs done: {done}", flush=True)
 
-    def record(key: str, metric: str, value: float, seed: int) -> None:
-        if str(seed) in per_seed.get(key, {}).get(metric, {}):
-            return  # the constants: once per seed
-        results.setdefault(key, {}).setdefault(metric, []).append(float(value))
+    def record(key: str, metric: str, value: float, seed: int) -> None:  # the constants: once per seed
         per_seed.setdefault(key, {}).setdefault(metric, {})[str(seed)] = float(value)
 
     def save() -> None:  # after every (seed, variant), so an interrupted run keeps (and --resume skips) what finished
@@ -348,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds_done = [s for s in args.seeds if all((s, v) in done for v in args.variants)]
             atomic_write(args.json, json.dumps({"args": {k: str(v) for k, v in vars(args).items() if k != "previous"},
                                                 "settings": settings(args), "done": done, "seeds_done": seeds_done,
-                                                "results": results, "per_seed": per_seed,
+                                                "results": by_key(per_seed), "per_seed": per_seed,
                                                 "minutes": (time.perf_counter() - start) / 60}, indent=2))
 
     constants: dict[float, Any] = {}  # the constant predictors of each labelled subset
@@ -382,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
           f"device {args.device}; {elapsed / 60:.1f} min")
     print("Root-relative MJE (mm) per hand-occlusion bin, mean ± std over seeds; ratio = variant / none.\n")
     splits = list(tests)
+    results = by_key(per_seed)
     for fraction in args.label_fractions:
         print(f"labelled fraction {fraction:g} ({round(fraction * args.labelled)} scenes)")
         print("| variant | " + " | ".join(splits) + " | OCE | " + " | ".join(f"ratio {s}" for s in splits) + " |")
