@@ -18,6 +18,7 @@ import math
 import os
 import statistics
 import time
+from unittest import mock
 
 import torch
 
@@ -202,15 +203,8 @@ def torch_labels(fn):
     """``fn`` run with ``HOIMASK_DISABLE_NUMBA=1``: patch labels by torch ops instead of the numba pass."""
 
     def run():
-        old = os.environ.get("HOIMASK_DISABLE_NUMBA")
-        os.environ["HOIMASK_DISABLE_NUMBA"] = "1"
-        try:
+        with mock.patch.dict(os.environ, {"HOIMASK_DISABLE_NUMBA": "1"}):
             return fn()
-        finally:
-            if old is None:
-                del os.environ["HOIMASK_DISABLE_NUMBA"]
-            else:
-                os.environ["HOIMASK_DISABLE_NUMBA"] = old
 
     return run
 

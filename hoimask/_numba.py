@@ -5,8 +5,8 @@ A numba kernel runs where numba is importable and the environment variable
 patch labels: the same labels; ``mesh_sdf``: the clustered search, equal to
 float64 rounding), except where numba is documented as required
 (:class:`hoimask.ops.MeshBVH`). The kernels are compiled with
-``nogil=True``, so ranges of independent work (query points, batch samples)
-run on several threads at once: one contiguous range per torch thread.
+``nogil=True``, so ranges of independent work (the BVH's query points) run on
+several threads at once: one contiguous range per torch thread.
 """
 
 from __future__ import annotations

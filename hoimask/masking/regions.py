@@ -117,17 +117,14 @@ def segmentation_labels(
     cost more than one ``max`` over the map.)
     """
     grid = check_grid(grid_size)
-    if rule == "any" and segmentation.device.type == "cpu" and segmentation.dim() == 3 and numba_enabled():
-        patch = check_segmentation(segmentation, grid, batch_size, check_values=False)
-        if patch != (1, 1):
-            labels, bad = _labels_any_numba(segmentation, grid, patch)
-            if bad:
-                _check_label_values(segmentation)  # raises, naming the range of values found
-            return labels
-        _check_label_values(segmentation)
+    one_pass = rule == "any" and segmentation.device.type == "cpu" and numba_enabled()
+    patch = check_segmentation(segmentation, grid, batch_size, check_values=not one_pass)
+    if not one_pass:
         return _patch_labels(segmentation, grid, patch, rule)
-    patch = check_segmentation(segmentation, grid, batch_size)
-    return _patch_labels(segmentation, grid, patch, rule)
+    labels, bad = _labels_any_numba(segmentation, grid, patch)
+    if bad:
+        _check_label_values(segmentation)  # raises, naming the range of values found
+    return labels
 
 
 def _labels_any_numba(
