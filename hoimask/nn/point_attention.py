@@ -26,6 +26,7 @@ from torch import nn
 
 from hoimask._checks import ShapeError, ValueRangeError, check_in_range, check_int, check_shape
 from hoimask.nn._mlp import relu_mlp
+from hoimask.nn.transformer import fp32_on_cpu_bf16
 
 __all__ = [
     "PointTransformerEncoder",
@@ -179,12 +180,13 @@ class PointTransformerEncoder(nn.Module):
         if attn_mask is not None:
             check_shape(attn_mask, "N N", name="attn_mask", dims=dims)
             blocked = ~attn_mask.bool()  # torch's convention: True = may not attend
-        x = tokens
+        precision, (x,) = fp32_on_cpu_bf16(tokens)  # torch's layers: CPU flash attention is slow in bf16
         intermediate = []
-        for layer in self.layers:
-            x = layer(x, src_mask=blocked)  # (B, N, D)
-            intermediate.append(self.inter_norm(x))
-        return PointEncoderOutput(self.norm(x), torch.stack(intermediate))
+        with precision:
+            for layer in self.layers:
+                x = layer(x, src_mask=blocked)  # (B, N, D)
+                intermediate.append(self.inter_norm(x))
+            return PointEncoderOutput(self.norm(x), torch.stack(intermediate))
 
 
 class PointPoseOutput(NamedTuple):
@@ -300,13 +302,15 @@ class PointPoseTransformer(nn.Module):
         memory_mask = point_memory_mask(
             num_queries, num_hand, dims["N"] - num_hand, block_object=self.block_object_memory, device=memory.device
         )
+        precision, (memory,) = fp32_on_cpu_bf16(memory)  # as in the encoder
         query_pos = self.query_embed.to(memory.dtype).expand(dims["B"], -1, -1)  # (B, 17, D)
         x = torch.zeros_like(query_pos)
         outputs = []
-        for layer in self.decoder_layers:
-            x = layer(x, query_pos, memory, self.query_mask, memory_mask)
-            outputs.append(self.decoder_norm(x))
-        return torch.stack(outputs)  # (L, B, 17, D)
+        with precision:
+            for layer in self.decoder_layers:
+                x = layer(x, query_pos, memory, self.query_mask, memory_mask)
+                outputs.append(self.decoder_norm(x))
+            return torch.stack(outputs)  # (L, B, 17, D)
 
     def forward(self, hand_tokens: torch.Tensor, object_tokens: torch.Tensor | None = None) -> PointPoseOutput:
         """Encode the tokens, decode the MANO queries, read out rotations and shape at every layer."""

@@ -294,6 +294,27 @@ def test_transformer_shapes_and_intermediates():
     assert model(hand).rotation_6d.shape == (3, 2, 16, 6)  # no object tokens
 
 
+def test_transformer_runs_in_fp32_under_cpu_bf16_autocast():
+    # torch's CPU flash attention is slow in bf16, so the point transformer leaves autocast: under CPU bf16
+    # autocast it computes exactly what fp32 computes on the same (bf16-rounded) tokens, and the gradient still
+    # reaches a bf16 input
+    model = small_transformer().float()
+    hand, obj = tokens(7, 0).bfloat16(), tokens(3, 1).bfloat16()
+    plain = model(hand.float(), obj.float())
+    hand.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(hand, obj)
+    for name in ("queries", "point_features", "memory"):  # encoder and decoder: fp32, bit for bit
+        got, want = getattr(mixed, name), getattr(plain, name)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    for name in ("rotation_6d", "shape"):  # the MLP heads stay under autocast
+        torch.testing.assert_close(getattr(mixed, name).float(), getattr(plain, name), rtol=0.05, atol=0.05)
+    mixed.rotation_6d.sum().backward()
+    assert hand.grad is not None and hand.grad.dtype == torch.bfloat16
+    assert torch.isfinite(hand.grad).all() and hand.grad.abs().sum() > 0
+
+
 def perturbed_queries(model: PointPoseTransformer, group: slice) -> tuple[torch.Tensor, torch.Tensor]:
     memory = tokens(9, 2)
     before = model.decode(memory, 6)
