@@ -37,6 +37,11 @@ __all__ = [
 IMAGE_KEYS: tuple[str, ...] = ("image", "deoccluded_image")
 
 
+#: RGB -> YIQ (the NTSC matrix) and its inverse, float64, for the hue rotation of :func:`adjust_colors`.
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64)
+_YIQ_INVERSE = torch.linalg.inv(_YIQ)
+
+
 def adjust_colors(
     image: torch.Tensor, *, brightness: float = 1.0, contrast: float = 1.0, saturation: float = 1.0, hue: float = 0.0
 ) -> torch.Tensor:
@@ -59,18 +64,20 @@ def adjust_colors(
     for name, factor in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
         check_positive(factor, name=name, strict=False)
     check_in_range(hue, name="hue", low=-math.inf, high=math.inf, low_inclusive=False, high_inclusive=False)
-    weights = image.new_tensor([0.299, 0.587, 0.114])
-    x = image * brightness
-    grey = (x * weights[:, None, None]).sum(0)
-    x = (x - grey.mean()) * contrast + grey.mean()
-    grey = (x * weights[:, None, None]).sum(0, keepdim=True)
-    x = (x - grey) * saturation + grey
+    # Every step before the clip is affine in the colours: brightness scales, contrast blends towards the mean
+    # grey level m of the brightened image, saturation towards each pixel's grey (a matrix S with S·1 = 1: the
+    # grey weights sum to 1), the hue turns the YIQ chroma plane (a matrix Hu with Hu·1 = 1: grey has no chroma).
+    # So the result is  A·x + (1 - contrast)·m  with  A = contrast·brightness·Hu·S: one pass over the pixels.
+    weights = [0.299, 0.587, 0.114]
+    m = brightness * float(torch.tensordot(image.new_tensor(weights), image, dims=1).mean())  # mean grey, brightened
+    S = saturation * torch.eye(3, dtype=torch.float64) + (1 - saturation) * torch.tensor([weights] * 3, dtype=torch.float64)
+    A = contrast * brightness * S
     if hue != 0.0:
-        yiq = image.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
         c, s = math.cos(hue), math.sin(hue)
-        rot = image.new_tensor([[1, 0, 0], [0, c, -s], [0, s, c]])
-        m = torch.linalg.inv(yiq) @ rot @ yiq
-        x = torch.einsum("ij,jhw->ihw", m, x)
+        rot = torch.tensor([[1, 0, 0], [0, c, -s], [0, s, c]], dtype=torch.float64)
+        A = _YIQ_INVERSE @ rot @ _YIQ @ A
+    x = torch.tensordot(A.to(image), image, dims=1)  # (3, H, W)
+    x = x + (1 - contrast) * m
     return x.clamp(0, 1)
 
 

@@ -21,6 +21,7 @@ normalisation is *not* a transform: the models apply it (:class:`hoimask.nn.Pixe
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 
@@ -82,13 +83,17 @@ def _homogeneous(a: torch.Tensor) -> torch.Tensor:
 def _sampling_grid(inverse: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
     """``(1, Ho, Wo, 2)`` float64 ``grid_sample`` grid (align_corners=False) taking source pixel ``inverse @ p'``."""
     H, W = in_size
-    Ho, Wo = out_size
-    dt = torch.float64
-    v, u = torch.meshgrid(
-        torch.arange(Ho, dtype=dt) + 0.5, torch.arange(Wo, dtype=dt) + 0.5, indexing="ij"
-    )
-    pts = torch.stack([u, v, torch.ones_like(u)], dim=-1) @ inverse.to(dt).T  # (Ho, Wo, 3)
-    return torch.stack([pts[..., 0] / W * 2 - 1, pts[..., 1] / H * 2 - 1], dim=-1)[None]
+    # normalised source coordinates are affine in the output pixel centres: fold the normalisation into the map
+    norm = torch.tensor([[2 / W, 0, -1], [0, 2 / H, -1]], dtype=torch.float64) @ inverse.to(torch.float64)  # (2, 3)
+    return (_pixel_centres(*out_size) @ norm.T)[None]  # (1, Ho, Wo, 2)
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_centres(height: int, width: int) -> torch.Tensor:
+    """``(H, W, 3)`` float64 homogeneous pixel centres ``(u + 0.5, v + 0.5, 1)`` (shared: do not modify)."""
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64) + 0.5,
+                          torch.arange(width, dtype=torch.float64) + 0.5, indexing="ij")
+    return torch.stack([u, v, torch.ones_like(u)], dim=-1)
 
 
 def _resample(image: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:

@@ -150,6 +150,31 @@ def test_color_jitter_and_blur_touch_only_images(synthetic_samples):
     assert torch.allclose(blurred.mean(), s["image"].mean(), atol=0.02)
 
 
+def _adjust_colors_step_by_step(image, brightness, contrast, saturation, hue):
+    """The colour jitter as its steps read (brightness, contrast, saturation, YIQ hue turn, clip), float64."""
+    x = image.double() * brightness
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)[:, None, None]
+    mean = (x * w).sum(0).mean()
+    x = (x - mean) * contrast + mean
+    grey = (x * w).sum(0, keepdim=True)
+    x = (x - grey) * saturation + grey
+    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64)
+    rot = torch.tensor([[1, 0, 0], [0, math.cos(hue), -math.sin(hue)], [0, math.sin(hue), math.cos(hue)]],
+                       dtype=torch.float64)
+    x = torch.einsum("ij,jhw->ihw", torch.linalg.inv(yiq) @ rot @ yiq, x)
+    return x.clamp(0, 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 2.0), st.floats(0.0, 2.0), st.floats(0.0, 2.0), st.floats(-3.2, 3.2), st.integers(0, 2 ** 31))
+def test_adjust_colors_is_its_steps_in_one_affine_map(brightness, contrast, saturation, hue, seed):
+    image = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(seed))
+    got = adjust_colors(image, brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)
+    want = _adjust_colors_step_by_step(image, brightness, contrast, saturation, hue)
+    assert got.dtype == image.dtype and got.shape == image.shape
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-5)
+
+
 def test_transform_errors(synthetic_samples):
     with pytest.raises(ValueRangeError, match="scale"):
         RandomCropResize(32, scale=(1.2, 0.8))
