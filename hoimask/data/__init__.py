@@ -6,6 +6,7 @@ samples (images stay RGB in ``[0, 1]``: the models normalise their own input).
 """
 
 from hoimask.data._assemble import posed_model_sdf
+from hoimask.data.batched import batched_views, supports_batching
 from hoimask.data.cache import CachedHOI, write_cache
 from hoimask.data.dexycb import DexYCB, dexycb_split
 from hoimask.data.freihand import FREIHAND_BACKGROUNDS, FreiHAND, read_freihand_ground_truth
@@ -24,6 +25,7 @@ from hoimask.data.sample import (
     collate,
     denormalize_image,
     normalize_image,
+    uncollate,
     validate_sample,
 )
 from hoimask.data.scene import Scene, render_scene, sample_scene
@@ -78,6 +80,7 @@ __all__ = [
     "SceneObject",
     "SyntheticHOI",
     "adjust_colors",
+    "batched_views",
     "collate",
     "denormalize_image",
     "dexycb_split",
@@ -96,6 +99,8 @@ __all__ = [
     "sample_frame_sdf",
     "sample_primitive",
     "sample_scene",
+    "supports_batching",
+    "uncollate",
     "validate_sample",
     "warp_sample",
     "write_cache",

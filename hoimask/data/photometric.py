@@ -37,6 +37,8 @@ __all__ = [
 IMAGE_KEYS: tuple[str, ...] = ("image", "deoccluded_image")
 
 
+#: Luma weights of R, G, B (ITU-R BT.601), the grey level of contrast and saturation; they sum to 1.
+GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 #: RGB -> YIQ (the NTSC matrix) and its inverse, float64, for the hue rotation of :func:`adjust_colors`.
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64)
 _YIQ_INVERSE = torch.linalg.inv(_YIQ)
@@ -68,7 +70,7 @@ def adjust_colors(
     # grey level m of the brightened image, saturation towards each pixel's grey (a matrix S with S·1 = 1: the
     # grey weights sum to 1), the hue turns the YIQ chroma plane (a matrix Hu with Hu·1 = 1: grey has no chroma).
     # So the result is  A·x + (1 - contrast)·m  with  A = contrast·brightness·Hu·S: one pass over the pixels.
-    weights = [0.299, 0.587, 0.114]
+    weights = list(GREY_WEIGHTS)
     m = brightness * float(torch.tensordot(image.new_tensor(weights), image, dims=1).mean())  # mean grey, brightened
     S = saturation * torch.eye(3, dtype=torch.float64) + (1 - saturation) * torch.tensor([weights] * 3, dtype=torch.float64)
     A = contrast * brightness * S
@@ -97,15 +99,16 @@ class ColorJitter:
         self.saturation = check_in_range(saturation, name="saturation", low=0.0, high=1.0)
         self.hue = check_in_range(hue, name="hue", low=0.0, high=math.pi)
 
+    def draw(self, generator: torch.Generator | None = None) -> tuple[float, float, float, float]:
+        """One view's ``(brightness, contrast, saturation, hue)`` (four uniform draws from ``generator``)."""
+        u = 2 * torch.rand(4, generator=generator, dtype=torch.float64) - 1
+        return (1 + self.brightness * float(u[0]), 1 + self.contrast * float(u[1]),
+                1 + self.saturation * float(u[2]), self.hue * float(u[3]))
+
     def __call__(self, sample: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
         """Jitter the colours of ``sample``'s images."""
-        u = 2 * torch.rand(4, generator=generator, dtype=torch.float64) - 1
-        kw = {
-            "brightness": 1 + self.brightness * float(u[0]),
-            "contrast": 1 + self.contrast * float(u[1]),
-            "saturation": 1 + self.saturation * float(u[2]),
-            "hue": self.hue * float(u[3]),
-        }
+        brightness, contrast, saturation, hue = self.draw(generator)
+        kw = {"brightness": brightness, "contrast": contrast, "saturation": saturation, "hue": hue}
         out = dict(sample)
         for key in IMAGE_KEYS:
             if key in sample:

@@ -65,6 +65,7 @@ __all__ = [
     "collate",
     "denormalize_image",
     "normalize_image",
+    "uncollate",
     "validate_sample",
 ]
 
@@ -199,6 +200,29 @@ def validate_sample(sample: Mapping[str, torch.Tensor], *, strict: bool = True) 
         if bool(((seg < 0) | (seg > 2)).any()):
             raise ValueRangeError("validate_sample(): sample['segmentation'] must hold only 0, 1, 2")
     return dims
+
+
+def uncollate(batch: Mapping[str, object], size: int) -> list[dict[str, object]]:
+    """Split a collated batch back into ``size`` samples (the inverse of :func:`collate` up to scalar types).
+
+    Tensors with a leading dimension ``size`` and lists of length ``size`` are
+    split by row; anything else (a scalar tensor, another value) is shared by
+    every sample. Python scalars that :func:`collate` turned into tensors come
+    back as 0-dim tensors, which :func:`collate` stacks to the same batch.
+
+    Shape:
+        ``(B, ...) -> B x (...)``.
+    """
+    samples: list[dict[str, object]] = [{} for _ in range(size)]
+    for key, value in batch.items():
+        for i, sample in enumerate(samples):
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == size:
+                sample[key] = value[i]
+            elif isinstance(value, list) and len(value) == size:
+                sample[key] = value[i]
+            else:
+                sample[key] = value
+    return samples
 
 
 def collate(samples: Sequence[Mapping[str, object]], *, normalize: bool = False) -> dict[str, object]:

@@ -356,13 +356,17 @@ class RandomRotateScale:
         size = tuple(sample["image"].shape[-2:])
         if size[0] != size[1]:
             raise ShapeError(f"RandomRotateScale(): expected a square sample image, got {size[0]}x{size[1]}")
+        zoom, shift_x, shift_y, angle = self.draw(generator)
+        center = torch.tensor([size[1] / 2 + shift_x * size[1], size[0] / 2 + shift_y * size[1]], dtype=torch.float64)
+        return _crop_sample(sample, center, size[1] / zoom, angle, size)
+
+    def draw(self, generator: torch.Generator | None = None) -> tuple[float, float, float, float]:
+        """One view's ``(zoom, shift_x, shift_y, angle)``: shifts in image sides, the angle in radians (four uniform
+        draws from ``generator``)."""
         u = torch.rand(4, generator=generator, dtype=torch.float64)
         zoom = self.scale[0] + (self.scale[1] - self.scale[0]) * float(u[0])
-        side = size[1] / zoom
-        center = torch.tensor([size[1] / 2, size[0] / 2], dtype=torch.float64)
-        center = center + (u[1:3] * 2 - 1) * self.translate * size[1]
-        angle = math.radians(self.max_rotation) * (2 * float(u[3]) - 1)
-        return _crop_sample(sample, center, side, angle, size)
+        shift = (u[1:3] * 2 - 1) * self.translate
+        return zoom, float(shift[0]), float(shift[1]), math.radians(self.max_rotation) * (2 * float(u[3]) - 1)
 
 
 class CenterCrop(RandomCropResize):

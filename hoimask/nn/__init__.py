@@ -86,7 +86,14 @@ from hoimask.nn.resnet import (
 from hoimask.nn.roi import RoIAlign, roi_align
 from hoimask.nn.sdf_decoder import DeepSDFDecoder, DeepSDFOutput, SDFDecoder
 from hoimask.nn.token_decoder import DecoderOutput, TokenDecoder
-from hoimask.nn.transformer import Attention, Block, CrossAttention, CrossAttentionBlock, Mlp, fp32_on_cpu_bf16
+from hoimask.nn.transformer import (
+    Attention,
+    Block,
+    CrossAttention,
+    CrossAttentionBlock,
+    Mlp,
+    fp32_on_cpu_bf16,
+)
 from hoimask.nn.unet import HOISDFImageHeads, HOISDFImageOutput, ResNetUNet
 from hoimask.nn.vit import (
     VIT_CONFIGS,
