@@ -107,11 +107,12 @@ RECIPES = {"tiny": dict(steps=1250, batch_size=16, lr=2e-3, layer_decay=0.75, nu
 #: at one rate; its step decay is replaced by the engine's warm-up + cosine), SDF samples in the scenes.
 #: tiny: lr 1e-3 after a warm-up of a tenth of the run (``warmup``; with the preset's 20 steps about half of the
 #: MaskHOI-initialised runs lost the global hand rotation within 200 steps, so the recipe was 3e-4, 0.58x),
-#: 3000 steps, 8 augmented views per scene (the SDF samples turn with the view), bf16 where native
-#: (docs/results.md §5, "A recipe that reaches 0.5x").
+#: 2400 steps (3000 reached 0.48x but took 17-18 min on a slower day's 2-core machine, 2400 0.49x in 12 min 46 s),
+#: 8 augmented views per scene (the SDF samples turn with the view), bf16 where native (docs/results.md §5,
+#: "A recipe that reaches 0.5x" and "2,400 steps").
 HOISDF_PRESETS = {("tiny", "vit"): "tiny", ("tiny", "resnet50"): "tiny_resnet",
                   ("paper", "vit"): "vit", ("paper", "resnet50"): "hoisdf"}
-HOISDF_RECIPES = {"tiny": dict(steps=3000, batch_size=8, lr=1e-3, layer_decay=None, num_samples=1024,
+HOISDF_RECIPES = {"tiny": dict(steps=2400, batch_size=8, lr=1e-3, layer_decay=None, num_samples=1024,
                                num_sdf_points=512, augment_views=8, precision="auto", warmup=0.1),
                   "paper": dict(steps=50_000, batch_size=22, lr=1e-4, layer_decay=None, num_samples=100_000,
                                 num_sdf_points=2000, augment_views=1)}
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=output_folder,
                    help="run directory (default: runs/finetune-<preset>; with --model hoisdf "
                         "runs/finetune-hoisdf-<preset>, -resnet appended for --backbone resnet50)")
-    p.add_argument("--steps", type=integer(low=1), help="optimisation steps (default: tiny 1250 for the pose model, 3000 for HOISDF; paper 50000)")
+    p.add_argument("--steps", type=integer(low=1), help="optimisation steps (default: tiny 1250 for the pose model, 2400 for HOISDF; paper 50000)")
     p.add_argument("--batch-size", type=integer(low=1),
                    help="per-process batch size (default: tiny 16, 8 with --model hoisdf; paper 22)")
     p.add_argument("--lr", type=real(low=0, low_open=True),
