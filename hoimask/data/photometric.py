@@ -66,20 +66,32 @@ def adjust_colors(
     for name, factor in (("brightness", brightness), ("contrast", contrast), ("saturation", saturation)):
         check_positive(factor, name=name, strict=False)
     check_in_range(hue, name="hue", low=-math.inf, high=math.inf, low_inclusive=False, high_inclusive=False)
-    # Every step before the clip is affine in the colours: brightness scales, contrast blends towards the mean
-    # grey level m of the brightened image, saturation towards each pixel's grey (a matrix S with S·1 = 1: the
-    # grey weights sum to 1), the hue turns the YIQ chroma plane (a matrix Hu with Hu·1 = 1: grey has no chroma).
-    # So the result is  A·x + (1 - contrast)·m  with  A = contrast·brightness·Hu·S: one pass over the pixels.
-    weights = list(GREY_WEIGHTS)
-    m = brightness * float(torch.tensordot(image.new_tensor(weights), image, dims=1).mean())  # mean grey, brightened
-    S = saturation * torch.eye(3, dtype=torch.float64) + (1 - saturation) * torch.tensor([weights] * 3, dtype=torch.float64)
-    A = contrast * brightness * S
-    if hue != 0.0:
-        c, s = math.cos(hue), math.sin(hue)
-        rot = torch.tensor([[1, 0, 0], [0, c, -s], [0, s, c]], dtype=torch.float64)
-        A = _YIQ_INVERSE @ rot @ _YIQ @ A
-    x = torch.tensordot(A.to(image), image, dims=1)  # (3, H, W)
-    x = x + (1 - contrast) * m
+    return apply_colors(image, brightness, contrast, saturation, hue)
+
+
+def apply_colors(image: torch.Tensor, brightness, contrast, saturation, hue) -> torch.Tensor:
+    """:func:`adjust_colors` without the checks, for one image or a batch with one set of factors per image.
+
+    Every step before the clip is affine in the colours: brightness scales, contrast blends towards the mean
+    grey level ``m`` of the brightened image, saturation towards each pixel's grey (a matrix ``S`` with
+    ``S·1 = 1``: the grey weights sum to 1), the hue turns the YIQ chroma plane (a matrix ``Hu`` with
+    ``Hu·1 = 1``: grey has no chroma). So the result is ``A·x + (1 − contrast)·m`` with
+    ``A = contrast·brightness·Hu·S``: one pass over the pixels.
+
+    Shape:
+        image ``(..., 3, H, W)``, factors floats or ``(...)`` -> ``(..., 3, H, W)``.
+    """
+    f64 = torch.float64
+    b, c, s, h = (torch.as_tensor(v, dtype=f64) for v in (brightness, contrast, saturation, hue))
+    w = torch.tensor(GREY_WEIGHTS, dtype=f64)
+    S = s[..., None, None] * torch.eye(3, dtype=f64) + (1 - s)[..., None, None] * w.expand(3, 3)
+    A = (c * b)[..., None, None] * S
+    rot = torch.eye(3, dtype=f64).expand(*h.shape, 3, 3).clone()
+    rot[..., 1, 1], rot[..., 1, 2], rot[..., 2, 1], rot[..., 2, 2] = h.cos(), -h.sin(), h.sin(), h.cos()
+    A = torch.where((h != 0)[..., None, None], _YIQ_INVERSE @ rot @ _YIQ @ A, A)
+    grey = torch.einsum("c,...chw->...", w.to(image.dtype), image) / (image.shape[-1] * image.shape[-2])
+    offset = ((1 - c) * b * grey.to(f64)).to(image)  # (...)
+    x = torch.einsum("...ij,...jhw->...ihw", A.to(image), image) + offset[..., None, None, None]
     return x.clamp(0, 1)
 
 

@@ -81,11 +81,15 @@ def _homogeneous(a: torch.Tensor) -> torch.Tensor:
 
 
 def _sampling_grid(inverse: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
-    """``(1, Ho, Wo, 2)`` float64 ``grid_sample`` grid (align_corners=False) taking source pixel ``inverse @ p'``."""
+    """``(R, Ho, Wo, 2)`` float64 ``grid_sample`` grids (align_corners=False) taking source pixel ``inverse @ p'``.
+
+    ``inverse`` is ``(3, 3)`` (then ``R = 1``) or ``(R, 3, 3)``.
+    """
     H, W = in_size
+    Ho, Wo = out_size
     # normalised source coordinates are affine in the output pixel centres: fold the normalisation into the map
-    norm = torch.tensor([[2 / W, 0, -1], [0, 2 / H, -1]], dtype=torch.float64) @ inverse.to(torch.float64)  # (2, 3)
-    return (_pixel_centres(*out_size) @ norm.T)[None]  # (1, Ho, Wo, 2)
+    norm = torch.tensor([[2 / W, 0, -1], [0, 2 / H, -1]], dtype=torch.float64) @ inverse.to(torch.float64)  # (..., 2, 3)
+    return (_pixel_centres(Ho, Wo).reshape(1, -1, 3) @ norm.mT).reshape(-1, Ho, Wo, 2)
 
 
 @functools.lru_cache(maxsize=16)
@@ -96,16 +100,13 @@ def _pixel_centres(height: int, width: int) -> torch.Tensor:
     return torch.stack([u, v, torch.ones_like(u)], dim=-1)
 
 
-def _resample(image: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
-    """``(C, H, W)`` sampled at ``grid`` (zeros outside); integer / bool maps come back in their dtype."""
-    src = image if image.is_floating_point() else image.to(torch.float32)
-    out = F.grid_sample(src[None], grid.to(src.dtype), mode=mode, padding_mode="zeros", align_corners=False)[0]
-    return out.to(image.dtype) if not image.is_floating_point() else out
-
-
 def _warp(image: torch.Tensor, inverse: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Resample ``(C, H, W)`` so that output pixel ``p'`` takes source pixel ``inverse @ p'``."""
-    return _resample(image, _sampling_grid(inverse, tuple(image.shape[-2:]), size), mode)
+    """Resample ``(C, H, W)`` so that output pixel ``p'`` takes source pixel ``inverse @ p'`` (zeros outside);
+    integer / bool maps come back in their dtype."""
+    src = image if image.is_floating_point() else image.to(torch.float32)
+    grid = _sampling_grid(inverse, tuple(image.shape[-2:]), size).to(src.dtype)
+    out = F.grid_sample(src[None], grid, mode=mode, padding_mode="zeros", align_corners=False)[0]
+    return out if image.is_floating_point() else out.to(image.dtype)
 
 
 def _exact_in_float32(x: torch.Tensor) -> bool:
@@ -148,57 +149,97 @@ def warp_sample(
         raise ShapeError(f"warp_sample(): argument 'affine' expected shape (2, 3) or (3, 3), got {tuple(affine.shape)}")
     output_size = check_size(output_size, name="output_size", fn="warp_sample")
     A = _homogeneous(affine.to(torch.float64))
-    Rz = torch.eye(3, dtype=torch.float64) if rotation is None else rotation.to(torch.float64)
-    check_shape(Rz, "3 3", name="rotation")
-    inverse = torch.linalg.inv(A)
-    out = dict(sample)
-    grids: dict[tuple[int, int], torch.Tensor] = {}  # one sampling grid per source size, shared by the keys
+    Rz = None if rotation is None else rotation.to(torch.float64)
+    rows = {k: v[None] for k, v in sample.items() if k in WARPED_KEYS and isinstance(v, torch.Tensor)}
+    warped = warp_rows(rows, A[None], output_size, rotation=None if Rz is None else Rz[None])
+    return {**sample, **{k: v[0] for k, v in warped.items()}}
 
-    def grid_for(image: torch.Tensor) -> torch.Tensor:
-        size = tuple(image.shape[-2:])
+
+#: The keys a geometric view changes (the others are left as they are): images, masks and the geometric targets.
+WARPED_KEYS: frozenset[str] = frozenset(IMAGE_KEYS) | frozenset(MASK_KEYS) | {
+    "K", "joints_2d", "box", "joints_3d", "sdf_points", "object_rotation", "object_translation", "hand_pose"}
+
+
+def warp_rows(
+    rows: Mapping[str, torch.Tensor],
+    affine: torch.Tensor,
+    output_size: tuple[int, int],
+    *,
+    rotation: torch.Tensor | None = None,
+    rotated: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """:func:`warp_sample` for ``R`` samples at once: the keys of :data:`WARPED_KEYS` with a leading row dimension.
+
+    Args:
+        rows: ``key -> (R, ...)`` tensors (a collated batch, or one sample with a leading 1).
+        affine: ``(R, 3, 3)`` float64 maps from source to output pixels.
+        output_size: ``(H', W')``.
+        rotation: ``(R, 3, 3)`` float64 rotations ``R_z`` (``None``: no 3D change).
+        rotated: ``(R,)`` bool, the rows whose global hand rotation ``R_z`` turns (default: all); the other
+            3D targets are multiplied by ``R_z`` in every row (give those rows the identity).
+
+    Returns:
+        The warped keys (new tensors), the others of ``rows`` unchanged.
+    """
+    f64 = torch.float64
+    A = affine
+    inverse = torch.linalg.inv(A)
+    out = dict(rows)
+    grids: dict[tuple[int, int], torch.Tensor] = {}  # one sampling grid per source size, shared by the keys
+    Ho, Wo = output_size
+
+    def grid_for(x: torch.Tensor) -> torch.Tensor:
+        size = tuple(x.shape[-2:])
         if size not in grids:
             grids[size] = _sampling_grid(inverse, size, output_size)
         return grids[size]
 
+    def resample(x: torch.Tensor, mode: str) -> torch.Tensor:  # (R, C, H, W); integer / bool maps keep their dtype
+        src = x if x.is_floating_point() else x.to(torch.float32)
+        warped = F.grid_sample(src, grid_for(x).to(src.dtype), mode=mode, padding_mode="zeros", align_corners=False)
+        return warped if x.is_floating_point() else warped.to(x.dtype)
+
     for key in IMAGE_KEYS:
-        if key in sample:
-            out[key] = _resample(sample[key], grid_for(sample[key]), "bilinear").clamp(0, 1)
-    masks = [key for key in MASK_KEYS if key in sample]
-    same = masks and all(sample[k].shape == sample[masks[0]].shape for k in masks)
-    if same and all(_exact_in_float32(sample[k]) for k in masks):
+        if key in rows:
+            out[key] = resample(rows[key], "bilinear").clamp(0, 1)
+    masks = [key for key in MASK_KEYS if key in rows]
+    same = masks and all(rows[k].shape == rows[masks[0]].shape for k in masks)
+    if same and rows[masks[0]].dim() == 3 and all(_exact_in_float32(rows[k]) for k in masks):
         # nearest-neighbour sampling treats channels independently: one call for all the maps, cast back per key
-        stacked = torch.stack([sample[k].to(torch.float32) for k in masks])  # (M, H, W)
-        warped = _resample(stacked, grid_for(stacked), "nearest")
+        warped = resample(torch.stack([rows[k].to(torch.float32) for k in masks], dim=1), "nearest")  # (R, M, H', W')
         for i, key in enumerate(masks):
-            out[key] = warped[i].to(sample[key].dtype)
+            out[key] = warped[:, i].to(rows[key].dtype)
     else:
         for key in masks:
-            out[key] = _resample(sample[key][None], grid_for(sample[key]), "nearest")[0]
-    if "K" in sample:
-        K = sample["K"].to(torch.float64)
-        out["K"] = (A @ K @ Rz.T).to(sample["K"].dtype)
-    if "joints_2d" in sample:
-        j = sample["joints_2d"].to(torch.float64)
-        out["joints_2d"] = (j @ A[:2, :2].T + A[:2, 2]).to(sample["joints_2d"].dtype)
-    if "box" in sample:
-        x0, y0, x1, y1 = sample["box"].to(torch.float64)
-        corners = torch.stack([torch.stack([x0, y0]), torch.stack([x1, y0]), torch.stack([x0, y1]), torch.stack([x1, y1])])
-        c = corners @ A[:2, :2].T + A[:2, 2]
-        out["box"] = torch.cat([c.amin(0), c.amax(0)]).to(sample["box"].dtype)
-    if rotation is not None:
-        for key in ("joints_3d", "sdf_points"):
-            if key in sample:
-                out[key] = (sample[key].to(torch.float64) @ Rz.T).to(sample[key].dtype)
-        if "object_rotation" in sample:
-            out["object_rotation"] = (Rz @ sample["object_rotation"].to(torch.float64)).to(sample["object_rotation"].dtype)
-        if "object_translation" in sample:
-            t = sample["object_translation"].to(torch.float64)
-            out["object_translation"] = (Rz @ t).to(sample["object_translation"].dtype)
-        if "hand_pose" in sample:
-            pose = sample["hand_pose"].clone()
-            glob = axis_angle_to_matrix(pose[0].to(torch.float64))
-            pose[0] = matrix_to_axis_angle(Rz @ glob).to(pose.dtype)
-            out["hand_pose"] = pose
+            x = rows[key]
+            out[key] = resample(x.reshape(len(x), -1, *x.shape[-2:]), "nearest").reshape(len(x), *x.shape[1:-2],
+                                                                                         Ho, Wo)
+    Rz = torch.eye(3, dtype=f64) if rotation is None else rotation
+    if "K" in rows:
+        out["K"] = (A @ rows["K"].to(f64) @ Rz.mT).to(rows["K"].dtype)
+    if "joints_2d" in rows:
+        j = rows["joints_2d"].to(f64)
+        out["joints_2d"] = (j @ A[:, :2, :2].mT + A[:, None, :2, 2]).to(rows["joints_2d"].dtype)
+    if "box" in rows:
+        b = rows["box"].to(f64)
+        corners = torch.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], dim=1)  # (R, 4, 2)
+        c = corners @ A[:, :2, :2].mT + A[:, None, :2, 2]
+        out["box"] = torch.cat([c.amin(1), c.amax(1)], dim=1).to(rows["box"].dtype)
+    if rotation is None:
+        return out
+    for key in ("joints_3d", "sdf_points"):
+        if key in rows:
+            out[key] = (rows[key].to(f64) @ Rz.mT).to(rows[key].dtype)
+    if "object_rotation" in rows:
+        out["object_rotation"] = (Rz @ rows["object_rotation"].to(f64)).to(rows["object_rotation"].dtype)
+    if "object_translation" in rows:
+        t = rows["object_translation"].to(f64)
+        out["object_translation"] = (Rz @ t[..., None])[..., 0].to(rows["object_translation"].dtype)
+    if "hand_pose" in rows:
+        pose = rows["hand_pose"].clone()
+        turned = matrix_to_axis_angle(Rz @ axis_angle_to_matrix(pose[:, 0].to(f64))).to(pose.dtype)
+        pose[:, 0] = turned if rotated is None else torch.where(rotated[:, None], turned, pose[:, 0])
+        out["hand_pose"] = pose
     return out
 
 
@@ -233,18 +274,24 @@ def hand_object_box(sample: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([p.amin(0), p.amax(0)])
 
 
-def _crop_affine(center: torch.Tensor, side: float, angle: float, size: tuple[int, int]):
+def _crop_affine(center: torch.Tensor, side: float | torch.Tensor, angle: float | torch.Tensor,
+                 size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crop box ``(..., 4)`` and the float64 map ``A = Rot @ S @ T`` ``(..., 3, 3)``: the square crop of side ``side``
+    centred at ``center`` ``(..., 2)``, resized to ``size`` and turned by ``angle`` about the output centre."""
+    f64 = torch.float64
     Ho, Wo = size
-    x0, y0 = center[0] - side / 2, center[1] - side / 2
-    box = torch.stack([x0, y0, x0 + side, y0 + side])
-    T = torch.tensor([[1.0, 0, -float(x0)], [0, 1.0, -float(y0)], [0, 0, 1]], dtype=torch.float64)
-    S = torch.diag(torch.tensor([Wo / side, Ho / side, 1.0], dtype=torch.float64))
-    c, s = math.cos(angle), math.sin(angle)
-    ctr = torch.tensor([Wo / 2, Ho / 2], dtype=torch.float64)
-    R2 = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
-    Rot = torch.eye(3, dtype=torch.float64)
-    Rot[:2, :2] = R2
-    Rot[:2, 2] = ctr - R2 @ ctr
+    center = center.to(f64)
+    side, angle = torch.as_tensor(side, dtype=f64), torch.as_tensor(angle, dtype=f64)
+    x0, y0 = center[..., 0] - side / 2, center[..., 1] - side / 2
+    box = torch.stack([x0, y0, x0 + side, y0 + side], dim=-1)
+    eye = torch.eye(3, dtype=f64).expand(*x0.shape, 3, 3)
+    T, S, Rot = eye.clone(), eye.clone(), eye.clone()
+    T[..., 0, 2], T[..., 1, 2] = -x0, -y0
+    S[..., 0, 0], S[..., 1, 1] = Wo / side, Ho / side
+    c, s = torch.cos(angle), torch.sin(angle)
+    Rot[..., 0, 0], Rot[..., 0, 1], Rot[..., 1, 0], Rot[..., 1, 1] = c, -s, s, c
+    ctr = torch.tensor([Wo / 2, Ho / 2], dtype=f64)
+    Rot[..., :2, 2] = ctr - (Rot[..., :2, :2] @ ctr[:, None])[..., 0]
     return box, Rot @ S @ T
 
 
