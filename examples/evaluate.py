@@ -220,8 +220,9 @@ def _load(path: Path, *, hand_layer=None, device: torch.device | str = "cpu"):
         elif kind == "unihope":
             model = UniHOPE.from_checkpoint_state(state, hand_layer=hand_layer)
         elif kind == "handmim-head":
-            # files written before the keypoint start (init="keypoints") existed hold the paper's pooled start
-            head = {"init": "pooled", **state.get("head_config", {})}
+            # files written before the keypoint start (init="keypoints") existed hold the paper's pooled start,
+            # those written before lift_depth existed were trained lifting at the loop's own wrist depth
+            head = {"init": "pooled", "lift_depth": "predicted", **state.get("head_config", {})}
             model = HandMIMPoseModel(**state["encoder_config"], **head, hand_layer=hand_layer)
         else:
             # files written before the dense maps / the deeper stem existed hold a model without them

@@ -10,7 +10,23 @@ import torch
 from hoimask._checks import DTypeError, FileFormatError, ShapeError, ValueRangeError, check_shape
 
 __all__ = ["MASKER_KINDS", "get_image", "optional", "object_present", "build_masker", "mask_batch", "default_intrinsics",
-           "load_encoder_weights"]
+           "load_encoder_weights", "LIFT_DEPTHS", "lifting_depth"]
+
+#: Where the models that start their MANO rotations at the IK of lifted 2.5D keypoints
+#: (:class:`~hoimask.models.HandMIMPoseModel`, :class:`~hoimask.models.UniHOPE`) lift them when a wrist depth is
+#: known: ``"ground-truth"`` -- training at the batch's annotated wrist depth, ``predict(root_depth=)`` at the given
+#: one (the evaluation's anchor), so the start is the one the model learned from; ``"predicted"`` -- always at the
+#: model's own wrist estimate (files written before the choice existed were trained so).
+LIFT_DEPTHS = ("ground-truth", "predicted")
+
+
+def lifting_depth(own: torch.Tensor, given: torch.Tensor | None) -> torch.Tensor:
+    """``(B,)`` the wrist depth to lift keypoints at: ``given`` where finite, else ``own`` (detached either way)."""
+    own = own.detach()
+    if given is None:
+        return own
+    given = given.to(own.dtype)
+    return torch.where(torch.isfinite(given), given, own)
 
 
 def load_encoder_weights(encoder: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], fn: str) -> None:

@@ -31,7 +31,14 @@ from hoimask._checks import ValueRangeError, check_choice, check_positive, check
 from hoimask.geometry import project, translation_from_image
 from hoimask.hand import rotations_from_joints
 from hoimask.losses import HandMeshLoss, heatmap_kl_divergence
-from hoimask.models._batch import default_intrinsics, get_image, load_encoder_weights, optional
+from hoimask.models._batch import (
+    LIFT_DEPTHS,
+    default_intrinsics,
+    get_image,
+    lifting_depth,
+    load_encoder_weights,
+    optional,
+)
 from hoimask.nn import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -92,13 +99,19 @@ class HandMIMPoseModel(nn.Module):
         pos_embed_resize: how the encoder resizes a learned embedding for another grid, ``"mae"`` or ``"timm"``.
         init: the loop's initial estimate (:data:`INITS`). ``"keypoints"`` (default): a 2.5D keypoint branch
             (:class:`~hoimask.nn.Keypoint25DHead`, as :class:`~hoimask.models.PoseRegressionModel`'s) predicts
-            the 21 joints, lifted with the initial wrist depth and ``K``; :func:`~hoimask.hand.swing_inverse_kinematics`
-            turns them (detached) into the initial estimate's 16 rotations; the pooled tokens give its β.
+            the 21 joints, lifted with ``K`` at a wrist depth (``lift_depth``, ``predict``'s ``root_depth``);
+            :func:`~hoimask.hand.swing_inverse_kinematics` turns them (detached) into the initial estimate's 16
+            rotations; the pooled tokens give its β.
             ``"pooled"``: the paper's (PyMAF's) start, rotations regressed from the pooled tokens alone, which
             predicts the mean hand on varied synthetic data (docs/results.md §6).
         keypoint_channels: width of the keypoint branch (``init="keypoints"``).
         heatmap_sigma: Gaussian σ (heatmap pixels) of the keypoint heatmap targets.
         stem_depth: 3×3 convolutions per stage of the keypoint branch's image stem.
+        lift_depth: where the keypoints are lifted when a wrist depth is known
+            (:data:`~hoimask.models._batch.LIFT_DEPTHS`): ``"ground-truth"`` (default) in training at the
+            annotated wrist depth and in :meth:`predict` at ``root_depth``, so the loop is evaluated from the
+            start it learned from; ``"predicted"`` always at the loop's own initial wrist depth (the earlier
+            behaviour: 0.505x the constant on average against 0.497x, docs/results.md §6).
 
     Shape:
         batch ``image (B, 3, H, W)`` (+ ``K (B, 3, 3)``, targets) -> ``{"loss": (), "terms", "predictions"}``
@@ -136,6 +149,7 @@ class HandMIMPoseModel(nn.Module):
         keypoint_channels: int = 64,
         heatmap_sigma: float = 1.0,
         stem_depth: int = 2,
+        lift_depth: str = "ground-truth",
     ) -> None:
         super().__init__()
         fn = "HandMIMPoseModel"
@@ -148,7 +162,8 @@ class HandMIMPoseModel(nn.Module):
                                 reference_depth=check_positive(reference_depth, name="reference_depth", fn=fn))
         self.head_config.update(init=self.init, keypoint_channels=keypoint_channels,
                                 heatmap_sigma=check_positive(heatmap_sigma, name="heatmap_sigma", fn=fn),
-                                stem_depth=stem_depth)
+                                stem_depth=stem_depth,
+                                lift_depth=check_choice(lift_depth, LIFT_DEPTHS, name="lift_depth", fn=fn))
         self.pixel_norm = PixelNormalization(pixel_mean, pixel_std)
         self.encoder = ViTEncoder(
             img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
@@ -201,17 +216,22 @@ class HandMIMPoseModel(nn.Module):
         """
         load_encoder_weights(self.encoder, state_dict, "HandMIMPoseModel.load_encoder")
 
-    def estimates(self, image: torch.Tensor, K: torch.Tensor | None = None) -> list[HandEstimate]:
+    def estimates(self, image: torch.Tensor, K: torch.Tensor | None = None,
+                  root_depth: torch.Tensor | None = None) -> list[HandEstimate]:
         """Every estimate of the feedback loop (:class:`~hoimask.nn.HandEstimate`), the initial one first.
 
         Args:
             image: ``(B, 3, H, W)`` RGB in ``[0, 1]``.
             K: ``(B, 3, 3)``; default: focal length ``max(H, W)``, principal point at the centre.
+            root_depth: ``(B,)`` wrist depth (m) the 2.5D keypoints are lifted at (``init="keypoints"``;
+                default: the loop's own initial depth); the estimates keep the loop's own wrist.
         """
-        return self._run(image, K)[0]
+        return self._run(image, K, root_depth)[0]
 
-    def _run(self, image: torch.Tensor, K: torch.Tensor | None) -> tuple[list[HandEstimate], dict[str, torch.Tensor]]:
-        """The loop's estimates and the keypoint branch's outputs (empty for ``init="pooled"``)."""
+    def _run(self, image: torch.Tensor, K: torch.Tensor | None, root_depth: torch.Tensor | None = None
+             ) -> tuple[list[HandEstimate], dict[str, torch.Tensor]]:
+        """The loop's estimates and the keypoint branch's outputs (empty for ``init="pooled"``); ``root_depth``
+        ``(B,)`` lifts the 2.5D keypoints at that wrist depth instead of the loop's initial one (where finite)."""
         fn = "HandMIMPoseModel.predict"
         dims = check_shape(image, "B 3 H W", name="image", fn=fn)
         H, W = dims["H"], dims["W"]
@@ -228,7 +248,7 @@ class HandMIMPoseModel(nn.Module):
         wrist_depth = translation_from_image(raw, K, (H, W), reference_depth=self.regressor.reference_depth)[:, 2]
         heatmaps, depth_maps = self.keypoint_head(tokens, grid, normalised)  # (B, 21, H/4, W/4) each
         uv, joint_depth = soft_argmax_2d(heatmaps, (H, W), depth_maps)  # (B, 21, 2) px, (B, 21) m
-        lifted = lift_keypoints(uv, joint_depth - joint_depth[:, :1], wrist_depth.detach(), K)  # (B, 21, 3)
+        lifted = lift_keypoints(uv, joint_depth - joint_depth[:, :1], lifting_depth(wrist_depth, root_depth), K)
         prior = rotations_from_joints(self.hand_layer, lifted.detach())  # (B, 16, 3, 3), no gradient
         estimates = self.regressor(tokens, grid, K, (H, W), rotation_prior=prior, translation_raw=raw)
         return estimates, {"keypoint_joints": lifted, "heatmaps": heatmaps, "joint_depth": joint_depth,
@@ -245,9 +265,11 @@ class HandMIMPoseModel(nn.Module):
                 centre is assumed, so the wrist depth is only right up to that camera's scale.
             root_depth: ``(B,)`` wrist depth (camera z, m) to place the hand at
                 instead of the predicted one (``examples/evaluate.py --root-depth
-                ground-truth``, HOISDF's anchor): the hand slides along the ray
-                through the predicted wrist to that depth, its shape and
-                orientation unchanged (the loop itself runs on its own estimate).
+                ground-truth``, HOISDF's anchor): with ``init="keypoints"`` and
+                ``lift_depth="ground-truth"`` the 2.5D keypoints are lifted at that
+                depth (as :class:`~hoimask.models.PoseRegressionModel` lifts them),
+                and the loop's final hand slides along the ray through its wrist to
+                that depth (the loop itself runs on its own wrist estimate).
 
         Returns:
             ``joints (B, 21, 3)``, ``root (B, 3)`` (= ``joints[:, 0]``),
@@ -257,14 +279,17 @@ class HandMIMPoseModel(nn.Module):
             before any ``root_depth``) and ``joints_per_iteration (B, T, 21, 3)``
             (every estimate of the loop, ``T = iterations + 1``, the initial one
             first). With ``init="keypoints"`` also ``keypoint_joints (B, 21, 3)`` (the 2.5D keypoints
-            lifted with the initial wrist depth, camera frame, m), ``heatmaps (B, 21, H/4, W/4)`` logits,
-            ``joint_depth (B, 21)`` m and ``keypoint_rotations (B, 16, 3, 3)`` (their swing IK, where the
+            lifted at the loop's initial wrist depth or at ``root_depth``, camera frame, m),
+            ``heatmaps (B, 21, H/4, W/4)`` logits, ``joint_depth (B, 21)`` m and ``keypoint_rotations (B, 16, 3, 3)`` (their swing IK, where the
             loop starts). No object pose: the model is hand-only.
 
         Shape:
             See Returns.
         """
-        estimates, keypoints = self._run(image, K)
+        if root_depth is not None:
+            check_shape(root_depth, "B", name="root_depth", dims={"B": image.shape[0]}, fn="HandMIMPoseModel.predict")
+        lift = root_depth if self.head_config["lift_depth"] == "ground-truth" else None
+        estimates, keypoints = self._run(image, K, lift)
         return {**self._predictions(estimates, image, K, root_depth), **keypoints}
 
     @staticmethod
@@ -315,9 +340,12 @@ class HandMIMPoseModel(nn.Module):
         if joints is None and (pose is None or shape is None):
             raise ValueRangeError(f"{fn}(): argument 'batch' holds no hand target "
                                   "(expected joints_3d, or hand_pose + hand_shape)")
-        estimates, keypoints = self._run(image, K)
-        dtype = estimates[-1].joints.dtype
         known = None if joints is None else torch.isfinite(joints).flatten(1).all(dim=1)  # (B,) annotated hands
+        lift = None
+        if known is not None and self.head_config["lift_depth"] == "ground-truth":  # NaN: the loop's own depth
+            lift = torch.where(known, joints[:, 0, 2], joints.new_tensor(float("nan")))
+        estimates, keypoints = self._run(image, K, lift)
+        dtype = estimates[-1].joints.dtype
         annotated = known is not None and bool(known.any())  # unannotated frames train the MANO terms only
         size = tuple(image.shape[-2:])
         if annotated:

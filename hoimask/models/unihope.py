@@ -55,7 +55,13 @@ from hoimask.losses import grasp_switch_loss, heatmap_kl_divergence
 from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
 from hoimask.losses.enhancement import MultiLevelEnhancementLoss, enhancement_mask
 from hoimask.losses.pose import hand_from_rotation_6d, mano_parameter_loss
-from hoimask.models._batch import default_intrinsics, get_image, load_encoder_weights, optional
+from hoimask.models._batch import (
+    default_intrinsics,
+    get_image,
+    lifting_depth,
+    load_encoder_weights,
+    optional,
+)
 from hoimask.models.maskhoi import build_hand_layer
 from hoimask.models.unihope_config import (
     UNIHOPE_LOSS_WEIGHTS,
@@ -199,8 +205,9 @@ class UniHOPE(nn.Module):
             if key not in state:
                 raise FileFormatError(f"{fn}(): the checkpoint lacks the '{key}' entry")
         try:
-            # files written before hand_init existed hold the paper's MANO regression
-            saved = {"hand_init": "regression", **state["unihope_config"]}
+            # files written before hand_init existed hold the paper's MANO regression, those written before
+            # lift_depth existed were trained lifting the keypoints at the model's own wrist depth
+            saved = {"hand_init": "regression", "lift_depth": "predicted", **state["unihope_config"]}
             config = UniHOPEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
             model = cls(config, hand_layer=hand_layer)
             model.load_state_dict(state["model"])
@@ -245,8 +252,9 @@ class UniHOPE(nn.Module):
 
     def _run(self, image: torch.Tensor, K: torch.Tensor, hand_box: torch.Tensor | None,
              object_box: torch.Tensor | None, grasp_confidence: torch.Tensor | None, *, name: str,
-             fn: str) -> dict[str, torch.Tensor]:
-        """Every output and the three enhancement-level features of one image batch."""
+             fn: str, root_depth: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every output and the three enhancement-level features of one image batch; ``root_depth`` ``(B,)``
+        lifts the 2.5D keypoints at that wrist depth where finite, else at the model's own."""
         cfg = self.config
         B, _, H, W = image.shape
         R = cfg.roi_size
@@ -283,7 +291,7 @@ class UniHOPE(nn.Module):
             prob = torch.softmax(heatmaps.flatten(2), dim=-1)  # (B, 21, R R)
             joint_depth = 0.1 * (prob * self.joint_depths(hidden).flatten(2)).sum(-1)  # (B, 21) m
             joint_depth = joint_depth - joint_depth[:, :1]
-            lifted = lift_keypoints(keypoints_2d, joint_depth, depth.detach(), K)  # (B, 21, 3) camera frame
+            lifted = lift_keypoints(keypoints_2d, joint_depth, lifting_depth(depth, root_depth), K)  # (B, 21, 3)
             prior = rotations_from_joints(self.hand_layer, lifted.detach())  # (B, 16, 3, 3), no gradient
             # the regression is a residual on the IK: UniHOPE has no rectifier to add the twist the IK cannot see
             rotation_6d = matrix_to_rotation_6d(prior.to(dtype)) + (rotation_6d - rotation_6d.new_tensor(IDENTITY_6D))
@@ -325,7 +333,10 @@ class UniHOPE(nn.Module):
             image: ``(B, 3, H, W)`` RGB in ``[0, 1]`` (the model normalises it).
             K: ``(B, 3, 3)`` intrinsics (default: focal ``max(H, W)``, centred principal point).
             root_depth: ``(B,)`` wrist depth (camera z, m) to place the hand at instead of the
-                model's (``examples/evaluate.py --root-depth ground-truth``).
+                model's (``examples/evaluate.py --root-depth ground-truth``); with
+                ``hand_init="keypoints"`` and ``config.lift_depth = "ground-truth"`` the 2.5D
+                keypoints the MANO rotations start from are lifted at it too (as
+                :class:`~hoimask.models.PoseRegressionModel` lifts them).
             hand_box: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixels of the hand RoI (default: the box head's).
             object_box: ``(B, 4)`` the object RoI (default: the box head's).
             object_points: ``(B, P, 3)`` the object's model points (its template, UniHOPE is
@@ -352,11 +363,11 @@ class UniHOPE(nn.Module):
                 check_shape(value, "B 4", name=arg, dims=dims, fn=fn)
         if grasp_confidence is not None:
             check_shape(grasp_confidence, "B", name="grasp_confidence", dims=dims, fn=fn)
-        out = self._run(image, K, hand_box, object_box, grasp_confidence, name="image", fn=fn)
-        depth = out["wrist_depth"]
         if root_depth is not None:
             check_shape(root_depth, "B", name="root_depth", dims=dims, fn=fn)
-            depth = root_depth.to(depth.dtype)
+        lift = root_depth if self.config.lift_depth == "ground-truth" else None
+        out = self._run(image, K, hand_box, object_box, grasp_confidence, name="image", fn=fn, root_depth=lift)
+        depth = out["wrist_depth"] if root_depth is None else root_depth.to(out["wrist_depth"].dtype)
         K = K.to(depth.dtype)
         root = unproject(out["keypoints_2d"][:, 0], depth, K)  # (B, 3)
         centre_2d = out["object_keypoints_2d"][:, -1]
@@ -416,6 +427,8 @@ class UniHOPE(nn.Module):
         K = default_intrinsics(B, (H, W), like=image) if K is None else K.to(image.dtype)
         hand_box, object_box, object_uv = ground_truth_boxes(batch, K, (H, W), cfg.box_scale)
         roi_box = self._jittered(hand_box, generator) if self.training and cfg.box_jitter > 0 else hand_box
+        joints = optional(batch, "joints_3d")
+        lift = joints[:, 0, 2].to(image.dtype) if joints is not None and cfg.lift_depth == "ground-truth" else None
         keep, real = self._pairs(batch, image)  # (B,) pairs that pass eq. (8) and (B,) real twins, or None
         as_samples = keep is not None and cfg.deoccluded_samples and bool(real.any())  # twins train the hand too
         if keep is not None and (bool(keep.any()) or as_samples):  # one pass over both images, as the released code
@@ -423,14 +436,16 @@ class UniHOPE(nn.Module):
             idx = run.nonzero()[:, 0]  # (M,) twins that run: placeholders (and by default dropped pairs) never do
             both = self._run(torch.cat([image, batch["deoccluded_image"][idx].to(image.dtype)]),
                              torch.cat([K, K[idx]]), torch.cat([roi_box, roi_box[idx]]),
-                             torch.cat([object_box, object_box[idx]]), None, name="batch['image']", fn=fn)
+                             torch.cat([object_box, object_box[idx]]), None, name="batch['image']", fn=fn,
+                             root_depth=None if lift is None else torch.cat([lift, lift[idx]]))  # a twin: same hand
             out = {k: v[:B] for k, v in both.items()}
             twin = {}
             for k in ("init", "roi", "mano"):
                 features = both[f"{k}_features"]
                 twin[k] = features.new_zeros((B,) + features.shape[1:]).index_copy(0, idx, features[B:].detach())
         else:
-            out, twin = self._run(image, K, roi_box, object_box, None, name="batch['image']", fn=fn), None
+            out = self._run(image, K, roi_box, object_box, None, name="batch['image']", fn=fn, root_depth=lift)
+            twin = None
             as_samples = False
         if as_samples:  # L^h over the originals and the real twins (same hand, same targets): B + M samples
             hand_batch = {k: torch.cat([v, v[idx.to(v.device)]]) for k in HAND_TARGETS

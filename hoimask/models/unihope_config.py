@@ -24,6 +24,7 @@ from hoimask._checks import (
 )
 from hoimask.losses.enhancement import UNIHOPE_ENHANCEMENT_WEIGHTS, UNIHOPE_OCCLUSION_THRESHOLD
 from hoimask.losses.grasp import UNIHOPE_SWITCH_WEIGHT
+from hoimask.models._batch import LIFT_DEPTHS
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["FUSION_CONFIDENCES", "HAND_INITS", "UNIHOPE_LOSS_WEIGHTS", "UNIHOPE_PRESETS", "UniHOPEConfig", "resolve_unihope_preset"]
@@ -92,7 +93,12 @@ class UniHOPEConfig:
     MANO-level feature ``F_m``), ``reference_depth`` (m; the wrist-depth head's start, see
     :func:`~hoimask.geometry.translation_from_image`), ``hand_init`` (:data:`HAND_INITS`;
     ``"keypoints"``, the default, starts the MANO rotations at the swing IK of the 2.5D keypoints,
-    ``"regression"`` is the paper's). Object branch: ``object_channels``.
+    ``"regression"`` is the paper's), ``lift_depth`` (:data:`~hoimask.models._batch.LIFT_DEPTHS`; with
+    ``hand_init="keypoints"``, ``"predicted"`` (default) lifts the keypoints at the model's own wrist depth
+    (the regression's residual on their IK is trained on that start), ``"ground-truth"`` at the annotated
+    wrist depth in training and at ``predict``'s ``root_depth``, as :class:`~hoimask.models.HandMIMPoseModel`
+    does by default; docs/results.md §7 has both).
+    Object branch: ``object_channels``.
     Switcher: ``switch_hidden``.
     Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``),
     ``case_filtering`` (eq. 8, True; False distils every pair with a real twin, Table 7 rows
@@ -132,6 +138,7 @@ class UniHOPEConfig:
     mano_dim: int = 1024
     reference_depth: float = 0.5
     hand_init: str = "keypoints"
+    lift_depth: str = "predicted"
     object_channels: int = 256
     switch_hidden: int = 64
     occlusion_threshold: float = UNIHOPE_OCCLUSION_THRESHOLD
@@ -150,6 +157,7 @@ class UniHOPEConfig:
         check_choice(self.resnet_depth, (18, 34, 50), name="resnet_depth", fn=fn)
         check_choice(self.fusion_confidence, FUSION_CONFIDENCES, name="fusion_confidence", fn=fn)
         check_choice(self.hand_init, HAND_INITS, name="hand_init", fn=fn)
+        check_choice(self.lift_depth, LIFT_DEPTHS, name="lift_depth", fn=fn)
         for name in ("img_size", "resnet_base_channels", "fpn_dim", "patch_size", "embed_dim", "depth", "num_heads",
                      "dpt_feature_dim", "feature_dim", "roi_size", "sampling_ratio", "fusion_heads", "hand_channels",
                      "mano_dim", "object_channels", "switch_hidden", "adapter_heads"):

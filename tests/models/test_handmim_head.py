@@ -67,7 +67,7 @@ def test_terms_are_summed_over_every_estimate_of_the_loop():
     batch = _batch()
     with torch.no_grad():
         terms = model(batch)["terms"]
-        estimates = model.estimates(batch["image"], batch["K"])
+        estimates = model.estimates(batch["image"], batch["K"], batch["joints_3d"][:, 0, 2])  # lift_depth
     gt = batch["joints_3d"]
     root = sum((e.translation - gt[:, 0]).abs().mean() for e in estimates)
     uv = sum((e.keypoints_2d - batch["joints_2d"]).abs().sum(-1).mean() / 32 for e in estimates)
@@ -82,7 +82,8 @@ def test_terms_are_summed_over_every_estimate_of_the_loop():
 
 
 def test_given_root_depth_slides_the_hand_along_the_wrist_ray():
-    model = _model().eval()
+    """init="pooled": the hand keeps its shape and slides along its wrist's ray to the given depth."""
+    model = _model(init="pooled").eval()
     batch = _batch(2)
     with torch.no_grad():
         own = model.predict(batch["image"], batch["K"])
@@ -95,6 +96,31 @@ def test_given_root_depth_slides_the_hand_along_the_wrist_ray():
     torch.testing.assert_close(given["translation"], own["translation"])  # the loop's own estimate
     with pytest.raises(ShapeError, match="root_depth"):
         model.predict(batch["image"], batch["K"], root_depth=torch.ones(3))
+
+
+def test_given_root_depth_lifts_the_keypoints_where_the_loop_starts():
+    """init="keypoints": the 2.5D keypoints are lifted at the given wrist depth (as PoseRegressionModel's), so
+    the rotations the loop starts from are those of the keypoints at that depth; the final hand sits there."""
+    from hoimask.hand import rotations_from_joints
+    from hoimask.nn import lift_keypoints
+
+    model = _model().eval()
+    batch = _batch(2)
+    depth = torch.tensor([0.4, 0.9])
+    with torch.no_grad():
+        own = model.predict(batch["image"], batch["K"])
+        given = model.predict(batch["image"], batch["K"], root_depth=depth)
+    lifted = given["keypoint_joints"]
+    torch.testing.assert_close(lifted[:, 0, 2], depth)
+    torch.testing.assert_close(project(lifted, batch["K"]), project(own["keypoint_joints"], batch["K"]))  # same uv
+    torch.testing.assert_close(lifted[..., 2] - lifted[:, :1, 2], given["joint_depth"] - given["joint_depth"][:, :1])
+    uv = project(own["keypoint_joints"], batch["K"])
+    expected = lift_keypoints(uv, own["joint_depth"] - own["joint_depth"][:, :1], depth, batch["K"])
+    torch.testing.assert_close(lifted, expected)
+    # (the IK of random keypoints is ill-conditioned: compare it on the very joints, not their recomputation)
+    torch.testing.assert_close(given["keypoint_rotations"], rotations_from_joints(model.hand_layer, lifted))
+    assert not torch.allclose(given["keypoint_rotations"], own["keypoint_rotations"])  # another depth, another start
+    torch.testing.assert_close(given["root"][:, 2], depth)
 
 
 def test_unannotated_hand_is_left_out_of_every_term():
@@ -112,6 +138,35 @@ def test_unannotated_hand_is_left_out_of_every_term():
         full, alone = model(batch)["terms"], model({k: v[[0, 2]] for k, v in batch.items()})["terms"]
     for name in TERMS:
         torch.testing.assert_close(full[name], alone[name], msg=name)
+
+
+@pytest.mark.parametrize("lift_depth", ["ground-truth", "predicted"])
+def test_training_lifts_the_keypoints_at_the_chosen_wrist_depth(lift_depth):
+    """lift_depth="ground-truth": the annotated wrist depth lifts the training keypoints (the depth the evaluation
+    gives predict()); an unannotated hand, and lift_depth="predicted", lift at the loop's own initial depth."""
+    batch = _batch()
+    batch["joints_3d"] = batch["joints_3d"].clone()
+    batch["joints_3d"][1] = float("nan")  # unannotated
+    batch["joints_3d"][2] += torch.tensor([0.0, 0.0, 0.3])  # a wrist deeper than any the untrained loop guesses
+    batch["joints_2d"] = project(batch["joints_3d"], batch["K"])
+    model = _model(lift_depth=lift_depth)
+    assert model.head_config["lift_depth"] == lift_depth  # stored with the checkpoint's head_config
+    model.eval()
+    with torch.no_grad():
+        lifted = model(batch)["predictions"]["keypoint_joints"]
+        own = model.predict(batch["image"], batch["K"])["keypoint_joints"]
+    gt = batch["joints_3d"][:, 0, 2]
+    with torch.no_grad():
+        given = model.predict(batch["image"], batch["K"], root_depth=gt.nan_to_num(0.5))["keypoint_joints"]
+    if lift_depth == "ground-truth":
+        torch.testing.assert_close(lifted[[0, 2], 0, 2], gt[[0, 2]])
+        assert not torch.allclose(lifted[2], own[2])
+        torch.testing.assert_close(given[[0, 2]], lifted[[0, 2]])  # predict(root_depth=) lifts where training did
+        torch.testing.assert_close(given[1, 0, 2], torch.tensor(0.5))
+    else:
+        torch.testing.assert_close(lifted[2], own[2])
+        torch.testing.assert_close(given, own)  # "predicted": a given depth only places the hand
+    torch.testing.assert_close(lifted[1], own[1])  # no annotation: the loop's own depth either way
 
 
 def test_bad_inputs_raise_typed_errors():
@@ -134,6 +189,8 @@ def test_bad_inputs_raise_typed_errors():
         HandMIMPoseModel(**SMALL, init="mean")
     with pytest.raises(ValueRangeError, match="'heatmap_sigma'"):
         HandMIMPoseModel(**SMALL, heatmap_sigma=0.0)
+    with pytest.raises(ValueRangeError, match="'lift_depth'.*ground-truth"):
+        HandMIMPoseModel(**SMALL, lift_depth="gt")
 
 
 def test_the_loop_starts_from_the_swing_ik_of_the_keypoints():

@@ -11,7 +11,11 @@ from hoimask.engine import load_checkpoint, save_checkpoint
 from hoimask.geometry import project
 from hoimask.losses import enhancement_mask
 from hoimask.models import UNIHOPE_LOSS_WEIGHTS, UniHOPE, UniHOPEConfig
-from hoimask.models.unihope_targets import object_box_points, pose_from_key_points
+from hoimask.models.unihope_targets import (
+    ground_truth_boxes,
+    object_box_points,
+    pose_from_key_points,
+)
 
 SIZE = 64
 
@@ -109,6 +113,36 @@ def test_root_depth_places_the_wrist(batch):
     assert torch.allclose(project(out["root"][:, None], batch["K"])[:, 0], out["keypoints_2d"][:, 0], atol=1e-3)
 
 
+@pytest.mark.parametrize("lift_depth", ["ground-truth", "predicted"])
+def test_the_wrist_depth_the_keypoints_are_lifted_at(batch, lift_depth):
+    """lift_depth="ground-truth": predict(root_depth=) lifts the 2.5D keypoints the MANO rotations start from at the
+    given depth, and training at the annotated one (an unannotated hand at the model's own); "predicted": always
+    at the model's own wrist depth, the given one only placing the hand."""
+    model = tiny(lift_depth=lift_depth).eval()
+    depth = batch["joints_3d"][:, 0, 2]
+    args = (batch["image"], batch["K"], None, None, None)
+    with torch.no_grad():
+        out = model.predict(batch["image"], batch["K"], depth)
+        at_depth = model._run(*args, name="image", fn="test", root_depth=depth)
+        own = model._run(*args, name="image", fn="test")
+    torch.testing.assert_close(at_depth["keypoint_joints"][:, 0, 2], depth)
+    assert not torch.allclose(own["rotation_6d"], at_depth["rotation_6d"])  # another depth, another start
+    expected = at_depth if lift_depth == "ground-truth" else own
+    torch.testing.assert_close(out["joints"] - out["root"][:, None], expected["relative_joints"])
+    torch.testing.assert_close(out["root"][:, 2], depth)
+    unannotated = {**batch, "joints_3d": batch["joints_3d"].clone()}
+    unannotated["joints_3d"][1] = float("nan")
+    hand_box, object_box, _ = ground_truth_boxes(batch, batch["K"], (SIZE, SIZE), model.config.box_scale)
+    with torch.no_grad():  # training's RoIs are the ground-truth boxes
+        lifted = model(unannotated)["predictions"]["keypoint_joints"]
+        own = model._run(batch["image"], batch["K"], hand_box, object_box, None, name="image", fn="test")
+    if lift_depth == "ground-truth":
+        torch.testing.assert_close(lifted[[0, 2, 3], 0, 2], depth[[0, 2, 3]])
+    else:
+        torch.testing.assert_close(lifted[[0, 2, 3]], own["keypoint_joints"][[0, 2, 3]])
+    torch.testing.assert_close(lifted[1], own["keypoint_joints"][1])
+
+
 @pytest.mark.parametrize("confidence", [0.0, 1.0])
 def test_zero_confidence_keeps_object_features_out_of_the_hand(batch, confidence):
     model = tiny(fusion_detach_object=False).eval()  # undetached, so that the gradient could flow
@@ -154,6 +188,10 @@ def test_checkpoint_state_round_trip(tmp_path, batch):
     rebuilt = UniHOPE.from_checkpoint_state({"model_type": "unihope", "model": old.state_dict(),
                                              "unihope_config": config})
     assert rebuilt.config.hand_init == "regression" and rebuilt.joint_depths is None
+    config = {k: v for k, v in model.config_state().items() if k != "lift_depth"}  # before lift_depth existed
+    rebuilt = UniHOPE.from_checkpoint_state({"model_type": "unihope", "model": model.state_dict(),
+                                             "unihope_config": config})
+    assert rebuilt.config.lift_depth == "predicted"  # such files were trained lifting at their own depth
     with pytest.raises(FileFormatError, match="unihope"):
         UniHOPE.from_checkpoint_state({"model_type": "pose", "model": {}})
     with pytest.raises(FileFormatError, match="unihope_config"):
@@ -200,6 +238,8 @@ def test_box_jitter_moves_the_training_roi_within_its_bounds_and_never_the_box_t
 def test_config_errors():
     with pytest.raises(ValueRangeError, match="backbone"):
         UniHOPEConfig(backbone="swin")
+    with pytest.raises(ValueRangeError, match="'lift_depth'"):
+        UniHOPEConfig(lift_depth="gt")
     with pytest.raises(ValueRangeError, match="'hand_init'"):
         UniHOPEConfig(hand_init="mean")
     with pytest.raises(ValueRangeError, match="loss_weights"):
