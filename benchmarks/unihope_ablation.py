@@ -19,7 +19,8 @@ g     + occlusion-aware filter    ``case_filtering=True`` (eq. 8: grasping pairs
 
 The synthetic scenes' twins are rendered without the object (the generative
 de-occluder is not reproduced). The recipe is ``examples/train_unihope.py``'s
-``tiny`` one, shortened: the ``tiny`` preset at ``--image-size`` px (128),
+``tiny`` one, shortened: the ``tiny`` preset (ResNet base width 16, where
+``train_unihope.py`` now trains 24: the recorded tables used 16) at ``--image-size`` px (128),
 ``--train-scenes`` scenes (2,048; 30 % hand-only, 10 % with an object that is
 not grasped) framed as DexYCB's (``--crop-padding`` 1.3), rendered once and
 shared by every row, each seen in ``--augment-views`` augmented views (16:

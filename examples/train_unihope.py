@@ -93,6 +93,10 @@ from hoimask.models import UniHOPE
 #: Model presets per (--preset, --backbone).
 MODEL_PRESETS = {("tiny", "resnet"): "tiny", ("tiny", "vit"): "tiny_vit", ("paper", "resnet"): "paper",
                  ("paper", "vit"): "vit"}
+#: What the recipes change in those presets: the tiny recipe trains a ResNet-18 of base width 24 (the ``tiny``
+#: preset's 16 reached 0.52-0.57x the mean-pose constant in 3,000 steps, 24 0.49x, in ~1.25x the step time;
+#: docs/results.md §7, "A wider backbone").
+MODEL_OVERRIDES = {("tiny", "resnet"): dict(resnet_base_channels=24)}
 #: Recipes. paper: §4 (Adam 1e-4, x0.7 every 10 epochs, batch 64, 70 epochs, enhancement after 30 of them);
 #: ``steps=None``: from the epochs and the dataset's length. tiny: the CPU recipe that learns within 15 minutes on
 #: 2 cores (docs/results.md §7, "A recipe that learns"): 16 augmented views per cached scene (``augment_views``; the
@@ -214,7 +218,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_model(args: argparse.Namespace) -> tuple[UniHOPE, str]:
     """UniHOPE of ``--preset`` / ``--backbone`` with the ``--encoder`` weights; also a line saying where they came from."""
     model = UniHOPE.from_preset(MODEL_PRESETS[args.preset, args.backbone],
-                                hand_layer=mano_layer(args.dataset, args.mano_dir))
+                                hand_layer=mano_layer(args.dataset, args.mano_dir),
+                                **MODEL_OVERRIDES.get((args.preset, args.backbone), {}))
     if args.encoder is None:
         return model, "random initialisation"
     with errors_name_flag("--encoder"):
