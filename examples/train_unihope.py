@@ -95,7 +95,7 @@ MODEL_PRESETS = {("tiny", "resnet"): "tiny", ("tiny", "vit"): "tiny_vit", ("pape
                  ("paper", "vit"): "vit"}
 #: What the recipes change in those presets: the tiny recipe trains a ResNet-18 of base width 24 (the ``tiny``
 #: preset's 16 reached 0.52-0.57x the mean-pose constant in 3,000 steps, 24 0.49x, in ~1.25x the step time;
-#: docs/results.md §7, "A wider backbone").
+#: docs/results.md §7, "Finer RoIs, a wider hand branch, a wider backbone, and the lifting depth").
 MODEL_OVERRIDES = {("tiny", "resnet"): dict(resnet_base_channels=24)}
 #: Recipes. paper: §4 (Adam 1e-4, x0.7 every 10 epochs, batch 64, 70 epochs, enhancement after 30 of them);
 #: ``steps=None``: from the epochs and the dataset's length. tiny: the CPU recipe that learns within 15 minutes on

@@ -298,8 +298,7 @@ class HandMIMPoseModel(nn.Module):
         """The dictionary of :meth:`predict` from the loop's estimates."""
         final = estimates[-1]
         joints, vertices, root, uv = final.joints, final.vertices, final.translation, final.keypoints_2d
-        if root_depth is not None:
-            check_shape(root_depth, "B", name="root_depth", dims={"B": image.shape[0]}, fn="HandMIMPoseModel.predict")
+        if root_depth is not None:  # checked by predict, before the keypoints were lifted at it
             shift = root * (root_depth.to(root.dtype) / root[:, 2] - 1.0)[:, None]  # (B, 3): along the wrist's ray
             joints, vertices, root = joints + shift[:, None], vertices + shift[:, None], root + shift
             K = default_intrinsics(image.shape[0], tuple(image.shape[-2:]), like=joints) if K is None else K
