@@ -280,18 +280,18 @@ def _fell(first: dict, last: dict, names, factor: float) -> dict:
     return {k: (round(first[k], 5), round(last[k], 5)) for k in names if not last[k] * factor <= first[k]}
 
 
-#: Terms that fall at least 10x in 600 steps with the default weights (docs/models.md, "Learnability, measured").
+#: Terms that fall at least 10x in 2,000 steps with the default weights (docs/models.md, "Learnability, measured").
 TASK_TERMS = ("joints_2d", "joints_heatmap", "joints_3d", "vertices", "mano", "root_depth", "joints_depth",
-              "keypoint_joints", "grasp", "object_points", "boxes")
+              "keypoint_joints", "grasp", "object_points", "object_confidence", "boxes")
 
 
 @pytest.mark.slow
 def test_task_terms_fall_on_four_samples(batch):
-    """The hand, switcher, object-position and box terms fall 10x (13.7x the least, ``joints_2d``); the object
-    confidences 4.7x (2x asserted: a sigmoid under an L1 loss converges slowly, 10.7x over 1,500 steps; see docs)."""
-    first, last = _fit(batch, 600, 1e-3)
+    """The hand, switcher, object and box terms fall 10x: 14.0x the least (``joints_2d``), ``object_confidence``
+    14.5x. 2,000 steps because the object confidences, a sigmoid under an L1 loss, converge slowly (4.7x in 600
+    steps, 10.7x in 1,500; docs/models.md)."""
+    first, last = _fit(batch, 2000, 1e-3)
     assert not _fell(first, last, TASK_TERMS, 10.0)
-    assert not _fell(first, last, ("object_confidence",), 2.0)
 
 
 @pytest.mark.slow
