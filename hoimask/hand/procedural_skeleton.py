@@ -145,7 +145,8 @@ def rest_skeleton(shape: Tensor, tables: dict[str, Tensor]) -> dict[str, Tensor]
     per_finger = torch.exp(0.04 * shape[:, 5:10]) * finger_len  # (B, 5)
     lengths = size * (tables["length"] * per_finger[..., None])  # (B, 5, 3)
     offsets = lengths.cumsum(-1)[..., None] * tables["direction"][:, None, :]  # (B, 5, 3 phalanges, 3 xyz)
-    chain = torch.cat([base[:, :, None], base[:, :, None] + offsets], dim=2)  # (B, 5, 4, 3)
+    # in shape's dtype: under CUDA autocast exp() runs in float32 and would promote the chain past the joints' dtype
+    chain = torch.cat([base[:, :, None], base[:, :, None] + offsets], dim=2).to(shape.dtype)  # (B, 5, 4, 3)
     batch = shape.shape[0]
     joints = shape.new_zeros(batch, 16, 3)
     index = torch.tensor([j for c in MANO_CHAINS for j in c], device=shape.device)

@@ -230,3 +230,16 @@ def test_outputs_follow_the_input_device(hand):
     assert out.vertices.device.type == "meta" and out.vertices.shape == (2, int(hand.faces.max()) + 1, 3)
     assert hand.capsules(pose, shape).a.device.type == "meta"
     assert hand.sdf(torch.zeros(2, 5, 3, device="meta"), pose, shape).shape == (2, 5)
+
+
+def test_rest_skeleton_keeps_the_shape_dtype_when_the_tables_promote(hand):
+    """Under CUDA autocast ``exp`` runs in float32, so the bone chain came out float32 beside bfloat16 joints and
+    ``index_copy`` raised (found by benchmarks/gpu_checks.py on an H200, 2026-12-04); float32 tables beside a
+    bfloat16 shape reproduce the promotion on the CPU."""
+    from hoimask.hand.procedural_skeleton import rest_skeleton
+
+    tables = hand._tables(torch.zeros(1))  # float32
+    rest = rest_skeleton(torch.zeros(2, 10, dtype=torch.bfloat16), tables)
+    assert rest["joints"].dtype == torch.bfloat16 and rest["tips"].dtype == torch.bfloat16
+    reference = rest_skeleton(torch.zeros(2, 10), tables)["joints"]
+    torch.testing.assert_close(rest["joints"].float(), reference, atol=2e-3, rtol=1e-2)
