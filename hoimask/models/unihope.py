@@ -76,6 +76,7 @@ from hoimask.models.unihope_targets import (
     expected_position,
     ground_truth_boxes,
     object_box_points,
+    object_centre_depth,
     object_terms,
     pose_from_key_points,
 )
@@ -165,7 +166,7 @@ class UniHOPE(nn.Module):
             self.mano_regressor.bias[:96] = torch.tensor(IDENTITY_6D).repeat(16)
         oc = cfg.object_channels
         self.object_head = nn.Sequential(nn.Conv2d(D + 2, oc, 3, padding=1), nn.ReLU(), nn.Conv2d(oc, oc, 3, padding=1),
-                                         nn.ReLU(), nn.Conv2d(oc, NUM_OBJECT_POINTS * 3, 1))
+                                         nn.ReLU(), nn.Conv2d(oc, NUM_OBJECT_POINTS * 3 + int(cfg.object_depth), 1))
         w = cfg.loss_weights
         self.enhancement = MultiLevelEnhancementLoss(
             AttentionAdapter(cfg.mano_dim, cfg.adapter_heads),
@@ -207,7 +208,9 @@ class UniHOPE(nn.Module):
         try:
             # files written before hand_init existed hold the paper's MANO regression, those written before
             # lift_depth existed were trained lifting the keypoints at the model's own wrist depth
-            saved = {"hand_init": "regression", "lift_depth": "predicted", **state["unihope_config"]}
+            # and those written before object_depth existed place the object by the DLT of its key points alone
+            saved = {"hand_init": "regression", "lift_depth": "predicted", "object_depth": False,
+                     **state["unihope_config"]}
             config = UniHOPEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
             model = cls(config, hand_layer=hand_layer)
             model.load_state_dict(state["model"])
@@ -298,7 +301,8 @@ class UniHOPE(nn.Module):
             keypoints = {"joint_depth": joint_depth, "keypoint_joints": lifted}
         mesh = hand_from_rotation_6d(self.hand_layer, rotation_6d, shape)
         obj = self.object_head(with_coordinates(self._roi(object_map, object_box, W)))
-        obj = obj.reshape(B, NUM_OBJECT_POINTS, 3, R * R)  # per point: position in the box (2), confidence logit
+        depth_map = 0.1 * obj[:, NUM_OBJECT_POINTS * 3:].flatten(2)  # object_depth: (B, 1, R R) m; else (B, 0, R R)
+        obj = obj[:, :NUM_OBJECT_POINTS * 3].reshape(B, NUM_OBJECT_POINTS, 3, R * R)  # per point: box position, logit
         centres = bin_centres(object_box, R)  # (B, R R, 2) pixels
         extent = (object_box[:, 2:] - object_box[:, :2])[:, None, :, None]  # (B, 1, 2, 1)
         offsets = obj[:, :, :2] - bin_centres(object_box.new_tensor([[0.0, 0.0, 1.0, 1.0]]), R).transpose(1, 2)  # box units
@@ -306,6 +310,10 @@ class UniHOPE(nn.Module):
         confidence = torch.sigmoid(obj[:, :, 2])  # (B, 9, R R)
         best = confidence.argmax(dim=-1)  # (B, 9)
         object_keypoints = torch.gather(points, 3, best[:, :, None, None].expand(-1, -1, 2, 1))[..., 0]  # (B, 9, 2)
+        extra = {}
+        if cfg.object_depth:  # the box centre's depth relative to the wrist, read at the centre key point's bin
+            extra = {"object_depth_map": depth_map[:, 0],  # (B, R R) m
+                     "object_relative_depth": depth_map[:, 0].gather(1, best[:, -1:])[:, 0]}  # (B,) m
         return {
             "relative_joints": mesh.joints, "relative_vertices": mesh.vertices, "keypoints_2d": keypoints_2d,
             "heatmaps": heatmaps, "rotation_6d": rotation_6d, "shape": shape, "wrist_depth": depth,
@@ -313,6 +321,7 @@ class UniHOPE(nn.Module):
             "grasp_probability": probability, "fusion_confidence": s, "object_offsets": offsets,
             "object_confidence": confidence, "object_keypoints_2d": object_keypoints,
             "init_features": maps[1], "roi_features": hand_tokens, "mano_features": mano_features, **keypoints,
+            **extra,
         }
 
     # ------------------------------------------------------------------ inference
@@ -340,9 +349,12 @@ class UniHOPE(nn.Module):
             hand_box: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixels of the hand RoI (default: the box head's).
             object_box: ``(B, 4)`` the object RoI (default: the box head's).
             object_points: ``(B, P, 3)`` the object's model points (its template, UniHOPE is
-                template-based): with them the object pose is solved from the 9 key points
-                (DLT); without, ``object_rotation`` is NaN and ``object_translation`` is the
-                centre key point at the wrist depth.
+                template-based): with them the rotation is solved from the 9 key points
+                (DLT); without, ``object_rotation`` is NaN. The translation places the box
+                centre on the centre key point's ray at the wrist depth plus the head's
+                relative depth (``config.object_depth``, the default), or — a model built
+                with ``object_depth=False``, the paper's — comes from the DLT with a template
+                and is the centre key point at the wrist depth without one.
             grasp_confidence: ``(B,)`` in ``[0, 1]``: the fusion's ``s`` instead of the
                 switcher's (ablations; 0 keeps every object feature out of the hand).
 
@@ -371,13 +383,17 @@ class UniHOPE(nn.Module):
         K = K.to(depth.dtype)
         root = unproject(out["keypoints_2d"][:, 0], depth, K)  # (B, 3)
         centre_2d = out["object_keypoints_2d"][:, -1]
+        # config.object_depth: the box centre at the wrist depth plus the head's relative depth; else at the wrist's
+        centre = unproject(centre_2d, depth + out.get("object_relative_depth", torch.zeros_like(depth)), K)  # (B, 3)
         if object_points is None:
             rotation = torch.full_like(K, torch.nan)
-            translation = unproject(centre_2d, depth, K)
+            translation = centre
         else:
             check_shape(object_points, "B P 3", name="object_points", dims=dims, fn=fn)
-            rotation, translation = pose_from_key_points(out["object_keypoints_2d"].detach(),
-                                                      object_box_points(object_points.to(K.dtype)), K)
+            box_points = object_box_points(object_points.to(K.dtype))  # (B, 9, 3) model frame
+            rotation, translation = pose_from_key_points(out["object_keypoints_2d"].detach(), box_points, K)
+            if self.config.object_depth:  # the DLT's rotation, its box centre placed at the centre above
+                translation = centre - (rotation @ box_points[:, -1, :, None])[..., 0]
         gated = gate_object_outputs(out["grasp_probability"].detach(), {
             "object_keypoints_2d": out["object_keypoints_2d"], "object_center_2d": centre_2d,
             "object_rotation": rotation, "object_translation": translation,
@@ -460,7 +476,9 @@ class UniHOPE(nn.Module):
             use = finite_rows(object_uv)
             if grasped is not None:  # L^o: grasping images only
                 use = use & grasped.to(use.device).bool()
-            terms.update(object_terms(out, object_uv, use, cfg.roi_size))
+            centre_depth = object_centre_depth(batch, K.dtype) if cfg.object_depth and joints is not None else None
+            relative = None if centre_depth is None else centre_depth - joints[:, 0, 2].to(K.dtype)  # NaN: unknown
+            terms.update(object_terms(out, object_uv, use, cfg.roi_size, relative))
         target = torch.stack([hand_box, object_box], dim=1)  # (B, 2, 4)
         terms["boxes"] = (box_code(out["predicted_boxes"], (H, W)) - box_code(target, (H, W)).clamp(0, 1)).abs().mean()
         if keep is not None:  # L_init, L_RoI, L_MANO on the kept pairs; exact zeros when none is kept

@@ -47,7 +47,8 @@ HAND_INITS = ("keypoints", "regression")
 #: RoI boxes used at test time) and, with ``hand_init="keypoints"``, ``joints_depth`` (L1 of the keypoints'
 #: wrist-relative depths, m), ``keypoint_joints`` (L1 of the lifted wrist-relative keypoints, m) and
 #: ``joints_heatmap`` (KL divergence of the RoI heatmaps from Gaussians, σ one bin, at the 2D joints; weight 50: at 1
-#: the other terms' gradients in the shared trunk kept the heatmaps flat, docs/results.md §7). The paper gives no
+#: the other terms' gradients in the shared trunk kept the heatmaps flat, docs/results.md §7); with ``object_depth``,
+#: ``object_depth`` (L1 of every object bin's depth of the box centre relative to the wrist, m). The paper gives no
 #: values for L^h / L^o; these balance the units.
 UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
     {
@@ -66,6 +67,7 @@ UNIHOPE_LOSS_WEIGHTS = MappingProxyType(
         "joints_depth": 10.0,
         "keypoint_joints": 10.0,
         "joints_heatmap": 50.0,
+        "object_depth": 10.0,
     }
 )
 
@@ -98,7 +100,12 @@ class UniHOPEConfig:
     (the regression's residual on their IK is trained on that start), ``"ground-truth"`` at the annotated
     wrist depth in training and at ``predict``'s ``root_depth``, as :class:`~hoimask.models.HandMIMPoseModel`
     does by default; docs/results.md §7 has both).
-    Object branch: ``object_channels``.
+    Object branch: ``object_channels``; ``object_depth`` (True: the head also predicts, per bin, the
+    depth of the object box's centre relative to the wrist, read at the centre key point's bin, and
+    ``predict`` places the box centre on that key point's ray at the wrist depth plus it, the rotation
+    still from the DLT of the 9 key points — on the symmetric synthetic primitives the 8 corners cannot
+    be told apart and the DLT's depth collapses, docs/results.md §7; False: the paper's, the translation
+    from the DLT too).
     Switcher: ``switch_hidden``.
     Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``),
     ``case_filtering`` (eq. 8, True; False distils every pair with a real twin, Table 7 rows
@@ -146,6 +153,7 @@ class UniHOPEConfig:
     case_filtering: bool = True
     deoccluded_samples: bool = False
     run_dropped_twins: bool = False
+    object_depth: bool = True
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(UNIHOPE_LOSS_WEIGHTS))
     mano_path: str | None = None
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -167,7 +175,7 @@ class UniHOPEConfig:
         check_in_range(self.grasp_threshold, name="grasp_threshold", low=0.0, high=1.0, fn=fn)
         check_in_range(self.box_jitter, name="box_jitter", low=0.0, high=0.5, fn=fn)
         check_in_range(self.occlusion_threshold, name="occlusion_threshold", low=0.0, high=1.0, fn=fn)
-        for name in ("fusion_detach_object", "case_filtering", "deoccluded_samples", "run_dropped_twins"):
+        for name in ("fusion_detach_object", "case_filtering", "deoccluded_samples", "run_dropped_twins", "object_depth"):
             if not isinstance(getattr(self, name), bool):
                 raise DTypeError(f"{fn}(): argument '{name}' expected a bool, got {getattr(self, name)!r}")
         for attr in ("dpt_reassemble_dims", "pixel_mean", "pixel_std"):

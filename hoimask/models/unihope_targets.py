@@ -7,7 +7,9 @@
   box of the projected 3D object box, enlarged by ``scale``.
 * :func:`pose_from_key_points` — the object pose from the 9 key points and
   the object's template by the normalised DLT (UniHOPE is template-based).
-* ``object_terms`` — L^o (eq. 10) over the bins of the object RoI.
+* :func:`object_centre_depth` — the camera depth of the box centre (the target of
+  :attr:`UniHOPEConfig.object_depth`'s relative depth).
+* ``object_terms`` — L^o (eq. 10) over the bins of the object RoI, and the relative depth's term.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
 from hoimask.models._batch import object_present, optional
 
 __all__ = ["NUM_OBJECT_POINTS", "bin_centres", "box_code", "expected_position", "ground_truth_boxes", "object_box_points",
-           "object_terms", "pose_from_key_points"]
+           "object_centre_depth", "object_terms", "pose_from_key_points"]
 
 NUM_OBJECT_POINTS = 9  #: the 8 corners of the object's 3D box and its centre (§3.4, "keypoints in the 3D bounding box")
 
@@ -88,16 +90,36 @@ def ground_truth_boxes(batch: Mapping[str, Any], K: torch.Tensor, size: tuple[in
         usable = finite_rows(given) & ~known
         corners = zero_unknown(given.to(K.dtype), usable).reshape(B, 2, 2)
         hand_box = torch.where(usable[:, None], _box_around(corners, scale), hand_box)
-    R, t, pts = (optional(batch, k) for k in ("object_rotation", "object_translation", "object_points"))
-    if R is None or t is None or pts is None:
+    posed = _posed_box_points(batch, K.dtype)
+    if posed is None:
         return hand_box, full, None
-    ok = object_present(batch, R, t) & finite_rows(pts)
-    R, t, pts = zero_unknown(R, ok).to(K.dtype), zero_unknown(t, ok).to(K.dtype), zero_unknown(pts, ok).to(K.dtype)
-    camera = object_box_points(pts) @ R.transpose(1, 2) + t[:, None]  # (B, 9, 3)
+    camera, ok = posed
     ok = ok & (camera[..., 2] > 0).all(dim=1)
     uv = project(torch.where(ok[:, None, None], camera, torch.ones_like(camera)), K)  # (B, 9, 2)
     object_box = torch.where(ok[:, None], _box_around(uv, scale), full)
     return hand_box, object_box, torch.where(ok[:, None, None], uv, torch.nan)
+
+
+def object_centre_depth(batch: Mapping[str, Any], dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    """``(B,)`` camera-frame depth (m) of the centre of the object's model-point box — the key point
+    :attr:`UniHOPEConfig.object_depth` places the object by — NaN where the sample has no object pose;
+    ``None`` when the batch holds none."""
+    posed = _posed_box_points(batch, dtype)
+    if posed is None:
+        return None
+    camera, ok = posed
+    return torch.where(ok, camera[:, -1, 2], torch.nan)
+
+
+def _posed_box_points(batch: Mapping[str, Any], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(camera (B, 9, 3), ok (B,))``: the object's box key points in the camera frame (zeros where not ``ok``)
+    and the samples whose object pose counts; ``None`` when the batch holds no object pose."""
+    R, t, pts = (optional(batch, k) for k in ("object_rotation", "object_translation", "object_points"))
+    if R is None or t is None or pts is None:
+        return None
+    ok = object_present(batch, R, t) & finite_rows(pts)
+    R, t, pts = zero_unknown(R, ok).to(dtype), zero_unknown(t, ok).to(dtype), zero_unknown(pts, ok).to(dtype)
+    return object_box_points(pts) @ R.transpose(1, 2) + t[:, None], ok
 
 
 def pose_from_key_points(uv: torch.Tensor, model: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,8 +177,12 @@ def box_code(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def object_terms(out: Mapping[str, torch.Tensor], uv: torch.Tensor, use: torch.Tensor,
-                  bins: int) -> dict[str, torch.Tensor]:
+                  bins: int, relative_depth: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """L^o (eq. 10): L1 on every bin's key-point offsets and confidences, on the samples ``use`` selects.
+
+    With ``relative_depth`` ``(B,)`` (the box centre's depth minus the wrist's, m; NaN where unknown) and
+    the model's ``object_depth_map`` (``config.object_depth``), also ``object_depth``: the L1 of every
+    bin's relative depth (m), as every bin predicts the offsets.
 
     The confidence target of a bin is ``exp(−d / σ)``, ``d`` the distance (box units) from
     the bin's centre to the key point and ``σ = 2 / R``: a fixed target, where
@@ -170,7 +196,12 @@ def object_terms(out: Mapping[str, torch.Tensor], uv: torch.Tensor, use: torch.T
     target = (uv[..., None] - centres) / extent  # (B, 9, 2, R R) box units
     confidence = torch.exp(-target.norm(dim=2) * bins / 2)  # (B, 9, R R)
     rows = use.to(uv.device)
-    return {
+    terms = {
         "object_points": masked_mean((out["object_offsets"] - target).abs().flatten(1).mean(dim=1), rows),
         "object_confidence": masked_mean((out["object_confidence"] - confidence).abs().flatten(1).mean(dim=1), rows),
     }
+    if relative_depth is not None and "object_depth_map" in out:
+        known = rows & torch.isfinite(relative_depth).to(rows.device)
+        depth = zero_unknown(relative_depth.to(rows.device), known).to(dtype)[:, None]  # (B, 1)
+        terms["object_depth"] = masked_mean((out["object_depth_map"] - depth).abs().mean(dim=1), known)
+    return terms

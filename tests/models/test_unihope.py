@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hoimask._checks import FileFormatError, ValueRangeError
+from hoimask._checks import DTypeError, FileFormatError, ValueRangeError
 from hoimask.data import SyntheticHOI, collate
 from hoimask.engine import load_checkpoint, save_checkpoint
 from hoimask.geometry import project
@@ -159,6 +159,46 @@ def test_zero_confidence_keeps_object_features_out_of_the_hand(batch, confidence
         assert not torch.allclose(joints.detach(), changed) and grad.abs().sum() > 0
 
 
+def _box_centres(batch) -> torch.Tensor:
+    """``(B, 3)`` camera-frame centres of the samples' model-point boxes, computed here from the pose."""
+    points = batch["object_points"]
+    centre = (points.amin(dim=1) + points.amax(dim=1)) / 2  # (B, 3) model frame
+    return (batch["object_rotation"] @ centre[..., None])[..., 0] + batch["object_translation"]
+
+
+@pytest.mark.parametrize("with_template", [False, True])
+def test_object_depth_places_the_box_centre_at_the_wrist_plus_the_relative_depth(batch, with_template):
+    model = tiny().eval()
+    with torch.no_grad():
+        model.switcher.fc2.weight.zero_()
+        model.switcher.fc2.bias.fill_(50.0)  # every object reported
+        model.object_head[-1].weight[27].zero_()
+        model.object_head[-1].bias[27] = 0.5  # every bin: 0.05 m behind the wrist
+        depth = batch["joints_3d"][:, 0, 2]
+        out = model.predict(batch["image"], batch["K"], depth,
+                            object_points=batch["object_points"] if with_template else None)
+    centre = out["object_translation"]
+    if with_template:  # the DLT's rotation, the box centre placed on the centre key point's ray
+        points = batch["object_points"]
+        model_centre = (points.amin(dim=1) + points.amax(dim=1)) / 2
+        centre = centre + (out["object_rotation"] @ model_centre[..., None])[..., 0]
+    torch.testing.assert_close(centre[:, 2], depth + 0.05, atol=1e-5, rtol=0)
+    torch.testing.assert_close(project(centre[:, None], batch["K"])[:, 0], out["object_center_2d"], atol=1e-3, rtol=0)
+
+
+def test_object_depth_term_is_the_l1_of_every_bin_on_grasping_samples(batch):
+    model = tiny()
+    with torch.no_grad():
+        model.object_head[-1].weight[27].zero_()
+        model.object_head[-1].bias[27] = 0.5
+    term = model(batch)["terms"]["object_depth"]
+    relative = _box_centres(batch)[:, 2] - batch["joints_3d"][:, 0, 2]  # (B,)
+    use = batch["grasped"].bool() & batch["has_object"].bool()
+    assert bool(use.any())
+    torch.testing.assert_close(term, (0.05 - relative[use]).abs().mean(), atol=1e-5, rtol=0)
+    assert "object_depth" not in tiny(object_depth=False)(batch)["terms"]
+
+
 def test_pose_from_key_points_recovers_a_pose():
     g = torch.Generator().manual_seed(0)
     model_points = torch.rand(3, 50, 3, generator=g, dtype=torch.float64) * 0.1 - 0.05
@@ -192,6 +232,11 @@ def test_checkpoint_state_round_trip(tmp_path, batch):
     rebuilt = UniHOPE.from_checkpoint_state({"model_type": "unihope", "model": model.state_dict(),
                                              "unihope_config": config})
     assert rebuilt.config.lift_depth == "predicted"  # such files were trained lifting at their own depth
+    old = tiny(object_depth=False)  # before object_depth existed: 27 object-head channels, the DLT's translation
+    config = {k: v for k, v in old.config_state().items() if k != "object_depth"}
+    rebuilt = UniHOPE.from_checkpoint_state({"model_type": "unihope", "model": old.state_dict(),
+                                             "unihope_config": config})
+    assert rebuilt.config.object_depth is False and rebuilt.object_head[-1].out_channels == 27
     with pytest.raises(FileFormatError, match="unihope"):
         UniHOPE.from_checkpoint_state({"model_type": "pose", "model": {}})
     with pytest.raises(FileFormatError, match="unihope_config"):
@@ -250,6 +295,8 @@ def test_config_errors():
         UniHOPEConfig(box_jitter=0.6)
     with pytest.raises(ValueRangeError, match="unknown overrides"):
         UniHOPE.from_preset("tiny", nope=1)
+    with pytest.raises(DTypeError, match="'object_depth'"):
+        UniHOPEConfig(object_depth=1)
     assert UniHOPEConfig(loss_weights={"grasp": 1.0}).loss_weights["joints_3d"] == UNIHOPE_LOSS_WEIGHTS["joints_3d"]
 
 
@@ -282,7 +329,7 @@ def _fell(first: dict, last: dict, names, factor: float) -> dict:
 
 #: Terms that fall at least 10x in 2,000 steps with the default weights (docs/models.md, "Learnability, measured").
 TASK_TERMS = ("joints_2d", "joints_heatmap", "joints_3d", "vertices", "mano", "root_depth", "joints_depth",
-              "keypoint_joints", "grasp", "object_points", "object_confidence", "boxes")
+              "keypoint_joints", "grasp", "object_points", "object_confidence", "object_depth", "boxes")
 
 
 @pytest.mark.slow
