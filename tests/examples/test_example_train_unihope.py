@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,31 @@ def test_step_decay_warms_up_linearly_then_decays_in_steps():
     assert seen == pytest.approx(expected, rel=1e-12)
     flat = module.StepDecaySchedule(torch.optim.Adam([param], lr=1e-4), step_size=3, gamma=0.7)  # §4: no warm-up
     assert flat.get_last_lr() == pytest.approx([1e-4])
+
+
+def test_cosine_schedule_falls_to_zero_at_the_last_step():
+    """cosine_steps = T: lr = base · w(step) · ½ (1 + cos(π min(step, T) / T))."""
+    module = _script()
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=1e-3)
+    schedule = module.StepDecaySchedule(optimizer, step_size=1, gamma=0.7, warmup_steps=2, cosine_steps=8)
+    seen = []
+    for _ in range(10):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = [1e-3 * min(1.0, (k + 1) / 2) * 0.5 * (1 + math.cos(math.pi * min(k, 8) / 8)) for k in range(10)]
+    assert seen == pytest.approx(expected, rel=1e-12, abs=1e-18)
+    assert seen[8] == seen[9] == pytest.approx(0.0, abs=1e-18)
+
+
+def test_the_tiny_recipe_decays_on_a_cosine(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _script().main([*QUIET, *SMALL, "--steps", "3", "--lr", "1e-3", "--output-dir", str(out)]) == 0
+    assert "lr 0.001 on a cosine to 0 over 3 steps" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rates = [r["lr"] for r in records if "lr" in r and "step" in r]
+    assert rates == pytest.approx([1e-3, 7.5e-4, 2.5e-4], rel=1e-9)
 
 
 def test_no_crop_trains_on_whole_frames_and_says_so_in_the_model(tmp_path):
@@ -163,7 +189,10 @@ def test_deoccluded_root_pairs_real_frames(tmp_path, capsys, dexycb_with_twins):
     (["--deoccluded-root", "no/such/folder"], "--deoccluded-root"),
     (["--augment-views", "0"], "--augment-views"),
     (["--decay-steps", "0"], "--decay-steps"),
-    (["--decay-steps", "100", "--decay-epochs", "2"], "--decay-steps"),  # one decay period
+    (["--schedule", "step", "--decay-steps", "100", "--decay-epochs", "2"], "--decay-steps"),  # one decay period
+    (["--decay-steps", "100"], "--decay-steps"),  # the tiny recipe's cosine has no period
+    (["--schedule", "cosine", "--decay-epochs", "2"], "--decay-epochs"),
+    (["--schedule", "linear"], "--schedule"),
     (["--crop-padding", "0.5"], "--crop-padding"),
     (["--crop-padding", "1.2", "--no-crop"], "--no-crop"),
     (["--dataset", "dexycb", "--data-root", ".", "--crop-padding", "1.2"], "--crop-padding"),  # real frames: always
@@ -186,7 +215,7 @@ def _exit_code(main, argv):
 def test_decay_steps_decays_the_rate_every_n_steps(tmp_path, capsys):
     """--decay-steps N: lr x0.7 after every N optimisation steps (runs shorter than the epochs of --decay-epochs)."""
     out = tmp_path / "run"
-    assert _script().main([*QUIET, *SMALL, "--steps", "3", "--lr", "1e-3", "--decay-steps", "1",
+    assert _script().main([*QUIET, *SMALL, "--steps", "3", "--lr", "1e-3", "--schedule", "step", "--decay-steps", "1",
                            "--output-dir", str(out)]) == 0
     assert "lr 0.001 x0.7 every 1 steps" in capsys.readouterr().out
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
