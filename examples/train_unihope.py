@@ -124,26 +124,20 @@ SCHEDULES = ("step", "cosine")
 
 class StepDecaySchedule(LRScheduler):
     """``lr = base · w(step) · gamma^⌊step / step_size⌋`` (§4: ×0.7 every 10 epochs) with a linear warm-up
-    ``w(step) = min(1, (step + 1) / warmup_steps)`` (``warmup_steps = 0``: none, §4's recipe); with
-    ``cosine_steps = T`` the decay factor is ``½ (1 + cos(π min(step, T) / T))`` instead (0 at step T).
-    Closed form, numbers-only state."""
+    ``w(step) = min(1, (step + 1) / warmup_steps)`` (``warmup_steps = 0``: none, §4's recipe); closed form,
+    numbers-only state. (``--schedule cosine`` keeps the engine's :class:`~hoimask.engine.WarmupCosineSchedule`.)"""
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, step_size: int, gamma: float, warmup_steps: int = 0,
-                 cosine_steps: int | None = None, last_epoch: int = -1) -> None:
+                 last_epoch: int = -1) -> None:
         self.step_size = max(1, int(step_size))
         self.gamma = float(gamma)
         self.warmup_steps = max(0, int(warmup_steps))
-        self.cosine_steps = None if cosine_steps is None else max(1, int(cosine_steps))
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
         step = max(self.last_epoch, 0)
         warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-        if self.cosine_steps is not None:
-            decay = 0.5 * (1 + math.cos(math.pi * min(step, self.cosine_steps) / self.cosine_steps))
-        else:
-            decay = self.gamma ** (step // self.step_size)
-        return [base * warm * decay for base in self.base_lrs]
+        return [base * warm * self.gamma ** (step // self.step_size) for base in self.base_lrs]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,10 +323,13 @@ def _run(args: argparse.Namespace, ctx) -> int:
     batch_size = args.batch_size or recipe["batch_size"]
     steps_per_epoch = max(1, math.ceil(len(dataset) / (batch_size * ctx.world_size)))
     steps = args.steps or recipe["steps"] or recipe["epochs"] * steps_per_epoch
-    # Adam (AdamW without weight decay); the step decay below (with its own warm-up) replaces the engine's schedule
+    # Adam (AdamW without weight decay); --schedule cosine: the engine's warm-up + cosine to 0 over the run; step:
+    # the step decay below (with its own warm-up) replaces the engine's schedule
+    cosine = (args.schedule or recipe["schedule"]) == "cosine"
+    warmup = recipe["warmup_steps"] if args.warmup_steps is None else args.warmup_steps
     config = train_preset(
         args.preset, steps=steps, batch_size=batch_size, lr=args.lr or recipe["lr"], weight_decay=0.0,
-        betas=(0.9, 0.999), warmup_steps=0, seed=args.seed,
+        betas=(0.9, 0.999), warmup_steps=warmup if cosine else 0, decay_start=0.0, min_lr_ratio=0.0, seed=args.seed,
         precision=resolve_precision(args.precision or recipe["precision"], ctx.device),
         num_workers=args.num_workers, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
     )
@@ -346,20 +343,18 @@ def _run(args: argparse.Namespace, ctx) -> int:
                       loss_fn=schedule, progress=not args.no_progress, tensorboard=args.tensorboard,
                       callbacks=[schedule.log])
     schedule.trainer = trainer
-    for group in trainer.optimizer.param_groups:  # undo the engine schedule's first factor, then decay in steps
-        group["lr"] = group["initial_lr"]
-    warmup = recipe["warmup_steps"] if args.warmup_steps is None else args.warmup_steps
-    cosine = (args.schedule or recipe["schedule"]) == "cosine"
     if cosine:
-        decay_steps, decay_note = 1, f"on a cosine to 0 over {config.steps} steps"
-    elif args.decay_epochs is not None or (args.decay_steps is None and recipe["decay_steps"] is None):
-        decay_steps = (args.decay_epochs or recipe["decay_epochs"]) * steps_per_epoch
-        decay_note = f"x0.7 every {args.decay_epochs or recipe['decay_epochs']} epochs ({decay_steps} steps)"
+        decay_note = f"on a cosine to 0 over {config.steps} steps"
     else:
-        decay_steps = args.decay_steps or recipe["decay_steps"]
-        decay_note = f"x0.7 every {decay_steps} steps"
-    trainer.scheduler = StepDecaySchedule(trainer.optimizer, step_size=decay_steps, gamma=0.7, warmup_steps=warmup,
-                                          cosine_steps=config.steps if cosine else None)
+        for group in trainer.optimizer.param_groups:  # undo the engine schedule's first factor, then decay in steps
+            group["lr"] = group["initial_lr"]
+        if args.decay_epochs is not None or (args.decay_steps is None and recipe["decay_steps"] is None):
+            decay_steps = (args.decay_epochs or recipe["decay_epochs"]) * steps_per_epoch
+            decay_note = f"x0.7 every {args.decay_epochs or recipe['decay_epochs']} epochs ({decay_steps} steps)"
+        else:
+            decay_steps = args.decay_steps or recipe["decay_steps"]
+            decay_note = f"x0.7 every {decay_steps} steps"
+        trainer.scheduler = StepDecaySchedule(trainer.optimizer, step_size=decay_steps, gamma=0.7, warmup_steps=warmup)
     if mode == "resume":
         with errors_name_flag("--resume"):
             say(f"resumed from step {trainer.resume()} of {config.steps}")

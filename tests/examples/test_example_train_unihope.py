@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from hoimask.engine import load_checkpoint, save_checkpoint
+from hoimask.engine import load_checkpoint, save_checkpoint, warmup_cosine_factor
 from hoimask.engine.cli import exit_with_usage_errors
 from hoimask.models import UniHOPE
 
@@ -58,22 +57,6 @@ def test_step_decay_warms_up_linearly_then_decays_in_steps():
     assert flat.get_last_lr() == pytest.approx([1e-4])
 
 
-def test_cosine_schedule_falls_to_zero_at_the_last_step():
-    """cosine_steps = T: lr = base · w(step) · ½ (1 + cos(π min(step, T) / T))."""
-    module = _script()
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.Adam([param], lr=1e-3)
-    schedule = module.StepDecaySchedule(optimizer, step_size=1, gamma=0.7, warmup_steps=2, cosine_steps=8)
-    seen = []
-    for _ in range(10):
-        seen.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
-    expected = [1e-3 * min(1.0, (k + 1) / 2) * 0.5 * (1 + math.cos(math.pi * min(k, 8) / 8)) for k in range(10)]
-    assert seen == pytest.approx(expected, rel=1e-12, abs=1e-18)
-    assert seen[8] == seen[9] == pytest.approx(0.0, abs=1e-18)
-
-
 def test_the_tiny_recipe_decays_on_a_cosine(tmp_path, capsys):
     out = tmp_path / "run"
     assert _script().main([*QUIET, *SMALL, "--steps", "3", "--lr", "1e-3", "--output-dir", str(out)]) == 0
@@ -81,6 +64,17 @@ def test_the_tiny_recipe_decays_on_a_cosine(tmp_path, capsys):
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     rates = [r["lr"] for r in records if "lr" in r and "step" in r]
     assert rates == pytest.approx([1e-3, 7.5e-4, 2.5e-4], rel=1e-9)
+
+
+def test_the_cosine_is_the_engines_warm_up_and_cosine_to_zero(tmp_path):
+    """--schedule cosine --warmup-steps N: the engine's warmup_cosine_factor with no floor (min_lr_ratio 0)."""
+    out = tmp_path / "run"
+    assert _script().main([*QUIET, *SMALL, "--steps", "4", "--lr", "1e-3", "--warmup-steps", "2",
+                           "--output-dir", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rates = [r["lr"] for r in records if "lr" in r and "step" in r]
+    assert rates == pytest.approx([1e-3 * warmup_cosine_factor(k, total_steps=4, warmup_steps=2) for k in range(4)],
+                                  rel=1e-9, abs=1e-15)
 
 
 def test_no_crop_trains_on_whole_frames_and_says_so_in_the_model(tmp_path):
