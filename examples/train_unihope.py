@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=integer(low=1), help="per-process batch size (default: tiny 16, paper 64)")
     p.add_argument("--lr", type=real(low=0, low_open=True), help="initial learning rate (default: tiny 1e-3, paper 1e-4)")
     p.add_argument("--warmup-steps", type=integer(low=0),
-                   help="steps of linear learning-rate warm-up before the step decay (default: 0, as in §4)")
+                   help="steps of linear learning-rate warm-up before the decay (cosine: the engine's, the cosine then runs "
+                        "over the remaining steps) (default: 0, as in §4)")
     p.add_argument("--schedule", choices=SCHEDULES,
                    help="learning-rate decay: step (x0.7 every --decay-epochs / --decay-steps, §4) or cosine (to 0 "
                         "at the last step) (default: tiny cosine, paper step)")
