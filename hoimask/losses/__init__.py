@@ -2,6 +2,7 @@
 UniHOPE's object-switcher loss and multi-level feature enhancement; HandMIM's L_pose, L_patch and L_recon."""
 
 from hoimask.losses.enhancement import (
+    ADAPTER_SIDES,
     ENHANCEMENT_LEVELS,
     UNIHOPE_ENHANCEMENT_WEIGHTS,
     UNIHOPE_OCCLUSION_THRESHOLD,
@@ -83,6 +84,7 @@ __all__ = [
     "joint_vote_loss",
     "point_object_pose_loss",
     "hoisdf_mano_loss",
+    "ADAPTER_SIDES",
     "ENHANCEMENT_LEVELS",
     "UNIHOPE_ENHANCEMENT_WEIGHTS",
     "UNIHOPE_OCCLUSION_THRESHOLD",

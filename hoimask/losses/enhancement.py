@@ -22,7 +22,10 @@ where the paper is silent, and hoimask follows:
   the mean over the kept pairs; no kept pair gives 0.
 * **h.** Applied to the original side only (the target ``F_m'`` is the raw
   de-occluded feature), as in Chen et al.'s adaptation layer that the paper
-  cites; eq. (7) writes ``h`` on both sides (``adapter_on="both"``).
+  cites; eq. (7) writes ``h`` on both sides (``adapter_on="both"``), which
+  :class:`~hoimask.models.UniHOPE` uses by default (``UniHOPEConfig.adapter_on``:
+  ``h`` ends in a LayerNorm, and against a raw target the MANO-level term
+  stalls when overfitting, docs/models.md).
 * **Weights** γ_init, γ_RoI, γ_MANO = 0.1, 0.1, 0.5
   (``experiment/unihope.*/cfg.json``: ``c3_h``, ``x_hand``, ``mano_encoding``).
 * **Filter.** The released loader keeps a pair when its hand IoU
@@ -50,6 +53,7 @@ from hoimask.losses.grasp import _grasp_labels
 from hoimask.losses.weighted import LossOutput, weighted_sum
 
 __all__ = [
+    "ADAPTER_SIDES",
     "ENHANCEMENT_LEVELS",
     "UNIHOPE_ENHANCEMENT_WEIGHTS",
     "UNIHOPE_OCCLUSION_THRESHOLD",
@@ -62,6 +66,8 @@ __all__ = [
 ENHANCEMENT_LEVELS: tuple[str, ...] = ("init", "roi", "mano")
 #: γ of eq. (11) from the released config (``c3_h``, ``x_hand``, ``mano_encoding``); the paper gives no values.
 UNIHOPE_ENHANCEMENT_WEIGHTS: dict[str, float] = {"init": 0.1, "roi": 0.1, "mano": 0.5}
+#: Where ``h`` applies at the MANO level: ``"original"`` (released code, ``‖h(F_m) − F_m'‖``) or ``"both"`` (eq. 7).
+ADAPTER_SIDES: tuple[str, ...] = ("original", "both")
 #: τ of eq. (8) (DexYCB; the released HO3D config corresponds to 0.2).
 UNIHOPE_OCCLUSION_THRESHOLD: float = 0.1
 
@@ -263,7 +269,7 @@ class MultiLevelEnhancementLoss(nn.Module):
             raise DTypeError(f"{fn}(): argument 'adapter' expected an nn.Module or None, got {type(adapter).__name__}")
         self.weights = weights
         self.threshold = check_in_range(threshold, name="threshold", low=0.0, high=1.0, fn=fn)
-        self.adapter_on = check_choice(adapter_on, ("original", "both"), name="adapter_on", fn=fn)
+        self.adapter_on = check_choice(adapter_on, ADAPTER_SIDES, name="adapter_on", fn=fn)
         self.detach_deoccluded = bool(detach_deoccluded)
         self.adapter = adapter
 

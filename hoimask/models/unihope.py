@@ -171,6 +171,7 @@ class UniHOPE(nn.Module):
         self.enhancement = MultiLevelEnhancementLoss(
             AttentionAdapter(cfg.mano_dim, cfg.adapter_heads),
             threshold=cfg.occlusion_threshold if cfg.case_filtering else 0.0,  # no case filtering: every pair
+            adapter_on=cfg.adapter_on,
             weights={"init": w["enhancement_init"], "roi": w["enhancement_roi"], "mano": w["enhancement_mano"]})
         self.hand_layer = hand_layer if hand_layer is not None else build_hand_layer(cfg.mano_path)
 
@@ -208,8 +209,9 @@ class UniHOPE(nn.Module):
         try:
             # files written before hand_init existed hold the paper's MANO regression, those written before
             # lift_depth existed were trained lifting the keypoints at the model's own wrist depth
-            # and those written before object_depth existed place the object by the DLT of its key points alone
-            saved = {"hand_init": "regression", "lift_depth": "predicted", "object_depth": False,
+            # and those written before object_depth existed place the object by the DLT of its key points alone;
+            # those written before adapter_on existed trained h on the original side only
+            saved = {"hand_init": "regression", "lift_depth": "predicted", "object_depth": False, "adapter_on": "original",
                      **state["unihope_config"]}
             config = UniHOPEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
             model = cls(config, hand_layer=hand_layer)

@@ -22,7 +22,11 @@ from hoimask._checks import (
     check_loss_weights,
     check_positive,
 )
-from hoimask.losses.enhancement import UNIHOPE_ENHANCEMENT_WEIGHTS, UNIHOPE_OCCLUSION_THRESHOLD
+from hoimask.losses.enhancement import (
+    ADAPTER_SIDES,
+    UNIHOPE_ENHANCEMENT_WEIGHTS,
+    UNIHOPE_OCCLUSION_THRESHOLD,
+)
 from hoimask.losses.grasp import UNIHOPE_SWITCH_WEIGHT
 from hoimask.models._batch import LIFT_DEPTHS
 from hoimask.nn.pixel_norm import IMAGENET_MEAN, IMAGENET_STD
@@ -108,6 +112,10 @@ class UniHOPEConfig:
     from the DLT too).
     Switcher: ``switch_hidden``.
     Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``),
+    ``adapter_on`` (``"both"``: eq. (7)'s ``‖h(F_m) − h(F_m')‖``, the twin's side detached; ``"original"``:
+    the released code's ``‖h(F_m) − F_m'‖`` — ``h`` ends in a LayerNorm, so the original side is
+    normalised and the raw target is not, and on four fixed scenes the MANO-level term stalls at 6x
+    its start where eq. (7)'s falls 500x, docs/models.md),
     ``case_filtering`` (eq. 8, True; False distils every pair with a real twin, Table 7 rows
     (c)–(f)), ``deoccluded_samples`` (False; True: the real twins also train the hand as extra
     samples — the hand terms average over the originals and the twins, Table 7 row (c)),
@@ -150,6 +158,7 @@ class UniHOPEConfig:
     switch_hidden: int = 64
     occlusion_threshold: float = UNIHOPE_OCCLUSION_THRESHOLD
     adapter_heads: int = 8
+    adapter_on: str = "both"
     case_filtering: bool = True
     deoccluded_samples: bool = False
     run_dropped_twins: bool = False
@@ -166,6 +175,7 @@ class UniHOPEConfig:
         check_choice(self.fusion_confidence, FUSION_CONFIDENCES, name="fusion_confidence", fn=fn)
         check_choice(self.hand_init, HAND_INITS, name="hand_init", fn=fn)
         check_choice(self.lift_depth, LIFT_DEPTHS, name="lift_depth", fn=fn)
+        check_choice(self.adapter_on, ADAPTER_SIDES, name="adapter_on", fn=fn)
         for name in ("img_size", "resnet_base_channels", "fpn_dim", "patch_size", "embed_dim", "depth", "num_heads",
                      "dpt_feature_dim", "feature_dim", "roi_size", "sampling_ratio", "fusion_heads", "hand_channels",
                      "mano_dim", "object_channels", "switch_hidden", "adapter_heads"):
