@@ -6,26 +6,28 @@ A batch holds pairs: the original image ``X`` and its de-occluded twin ``X'``
 
     L_init = ‖F_i − F_i'‖₁     initial level (early FPN features)
     L_RoI  = ‖F_r − F_r'‖₁     RoI hand features (the input of the grasp-aware fusion)
-    L_MANO = ‖h(F_m) − F_m'‖₁  MANO level, through the adaptation layer h
+    L_MANO = ‖h(F_m) − F_m'‖₁  MANO level, through the adaptation layer h (released code)
+           = ‖h(F_m) − h(F_m')‖₁     as eq. (7) prints it (``adapter_on="both"``)
 
 and only on pairs worth distilling (eq. 8)::
 
     keep = (Ô ≥ τ) ∧ (Ĝ = 1)        Ô: hand occlusion ratio, Ĝ: grasp label, τ = 0.1
 
 What the released code (``loss/loss.py``, ``hflnet_grasping_objconf``) does
-where the paper is silent, and hoimask follows:
+where the paper is silent or differs, and what hoimask follows:
 
 * **Gradient side.** The de-occluded features are detached ("no backward for
   generated feature"): only the original branch is pulled
   (``detach_deoccluded=True``).
 * **Reduction.** Per pair the mean ``|a − b|`` over all feature entries, then
   the mean over the kept pairs; no kept pair gives 0.
-* **h.** Applied to the original side only (the target ``F_m'`` is the raw
-  de-occluded feature), as in Chen et al.'s adaptation layer that the paper
-  cites; eq. (7) writes ``h`` on both sides (``adapter_on="both"``), which
-  :class:`~hoimask.models.UniHOPE` uses by default (``UniHOPEConfig.adapter_on``:
-  ``h`` ends in a LayerNorm, and against a raw target the MANO-level term
-  stalls when overfitting, docs/models.md).
+* **h.** The released code applies it to the original side only (the target
+  ``F_m'`` is the raw de-occluded feature), as in Chen et al.'s adaptation
+  layer that the paper cites; this loss's default (``adapter_on="original"``).
+  Eq. (7) writes ``h`` on both sides (``adapter_on="both"``), and
+  :class:`~hoimask.models.UniHOPE` follows the paper by default
+  (``UniHOPEConfig.adapter_on``): ``h`` ends in a LayerNorm, and against a raw
+  target the MANO-level term falls only 5–6× when overfitting, docs/models.md.
 * **Weights** γ_init, γ_RoI, γ_MANO = 0.1, 0.1, 0.5
   (``experiment/unihope.*/cfg.json``: ``c3_h``, ``x_hand``, ``mano_encoding``).
 * **Filter.** The released loader keeps a pair when its hand IoU

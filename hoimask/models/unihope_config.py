@@ -114,8 +114,8 @@ class UniHOPEConfig:
     Enhancement: ``occlusion_threshold`` (τ = 0.1), ``adapter_heads`` (heads of ``h``),
     ``adapter_on`` (``"both"``: eq. (7)'s ``‖h(F_m) − h(F_m')‖``, the twin's side detached; ``"original"``:
     the released code's ``‖h(F_m) − F_m'‖`` — ``h`` ends in a LayerNorm, so the original side is
-    normalised and the raw target is not, and on four fixed scenes the MANO-level term stalls at 6x
-    its start where eq. (7)'s falls 500x, docs/models.md),
+    normalised and the raw target is not, and on four fixed scenes the MANO-level term falls only 6.4x
+    where eq. (7)'s falls 546x, docs/models.md),
     ``case_filtering`` (eq. 8, True; False distils every pair with a real twin, Table 7 rows
     (c)–(f)), ``deoccluded_samples`` (False; True: the real twins also train the hand as extra
     samples — the hand terms average over the originals and the twins, Table 7 row (c)),
