@@ -185,10 +185,14 @@ def test_zero_confidence_keeps_object_features_out_of_the_hand(batch, confidence
         assert not torch.allclose(joints.detach(), changed) and grad.abs().sum() > 0
 
 
+def _model_box_centres(points: torch.Tensor) -> torch.Tensor:
+    """``(B, 3)`` model-frame centres of the ``(B, P, 3)`` model points' boxes, computed here by hand."""
+    return (points.amin(dim=1) + points.amax(dim=1)) / 2
+
+
 def _box_centres(batch) -> torch.Tensor:
     """``(B, 3)`` camera-frame centres of the samples' model-point boxes, computed here from the pose."""
-    points = batch["object_points"]
-    centre = (points.amin(dim=1) + points.amax(dim=1)) / 2  # (B, 3) model frame
+    centre = _model_box_centres(batch["object_points"])
     return (batch["object_rotation"] @ centre[..., None])[..., 0] + batch["object_translation"]
 
 
@@ -205,9 +209,7 @@ def test_object_depth_places_the_box_centre_at_the_wrist_plus_the_relative_depth
                             object_points=batch["object_points"] if with_template else None)
     centre = out["object_translation"]
     if with_template:  # the DLT's rotation, the box centre placed on the centre key point's ray
-        points = batch["object_points"]
-        model_centre = (points.amin(dim=1) + points.amax(dim=1)) / 2
-        centre = centre + (out["object_rotation"] @ model_centre[..., None])[..., 0]
+        centre = centre + (out["object_rotation"] @ _model_box_centres(batch["object_points"])[..., None])[..., 0]
     torch.testing.assert_close(centre[:, 2], depth + 0.05, atol=1e-5, rtol=0)
     torch.testing.assert_close(project(centre[:, None], batch["K"])[:, 0], out["object_center_2d"], atol=1e-3, rtol=0)
 
