@@ -49,12 +49,12 @@ import torch
 from torch import nn
 
 from hoimask._checks import DTypeError, FileFormatError, check_shape
-from hoimask.geometry import matrix_to_rotation_6d, project, unproject
+from hoimask.geometry import matrix_to_rotation_6d, unproject
 from hoimask.hand import rotations_from_joints
-from hoimask.losses import grasp_switch_loss, heatmap_kl_divergence
-from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
+from hoimask.losses import grasp_switch_loss
+from hoimask.losses._reduce import finite_rows
 from hoimask.losses.enhancement import MultiLevelEnhancementLoss, enhancement_mask
-from hoimask.losses.pose import hand_from_rotation_6d, mano_parameter_loss
+from hoimask.losses.pose import hand_from_rotation_6d
 from hoimask.models._batch import (
     default_intrinsics,
     get_image,
@@ -75,6 +75,7 @@ from hoimask.models.unihope_targets import (
     box_code,
     expected_position,
     ground_truth_boxes,
+    hand_terms,
     object_box_points,
     object_centre_depth,
     object_terms,
@@ -468,9 +469,9 @@ class UniHOPE(nn.Module):
         if as_samples:  # L^h over the originals and the real twins (same hand, same targets): B + M samples
             hand_batch = {k: torch.cat([v, v[idx.to(v.device)]]) for k in HAND_TARGETS
                           if (v := optional(batch, k)) is not None}
-            terms = self._hand_terms(hand_batch, both, torch.cat([K, K[idx]]), (H, W))
+            terms = hand_terms(hand_batch, both, torch.cat([K, K[idx]]), (H, W), self.hand_layer)
         else:
-            terms = self._hand_terms(batch, out, K, (H, W))
+            terms = hand_terms(batch, out, K, (H, W), self.hand_layer)
         grasped = optional(batch, "grasped")
         if grasped is not None:
             terms["grasp"] = grasp_switch_loss(out["grasp_logit"], grasped)
@@ -503,45 +504,6 @@ class UniHOPE(nn.Module):
         centre = centre + u[:, :2] * j * side
         side = side * (1 + u[:, 2:] * j)
         return torch.cat([centre - side / 2, centre + side / 2], dim=-1)
-
-    def _hand_terms(self, batch, out, K, size) -> dict[str, torch.Tensor]:
-        """L^h (eq. 9): J2D, J3D, V (L2 per point), MANO (MSE); and the wrist depth."""
-        terms: dict[str, torch.Tensor] = {}
-        dtype = out["relative_joints"].dtype
-        joints = optional(batch, "joints_3d")
-        j2d = optional(batch, "joints_2d")
-        if j2d is None and joints is not None:
-            j2d = project(joints.to(K.dtype), K)
-        if j2d is not None:
-            known = torch.isfinite(j2d).all(dim=-1)  # (B, 21)
-            error = (out["keypoints_2d"] - zero_unknown(j2d, known).to(dtype)).norm(dim=-1) / max(size)
-            terms["joints_2d"] = masked_mean(error, known)
-            if "joint_depth" in out:  # hand_init="keypoints": Gaussian heatmap targets in the RoI's bins
-                box = out["hand_box"].to(dtype)
-                R = out["heatmaps"].shape[-1]
-                in_roi = (j2d.to(dtype) - box[:, None, :2]) / (box[:, None, 2:] - box[:, None, :2]) * R  # bin units
-                terms["joints_heatmap"] = heatmap_kl_divergence(out["heatmaps"], in_roi, (R, R))
-        if joints is not None:
-            known = finite_rows(joints)
-            gt = zero_unknown(joints, known).to(dtype)
-            error = (out["relative_joints"] - (gt - gt[:, :1])).norm(dim=-1)  # (B, 21)
-            terms["joints_3d"] = masked_mean(error, known[:, None])
-            terms["root_depth"] = masked_mean((out["wrist_depth"] - gt[:, 0, 2]).abs(), known)
-            if "joint_depth" in out:  # hand_init="keypoints": the 2.5D keypoints the rotations start from
-                rel = gt - gt[:, :1]
-                terms["joints_depth"] = masked_mean((out["joint_depth"] - rel[..., 2]).abs().mean(-1), known)
-                lifted = out["keypoint_joints"] - out["keypoint_joints"][:, :1]
-                terms["keypoint_joints"] = masked_mean((lifted - rel).abs().mean((-2, -1)), known)
-        pose, beta = optional(batch, "hand_pose"), optional(batch, "hand_shape")
-        if pose is not None and beta is not None:
-            terms["mano"] = mano_parameter_loss(out["rotation_6d"], out["shape"], pose, beta)
-            known = finite_rows(pose) & finite_rows(beta)
-            with torch.no_grad():
-                gt = self.hand_layer(zero_unknown(pose, known).to(dtype), zero_unknown(beta, known).to(dtype),
-                                     beta.new_zeros(beta.shape[0], 3).to(dtype))
-                vertices = gt.vertices - gt.joints[:, :1]
-            terms["vertices"] = masked_mean((out["relative_vertices"] - vertices).norm(dim=-1), known[:, None])
-        return terms
 
     def _pairs(self, batch: Mapping[str, Any], image: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """``(keep, real)``, both ``(B,)`` bool: the pairs eq. (8) keeps among those whose twin is real

@@ -1,4 +1,4 @@
-"""The geometry of :class:`~hoimask.models.UniHOPE`'s boxes and object key points, and its object loss.
+"""The geometry of :class:`~hoimask.models.UniHOPE`'s boxes and object key points, and its hand and object losses.
 
 * :func:`object_box_points` — the 8 corners and the centre of an object's 3D
   box: the key points of UniHOPE's object branch (§3.4, "the keypoints in the
@@ -9,6 +9,7 @@
   the object's template by the normalised DLT (UniHOPE is template-based).
 * :func:`object_centre_depth` — the camera depth of the box centre (the target of
   :attr:`UniHOPEConfig.object_depth`'s relative depth).
+* ``hand_terms`` — L^h (eq. 9) and the wrist depth.
 * ``object_terms`` — L^o (eq. 10) over the bins of the object RoI, and the relative depth's term.
 """
 
@@ -23,10 +24,12 @@ import torch
 from hoimask._checks import check_shape
 from hoimask.geometry import project
 from hoimask.losses._reduce import finite_rows, masked_mean, zero_unknown
+from hoimask.losses.image import heatmap_kl_divergence
+from hoimask.losses.pose import mano_parameter_loss
 from hoimask.models._batch import object_present, optional
 
-__all__ = ["NUM_OBJECT_POINTS", "bin_centres", "box_code", "expected_position", "ground_truth_boxes", "object_box_points",
-           "object_centre_depth", "object_terms", "pose_from_key_points"]
+__all__ = ["NUM_OBJECT_POINTS", "bin_centres", "box_code", "expected_position", "ground_truth_boxes", "hand_terms",
+           "object_box_points", "object_centre_depth", "object_terms", "pose_from_key_points"]
 
 NUM_OBJECT_POINTS = 9  #: the 8 corners of the object's 3D box and its centre (§3.4, "keypoints in the 3D bounding box")
 
@@ -120,6 +123,49 @@ def _posed_box_points(batch: Mapping[str, Any], dtype: torch.dtype) -> tuple[tor
     ok = object_present(batch, R, t) & finite_rows(pts)
     R, t, pts = zero_unknown(R, ok).to(dtype), zero_unknown(t, ok).to(dtype), zero_unknown(pts, ok).to(dtype)
     return object_box_points(pts) @ R.transpose(1, 2) + t[:, None], ok
+
+
+def hand_terms(batch: Mapping[str, Any], out: Mapping[str, torch.Tensor], K: torch.Tensor, size: tuple[int, int],
+               hand_layer: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """L^h (eq. 9): J2D, J3D, V (L2 per point), MANO (MSE); and the wrist depth — the terms whose targets the
+    batch holds. ``out``: :meth:`UniHOPE._run`'s outputs; ``size``: the image's ``(H, W)``; ``hand_layer`` poses
+    the ground-truth hand for the vertex target."""
+    terms: dict[str, torch.Tensor] = {}
+    dtype = out["relative_joints"].dtype
+    joints = optional(batch, "joints_3d")
+    j2d = optional(batch, "joints_2d")
+    if j2d is None and joints is not None:
+        j2d = project(joints.to(K.dtype), K)
+    if j2d is not None:
+        known = torch.isfinite(j2d).all(dim=-1)  # (B, 21)
+        error = (out["keypoints_2d"] - zero_unknown(j2d, known).to(dtype)).norm(dim=-1) / max(size)
+        terms["joints_2d"] = masked_mean(error, known)
+        if "joint_depth" in out:  # hand_init="keypoints": Gaussian heatmap targets in the RoI's bins
+            box = out["hand_box"].to(dtype)
+            R = out["heatmaps"].shape[-1]
+            in_roi = (j2d.to(dtype) - box[:, None, :2]) / (box[:, None, 2:] - box[:, None, :2]) * R  # bin units
+            terms["joints_heatmap"] = heatmap_kl_divergence(out["heatmaps"], in_roi, (R, R))
+    if joints is not None:
+        known = finite_rows(joints)
+        gt = zero_unknown(joints, known).to(dtype)
+        error = (out["relative_joints"] - (gt - gt[:, :1])).norm(dim=-1)  # (B, 21)
+        terms["joints_3d"] = masked_mean(error, known[:, None])
+        terms["root_depth"] = masked_mean((out["wrist_depth"] - gt[:, 0, 2]).abs(), known)
+        if "joint_depth" in out:  # hand_init="keypoints": the 2.5D keypoints the rotations start from
+            rel = gt - gt[:, :1]
+            terms["joints_depth"] = masked_mean((out["joint_depth"] - rel[..., 2]).abs().mean(-1), known)
+            lifted = out["keypoint_joints"] - out["keypoint_joints"][:, :1]
+            terms["keypoint_joints"] = masked_mean((lifted - rel).abs().mean((-2, -1)), known)
+    pose, beta = optional(batch, "hand_pose"), optional(batch, "hand_shape")
+    if pose is not None and beta is not None:
+        terms["mano"] = mano_parameter_loss(out["rotation_6d"], out["shape"], pose, beta)
+        known = finite_rows(pose) & finite_rows(beta)
+        with torch.no_grad():
+            gt = hand_layer(zero_unknown(pose, known).to(dtype), zero_unknown(beta, known).to(dtype),
+                                 beta.new_zeros(beta.shape[0], 3).to(dtype))
+            vertices = gt.vertices - gt.joints[:, :1]
+        terms["vertices"] = masked_mean((out["relative_vertices"] - vertices).norm(dim=-1), known[:, None])
+    return terms
 
 
 def pose_from_key_points(uv: torch.Tensor, model: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
